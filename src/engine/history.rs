@@ -1,0 +1,424 @@
+//! The history model: what is stored for every execution, and the messages that feed it.
+//!
+//! Payloads (user values) are opaque JSON text (`RawValue`): the engine never re-encodes
+//! them, so key order and number formatting survive exactly as the user's code wrote them.
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+/// Format version pinned in every execution's `ExecutionStarted` event.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// A user value as JSON text.
+pub type Payload = Box<RawValue>;
+
+/// The JSON `null` payload.
+pub fn null_payload() -> Payload {
+    RawValue::from_string("null".to_owned()).expect("null is valid JSON")
+}
+
+/// Parses JSON text into a payload, refusing text that is not one JSON value.
+pub fn payload_from_str(text: &str) -> Result<Payload, serde_json::Error> {
+    serde_json::from_str::<Payload>(text)
+}
+
+/// An error as it crosses between activities, orchestrations and the client.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskError {
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+impl TaskError {
+    pub fn new(message: impl Into<String>) -> Self {
+        TaskError {
+            message: message.into(),
+            code: None,
+            name: None,
+        }
+    }
+    pub fn with_code(message: impl Into<String>, code: &str) -> Self {
+        TaskError {
+            message: message.into(),
+            code: Some(code.to_owned()),
+            name: None,
+        }
+    }
+}
+
+/// How a failed activity attempt is retried (worker side; jitter never enters replay).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    #[serde(default = "RetryPolicy::default_backoff")]
+    pub backoff: String,
+    #[serde(default)]
+    pub initial_delay_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_delay_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub jitter: bool,
+}
+
+impl RetryPolicy {
+    fn default_backoff() -> String {
+        "exponential".to_owned()
+    }
+
+    /// Delay before attempt `next_attempt` (2 for the first retry), without jitter.
+    pub fn delay_before(&self, next_attempt: u32) -> u64 {
+        let n = next_attempt.saturating_sub(1).max(1) as u64;
+        let base = self.initial_delay_ms;
+        let delay = match self.backoff.as_str() {
+            "fixed" => base,
+            "linear" => base.saturating_mul(n),
+            _ => base.saturating_mul(1u64 << (n - 1).min(40)),
+        };
+        match self.max_delay_ms {
+            Some(max) => delay.min(max),
+            None => delay,
+        }
+    }
+}
+
+/// Which task of which execution of which parent a child reports to.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ParentLink {
+    pub instance_id: String,
+    pub execution_id: u64,
+    pub task: u32,
+}
+
+/// An external event that arrived before anyone waited for it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BufferedEvent {
+    pub name: String,
+    pub data: Payload,
+}
+
+/// One history event. Stored as a row: `kind` (the variant name), `task`, `ts` and the
+/// variant's fields as JSON in `data`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all_fields = "camelCase")]
+pub enum Event {
+    ExecutionStarted {
+        name: String,
+        #[serde(default)]
+        version: Option<String>,
+        input: Payload,
+        format: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        parent: Option<ParentLink>,
+        /// Events carried over from the previous execution (continue-as-new).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        events: Vec<BufferedEvent>,
+    },
+    ActivityScheduled {
+        task: u32,
+        name: String,
+        input: Payload,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry: Option<RetryPolicy>,
+    },
+    ActivityCompleted {
+        task: u32,
+        result: Payload,
+    },
+    ActivityFailed {
+        task: u32,
+        error: TaskError,
+    },
+    TimerCreated {
+        task: u32,
+        fire_at: i64,
+    },
+    TimerFired {
+        task: u32,
+    },
+    EventWaitStarted {
+        task: u32,
+        name: String,
+    },
+    EventRaised {
+        name: String,
+        data: Payload,
+    },
+    ChildScheduled {
+        task: u32,
+        name: String,
+        instance_id: String,
+        #[serde(default)]
+        explicit_id: bool,
+        input: Payload,
+        #[serde(default)]
+        version: Option<String>,
+    },
+    ChildCompleted {
+        task: u32,
+        output: Payload,
+    },
+    ChildFailed {
+        task: u32,
+        error: TaskError,
+    },
+    DetachedStarted {
+        task: u32,
+        name: String,
+        instance_id: String,
+        input: Payload,
+        #[serde(default)]
+        version: Option<String>,
+    },
+    TaskCanceled {
+        task: u32,
+    },
+    CustomStatusSet {
+        value: Payload,
+    },
+    CancelRequested {
+        reason: String,
+    },
+    ExecutionCompleted {
+        output: Payload,
+    },
+    ExecutionFailed {
+        error: TaskError,
+    },
+    ContinuedAsNew {
+        input: Payload,
+        #[serde(default)]
+        version: Option<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        events: Vec<BufferedEvent>,
+    },
+}
+
+impl Event {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::ExecutionStarted { .. } => "ExecutionStarted",
+            Event::ActivityScheduled { .. } => "ActivityScheduled",
+            Event::ActivityCompleted { .. } => "ActivityCompleted",
+            Event::ActivityFailed { .. } => "ActivityFailed",
+            Event::TimerCreated { .. } => "TimerCreated",
+            Event::TimerFired { .. } => "TimerFired",
+            Event::EventWaitStarted { .. } => "EventWaitStarted",
+            Event::EventRaised { .. } => "EventRaised",
+            Event::ChildScheduled { .. } => "ChildScheduled",
+            Event::ChildCompleted { .. } => "ChildCompleted",
+            Event::ChildFailed { .. } => "ChildFailed",
+            Event::DetachedStarted { .. } => "DetachedStarted",
+            Event::TaskCanceled { .. } => "TaskCanceled",
+            Event::CustomStatusSet { .. } => "CustomStatusSet",
+            Event::CancelRequested { .. } => "CancelRequested",
+            Event::ExecutionCompleted { .. } => "ExecutionCompleted",
+            Event::ExecutionFailed { .. } => "ExecutionFailed",
+            Event::ContinuedAsNew { .. } => "ContinuedAsNew",
+        }
+    }
+
+    /// The task number the event belongs to, if any.
+    pub fn task(&self) -> Option<u32> {
+        match self {
+            Event::ActivityScheduled { task, .. }
+            | Event::ActivityCompleted { task, .. }
+            | Event::ActivityFailed { task, .. }
+            | Event::TimerCreated { task, .. }
+            | Event::TimerFired { task }
+            | Event::EventWaitStarted { task, .. }
+            | Event::ChildScheduled { task, .. }
+            | Event::ChildCompleted { task, .. }
+            | Event::ChildFailed { task, .. }
+            | Event::DetachedStarted { task, .. }
+            | Event::TaskCanceled { task } => Some(*task),
+            _ => None,
+        }
+    }
+
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            Event::ExecutionCompleted { .. }
+                | Event::ExecutionFailed { .. }
+                | Event::ContinuedAsNew { .. }
+        )
+    }
+}
+
+/// Splits an externally tagged serde enum's JSON `{"Kind":{...}}` into its fields' JSON.
+fn untag(json: String) -> String {
+    // The serializer writes `{"` + kind + `":` + fields + `}` with no whitespace.
+    let start = json.find("\":").map(|i| i + 2).unwrap_or(0);
+    json[start..json.len() - 1].to_owned()
+}
+
+fn retag<T: for<'de> Deserialize<'de>>(kind: &str, data: &str) -> Result<T, serde_json::Error> {
+    let mut text = String::with_capacity(kind.len() + data.len() + 6);
+    text.push_str("{\"");
+    text.push_str(kind);
+    text.push_str("\":");
+    text.push_str(data);
+    text.push('}');
+    serde_json::from_str(&text)
+}
+
+/// The `data` column for an event: its fields as JSON, without the kind.
+pub fn event_data(event: &Event) -> String {
+    untag(serde_json::to_string(event).expect("events always serialize"))
+}
+
+pub fn event_from_row(kind: &str, data: &str) -> Result<Event, serde_json::Error> {
+    retag(kind, data)
+}
+
+/// One stored history row.
+#[derive(Debug, Clone)]
+pub struct HistoryRow {
+    /// Dense per execution, from 1.
+    pub event_id: u64,
+    /// The turn's timestamp (epoch ms, the store's clock).
+    pub ts: i64,
+    pub event: Event,
+}
+
+/// A message for an orchestration instance (its queue).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all_fields = "camelCase")]
+pub enum Message {
+    /// Starts an execution (a new instance, a child, or continue-as-new).
+    Start {
+        name: String,
+        #[serde(default)]
+        version: Option<String>,
+        input: Payload,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        parent: Option<ParentLink>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        events: Vec<BufferedEvent>,
+    },
+    ActivityCompleted {
+        execution_id: u64,
+        task: u32,
+        result: Payload,
+    },
+    ActivityFailed {
+        execution_id: u64,
+        task: u32,
+        error: TaskError,
+    },
+    TimerFired {
+        execution_id: u64,
+        task: u32,
+    },
+    Event {
+        name: String,
+        data: Payload,
+    },
+    ChildCompleted {
+        execution_id: u64,
+        task: u32,
+        output: Payload,
+    },
+    ChildFailed {
+        execution_id: u64,
+        task: u32,
+        error: TaskError,
+    },
+    Cancel {
+        reason: String,
+    },
+}
+
+impl Message {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::Start { .. } => "Start",
+            Message::ActivityCompleted { .. } => "ActivityCompleted",
+            Message::ActivityFailed { .. } => "ActivityFailed",
+            Message::TimerFired { .. } => "TimerFired",
+            Message::Event { .. } => "Event",
+            Message::ChildCompleted { .. } => "ChildCompleted",
+            Message::ChildFailed { .. } => "ChildFailed",
+            Message::Cancel { .. } => "Cancel",
+        }
+    }
+}
+
+pub fn message_data(message: &Message) -> String {
+    untag(serde_json::to_string(message).expect("messages always serialize"))
+}
+
+pub fn message_from_row(kind: &str, data: &str) -> Result<Message, serde_json::Error> {
+    retag(kind, data)
+}
+
+/// A queued message as claimed from the store.
+#[derive(Debug, Clone)]
+pub struct QueuedMessage {
+    pub seq: i64,
+    /// How many times this message has been claimed (this claim included).
+    pub deliveries: u32,
+    pub message: Message,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_rows_round_trip_and_keep_payload_text() {
+        let event = Event::ActivityScheduled {
+            task: 3,
+            name: "Greet".into(),
+            input: payload_from_str(r#"{"b":1,"a":2.50}"#).unwrap(),
+            retry: None,
+        };
+        let data = event_data(&event);
+        assert_eq!(
+            data,
+            r#"{"task":3,"name":"Greet","input":{"b":1,"a":2.50}}"#
+        );
+        let back = event_from_row("ActivityScheduled", &data).unwrap();
+        match back {
+            Event::ActivityScheduled { task, input, .. } => {
+                assert_eq!(task, 3);
+                assert_eq!(input.get(), r#"{"b":1,"a":2.50}"#);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn retry_delays_follow_the_backoff() {
+        let mut p = RetryPolicy {
+            max_attempts: 5,
+            backoff: "exponential".into(),
+            initial_delay_ms: 100,
+            max_delay_ms: Some(350),
+            timeout_ms: None,
+            jitter: false,
+        };
+        assert_eq!(
+            (2..=5).map(|a| p.delay_before(a)).collect::<Vec<_>>(),
+            vec![100, 200, 350, 350]
+        );
+        p.backoff = "linear".into();
+        assert_eq!(
+            (2..=4).map(|a| p.delay_before(a)).collect::<Vec<_>>(),
+            vec![100, 200, 300]
+        );
+        p.backoff = "fixed".into();
+        assert_eq!(
+            (2..=4).map(|a| p.delay_before(a)).collect::<Vec<_>>(),
+            vec![100, 100, 100]
+        );
+    }
+}

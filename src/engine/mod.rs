@@ -1,0 +1,32 @@
+//! The pure replay engine: history model, activation protocol and turn logic.
+//! No I/O, no napi: everything here is tested on synthetic histories.
+
+pub mod history;
+pub mod protocol;
+pub mod turn;
+
+#[cfg(test)]
+mod tests;
+
+pub use history::*;
+pub use protocol::*;
+pub use turn::*;
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum EngineError {
+    /// The code replayed differently from what history recorded.
+    #[error("nondeterminism: {0}")]
+    Nondeterminism(String),
+    /// The driver sent something the protocol does not allow (a driver bug).
+    #[error("protocol error: {0}")]
+    Protocol(String),
+}
+
+impl EngineError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            EngineError::Nondeterminism(_) => "ERR_NONDETERMINISM",
+            EngineError::Protocol(_) => "ERR_PROTOCOL",
+        }
+    }
+}

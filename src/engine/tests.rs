@@ -1,0 +1,511 @@
+use super::*;
+
+fn p(text: &str) -> Payload {
+    payload_from_str(text).unwrap()
+}
+
+fn raw(json: &str) -> Vec<RawCommand> {
+    serde_json::from_str(json).unwrap()
+}
+
+fn start_msg(seq: i64) -> QueuedMessage {
+    QueuedMessage {
+        seq,
+        deliveries: 1,
+        message: Message::Start {
+            name: "Flow".into(),
+            version: Some("1.0.0".into()),
+            input: p(r#"{"n":1}"#),
+            parent: None,
+            events: vec![],
+        },
+    }
+}
+
+fn msg(seq: i64, message: Message) -> QueuedMessage {
+    QueuedMessage {
+        seq,
+        deliveries: 1,
+        message,
+    }
+}
+
+/// Runs one turn the way the runtime does and appends its events to `history`.
+fn run(
+    history: &mut Vec<HistoryRow>,
+    messages: &[QueuedMessage],
+    incremental: bool,
+    commands: &str,
+) -> Result<TurnOutcome, EngineError> {
+    let plan = prepare(TurnInput {
+        instance_id: "i1",
+        execution_id: 1,
+        history,
+        messages,
+        now: 1000 + history.len() as i64,
+        incremental,
+    });
+    let out = match plan {
+        Plan::Run(turn) => turn.finish(raw(commands))?,
+        Plan::Commit(out) => out,
+        Plan::NotStarted => panic!("not started"),
+    };
+    append(history, &out);
+    Ok(out)
+}
+
+fn append(history: &mut Vec<HistoryRow>, out: &TurnOutcome) {
+    for e in &out.events {
+        history.push(HistoryRow {
+            event_id: history.len() as u64 + 1,
+            ts: 1000,
+            event: e.clone(),
+        });
+    }
+}
+
+fn kinds(history: &[HistoryRow]) -> Vec<&'static str> {
+    history.iter().map(|r| r.event.kind()).collect()
+}
+
+fn jobs_json(turn: &Turn) -> String {
+    serde_json::to_string(&turn.jobs).unwrap()
+}
+
+fn plan_of(history: &[HistoryRow], messages: &[QueuedMessage], incremental: bool) -> Plan {
+    prepare(TurnInput {
+        instance_id: "i1",
+        execution_id: 1,
+        history,
+        messages,
+        now: 5000,
+        incremental,
+    })
+}
+
+fn completed(task: u32, value: &str) -> Message {
+    Message::ActivityCompleted {
+        execution_id: 1,
+        task,
+        result: p(value),
+    }
+}
+
+/// A history: started, activity A (task 1) completed with 7, activity B (task 2) scheduled.
+fn two_step_history() -> Vec<HistoryRow> {
+    let mut h = Vec::new();
+    run(
+        &mut h,
+        &[start_msg(1)],
+        false,
+        r#"[{"t":"activity","task":1,"name":"A","input":1}]"#,
+    )
+    .unwrap();
+    run(
+        &mut h,
+        &[msg(2, completed(1, "7"))],
+        true,
+        r#"[{"t":"activity","task":2,"name":"B","input":7}]"#,
+    )
+    .unwrap();
+    h
+}
+
+#[test]
+fn start_turn_records_start_and_schedules() {
+    let mut h = Vec::new();
+    let out = run(
+        &mut h,
+        &[start_msg(1)],
+        false,
+        r#"[{"t":"activity","task":1,"name":"A","input":{"x":1}}]"#,
+    )
+    .unwrap();
+    assert_eq!(kinds(&h), vec!["ExecutionStarted", "ActivityScheduled"]);
+    assert_eq!(out.activities.len(), 1);
+    assert_eq!(out.activities[0].input.get(), r#"{"x":1}"#);
+    assert_eq!(out.consumed, vec![1]);
+    assert_eq!(out.started, Some(("Flow".into(), Some("1.0.0".into()))));
+}
+
+#[test]
+fn incremental_turn_sends_only_new_jobs_and_full_replay_sends_all() {
+    let h = two_step_history();
+    let m = [msg(3, completed(2, "8"))];
+    let Plan::Run(inc) = plan_of(&h, &m, true) else {
+        panic!()
+    };
+    assert_eq!(inc.replay_count, 0);
+    assert_eq!(
+        jobs_json(&inc),
+        r#"[{"t":"ok","ts":5000,"task":2,"value":8}]"#
+    );
+    let Plan::Run(full) = plan_of(&h, &m, false) else {
+        panic!()
+    };
+    assert_eq!(full.replay_count, 2);
+    assert_eq!(
+        jobs_json(&full),
+        r#"[{"t":"start","ts":1000,"input":{"n":1}},{"t":"ok","ts":1000,"task":1,"value":7},{"t":"ok","ts":5000,"task":2,"value":8}]"#
+    );
+    // A full replay that reproduces history's commands is accepted; the new ones are written.
+    let out = full
+        .finish(raw(r#"[{"t":"activity","task":1,"name":"A","input":1},{"t":"activity","task":2,"name":"B","input":"changed input is fine"},{"t":"complete","output":15}]"#))
+        .unwrap();
+    assert_eq!(
+        out.events.iter().map(|e| e.kind()).collect::<Vec<_>>(),
+        vec!["ActivityCompleted", "ExecutionCompleted"]
+    );
+    assert!(matches!(out.terminal, Some(Terminal::Completed(ref v)) if v.get() == "15"));
+}
+
+fn replay_error(commands: &str) -> String {
+    let h = two_step_history();
+    let Plan::Run(full) = plan_of(&h, &[msg(3, completed(2, "8"))], false) else {
+        panic!()
+    };
+    match full.finish(raw(commands)) {
+        Err(EngineError::Nondeterminism(m)) => m,
+        other => panic!("expected nondeterminism, got {other:?}"),
+    }
+}
+
+#[test]
+fn nondeterminism_activity_name_changed() {
+    let m = replay_error(
+        r#"[{"t":"activity","task":1,"name":"A","input":1},{"t":"activity","task":2,"name":"C","input":7}]"#,
+    );
+    assert_eq!(
+        m,
+        "history has activity 'B' (task 2) as step 2 but the code scheduled activity 'C' (task 2)"
+    );
+}
+
+#[test]
+fn nondeterminism_kind_changed() {
+    let m = replay_error(r#"[{"t":"timer","task":1,"delayMs":10}]"#);
+    assert_eq!(
+        m,
+        "history has activity 'A' (task 1) as step 1 but the code scheduled timer (task 1)"
+    );
+}
+
+#[test]
+fn nondeterminism_step_removed() {
+    let m = replay_error(r#"[{"t":"activity","task":1,"name":"A","input":1}]"#);
+    assert_eq!(
+        m,
+        "history has activity 'B' (task 2) as step 2 but the code no longer schedules it"
+    );
+}
+
+#[test]
+fn nondeterminism_completed_early() {
+    let m = replay_error(
+        r#"[{"t":"activity","task":1,"name":"A","input":1},{"t":"complete","output":1}]"#,
+    );
+    assert_eq!(
+        m,
+        "history has activity 'B' (task 2) as step 2 but the code completed instead"
+    );
+}
+
+#[test]
+fn nondeterminism_task_number_changed() {
+    let m = replay_error(
+        r#"[{"t":"activity","task":1,"name":"A","input":1},{"t":"activity","task":3,"name":"B","input":7}]"#,
+    );
+    assert!(m.contains("(task 2)") && m.contains("(task 3)"), "{m}");
+}
+
+#[test]
+fn nondeterminism_explicit_child_id_changed() {
+    let mut h = Vec::new();
+    run(
+        &mut h,
+        &[start_msg(1)],
+        false,
+        r#"[{"t":"child","task":1,"name":"Sub","id":"kid-a","input":null}]"#,
+    )
+    .unwrap();
+    let Plan::Run(full) = plan_of(
+        &h,
+        &[msg(
+            2,
+            Message::Event {
+                name: "x".into(),
+                data: p("1"),
+            },
+        )],
+        false,
+    ) else {
+        panic!()
+    };
+    let err = full
+        .finish(raw(
+            r#"[{"t":"child","task":1,"name":"Sub","id":"kid-b","input":null}]"#,
+        ))
+        .unwrap_err();
+    assert_eq!(
+        err,
+        EngineError::Nondeterminism(
+            "history has sub-orchestration 'Sub' with id 'kid-a' (task 1) as step 1 but the code scheduled sub-orchestration 'Sub' with id 'kid-b' (task 1)".into()
+        )
+    );
+    assert_eq!(err.code(), "ERR_NONDETERMINISM");
+}
+
+#[test]
+fn late_and_stale_completions_are_dropped_without_running_the_driver() {
+    let mut h = Vec::new();
+    run(
+        &mut h,
+        &[start_msg(1)],
+        false,
+        r#"[{"t":"activity","task":1,"name":"A"},{"t":"timer","task":2,"delayMs":50},{"t":"cancel","task":1}]"#,
+    )
+    .unwrap();
+    // The activity scheduled and cancelled in one turn is never enqueued.
+    assert_eq!(
+        kinds(&h),
+        vec![
+            "ExecutionStarted",
+            "ActivityScheduled",
+            "TimerCreated",
+            "TaskCanceled"
+        ]
+    );
+    let plan = plan_of(
+        &h,
+        &[
+            msg(2, completed(1, "1")),
+            msg(
+                3,
+                Message::ActivityCompleted {
+                    execution_id: 0,
+                    task: 2,
+                    result: p("1"),
+                },
+            ),
+            msg(4, completed(9, "1")),
+        ],
+        true,
+    );
+    let Plan::Commit(out) = plan else {
+        panic!("expected a commit-only plan")
+    };
+    assert!(out.events.is_empty());
+    assert_eq!(out.consumed, vec![2, 3, 4]);
+}
+
+#[test]
+fn cancel_in_same_turn_removes_queued_work_and_later_cancel_deletes_rows() {
+    let mut h = Vec::new();
+    let out = run(
+        &mut h,
+        &[start_msg(1)],
+        false,
+        r#"[{"t":"activity","task":1,"name":"A"},{"t":"timer","task":2,"delayMs":50},{"t":"cancel","task":1}]"#,
+    )
+    .unwrap();
+    assert!(out.activities.is_empty());
+    assert_eq!(out.timers.len(), 1);
+    assert_eq!(out.timers[0].fire_at, 1050);
+    let out = run(
+        &mut h,
+        &[msg(
+            2,
+            Message::Event {
+                name: "go".into(),
+                data: p("true"),
+            },
+        )],
+        true,
+        r#"[{"t":"cancel","task":2}]"#,
+    )
+    .unwrap();
+    assert_eq!(out.canceled_timers, vec![2]);
+}
+
+#[test]
+fn messages_before_start_wait_and_events_are_kept() {
+    let early = msg(
+        1,
+        Message::Event {
+            name: "e".into(),
+            data: p("1"),
+        },
+    );
+    assert!(matches!(
+        plan_of(&[], std::slice::from_ref(&early), false),
+        Plan::NotStarted
+    ));
+    let Plan::Run(turn) = plan_of(&[], &[early, start_msg(2)], false) else {
+        panic!()
+    };
+    assert_eq!(
+        jobs_json(&turn),
+        r#"[{"t":"start","ts":5000,"input":{"n":1}},{"t":"event","ts":5000,"name":"e","data":1}]"#
+    );
+    let out = turn.finish(vec![]).unwrap();
+    assert_eq!(out.consumed, vec![2, 1]);
+    assert_eq!(
+        out.events.iter().map(|e| e.kind()).collect::<Vec<_>>(),
+        vec!["ExecutionStarted", "EventRaised"]
+    );
+}
+
+#[test]
+fn finished_execution_drops_messages() {
+    let mut h = Vec::new();
+    run(
+        &mut h,
+        &[start_msg(1)],
+        false,
+        r#"[{"t":"complete","output":"done"}]"#,
+    )
+    .unwrap();
+    let Plan::Commit(out) = plan_of(
+        &h,
+        &[msg(
+            2,
+            Message::Event {
+                name: "e".into(),
+                data: p("1"),
+            },
+        )],
+        true,
+    ) else {
+        panic!()
+    };
+    assert!(out.events.is_empty());
+    assert_eq!(out.consumed, vec![2]);
+}
+
+#[test]
+fn cancel_fails_the_execution_and_cascades_to_children() {
+    let mut h = Vec::new();
+    run(&mut h, &[start_msg(1)], false, r#"[{"t":"child","task":1,"name":"Sub","input":null},{"t":"activity","task":2,"name":"A"}]"#)
+        .unwrap();
+    let out = run(
+        &mut h,
+        &[msg(
+            2,
+            Message::Cancel {
+                reason: "user asked".into(),
+            },
+        )],
+        true,
+        "[]",
+    )
+    .unwrap();
+    let Some(Terminal::Failed(err)) = &out.terminal else {
+        panic!()
+    };
+    assert_eq!(err.message, "canceled: user asked");
+    assert_eq!(out.messages.len(), 1);
+    assert_eq!(out.messages[0].instance_id, "i1:1:1");
+    assert!(matches!(out.messages[0].message, Message::Cancel { .. }));
+}
+
+#[test]
+fn child_completion_notifies_parent() {
+    let mut h = Vec::new();
+    let start = QueuedMessage {
+        seq: 1,
+        deliveries: 1,
+        message: Message::Start {
+            name: "Sub".into(),
+            version: None,
+            input: p("null"),
+            parent: Some(ParentLink {
+                instance_id: "p".into(),
+                execution_id: 2,
+                task: 5,
+            }),
+            events: vec![],
+        },
+    };
+    let out = run(
+        &mut h,
+        &[start],
+        false,
+        r#"[{"t":"complete","output":[1,2]}]"#,
+    )
+    .unwrap();
+    assert_eq!(out.messages.len(), 1);
+    assert_eq!(out.messages[0].instance_id, "p");
+    match &out.messages[0].message {
+        Message::ChildCompleted {
+            execution_id,
+            task,
+            output,
+        } => {
+            assert_eq!((*execution_id, *task, output.get()), (2, 5, "[1,2]"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn continue_as_new_enqueues_the_next_execution_with_carried_events() {
+    let mut h = Vec::new();
+    let out = run(
+        &mut h,
+        &[start_msg(1)],
+        false,
+        r#"[{"t":"continueAsNew","input":{"n":2},"events":[{"name":"e","data":5}]}]"#,
+    )
+    .unwrap();
+    assert!(matches!(out.terminal, Some(Terminal::ContinuedAsNew)));
+    match &out.messages[0].message {
+        Message::Start {
+            input,
+            events,
+            name,
+            ..
+        } => {
+            assert_eq!(name, "Flow");
+            assert_eq!(input.get(), r#"{"n":2}"#);
+            assert_eq!(events[0].name, "e");
+        }
+        other => panic!("{other:?}"),
+    }
+    let _ = turn::buffered("x", "1");
+}
+
+#[test]
+fn protocol_errors_are_not_nondeterminism() {
+    let Plan::Run(turn) = plan_of(&[], &[start_msg(1)], false) else {
+        panic!()
+    };
+    let err = turn
+        .finish(raw(r#"[{"t":"activity","task":1}]"#))
+        .unwrap_err();
+    assert!(
+        matches!(err, EngineError::Protocol(ref m) if m.contains("'name'")),
+        "{err:?}"
+    );
+    let err = turn
+        .finish(raw(
+            r#"[{"t":"activity","task":1,"name":"A"},{"t":"timer","task":1,"delayMs":1}]"#,
+        ))
+        .unwrap_err();
+    assert!(matches!(err, EngineError::Protocol(_)));
+    let err = turn
+        .finish(raw(r#"[{"t":"timer","task":1,"delayMs":-5}]"#))
+        .unwrap_err();
+    assert!(matches!(err, EngineError::Protocol(ref m) if m.contains(">= 0")));
+}
+
+#[test]
+fn fail_records_the_error_and_tells_the_parent() {
+    let Plan::Run(turn) = plan_of(&[], &[start_msg(1)], false) else {
+        panic!()
+    };
+    let out = turn.fail(TaskError::with_code("gone", "ERR_NOT_REGISTERED"));
+    assert_eq!(
+        out.events.iter().map(|e| e.kind()).collect::<Vec<_>>(),
+        vec!["ExecutionStarted", "ExecutionFailed"]
+    );
+}

@@ -1,0 +1,6 @@
+//! reprise: durable execution for Node.js.
+//!
+//! Layers: `engine` (pure replay logic), `store` (providers), `runtime` (dispatch, leases,
+//! wake-ups), `bindings` (the napi surface, thin).
+
+pub mod engine;
