@@ -3,4 +3,7 @@
 //! Layers: `engine` (pure replay logic), `store` (providers), `runtime` (dispatch, leases,
 //! wake-ups), `bindings` (the napi surface, thin).
 
+mod bindings;
 pub mod engine;
+pub mod runtime;
+pub mod store;

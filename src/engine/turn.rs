@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 
 use super::history::{
-    null_payload, BufferedEvent, Event, HistoryRow, Message, ParentLink, Payload, QueuedMessage,
-    RetryPolicy, TaskError, FORMAT_VERSION,
+    null_payload, Event, HistoryRow, Message, ParentLink, Payload, QueuedMessage, RetryPolicy,
+    TaskError, FORMAT_VERSION,
 };
 use super::protocol::{Command, Job, RawCommand};
 use super::EngineError;
@@ -886,8 +886,8 @@ impl Turn {
 
 /// Carried events for continue-as-new are given by the driver; this helper exists for tests.
 #[cfg(test)]
-pub(crate) fn buffered(name: &str, data: &str) -> BufferedEvent {
-    BufferedEvent {
+pub(crate) fn buffered(name: &str, data: &str) -> super::history::BufferedEvent {
+    super::history::BufferedEvent {
         name: name.into(),
         data: super::history::payload_from_str(data).unwrap(),
     }

@@ -1,0 +1,442 @@
+//! Every `#[napi]` item. Thin: convert, forward, map errors. Errors reach JavaScript as
+//! `[CODE] message`; lib/errors.js turns the prefix into an error class.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use napi::bindgen_prelude::*;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi_derive::napi;
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use crate::engine::{payload_from_str, Message, StartRequest};
+use crate::runtime::{Host, Registry, Runtime, RuntimeOptions};
+use crate::store::sqlite::{SqliteOptions, SqliteProvider};
+use crate::store::{now_ms, InstanceInfo, SharedProvider, StoreError};
+
+#[napi_derive::module_init]
+fn init() {
+    // Honour RUST_LOG; stay quiet (warnings only) by default. An embedder's subscriber wins.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn err(code: &str, message: impl std::fmt::Display) -> Error {
+    Error::new(Status::GenericFailure, format!("[{code}] {message}"))
+}
+
+fn store_err(e: StoreError) -> Error {
+    let code = match &e {
+        StoreError::Config(_) => "ERR_INVALID_ARGUMENT",
+        StoreError::Locked(_) => "ERR_LOCKED",
+        StoreError::LeaseLost(_) => "ERR_LEASE_LOST",
+        _ => "ERR_STORE",
+    };
+    err(code, e)
+}
+
+fn payload(field: &str, text: &str) -> Result<crate::engine::Payload> {
+    payload_from_str(text).map_err(|e| {
+        err(
+            "ERR_INVALID_ARGUMENT",
+            format!("{field} is not valid JSON: {e}"),
+        )
+    })
+}
+
+#[napi]
+pub struct NativeProvider {
+    inner: SharedProvider,
+}
+
+/// Opens (creating if needed) a SQLite database file.
+#[napi]
+pub async fn open_sqlite(url: String, synchronous_full: bool) -> Result<NativeProvider> {
+    let provider = SqliteProvider::open(&url, SqliteOptions { synchronous_full })
+        .await
+        .map_err(store_err)?;
+    Ok(NativeProvider { inner: provider })
+}
+
+#[napi]
+pub async fn open_sqlite_in_memory() -> Result<NativeProvider> {
+    let provider = SqliteProvider::in_memory().await.map_err(store_err)?;
+    Ok(NativeProvider { inner: provider })
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StatusView<'a> {
+    status: &'a str,
+    output: Option<&'a RawValue>,
+    error: Option<&'a str>,
+    error_code: Option<&'a str>,
+    custom_status: Option<&'a RawValue>,
+    custom_status_version: i64,
+    name: Option<&'a str>,
+    version: Option<&'a str>,
+    execution_id: Option<u64>,
+}
+
+fn raw(text: &Option<String>) -> Option<Box<RawValue>> {
+    text.as_ref()
+        .and_then(|t| RawValue::from_string(t.clone()).ok())
+}
+
+fn status_json(info: Option<&InstanceInfo>) -> String {
+    let Some(i) = info else {
+        return r#"{"status":"NotFound","output":null,"error":null,"errorCode":null,"customStatus":null,"customStatusVersion":0}"#.to_owned();
+    };
+    let output = raw(&i.output);
+    let custom = raw(&i.custom_status);
+    serde_json::to_string(&StatusView {
+        status: &i.status,
+        output: output.as_deref(),
+        error: i.error.as_deref(),
+        error_code: i.error_code.as_deref(),
+        custom_status: custom.as_deref(),
+        custom_status_version: i.custom_status_version,
+        name: Some(&i.name),
+        version: i.version.as_deref(),
+        execution_id: Some(i.execution_id),
+    })
+    .expect("status serializes")
+}
+
+#[napi]
+pub struct NativeClient {
+    provider: SharedProvider,
+}
+
+#[napi]
+impl NativeClient {
+    #[napi(constructor)]
+    pub fn new(provider: &NativeProvider) -> Self {
+        NativeClient {
+            provider: provider.inner.clone(),
+        }
+    }
+
+    /// Creates the instance; `false` if the id already existed (nothing is changed then).
+    #[napi]
+    pub async fn start_orchestration(
+        &self,
+        instance_id: String,
+        name: String,
+        input: String,
+        version: Option<String>,
+    ) -> Result<bool> {
+        let start = StartRequest {
+            instance_id,
+            name,
+            version,
+            input: payload("input", &input)?,
+            parent: None,
+        };
+        self.provider
+            .create_instance(&start)
+            .await
+            .map_err(store_err)
+    }
+
+    #[napi]
+    pub async fn raise_event(&self, instance_id: String, name: String, data: String) -> Result<()> {
+        let message = Message::Event {
+            name,
+            data: payload("data", &data)?,
+        };
+        self.provider
+            .enqueue(&instance_id, &message)
+            .await
+            .map_err(store_err)
+    }
+
+    /// Cancels a running instance; `false` when it is not running (nothing happens then).
+    #[napi]
+    pub async fn cancel_instance(&self, instance_id: String, reason: String) -> Result<bool> {
+        match self
+            .provider
+            .instance(&instance_id)
+            .await
+            .map_err(store_err)?
+        {
+            Some(info) if info.status == "Running" => {
+                self.provider
+                    .enqueue(&instance_id, &Message::Cancel { reason })
+                    .await
+                    .map_err(store_err)?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    #[napi]
+    pub async fn get_status(&self, instance_id: String) -> Result<String> {
+        let info = self
+            .provider
+            .instance(&instance_id)
+            .await
+            .map_err(store_err)?;
+        Ok(status_json(info.as_ref()))
+    }
+
+    /// Resolves once the instance is Completed or Failed; woken by commits in this
+    /// process, polling only for other processes' commits.
+    #[napi]
+    pub async fn wait_for_orchestration(
+        &self,
+        instance_id: String,
+        timeout_ms: f64,
+    ) -> Result<String> {
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_millis(timeout_ms.max(0.0) as u64);
+        let wakers = self.provider.wakers().clone();
+        loop {
+            let changed = wakers.instances.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let info = self
+                .provider
+                .instance(&instance_id)
+                .await
+                .map_err(store_err)?;
+            if let Some(i) = &info {
+                if i.status == "Completed" || i.status == "Failed" {
+                    return Ok(status_json(info.as_ref()));
+                }
+            }
+            let poll = tokio::time::Instant::now() + Duration::from_millis(250);
+            tokio::select! {
+                _ = changed => {}
+                _ = tokio::time::sleep_until(poll.min(deadline)) => {}
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(err(
+                    "ERR_TIMEOUT",
+                    format!("instance '{instance_id}' did not finish within {timeout_ms} ms"),
+                ));
+            }
+        }
+    }
+
+    /// `[{eventId, kind, taskId, timestamp, data}]` of one execution (the current one by default).
+    #[napi]
+    pub async fn read_execution_history(
+        &self,
+        instance_id: String,
+        execution_id: Option<u32>,
+    ) -> Result<String> {
+        let rows = self
+            .provider
+            .history(&instance_id, execution_id.map(|e| e as u64))
+            .await
+            .map_err(store_err)?;
+        let mut out = String::from("[");
+        for (i, row) in rows.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(&format!(
+                "{{\"eventId\":{},\"kind\":\"{}\",\"taskId\":{},\"timestamp\":{},\"data\":{}}}",
+                row.event_id,
+                row.event.kind(),
+                row.event
+                    .task()
+                    .map(|t| t.to_string())
+                    .unwrap_or_else(|| "null".into()),
+                row.ts,
+                crate::engine::event_data(&row.event)
+            ));
+        }
+        out.push(']');
+        Ok(out)
+    }
+}
+
+type DriverFn = ThreadsafeFunction<String, (), String, Status, false, true>;
+
+/// Sends to the JavaScript driver without waiting (the TSFN is weak: an idle runtime does
+/// not keep Node alive; pending client promises do).
+struct JsHost {
+    tsfn: DriverFn,
+}
+
+impl Host for JsHost {
+    fn send(&self, message: String) -> bool {
+        self.tsfn
+            .call(message, ThreadsafeFunctionCallMode::NonBlocking)
+            == Status::Ok
+    }
+}
+
+#[napi]
+pub struct NativeRuntime {
+    provider: SharedProvider,
+    options: RuntimeOptions,
+    driver: Mutex<Option<DriverFn>>,
+    runtime: Arc<Mutex<Option<Arc<Runtime>>>>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OptionsIn {
+    orchestration_concurrency: Option<usize>,
+    worker_concurrency: Option<usize>,
+    generator_cache_size: Option<usize>,
+    lock_timeout_ms: Option<i64>,
+    poll_interval_ms: Option<u64>,
+    max_deliveries: Option<u32>,
+    not_registered_grace_ms: Option<i64>,
+    max_turn_ms: Option<u64>,
+    activity_timeout_ms: Option<u64>,
+}
+
+#[derive(serde::Deserialize)]
+struct RegistryIn {
+    orchestrations: std::collections::HashMap<String, Vec<String>>,
+    activities: Vec<String>,
+}
+
+#[napi]
+impl NativeRuntime {
+    /// `options` is JSON, already validated by the JavaScript layer.
+    #[napi(constructor)]
+    pub fn new(provider: &NativeProvider, options: String) -> Result<Self> {
+        let o: OptionsIn =
+            serde_json::from_str(&options).map_err(|e| err("ERR_INVALID_ARGUMENT", e))?;
+        let d = RuntimeOptions::default();
+        Ok(NativeRuntime {
+            provider: provider.inner.clone(),
+            options: RuntimeOptions {
+                orchestration_concurrency: o
+                    .orchestration_concurrency
+                    .unwrap_or(d.orchestration_concurrency),
+                worker_concurrency: o.worker_concurrency.unwrap_or(d.worker_concurrency),
+                generator_cache_size: o.generator_cache_size.unwrap_or(d.generator_cache_size),
+                lease_ms: o.lock_timeout_ms.unwrap_or(d.lease_ms),
+                poll_interval_ms: o.poll_interval_ms.unwrap_or(d.poll_interval_ms),
+                max_deliveries: o.max_deliveries.unwrap_or(d.max_deliveries),
+                not_registered_grace_ms: o
+                    .not_registered_grace_ms
+                    .unwrap_or(d.not_registered_grace_ms),
+                max_turn_ms: o.max_turn_ms.unwrap_or(d.max_turn_ms),
+                activity_timeout_ms: o.activity_timeout_ms.unwrap_or(d.activity_timeout_ms),
+            },
+            driver: Mutex::new(None),
+            runtime: Arc::new(Mutex::new(None)),
+        })
+    }
+
+    /// The one JavaScript entry point for turns, activities and aborts.
+    #[napi]
+    pub fn set_driver(&self, callback: Function<String, ()>) -> Result<()> {
+        let tsfn = callback
+            .build_threadsafe_function::<String>()
+            .weak::<true>()
+            .callee_handled::<false>()
+            .build()?;
+        *self.driver.lock().unwrap() = Some(tsfn);
+        Ok(())
+    }
+
+    #[napi]
+    pub async fn start(&self, registry: String) -> Result<()> {
+        let r: RegistryIn =
+            serde_json::from_str(&registry).map_err(|e| err("ERR_INVALID_ARGUMENT", e))?;
+        let tsfn = self
+            .driver
+            .lock()
+            .unwrap()
+            .take()
+            .ok_or_else(|| err("ERR_INVALID_STATE", "setDriver must be called before start"))?;
+        let runtime = Runtime::start(
+            self.provider.clone(),
+            Box::new(JsHost { tsfn }),
+            self.options.clone(),
+            Registry {
+                orchestrations: r.orchestrations,
+                activities: r.activities.into_iter().collect(),
+            },
+        )
+        .await
+        .map_err(store_err)?;
+        *self.runtime.lock().unwrap() = Some(Arc::new(runtime));
+        Ok(())
+    }
+
+    #[napi]
+    pub fn complete_turn(&self, token: f64, reply: String) {
+        if let Some(rt) = self.runtime.lock().unwrap().as_ref() {
+            rt.complete_turn(token as u64, reply);
+        }
+    }
+
+    #[napi]
+    pub fn complete_activity(&self, id: f64, result: String) {
+        if let Some(rt) = self.runtime.lock().unwrap().as_ref() {
+            rt.complete_activity(id as i64, result);
+        }
+    }
+
+    #[napi]
+    pub fn metrics_snapshot(&self) -> String {
+        match self.runtime.lock().unwrap().as_ref() {
+            Some(rt) => rt.metrics_json(),
+            None => "{}".to_owned(),
+        }
+    }
+
+    /// Resolves once in-flight work drained, or at the deadline with the rest abandoned.
+    #[napi]
+    pub async fn shutdown(&self, timeout_ms: f64) -> Result<()> {
+        let rt = self.runtime.lock().unwrap().clone();
+        if let Some(rt) = rt {
+            rt.shutdown(Duration::from_millis(timeout_ms.max(0.0) as u64))
+                .await;
+            *self.runtime.lock().unwrap() = None;
+        }
+        Ok(())
+    }
+}
+
+/// A trace line from orchestration or activity code, inside a span naming the instance.
+#[napi]
+pub fn trace(
+    level: String,
+    source: String,
+    instance_id: String,
+    execution_id: f64,
+    name: String,
+    message: String,
+) {
+    let exec = execution_id as u64;
+    macro_rules! emit {
+        ($target:literal, $span:literal) => {{
+            let span = tracing::info_span!(target: $target, $span, instance_id = %instance_id, execution_id = exec, name = %name);
+            let _entered = span.enter();
+            match level.as_str() {
+                "error" => tracing::error!(target: $target, "{message}"),
+                "warn" => tracing::warn!(target: $target, "{message}"),
+                "debug" => tracing::debug!(target: $target, "{message}"),
+                _ => tracing::info!(target: $target, "{message}"),
+            }
+        }};
+    }
+    if source == "activity" {
+        emit!("reprise::activity", "activity")
+    } else {
+        emit!("reprise::orchestration", "orchestration")
+    }
+}
+
+/// The store's clock as seen by this process (epoch ms).
+#[napi]
+pub fn now() -> f64 {
+    now_ms() as f64
+}

@@ -1,0 +1,893 @@
+//! The runtime: claims work from a provider, hands turns and activities to the host (the
+//! JavaScript side) without waiting on its thread, commits results, renews leases and
+//! drains on shutdown.
+
+pub mod cache;
+pub mod metrics;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+use tokio::sync::{mpsc, oneshot, Notify};
+use tracing::{debug, info_span, warn, Instrument};
+
+use crate::engine::{
+    prepare, Job, Message, Payload, Plan, TaskError, Terminal, Turn, TurnInput, TurnOutcome,
+    TurnReply,
+};
+use crate::store::{
+    now_ms, ActivityItem, ActivityResult, Lease, OrchestrationItem, SharedProvider, StoreError,
+    TurnCommit,
+};
+use cache::GeneratorCache;
+use metrics::{add, inc, Metrics};
+
+/// Where activations and activities go: the JavaScript driver, behind a non-blocking call.
+pub trait Host: Send + Sync + 'static {
+    /// Queues `message` for the JavaScript thread; `false` if it can no longer be delivered.
+    fn send(&self, message: String) -> bool;
+}
+
+#[derive(Debug, Clone)]
+pub struct RuntimeOptions {
+    pub orchestration_concurrency: usize,
+    pub worker_concurrency: usize,
+    pub generator_cache_size: usize,
+    /// Lease on an instance or activity; renewed every third of it while work runs.
+    pub lease_ms: i64,
+    /// Fallback poll for work committed by other processes.
+    pub poll_interval_ms: u64,
+    /// Deliveries after which a message or activity is poisoned.
+    pub max_deliveries: u32,
+    /// How long work for an unregistered name waits for code that knows it.
+    pub not_registered_grace_ms: i64,
+    /// Longest a driver call may take before the turn is abandoned.
+    pub max_turn_ms: u64,
+    /// An activity attempt running longer than this fails with `ERR_TIMEOUT` (unless its
+    /// retry policy sets its own `timeoutMs`).
+    pub activity_timeout_ms: u64,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        RuntimeOptions {
+            orchestration_concurrency: 100,
+            worker_concurrency: 100,
+            generator_cache_size: 1000,
+            lease_ms: 30_000,
+            poll_interval_ms: 1_000,
+            max_deliveries: 10,
+            not_registered_grace_ms: 10_000,
+            max_turn_ms: 60_000,
+            activity_timeout_ms: 300_000,
+        }
+    }
+}
+
+/// What code this process has: orchestration names with their versions, activity names.
+#[derive(Debug, Clone, Default)]
+pub struct Registry {
+    pub orchestrations: HashMap<String, Vec<String>>,
+    pub activities: HashSet<String>,
+}
+
+impl Registry {
+    /// The version a new execution of `name` gets: the one asked for, or the highest.
+    pub fn resolve(&self, name: &str, requested: Option<&str>) -> Option<String> {
+        let versions = self.orchestrations.get(name)?;
+        match requested {
+            Some(v) => versions.iter().find(|x| x.as_str() == v).cloned(),
+            None => versions
+                .iter()
+                .max_by(
+                    |a, b| match (semver::Version::parse(a), semver::Version::parse(b)) {
+                        (Ok(a), Ok(b)) => a.cmp(&b),
+                        _ => a.cmp(b),
+                    },
+                )
+                .cloned(),
+        }
+    }
+}
+
+struct RunningActivity {
+    item: ActivityItem,
+    started: Instant,
+    timeout: Duration,
+}
+
+struct Inner {
+    provider: SharedProvider,
+    host: Box<dyn Host>,
+    options: RuntimeOptions,
+    registry: Registry,
+    owner: String,
+    next_token: AtomicU64,
+    turns: Mutex<HashMap<u64, oneshot::Sender<String>>>,
+    inflight: Mutex<HashMap<String, i64>>,
+    cache: Mutex<GeneratorCache>,
+    running: Mutex<HashMap<i64, RunningActivity>>,
+    completions: mpsc::UnboundedSender<(i64, String)>,
+    stopping: AtomicBool,
+    stop: Notify,
+    /// A turn or an activity finished: capacity freed, shutdown may be done.
+    progress: Notify,
+    metrics: Metrics,
+}
+
+/// A started runtime.
+pub struct Runtime {
+    inner: Arc<Inner>,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Activation<'a> {
+    token: u64,
+    instance_id: &'a str,
+    execution_id: u64,
+    name: &'a str,
+    version: Option<&'a str>,
+    /// Replace any cached generator: this activation replays from the start.
+    fresh: bool,
+    /// Keep the generator after this turn.
+    keep: bool,
+    replay_count: usize,
+    jobs: &'a [Job],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ActivityDelivery<'a> {
+    id: i64,
+    instance_id: &'a str,
+    execution_id: u64,
+    task: u32,
+    name: &'a str,
+    input: &'a RawValue,
+    attempt: u32,
+}
+
+impl Runtime {
+    /// Starts dispatching. Must be called inside a tokio runtime.
+    pub async fn start(
+        provider: SharedProvider,
+        host: Box<dyn Host>,
+        options: RuntimeOptions,
+        registry: Registry,
+    ) -> Result<Runtime, StoreError> {
+        let owner = format!("{}:{}", std::process::id(), uuid::Uuid::new_v4());
+        provider.attach_runtime(&owner).await?;
+        let (completions, completion_rx) = mpsc::unbounded_channel();
+        let inner = Arc::new(Inner {
+            cache: Mutex::new(GeneratorCache::new(options.generator_cache_size)),
+            provider,
+            host,
+            options,
+            registry,
+            owner,
+            next_token: AtomicU64::new(1),
+            turns: Mutex::new(HashMap::new()),
+            inflight: Mutex::new(HashMap::new()),
+            running: Mutex::new(HashMap::new()),
+            completions,
+            stopping: AtomicBool::new(false),
+            stop: Notify::new(),
+            progress: Notify::new(),
+            metrics: Metrics::default(),
+        });
+        let tasks = vec![
+            tokio::spawn(orchestration_loop(inner.clone())),
+            tokio::spawn(activity_loop(inner.clone())),
+            tokio::spawn(completion_loop(inner.clone(), completion_rx)),
+            tokio::spawn(lease_loop(inner.clone())),
+        ];
+        Ok(Runtime {
+            inner,
+            tasks: Mutex::new(tasks),
+        })
+    }
+
+    /// The driver's answer for activation `token` (called on the JavaScript thread).
+    pub fn complete_turn(&self, token: u64, reply: String) {
+        if let Some(tx) = self.inner.turns.lock().unwrap().remove(&token) {
+            let _ = tx.send(reply);
+        }
+    }
+
+    /// An activity settled: `{"ok": value}` or `{"err": {message, code, name}}`.
+    pub fn complete_activity(&self, id: i64, result: String) {
+        let _ = self.inner.completions.send((id, result));
+    }
+
+    pub fn metrics_json(&self) -> String {
+        let gauges = [
+            (
+                "inflight_turns",
+                self.inner.inflight.lock().unwrap().len() as u64,
+            ),
+            (
+                "running_activities",
+                self.inner.running.lock().unwrap().len() as u64,
+            ),
+            (
+                "cached_generators",
+                self.inner.cache.lock().unwrap().len() as u64,
+            ),
+        ];
+        self.inner.metrics.snapshot_json(&gauges)
+    }
+
+    /// Stops claiming, waits for in-flight work up to `timeout`, then aborts and abandons
+    /// what is left (to run again later; never recorded as failed).
+    pub async fn shutdown(&self, timeout: Duration) {
+        let inner = &self.inner;
+        inner.stopping.store(true, Ordering::SeqCst);
+        inner.stop.notify_waiters();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let progress = inner.progress.notified();
+            if inner.inflight.lock().unwrap().is_empty() && inner.running.lock().unwrap().is_empty()
+            {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, progress).await.is_err() {
+                break;
+            }
+        }
+        // At the deadline: abandon what is left.
+        let leftover: Vec<ActivityItem> = inner
+            .running
+            .lock()
+            .unwrap()
+            .drain()
+            .map(|(_, r)| r.item)
+            .collect();
+        if !leftover.is_empty() {
+            abort_in_js(
+                inner,
+                leftover.iter().map(|i| i.seq).collect(),
+                "the runtime is shutting down",
+            );
+            for item in &leftover {
+                add(&inner.metrics.activities_abandoned, 1);
+                let _ = inner.provider.abandon_activity(item, 0).await;
+            }
+        }
+        // Pending turns: dropping their reply channels makes each turn task abandon itself.
+        inner.turns.lock().unwrap().clear();
+        let wait_turns = async {
+            loop {
+                let progress = inner.progress.notified();
+                if inner.inflight.lock().unwrap().is_empty() {
+                    break;
+                }
+                progress.await;
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(5), wait_turns).await;
+        for task in self.tasks.lock().unwrap().drain(..) {
+            task.abort();
+        }
+        let _ = inner.provider.detach_runtime(&inner.owner).await;
+    }
+}
+
+fn stopping(inner: &Inner) -> bool {
+    inner.stopping.load(Ordering::SeqCst)
+}
+
+fn abort_in_js(inner: &Inner, ids: Vec<i64>, reason: &str) {
+    if ids.is_empty() {
+        return;
+    }
+    let message = serde_json::json!({"kind": "abort", "ids": ids, "reason": reason}).to_string();
+    inner.host.send(message);
+}
+
+/// Waits for a wake-up, the next due time, the fallback poll, or shutdown.
+async fn idle_wait(inner: &Inner, wake: &Notify) {
+    let poll = inner.options.poll_interval_ms as i64;
+    let sleep_ms = match inner.provider.next_due().await {
+        Ok(Some(due)) => (due - now_ms()).clamp(0, poll),
+        _ => poll,
+    };
+    tokio::select! {
+        _ = wake.notified() => {}
+        _ = tokio::time::sleep(Duration::from_millis(sleep_ms as u64)) => {}
+        _ = inner.stop.notified() => {}
+    }
+}
+
+async fn store_error_pause(inner: &Inner, what: &str, e: &StoreError) {
+    inc(&inner.metrics.store_errors);
+    warn!(error = %e, "{what} failed; retrying");
+    tokio::select! {
+        _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        _ = inner.stop.notified() => {}
+    }
+}
+
+async fn orchestration_loop(inner: Arc<Inner>) {
+    let wakers = inner.provider.wakers().clone();
+    while !stopping(&inner) {
+        let free = inner
+            .options
+            .orchestration_concurrency
+            .saturating_sub(inner.inflight.lock().unwrap().len());
+        if free == 0 {
+            let progress = inner.progress.notified();
+            tokio::select! {
+                _ = progress => {}
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+            }
+            continue;
+        }
+        match inner
+            .provider
+            .claim_orchestrations(&inner.owner, inner.options.lease_ms, free.min(128))
+            .await
+        {
+            Ok(items) if !items.is_empty() => {
+                inc(&inner.metrics.claims);
+                add(&inner.metrics.claimed_items, items.len() as u64);
+                dispatch_turns(&inner, items);
+            }
+            Ok(_) => idle_wait(&inner, &wakers.orchestrations).await,
+            Err(e) => store_error_pause(&inner, "claiming orchestrations", &e).await,
+        }
+    }
+}
+
+enum Prepared {
+    Run(Box<Turn>, OrchestrationItem),
+    Commit(TurnOutcome, OrchestrationItem),
+    Abandon(OrchestrationItem, i64, bool),
+}
+
+fn plan_item(inner: &Inner, mut item: OrchestrationItem) -> Prepared {
+    // A start message without a version gets the highest registered one.
+    let mut missing = None;
+    for m in item.messages.iter_mut() {
+        if let Message::Start { name, version, .. } = &mut m.message {
+            match inner.registry.resolve(name, version.as_deref()) {
+                Some(v) => *version = Some(v),
+                None => missing = Some((name.clone(), version.clone())),
+            }
+        }
+    }
+    let started = item.history.first().map(|r| match &r.event {
+        crate::engine::Event::ExecutionStarted { name, version, .. } => {
+            (name.clone(), version.clone())
+        }
+        _ => (item.name.clone(), None),
+    });
+    if let Some((name, version)) = &started {
+        if inner.registry.resolve(name, version.as_deref()).is_none() {
+            missing = Some((name.clone(), version.clone()));
+        }
+    }
+    let incremental = inner.cache.lock().unwrap().is_current(
+        &item.instance_id,
+        item.execution_id,
+        item.history.len() as u64,
+    );
+    let plan = prepare(TurnInput {
+        instance_id: &item.instance_id,
+        execution_id: item.execution_id,
+        history: &item.history,
+        messages: &item.messages,
+        now: item.now,
+        incremental,
+    });
+    match plan {
+        Plan::NotStarted => Prepared::Abandon(item, 1_000, false),
+        Plan::Commit(outcome) => Prepared::Commit(outcome, item),
+        Plan::Run(turn) => {
+            if let Some((name, version)) = missing {
+                let waited = item.now - item.created_at;
+                if waited < inner.options.not_registered_grace_ms {
+                    debug!(instance_id = %item.instance_id, %name, "orchestration not registered here; waiting");
+                    return Prepared::Abandon(item, 1_000, false);
+                }
+                let what = match version {
+                    Some(v) => format!("orchestration '{name}' version {v}"),
+                    None => format!("orchestration '{name}'"),
+                };
+                let error = TaskError::with_code(
+                    format!(
+                        "{what} is not registered (waited {} ms for a runtime that has it)",
+                        waited
+                    ),
+                    "ERR_NOT_REGISTERED",
+                );
+                return Prepared::Commit(turn.fail(error), item);
+            }
+            let worst = item
+                .messages
+                .iter()
+                .map(|m| m.deliveries)
+                .max()
+                .unwrap_or(0);
+            if worst > inner.options.max_deliveries {
+                inc(&inner.metrics.poisoned);
+                let error = TaskError::with_code(
+                    format!(
+                        "a message for this instance was delivered {worst} times without a successful turn (poison)"
+                    ),
+                    "ERR_POISON",
+                );
+                return Prepared::Commit(turn.fail(error), item);
+            }
+            Prepared::Run(turn, item)
+        }
+    }
+}
+
+fn dispatch_turns(inner: &Arc<Inner>, items: Vec<OrchestrationItem>) {
+    let mut activations = Vec::new();
+    for item in items {
+        inner
+            .inflight
+            .lock()
+            .unwrap()
+            .insert(item.instance_id.clone(), item.generation);
+        match plan_item(inner, item) {
+            Prepared::Abandon(item, delay, count) => {
+                let inner = inner.clone();
+                tokio::spawn(async move {
+                    let _ = inner
+                        .provider
+                        .abandon_orchestration(&item.instance_id, item.generation, delay, count)
+                        .await;
+                    finish_inflight(&inner, &item.instance_id);
+                });
+            }
+            Prepared::Commit(outcome, item) => {
+                inner.cache.lock().unwrap().evict(&item.instance_id);
+                let inner = inner.clone();
+                tokio::spawn(async move { commit(&inner, item, outcome, false).await });
+            }
+            Prepared::Run(turn, item) => {
+                let token = inner.next_token.fetch_add(1, Ordering::Relaxed);
+                let (tx, rx) = oneshot::channel();
+                inner.turns.lock().unwrap().insert(token, tx);
+                if turn.full_replay {
+                    inc(&inner.metrics.full_replays);
+                }
+                add(&inner.metrics.jobs_sent, turn.jobs.len() as u64);
+                let keep = inner.cache.lock().unwrap().enabled();
+                activations.push(
+                    serde_json::to_string(&Activation {
+                        token,
+                        instance_id: &item.instance_id,
+                        execution_id: item.execution_id,
+                        name: &turn.name,
+                        version: turn.version.as_deref(),
+                        fresh: turn.full_replay,
+                        keep,
+                        replay_count: turn.replay_count,
+                        jobs: &turn.jobs,
+                    })
+                    .expect("activations serialize"),
+                );
+                let span = info_span!(
+                    "turn",
+                    instance_id = %item.instance_id,
+                    execution_id = item.execution_id,
+                    orchestration = %turn.name,
+                    replaying = turn.full_replay && turn.replay_count > 0,
+                );
+                let inner = inner.clone();
+                tokio::spawn(async move { run_turn(inner, turn, item, rx).await }.instrument(span));
+            }
+        }
+    }
+    if activations.is_empty() {
+        return;
+    }
+    add(&inner.metrics.activations, activations.len() as u64);
+    inc(&inner.metrics.driver_calls);
+    let evict = inner.cache.lock().unwrap().take_evictions();
+    let message = format!(
+        "{{\"kind\":\"turns\",\"evict\":{},\"activations\":[{}]}}",
+        serde_json::to_string(&evict).expect("strings serialize"),
+        activations.join(",")
+    );
+    if !inner.host.send(message) {
+        warn!("the JavaScript driver is gone; turns will be retried");
+        inner.turns.lock().unwrap().clear();
+    }
+}
+
+async fn run_turn(
+    inner: Arc<Inner>,
+    turn: Box<Turn>,
+    item: OrchestrationItem,
+    rx: oneshot::Receiver<String>,
+) {
+    let reply = tokio::time::timeout(Duration::from_millis(inner.options.max_turn_ms), rx).await;
+    let reply: Result<TurnReply, String> = match reply {
+        Ok(Ok(text)) => {
+            serde_json::from_str(&text).map_err(|e| format!("unreadable driver reply: {e}"))
+        }
+        Ok(Err(_)) => Err("the turn was abandoned".into()),
+        Err(_) => Err(format!(
+            "the driver did not answer within {} ms",
+            inner.options.max_turn_ms
+        )),
+    };
+    let outcome = match reply {
+        Ok(TurnReply {
+            fault: None,
+            commands,
+        }) => match turn.finish(commands) {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                if e.code() == "ERR_NONDETERMINISM" {
+                    inc(&inner.metrics.nondeterminism_errors);
+                }
+                warn!(error = %e, "turn failed the replay check");
+                turn.fail(TaskError::with_code(e.to_string(), e.code()))
+            }
+        },
+        Ok(TurnReply {
+            fault: Some(fault), ..
+        })
+        | Err(fault) => {
+            warn!(%fault, "turn abandoned");
+            inc(&inner.metrics.turns_abandoned);
+            inner.cache.lock().unwrap().evict(&item.instance_id);
+            let _ = inner
+                .provider
+                .abandon_orchestration(&item.instance_id, item.generation, 1_000, true)
+                .await;
+            finish_inflight(&inner, &item.instance_id);
+            return;
+        }
+    };
+    commit(&inner, item, outcome, true).await;
+}
+
+async fn commit(
+    inner: &Arc<Inner>,
+    item: OrchestrationItem,
+    outcome: TurnOutcome,
+    driver_advanced: bool,
+) {
+    let history_len = item.history.len() as u64 + outcome.events.len() as u64;
+    let terminal = outcome.terminal.clone();
+    let canceled: Vec<u32> = outcome.canceled_activities.clone();
+    let commit = TurnCommit {
+        instance_id: item.instance_id.clone(),
+        execution_id: item.execution_id,
+        generation: item.generation,
+        now: item.now,
+        first_event_id: item.history.len() as u64 + 1,
+        outcome,
+    };
+    match inner.provider.commit_turn(commit).await {
+        Ok(()) => {
+            inc(&inner.metrics.turns_committed);
+            {
+                let mut cache = inner.cache.lock().unwrap();
+                if terminal.is_some() || !driver_advanced {
+                    cache.evict(&item.instance_id);
+                } else {
+                    cache.advance(&item.instance_id, item.execution_id, history_len);
+                }
+            }
+            match &terminal {
+                Some(Terminal::Completed(_)) => inc(&inner.metrics.orchestrations_completed),
+                Some(Terminal::Failed(_)) => inc(&inner.metrics.orchestrations_failed),
+                _ => {}
+            }
+            // Cancelled activities learn of it after the commit that removed them.
+            let aborted: Vec<i64> = inner
+                .running
+                .lock()
+                .unwrap()
+                .values()
+                .filter(|r| {
+                    r.item.instance_id == item.instance_id
+                        && r.item.execution_id == item.execution_id
+                        && (terminal.is_some() || canceled.contains(&r.item.task))
+                })
+                .map(|r| r.item.seq)
+                .collect();
+            abort_in_js(
+                inner,
+                aborted,
+                "the orchestration no longer waits for this activity",
+            );
+        }
+        Err(e) => {
+            inner.cache.lock().unwrap().evict(&item.instance_id);
+            match e {
+                StoreError::LeaseLost(_) => inc(&inner.metrics.lease_losses),
+                _ => inc(&inner.metrics.store_errors),
+            }
+            warn!(error = %e, instance_id = %item.instance_id, "turn commit failed; the turn will run again");
+            let _ = inner
+                .provider
+                .abandon_orchestration(&item.instance_id, item.generation, 0, true)
+                .await;
+        }
+    }
+    finish_inflight(inner, &item.instance_id);
+}
+
+fn finish_inflight(inner: &Inner, instance_id: &str) {
+    inner.inflight.lock().unwrap().remove(instance_id);
+    inner.progress.notify_waiters();
+    // Freed capacity may let the dispatcher claim more.
+    inner.provider.wakers().orchestrations.notify_one();
+}
+
+async fn activity_loop(inner: Arc<Inner>) {
+    let wakers = inner.provider.wakers().clone();
+    while !stopping(&inner) {
+        let free = inner
+            .options
+            .worker_concurrency
+            .saturating_sub(inner.running.lock().unwrap().len());
+        if free == 0 {
+            let progress = inner.progress.notified();
+            tokio::select! {
+                _ = progress => {}
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+            }
+            continue;
+        }
+        match inner
+            .provider
+            .claim_activities(&inner.owner, inner.options.lease_ms, free.min(256))
+            .await
+        {
+            Ok(items) if !items.is_empty() => dispatch_activities(&inner, items).await,
+            Ok(_) => idle_wait(&inner, &wakers.activities).await,
+            Err(e) => store_error_pause(&inner, "claiming activities", &e).await,
+        }
+    }
+}
+
+async fn dispatch_activities(inner: &Arc<Inner>, items: Vec<ActivityItem>) {
+    let mut deliveries = Vec::with_capacity(items.len());
+    let mut refused = Vec::new();
+    for item in items {
+        if !inner.registry.activities.contains(&item.name) {
+            let waited = now_ms() - item.created_at;
+            if waited < inner.options.not_registered_grace_ms {
+                refused.push((item, None));
+            } else {
+                let error = TaskError::with_code(
+                    format!(
+                        "activity '{}' is not registered (waited {waited} ms)",
+                        item.name
+                    ),
+                    "ERR_NOT_REGISTERED",
+                );
+                refused.push((item, Some(error)));
+            }
+            continue;
+        }
+        if item.deliveries > inner.options.max_deliveries {
+            inc(&inner.metrics.poisoned);
+            let error = TaskError::with_code(
+                format!(
+                    "activity '{}' was delivered {} times without finishing (poison)",
+                    item.name, item.deliveries
+                ),
+                "ERR_POISON",
+            );
+            refused.push((item, Some(error)));
+            continue;
+        }
+        let input = RawValue::from_string(item.input.clone())
+            .unwrap_or_else(|_| crate::engine::null_payload());
+        deliveries.push(
+            serde_json::to_string(&ActivityDelivery {
+                id: item.seq,
+                instance_id: &item.instance_id,
+                execution_id: item.execution_id,
+                task: item.task,
+                name: &item.name,
+                input: &input,
+                attempt: item.attempt,
+            })
+            .expect("activities serialize"),
+        );
+        let timeout = item
+            .retry
+            .as_ref()
+            .and_then(|r| r.timeout_ms)
+            .unwrap_or(inner.options.activity_timeout_ms);
+        inner.running.lock().unwrap().insert(
+            item.seq,
+            RunningActivity {
+                item,
+                started: Instant::now(),
+                timeout: Duration::from_millis(timeout),
+            },
+        );
+    }
+    if !deliveries.is_empty() {
+        add(&inner.metrics.activities_started, deliveries.len() as u64);
+        inc(&inner.metrics.activity_batches);
+        let message = format!(
+            "{{\"kind\":\"activities\",\"items\":[{}]}}",
+            deliveries.join(",")
+        );
+        if !inner.host.send(message) {
+            warn!("the JavaScript side is gone; activities will run again later");
+        }
+    }
+    for (item, error) in refused {
+        match error {
+            None => {
+                let _ = inner.provider.abandon_activity(&item, 1_000).await;
+            }
+            Some(error) => {
+                let _ = inner
+                    .provider
+                    .complete_activity(&item, ActivityResult::Failed(error))
+                    .await;
+            }
+        }
+    }
+}
+
+fn parse_activity_result(text: &str) -> ActivityResult {
+    #[derive(serde::Deserialize)]
+    struct Settled {
+        #[serde(default)]
+        ok: Option<Payload>,
+        #[serde(default)]
+        err: Option<TaskError>,
+    }
+    match serde_json::from_str::<Settled>(text) {
+        Ok(Settled { err: Some(e), .. }) => ActivityResult::Failed(e),
+        Ok(Settled { ok, .. }) => {
+            ActivityResult::Completed(ok.unwrap_or_else(crate::engine::null_payload))
+        }
+        Err(e) => ActivityResult::Failed(TaskError::with_code(
+            format!("the activity's result could not be read: {e}"),
+            "ERR_INVALID_ARGUMENT",
+        )),
+    }
+}
+
+async fn completion_loop(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<(i64, String)>) {
+    while let Some((id, text)) = rx.recv().await {
+        let removed = inner.running.lock().unwrap().remove(&id);
+        let Some(running) = removed else {
+            continue; // abandoned (shutdown or lost lease): the result is not ours to record
+        };
+        let inner = inner.clone();
+        tokio::spawn(async move {
+            settle_activity(&inner, running.item, parse_activity_result(&text)).await;
+            inner.progress.notify_waiters();
+            inner.provider.wakers().activities.notify_one();
+        });
+    }
+}
+
+async fn settle_activity(inner: &Inner, item: ActivityItem, result: ActivityResult) {
+    if let ActivityResult::Failed(error) = &result {
+        if let Some(policy) = item
+            .retry
+            .as_ref()
+            .filter(|p| item.attempt < p.max_attempts)
+        {
+            let mut delay = policy.delay_before(item.attempt + 1);
+            if policy.jitter && delay > 0 {
+                delay = rand::random_range(delay / 2..=delay);
+            }
+            inc(&inner.metrics.activity_retries);
+            debug!(activity = %item.name, attempt = item.attempt, error = %error.message, delay, "retrying activity");
+            if let Err(e) = inner
+                .provider
+                .retry_activity(&item, now_ms() + delay as i64, item.attempt + 1)
+                .await
+            {
+                inc(&inner.metrics.store_errors);
+                warn!(error = %e, "recording an activity retry failed");
+            }
+            return;
+        }
+        inc(&inner.metrics.activities_failed);
+    } else {
+        inc(&inner.metrics.activities_completed);
+    }
+    match inner.provider.complete_activity(&item, result).await {
+        Ok(true) => {}
+        Ok(false) => inc(&inner.metrics.lease_losses),
+        Err(e) => {
+            inc(&inner.metrics.store_errors);
+            warn!(error = %e, activity = %item.name, "recording an activity result failed; it will run again");
+            let _ = inner.provider.abandon_activity(&item, 1_000).await;
+        }
+    }
+}
+
+/// Renews the leases of in-flight work (so a busy JavaScript thread does not by itself
+/// cause a second execution) and times out hung activities.
+async fn lease_loop(inner: Arc<Inner>) {
+    let every = Duration::from_millis((inner.options.lease_ms / 3).max(10) as u64);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = inner.stop.notified() => {}
+        }
+        let mut leases: Vec<Lease> = inner
+            .inflight
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(id, g)| Lease::Instance(id.clone(), *g))
+            .collect();
+        let mut timed_out = Vec::new();
+        {
+            let running = inner.running.lock().unwrap();
+            for r in running.values() {
+                if r.started.elapsed() > r.timeout {
+                    timed_out.push(r.item.seq);
+                } else {
+                    leases.push(Lease::Activity(r.item.seq, r.item.generation));
+                }
+            }
+        }
+        for seq in timed_out {
+            let removed = inner.running.lock().unwrap().remove(&seq);
+            if let Some(r) = removed {
+                abort_in_js(&inner, vec![seq], "the activity timed out");
+                let error = TaskError::with_code(
+                    format!(
+                        "activity '{}' timed out after {} ms",
+                        r.item.name,
+                        r.timeout.as_millis()
+                    ),
+                    "ERR_TIMEOUT",
+                );
+                settle_activity(&inner, r.item, ActivityResult::Failed(error)).await;
+                inner.progress.notify_waiters();
+            }
+        }
+        if leases.is_empty() {
+            if stopping(&inner) && inner.inflight.lock().unwrap().is_empty() {
+                // Keep renewing while shutdown drains; stop once nothing is left.
+                if inner.running.lock().unwrap().is_empty() {
+                    return;
+                }
+            }
+            continue;
+        }
+        match inner
+            .provider
+            .renew_leases(&leases, inner.options.lease_ms)
+            .await
+        {
+            Ok(lost) => {
+                for lease in lost {
+                    inc(&inner.metrics.lease_losses);
+                    if let Lease::Activity(seq, _) = lease {
+                        let removed = inner.running.lock().unwrap().remove(&seq);
+                        if removed.is_some() {
+                            warn!(seq, "an activity's lease was lost; it may run elsewhere");
+                            abort_in_js(&inner, vec![seq], "the activity's lease was lost");
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                inc(&inner.metrics.store_errors);
+                warn!(error = %e, "renewing leases failed");
+            }
+        }
+    }
+}

@@ -1,0 +1,970 @@
+//! The SQLite provider: one writer connection owned by a task that batches many callers'
+//! operations into one transaction (a savepoint each), WAL, one runtime per file under an
+//! OS file lock.
+
+use std::fs::{File, OpenOptions};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{ConnectOptions, Executor, QueryBuilder, Row, Sqlite};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{
+    now_ms, ActivityItem, ActivityResult, InstanceInfo, Lease, OrchestrationItem, Provider, Result,
+    StoreError, TurnCommit, Wakers,
+};
+use crate::engine::{
+    event_data, event_from_row, message_data, message_from_row, HistoryRow, Message, QueuedMessage,
+    StartRequest, Terminal,
+};
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Most operations one transaction carries.
+const MAX_BATCH: usize = 256;
+
+/// A queued write: runs inside the writer's transaction, answers after the commit.
+trait WriteOp: Send {
+    fn run<'c>(&'c mut self, conn: &'c mut SqliteConnection) -> BoxFuture<'c, bool>;
+    fn finish(self: Box<Self>, commit: std::result::Result<(), String>);
+}
+
+struct TypedOp<T, F> {
+    f: Option<F>,
+    result: Option<Result<T>>,
+    reply: oneshot::Sender<Result<T>>,
+}
+
+impl<T, F> WriteOp for TypedOp<T, F>
+where
+    T: Send + 'static,
+    F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
+{
+    fn run<'c>(&'c mut self, conn: &'c mut SqliteConnection) -> BoxFuture<'c, bool> {
+        let f = self.f.take().expect("an op runs once");
+        Box::pin(async move {
+            let result = f(conn).await;
+            let ok = result.is_ok();
+            self.result = Some(result);
+            ok
+        })
+    }
+
+    fn finish(self: Box<Self>, commit: std::result::Result<(), String>) {
+        let answer = match (self.result, commit) {
+            (Some(Err(e)), _) => Err(e),
+            (Some(Ok(v)), Ok(())) => Ok(v),
+            (_, Err(e)) => Err(StoreError::Config(format!("commit failed: {e}"))),
+            (None, Ok(())) => Err(StoreError::Closed),
+        };
+        let _ = self.reply.send(answer);
+    }
+}
+
+/// Options for [`SqliteProvider::open`].
+#[derive(Debug, Clone, Default)]
+pub struct SqliteOptions {
+    /// `synchronous=FULL` (fsync every commit) instead of `NORMAL`.
+    pub synchronous_full: bool,
+}
+
+pub struct SqliteProvider {
+    ops: mpsc::UnboundedSender<Box<dyn WriteOp>>,
+    wakers: Arc<Wakers>,
+    path: Option<PathBuf>,
+    runtime_lock: Mutex<Option<File>>,
+}
+
+/// `sqlite:path`, `sqlite://path` or a bare path; query parameters are ignored.
+pub fn parse_sqlite_url(url: &str) -> Result<PathBuf> {
+    let trimmed = url.trim();
+    if trimmed.is_empty() {
+        return Err(StoreError::Config("the SQLite path is empty".into()));
+    }
+    let rest = trimmed
+        .strip_prefix("sqlite://")
+        .or_else(|| trimmed.strip_prefix("sqlite:"))
+        .unwrap_or(trimmed);
+    if trimmed.contains("://") && !trimmed.starts_with("sqlite://") {
+        return Err(StoreError::Config(format!(
+            "'{url}' is not a SQLite URL (expected sqlite:path or a file path)"
+        )));
+    }
+    let path = rest.split('?').next().unwrap_or("");
+    if path.is_empty() || path == ":memory:" {
+        return Err(StoreError::Config(format!(
+            "'{url}' names no file (use SqliteProvider.inMemory() for a memory database)"
+        )));
+    }
+    Ok(PathBuf::from(path))
+}
+
+impl SqliteProvider {
+    pub async fn open(url: &str, options: SqliteOptions) -> Result<Arc<Self>> {
+        let path = parse_sqlite_url(url)?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Config(format!("cannot create folder {}: {e}", dir.display()))
+            })?;
+        }
+        let connect = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(if options.synchronous_full {
+                SqliteSynchronous::Full
+            } else {
+                SqliteSynchronous::Normal
+            })
+            .busy_timeout(Duration::from_secs(10))
+            .disable_statement_logging();
+        Self::start(connect, Some(path)).await
+    }
+
+    pub async fn in_memory() -> Result<Arc<Self>> {
+        let connect =
+            SqliteConnectOptions::from_str("sqlite::memory:")?.disable_statement_logging();
+        Self::start(connect, None).await
+    }
+
+    async fn start(connect: SqliteConnectOptions, path: Option<PathBuf>) -> Result<Arc<Self>> {
+        let mut conn = connect.connect().await?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run_direct(&mut conn)
+            .await?;
+        let (ops, rx) = mpsc::unbounded_channel();
+        tokio::spawn(writer(conn, rx));
+        Ok(Arc::new(SqliteProvider {
+            ops,
+            wakers: Arc::new(Wakers::default()),
+            path,
+            runtime_lock: Mutex::new(None),
+        }))
+    }
+
+    /// Runs `f` on the writer connection inside a batched transaction.
+    async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let op: Box<dyn WriteOp> = Box::new(TypedOp {
+            f: Some(f),
+            result: None,
+            reply,
+        });
+        self.ops.send(op).map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+}
+
+async fn writer(mut conn: SqliteConnection, mut rx: mpsc::UnboundedReceiver<Box<dyn WriteOp>>) {
+    while let Some(first) = rx.recv().await {
+        let mut ops = vec![first];
+        while ops.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(op) => ops.push(op),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = conn.execute("BEGIN IMMEDIATE").await {
+            for op in ops {
+                op.finish(Err(e.to_string()));
+            }
+            continue;
+        }
+        let single = ops.len() == 1;
+        let mut lone_failed = false;
+        for op in ops.iter_mut() {
+            // A savepoint each, so one failed operation never undoes the others; a lone
+            // operation needs none: a failure rolls back the whole transaction.
+            if single {
+                lone_failed = !op.run(&mut conn).await;
+                continue;
+            }
+            let _ = conn.execute("SAVEPOINT op").await;
+            let ok = op.run(&mut conn).await;
+            if !ok {
+                let _ = conn.execute("ROLLBACK TO op").await;
+            }
+            let _ = conn.execute("RELEASE op").await;
+        }
+        let commit = if lone_failed {
+            conn.execute("ROLLBACK").await.map(|_| ())
+        } else {
+            conn.execute("COMMIT").await.map(|_| ())
+        };
+        let commit = match commit {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let _ = conn.execute("ROLLBACK").await;
+                Err(e.to_string())
+            }
+        };
+        for op in ops {
+            op.finish(commit.clone());
+        }
+    }
+}
+
+fn corrupt(e: serde_json::Error) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+fn history_row(row: &SqliteRow) -> Result<HistoryRow> {
+    Ok(HistoryRow {
+        event_id: row.get::<i64, _>("event_id") as u64,
+        ts: row.get("ts"),
+        event: event_from_row(row.get("kind"), row.get("data")).map_err(corrupt)?,
+    })
+}
+
+fn instance_info(row: &SqliteRow) -> InstanceInfo {
+    InstanceInfo {
+        instance_id: row.get("instance_id"),
+        name: row.get("name"),
+        version: row.get("version"),
+        status: row.get("status"),
+        execution_id: row.get::<i64, _>("execution_id") as u64,
+        input: row.get("input"),
+        output: row.get("output"),
+        error: row.get("error"),
+        error_code: row.get("error_code"),
+        custom_status: row.get("custom_status"),
+        custom_status_version: row.get("custom_status_version"),
+        parent_instance_id: row.get("parent_instance_id"),
+        created_at: row.get("created_at"),
+        updated_at: row.get("updated_at"),
+    }
+}
+
+fn activity_item(row: &SqliteRow) -> Result<ActivityItem> {
+    let retry: Option<String> = row.get("retry");
+    Ok(ActivityItem {
+        seq: row.get("seq"),
+        generation: row.get("generation"),
+        instance_id: row.get("instance_id"),
+        execution_id: row.get::<i64, _>("execution_id") as u64,
+        task: row.get::<i64, _>("task") as u32,
+        name: row.get("name"),
+        input: row.get("input"),
+        attempt: row.get::<i64, _>("attempt") as u32,
+        retry: retry
+            .map(|r| serde_json::from_str(&r))
+            .transpose()
+            .map_err(corrupt)?,
+        deliveries: row.get::<i64, _>("deliveries") as u32,
+        created_at: row.get("created_at"),
+    })
+}
+
+/// Columns of an orchestrator-queue row for a message.
+fn message_columns(message: &Message) -> (Option<i64>, Option<i64>) {
+    match message {
+        Message::ActivityCompleted {
+            execution_id, task, ..
+        }
+        | Message::ActivityFailed {
+            execution_id, task, ..
+        }
+        | Message::TimerFired { execution_id, task }
+        | Message::ChildCompleted {
+            execution_id, task, ..
+        }
+        | Message::ChildFailed {
+            execution_id, task, ..
+        } => (Some(*execution_id as i64), Some(*task as i64)),
+        _ => (None, None),
+    }
+}
+
+struct QueueInsert {
+    instance_id: String,
+    message: Message,
+    visible_at: i64,
+}
+
+async fn insert_messages(conn: &mut SqliteConnection, rows: &[QueueInsert]) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+        "INSERT INTO orchestrator_queue (instance_id, kind, execution_id, task, visible_at, data) ",
+    );
+    qb.push_values(rows, |mut b, r| {
+        let (exec, task) = message_columns(&r.message);
+        b.push_bind(r.instance_id.clone())
+            .push_bind(r.message.kind())
+            .push_bind(exec)
+            .push_bind(task)
+            .push_bind(r.visible_at)
+            .push_bind(message_data(&r.message));
+    });
+    qb.build().execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// Inserts an instance and its start message unless the id exists.
+async fn create_instance_in(
+    conn: &mut SqliteConnection,
+    start: &StartRequest,
+    now: i64,
+) -> Result<bool> {
+    let inserted = sqlx::query(
+        "INSERT INTO instances (instance_id, name, version, status, input, parent_instance_id, created_at, updated_at)
+         VALUES (?1, ?2, ?3, 'Running', ?4, ?5, ?6, ?6) ON CONFLICT (instance_id) DO NOTHING",
+    )
+    .bind(&start.instance_id)
+    .bind(&start.name)
+    .bind(&start.version)
+    .bind(start.input.get())
+    .bind(start.parent.as_ref().map(|p| p.instance_id.clone()))
+    .bind(now)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected()
+        == 1;
+    if inserted {
+        let message = Message::Start {
+            name: start.name.clone(),
+            version: start.version.clone(),
+            input: start.input.clone(),
+            parent: start.parent.clone(),
+            events: vec![],
+        };
+        insert_messages(
+            conn,
+            &[QueueInsert {
+                instance_id: start.instance_id.clone(),
+                message,
+                visible_at: now,
+            }],
+        )
+        .await?;
+    }
+    Ok(inserted)
+}
+
+fn in_list(qb: &mut QueryBuilder<Sqlite>, values: impl IntoIterator<Item = i64>) {
+    let mut sep = qb.separated(", ");
+    for v in values {
+        sep.push_bind(v);
+    }
+    sep.push_unseparated(")");
+}
+
+async fn commit_turn_in(conn: &mut SqliteConnection, c: TurnCommit) -> Result<()> {
+    let out = &c.outcome;
+    let (status, output, error, error_code) = match &out.terminal {
+        Some(Terminal::Completed(v)) => (Some("Completed"), Some(v.get().to_owned()), None, None),
+        Some(Terminal::Failed(e)) => (
+            Some("Failed"),
+            None,
+            Some(e.message.clone()),
+            Some(
+                e.code
+                    .clone()
+                    .unwrap_or_else(|| "ERR_ORCHESTRATION_FAILED".into()),
+            ),
+        ),
+        _ => (None, None, None, None),
+    };
+    let continued = matches!(out.terminal, Some(Terminal::ContinuedAsNew));
+    let (name, version) = match &out.started {
+        Some((n, v)) => (Some(n.clone()), v.clone()),
+        None => (None, None),
+    };
+    // Fencing first: nothing is written unless this generation still holds the instance.
+    let fenced = sqlx::query(
+        "UPDATE instances SET lock_owner = NULL, lock_until = 0, updated_at = ?1,
+            name = COALESCE(?2, name), version = COALESCE(?3, version),
+            status = COALESCE(?4, status), output = COALESCE(?5, output),
+            error = COALESCE(?6, error), error_code = COALESCE(?7, error_code),
+            custom_status = CASE WHEN ?8 IS NULL THEN custom_status ELSE ?8 END,
+            custom_status_version = custom_status_version + (?8 IS NOT NULL),
+            execution_id = execution_id + ?9
+         WHERE instance_id = ?10 AND generation = ?11 AND execution_id = ?12",
+    )
+    .bind(c.now)
+    .bind(name)
+    .bind(version)
+    .bind(status)
+    .bind(output)
+    .bind(error)
+    .bind(error_code)
+    .bind(out.custom_status.as_ref().map(|v| v.get().to_owned()))
+    .bind(continued as i64)
+    .bind(&c.instance_id)
+    .bind(c.generation)
+    .bind(c.execution_id as i64)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if fenced == 0 {
+        return Err(StoreError::LeaseLost(format!(
+            "instance '{}' (generation {})",
+            c.instance_id, c.generation
+        )));
+    }
+    let exec = c.execution_id as i64;
+    if !out.events.is_empty() {
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "INSERT INTO history (instance_id, execution_id, event_id, kind, task, ts, data) ",
+        );
+        qb.push_values(out.events.iter().enumerate(), |mut b, (i, e)| {
+            b.push_bind(&c.instance_id)
+                .push_bind(exec)
+                .push_bind((c.first_event_id + i as u64) as i64)
+                .push_bind(e.kind())
+                .push_bind(e.task().map(|t| t as i64))
+                .push_bind(c.now)
+                .push_bind(event_data(e));
+        });
+        qb.build().execute(&mut *conn).await?;
+    }
+    if !out.consumed.is_empty() {
+        let mut qb = QueryBuilder::new("DELETE FROM orchestrator_queue WHERE seq IN (");
+        in_list(&mut qb, out.consumed.iter().copied());
+        qb.build().execute(&mut *conn).await?;
+    }
+    if out.terminal.is_some() {
+        // Work of a finished execution is never needed again.
+        sqlx::query("DELETE FROM worker_queue WHERE instance_id = ?1 AND execution_id = ?2")
+            .bind(&c.instance_id)
+            .bind(exec)
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query(
+            "DELETE FROM orchestrator_queue WHERE instance_id = ?1 AND kind = 'TimerFired' AND execution_id = ?2",
+        )
+        .bind(&c.instance_id)
+        .bind(exec)
+        .execute(&mut *conn)
+        .await?;
+    } else {
+        if !out.canceled_activities.is_empty() {
+            let mut qb = QueryBuilder::new("DELETE FROM worker_queue WHERE instance_id = ");
+            qb.push_bind(&c.instance_id)
+                .push(" AND execution_id = ")
+                .push_bind(exec)
+                .push(" AND task IN (");
+            in_list(&mut qb, out.canceled_activities.iter().map(|t| *t as i64));
+            qb.build().execute(&mut *conn).await?;
+        }
+        if !out.canceled_timers.is_empty() {
+            let mut qb = QueryBuilder::new(
+                "DELETE FROM orchestrator_queue WHERE kind = 'TimerFired' AND instance_id = ",
+            );
+            qb.push_bind(&c.instance_id)
+                .push(" AND execution_id = ")
+                .push_bind(exec)
+                .push(" AND task IN (");
+            in_list(&mut qb, out.canceled_timers.iter().map(|t| *t as i64));
+            qb.build().execute(&mut *conn).await?;
+        }
+    }
+    if !out.activities.is_empty() {
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "INSERT INTO worker_queue (instance_id, execution_id, task, name, input, retry, visible_at, created_at) ",
+        );
+        qb.push_values(&out.activities, |mut b, a| {
+            b.push_bind(&c.instance_id)
+                .push_bind(exec)
+                .push_bind(a.task as i64)
+                .push_bind(&a.name)
+                .push_bind(a.input.get())
+                .push_bind(
+                    a.retry
+                        .as_ref()
+                        .map(|r| serde_json::to_string(r).unwrap_or_default()),
+                )
+                .push_bind(c.now)
+                .push_bind(c.now);
+        });
+        qb.build().execute(&mut *conn).await?;
+    }
+    for start in &out.starts {
+        create_instance_in(conn, start, c.now).await?;
+    }
+    let mut queue: Vec<QueueInsert> = out
+        .timers
+        .iter()
+        .map(|t| QueueInsert {
+            instance_id: c.instance_id.clone(),
+            message: Message::TimerFired {
+                execution_id: c.execution_id,
+                task: t.task,
+            },
+            visible_at: t.fire_at,
+        })
+        .collect();
+    queue.extend(out.messages.iter().map(|m| QueueInsert {
+        instance_id: m.instance_id.clone(),
+        message: m.message.clone(),
+        visible_at: c.now,
+    }));
+    insert_messages(conn, &queue).await
+}
+
+#[async_trait]
+impl Provider for SqliteProvider {
+    fn wakers(&self) -> &Arc<Wakers> {
+        &self.wakers
+    }
+
+    async fn now(&self) -> Result<i64> {
+        Ok(now_ms())
+    }
+
+    async fn create_instance(&self, start: &StartRequest) -> Result<bool> {
+        let start = start.clone();
+        let created = self
+            .write(move |conn| {
+                Box::pin(async move { create_instance_in(conn, &start, now_ms()).await })
+            })
+            .await?;
+        if created {
+            self.wakers.orchestrations.notify_one();
+            self.wakers.instances_changed();
+        }
+        Ok(created)
+    }
+
+    async fn enqueue(&self, instance_id: &str, message: &Message) -> Result<()> {
+        let row = QueueInsert {
+            instance_id: instance_id.to_owned(),
+            message: message.clone(),
+            visible_at: now_ms(),
+        };
+        self.write(move |conn| Box::pin(async move { insert_messages(conn, &[row]).await }))
+            .await?;
+        self.wakers.orchestrations.notify_one();
+        Ok(())
+    }
+
+    async fn instance(&self, instance_id: &str) -> Result<Option<InstanceInfo>> {
+        let id = instance_id.to_owned();
+        self.write(move |conn| {
+            Box::pin(async move {
+                let row = sqlx::query("SELECT * FROM instances WHERE instance_id = ?1")
+                    .bind(id)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                Ok(row.as_ref().map(instance_info))
+            })
+        })
+        .await
+    }
+
+    async fn history(
+        &self,
+        instance_id: &str,
+        execution_id: Option<u64>,
+    ) -> Result<Vec<HistoryRow>> {
+        let id = instance_id.to_owned();
+        self.write(move |conn| {
+            Box::pin(async move {
+                let exec = match execution_id {
+                    Some(e) => e as i64,
+                    None => {
+                        match sqlx::query_scalar::<_, i64>(
+                            "SELECT execution_id FROM instances WHERE instance_id = ?1",
+                        )
+                        .bind(&id)
+                        .fetch_optional(&mut *conn)
+                        .await?
+                        {
+                            Some(e) => e,
+                            None => return Ok(vec![]),
+                        }
+                    }
+                };
+                read_history(conn, &id, exec).await
+            })
+        })
+        .await
+    }
+
+    async fn attach_runtime(&self, _owner: &str) -> Result<()> {
+        if let Some(path) = &self.path {
+            let lock_path = PathBuf::from(format!("{}.lock", path.display()));
+            let file = OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&lock_path)
+                .map_err(|e| {
+                    StoreError::Config(format!("cannot open {}: {e}", lock_path.display()))
+                })?;
+            if file.try_lock().is_err() {
+                return Err(StoreError::Locked(format!(
+                    "another runtime is already running on {} (one runtime per SQLite file; other processes may use a Client)",
+                    path.display()
+                )));
+            }
+            *self.runtime_lock.lock().unwrap() = Some(file);
+        }
+        // The only runtime on this file: every lease still held is a dead process's.
+        self.write(|conn| {
+            Box::pin(async move {
+                sqlx::query("UPDATE instances SET lock_owner = NULL, lock_until = 0 WHERE lock_until > 0")
+                    .execute(&mut *conn)
+                    .await?;
+                sqlx::query("UPDATE worker_queue SET lock_owner = NULL, lock_until = 0 WHERE lock_until > 0")
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn detach_runtime(&self, _owner: &str) -> Result<()> {
+        if let Some(file) = self.runtime_lock.lock().unwrap().take() {
+            let _ = file.unlock();
+        }
+        Ok(())
+    }
+
+    async fn claim_orchestrations(
+        &self,
+        owner: &str,
+        lease_ms: i64,
+        max: usize,
+    ) -> Result<Vec<OrchestrationItem>> {
+        let owner = owner.to_owned();
+        self.write(move |conn| {
+            Box::pin(async move {
+                let now = now_ms();
+                let claimed = sqlx::query(
+                    "UPDATE instances SET lock_owner = ?1, lock_until = ?2, generation = generation + 1
+                     WHERE instance_id IN (
+                        SELECT DISTINCT q.instance_id FROM orchestrator_queue q
+                        JOIN instances i ON i.instance_id = q.instance_id
+                        WHERE q.visible_at <= ?3 AND i.lock_until <= ?3
+                        LIMIT ?4)
+                     RETURNING instance_id, execution_id, generation, name, created_at",
+                )
+                .bind(&owner)
+                .bind(now + lease_ms)
+                .bind(now)
+                .bind(max as i64)
+                .fetch_all(&mut *conn)
+                .await?;
+                let mut items = Vec::with_capacity(claimed.len());
+                for row in claimed {
+                    let instance_id: String = row.get("instance_id");
+                    let execution_id = row.get::<i64, _>("execution_id");
+                    let mut messages = sqlx::query(
+                        "UPDATE orchestrator_queue SET deliveries = deliveries + 1
+                         WHERE instance_id = ?1 AND visible_at <= ?2
+                         RETURNING seq, kind, data, deliveries",
+                    )
+                    .bind(&instance_id)
+                    .bind(now)
+                    .fetch_all(&mut *conn)
+                    .await?
+                    .iter()
+                    .map(|r| {
+                        Ok(QueuedMessage {
+                            seq: r.get("seq"),
+                            deliveries: r.get::<i64, _>("deliveries") as u32,
+                            message: message_from_row(r.get("kind"), r.get("data")).map_err(corrupt)?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                    messages.sort_by_key(|m| m.seq);
+                    let history = read_history(conn, &instance_id, execution_id).await?;
+                    items.push(OrchestrationItem {
+                        instance_id,
+                        execution_id: execution_id as u64,
+                        generation: row.get("generation"),
+                        name: row.get("name"),
+                        created_at: row.get("created_at"),
+                        history,
+                        messages,
+                        now,
+                    });
+                }
+                Ok(items)
+            })
+        })
+        .await
+    }
+
+    async fn commit_turn(&self, commit: TurnCommit) -> Result<()> {
+        let out = &commit.outcome;
+        let wakes_orchestrations =
+            !out.messages.is_empty() || !out.starts.is_empty() || !out.timers.is_empty();
+        let wakes_activities = !out.activities.is_empty();
+        let changes_instance = out.changes_instance() || !out.starts.is_empty();
+        self.write(move |conn| Box::pin(async move { commit_turn_in(conn, commit).await }))
+            .await?;
+        if wakes_orchestrations {
+            self.wakers.orchestrations.notify_one();
+        }
+        if wakes_activities {
+            self.wakers.activities.notify_one();
+        }
+        if changes_instance {
+            self.wakers.instances_changed();
+        }
+        Ok(())
+    }
+
+    async fn abandon_orchestration(
+        &self,
+        instance_id: &str,
+        generation: i64,
+        delay_ms: i64,
+        count_delivery: bool,
+    ) -> Result<()> {
+        let id = instance_id.to_owned();
+        self.write(move |conn| {
+            Box::pin(async move {
+                let now = now_ms();
+                let released = sqlx::query(
+                    "UPDATE instances SET lock_owner = NULL, lock_until = 0 WHERE instance_id = ?1 AND generation = ?2",
+                )
+                .bind(&id)
+                .bind(generation)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
+                if released == 1 {
+                    sqlx::query(
+                        "UPDATE orchestrator_queue SET visible_at = MAX(visible_at, ?1),
+                            deliveries = deliveries - ?2
+                         WHERE instance_id = ?3 AND visible_at <= ?4",
+                    )
+                    .bind(now + delay_ms)
+                    .bind(if count_delivery { 0 } else { 1 })
+                    .bind(&id)
+                    .bind(now)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                Ok(())
+            })
+        })
+        .await?;
+        self.wakers.orchestrations.notify_one();
+        Ok(())
+    }
+
+    async fn claim_activities(
+        &self,
+        owner: &str,
+        lease_ms: i64,
+        max: usize,
+    ) -> Result<Vec<ActivityItem>> {
+        let owner = owner.to_owned();
+        self.write(move |conn| {
+            Box::pin(async move {
+                let now = now_ms();
+                let rows = sqlx::query(
+                    "UPDATE worker_queue SET lock_owner = ?1, lock_until = ?2, generation = generation + 1,
+                        deliveries = deliveries + 1
+                     WHERE seq IN (
+                        SELECT seq FROM worker_queue WHERE visible_at <= ?3 AND lock_until <= ?3
+                        ORDER BY seq LIMIT ?4)
+                     RETURNING *",
+                )
+                .bind(&owner)
+                .bind(now + lease_ms)
+                .bind(now)
+                .bind(max as i64)
+                .fetch_all(&mut *conn)
+                .await?;
+                let mut items = rows.iter().map(activity_item).collect::<Result<Vec<_>>>()?;
+                items.sort_by_key(|i| i.seq);
+                Ok(items)
+            })
+        })
+        .await
+    }
+
+    async fn complete_activity(&self, item: &ActivityItem, result: ActivityResult) -> Result<bool> {
+        let (seq, generation) = (item.seq, item.generation);
+        let message = match result {
+            ActivityResult::Completed(result) => Message::ActivityCompleted {
+                execution_id: item.execution_id,
+                task: item.task,
+                result,
+            },
+            ActivityResult::Failed(error) => Message::ActivityFailed {
+                execution_id: item.execution_id,
+                task: item.task,
+                error,
+            },
+        };
+        let instance_id = item.instance_id.clone();
+        let recorded = self
+            .write(move |conn| {
+                Box::pin(async move {
+                    let deleted =
+                        sqlx::query("DELETE FROM worker_queue WHERE seq = ?1 AND generation = ?2")
+                            .bind(seq)
+                            .bind(generation)
+                            .execute(&mut *conn)
+                            .await?
+                            .rows_affected();
+                    if deleted == 0 {
+                        return Ok(false);
+                    }
+                    insert_messages(
+                        conn,
+                        &[QueueInsert {
+                            instance_id,
+                            message,
+                            visible_at: now_ms(),
+                        }],
+                    )
+                    .await?;
+                    Ok(true)
+                })
+            })
+            .await?;
+        if recorded {
+            self.wakers.orchestrations.notify_one();
+        }
+        Ok(recorded)
+    }
+
+    async fn retry_activity(
+        &self,
+        item: &ActivityItem,
+        visible_at: i64,
+        next_attempt: u32,
+    ) -> Result<bool> {
+        let (seq, generation) = (item.seq, item.generation);
+        let updated = self
+            .write(move |conn| {
+                Box::pin(async move {
+                    Ok(sqlx::query(
+                        "UPDATE worker_queue SET visible_at = ?1, attempt = ?2, lock_owner = NULL, lock_until = 0,
+                            deliveries = 0
+                         WHERE seq = ?3 AND generation = ?4",
+                    )
+                    .bind(visible_at)
+                    .bind(next_attempt as i64)
+                    .bind(seq)
+                    .bind(generation)
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected()
+                        == 1)
+                })
+            })
+            .await?;
+        self.wakers.activities.notify_one();
+        Ok(updated)
+    }
+
+    async fn abandon_activity(&self, item: &ActivityItem, delay_ms: i64) -> Result<()> {
+        let (seq, generation) = (item.seq, item.generation);
+        self.write(move |conn| {
+            Box::pin(async move {
+                sqlx::query(
+                    "UPDATE worker_queue SET lock_owner = NULL, lock_until = 0, visible_at = ?1
+                     WHERE seq = ?2 AND generation = ?3",
+                )
+                .bind(now_ms() + delay_ms)
+                .bind(seq)
+                .bind(generation)
+                .execute(&mut *conn)
+                .await?;
+                Ok(())
+            })
+        })
+        .await?;
+        self.wakers.activities.notify_one();
+        Ok(())
+    }
+
+    async fn renew_leases(&self, leases: &[Lease], lease_ms: i64) -> Result<Vec<Lease>> {
+        let leases = leases.to_vec();
+        self.write(move |conn| {
+            Box::pin(async move {
+                let until = now_ms() + lease_ms;
+                let mut lost = Vec::new();
+                for lease in leases {
+                    let n = match &lease {
+                        Lease::Instance(id, generation) => sqlx::query(
+                            "UPDATE instances SET lock_until = ?1 WHERE instance_id = ?2 AND generation = ?3",
+                        )
+                        .bind(until)
+                        .bind(id)
+                        .bind(generation)
+                        .execute(&mut *conn)
+                        .await?
+                        .rows_affected(),
+                        Lease::Activity(seq, generation) => sqlx::query(
+                            "UPDATE worker_queue SET lock_until = ?1 WHERE seq = ?2 AND generation = ?3",
+                        )
+                        .bind(until)
+                        .bind(seq)
+                        .bind(generation)
+                        .execute(&mut *conn)
+                        .await?
+                        .rows_affected(),
+                    };
+                    if n == 0 {
+                        lost.push(lease);
+                    }
+                }
+                Ok(lost)
+            })
+        })
+        .await
+    }
+
+    async fn next_due(&self) -> Result<Option<i64>> {
+        self.write(|conn| {
+            Box::pin(async move {
+                let now = now_ms();
+                let due: Option<i64> = sqlx::query_scalar(
+                    "SELECT MIN(t) FROM (
+                        SELECT MIN(visible_at) AS t FROM orchestrator_queue WHERE visible_at > ?1
+                        UNION ALL SELECT MIN(visible_at) FROM worker_queue WHERE visible_at > ?1)",
+                )
+                .bind(now)
+                .fetch_one(&mut *conn)
+                .await?;
+                Ok(due)
+            })
+        })
+        .await
+    }
+}
+
+async fn read_history(
+    conn: &mut SqliteConnection,
+    instance_id: &str,
+    execution_id: i64,
+) -> Result<Vec<HistoryRow>> {
+    sqlx::query(
+        "SELECT event_id, ts, kind, data FROM history
+         WHERE instance_id = ?1 AND execution_id = ?2 ORDER BY event_id",
+    )
+    .bind(instance_id)
+    .bind(execution_id)
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(history_row)
+    .collect()
+}
