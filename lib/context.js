@@ -1,0 +1,209 @@
+'use strict';
+
+const crypto = require('node:crypto');
+const native = require('./native');
+const { Task } = require('./tasks');
+const { InvalidArgumentError } = require('./errors');
+const { checkName, checkInstanceId, describe, toJson } = require('./json');
+
+const GUID_NAMESPACE = Buffer.from('6f0c6a8e2b1d4c5e9a7f3b2d1e0c9a8b', 'hex');
+
+/** RFC 4122 version-5 UUID of `name` in reprise's namespace: deterministic per input. */
+function uuidV5(name) {
+  const hash = crypto.createHash('sha1').update(GUID_NAMESPACE).update(name).digest();
+  hash[6] = (hash[6] & 0x0f) | 0x50;
+  hash[8] = (hash[8] & 0x3f) | 0x80;
+  const h = hash.subarray(0, 16).toString('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
+}
+
+const BACKOFFS = new Set(['fixed', 'exponential', 'linear']);
+
+function checkRetryPolicy(policy) {
+  if (!policy || typeof policy !== 'object') {
+    throw new InvalidArgumentError(`retryPolicy must be an object, got ${describe(policy)}`);
+  }
+  const known = new Set(['maxAttempts', 'backoff', 'initialDelayMs', 'maxDelayMs', 'timeoutMs', 'jitter']);
+  for (const key of Object.keys(policy)) {
+    if (!known.has(key)) throw new InvalidArgumentError(`retryPolicy.${key} is not a known option`);
+  }
+  const int = (key, min, required) => {
+    const v = policy[key];
+    if (v === undefined && !required) return undefined;
+    if (!Number.isInteger(v) || v < min) {
+      throw new InvalidArgumentError(`retryPolicy.${key} must be an integer >= ${min}, got ${describe(v)}`);
+    }
+    return v;
+  };
+  const out = { maxAttempts: int('maxAttempts', 1, true) };
+  const backoff = policy.backoff === undefined ? 'exponential' : policy.backoff;
+  if (!BACKOFFS.has(backoff)) {
+    throw new InvalidArgumentError(`retryPolicy.backoff must be 'fixed', 'exponential' or 'linear', got ${describe(backoff)}`);
+  }
+  out.backoff = backoff;
+  out.initialDelayMs = int('initialDelayMs', 0, false) ?? 1000;
+  const maxDelay = int('maxDelayMs', 0, false);
+  if (maxDelay !== undefined) out.maxDelayMs = maxDelay;
+  const timeout = int('timeoutMs', 1, false);
+  if (timeout !== undefined) out.timeoutMs = timeout;
+  if (policy.jitter !== undefined && typeof policy.jitter !== 'boolean') {
+    throw new InvalidArgumentError(`retryPolicy.jitter must be a boolean, got ${describe(policy.jitter)}`);
+  }
+  out.jitter = policy.jitter === true;
+  return out;
+}
+
+function checkTasks(tasks, what) {
+  for (const [i, t] of tasks.entries()) {
+    if (!(t instanceof Task) || t.kind === 'utcNow' || t.kind === 'newGuid' || t.kind === 'continueAsNew') {
+      throw new InvalidArgumentError(`${what}[${i}] must be a task (activity, timer, event, sub-orchestration, all or race), got ${describe(t)}`);
+    }
+  }
+}
+
+/** What an orchestration function receives: deterministic scheduling and a few facts. */
+class OrchestrationContext {
+  constructor(state) {
+    Object.defineProperty(this, '_state', { value: state, enumerable: false });
+    this.instanceId = state.instanceId;
+    this.executionId = state.executionId;
+    this.orchestrationName = state.name;
+    this.orchestrationVersion = state.version;
+    /** True while the code re-runs steps history already holds. */
+    this.isReplaying = false;
+  }
+
+  scheduleActivity(name, input) {
+    checkName(name, 'activity name');
+    return new Task('activity', { name, input });
+  }
+
+  scheduleActivityWithRetry(name, input, retryPolicy) {
+    checkName(name, 'activity name');
+    return new Task('activity', { name, input, retry: checkRetryPolicy(retryPolicy) });
+  }
+
+  scheduleTimer(delayMs) {
+    if (typeof delayMs !== 'number' || !Number.isFinite(delayMs) || delayMs < 0) {
+      throw new InvalidArgumentError(`timer delay must be a finite number of milliseconds >= 0, got ${describe(delayMs)}`);
+    }
+    return new Task('timer', { delayMs });
+  }
+
+  waitForEvent(eventName) {
+    checkName(eventName, 'event name');
+    return new Task('wait', { name: eventName });
+  }
+
+  scheduleSubOrchestration(name, input, options = {}) {
+    checkName(name, 'orchestration name');
+    return new Task('child', { name, input, id: null, version: options.version ?? null });
+  }
+
+  scheduleSubOrchestrationWithId(name, instanceId, input, options = {}) {
+    checkName(name, 'orchestration name');
+    checkInstanceId(instanceId, 'sub-orchestration instanceId');
+    return new Task('child', { name, input, id: instanceId, version: options.version ?? null });
+  }
+
+  /** Starts another orchestration without waiting for it (fire-and-forget). */
+  startOrchestration(name, instanceId, input, options = {}) {
+    checkName(name, 'orchestration name');
+    checkInstanceId(instanceId);
+    return new Task('detached', { name, input, id: instanceId, version: options.version ?? null });
+  }
+
+  /** Waits for every task; resolves to `[{ok: value} | {err: message}]` in order, never throws. */
+  all(tasks) {
+    if (!Array.isArray(tasks)) throw new InvalidArgumentError(`all() takes an array of tasks, got ${describe(tasks)}`);
+    checkTasks(tasks, 'all()');
+    return new Task('all', { tasks: [...tasks] });
+  }
+
+  /** Resolves to `{index, value}` of the first task to finish; the others are cancelled. */
+  race(...tasks) {
+    if (tasks.length === 1 && Array.isArray(tasks[0])) tasks = tasks[0];
+    if (tasks.length === 0) throw new InvalidArgumentError('race() needs at least one task');
+    checkTasks(tasks, 'race()');
+    return new Task('race', { tasks: [...tasks] });
+  }
+
+  /** The turn's timestamp (epoch ms): the same on every replay. */
+  utcNow() {
+    return new Task('utcNow', {});
+  }
+
+  /** A deterministic UUID (v5 of instance, execution and a counter). */
+  newGuid() {
+    return new Task('newGuid', {});
+  }
+
+  /** Ends this execution and starts a fresh one with `input` (latest registered version). */
+  continueAsNew(input) {
+    return new Task('continueAsNew', { input, version: null });
+  }
+
+  continueAsNewVersioned(input, version) {
+    checkName(version, 'version');
+    return new Task('continueAsNew', { input, version });
+  }
+
+  /** Sets a JSON value the client sees as `customStatus` (no yield needed). */
+  setCustomStatus(value) {
+    const st = this._state;
+    const json = toJson(value, 'custom status');
+    st.commands.push(`{"t":"status","value":${json}}`);
+    st.customStatus = value === undefined ? null : JSON.parse(json);
+  }
+
+  getCustomStatus() {
+    return this._state.customStatus;
+  }
+
+  traceInfo(message) {
+    this._trace('info', message);
+  }
+  traceWarn(message) {
+    this._trace('warn', message);
+  }
+  traceError(message) {
+    this._trace('error', message);
+  }
+  traceDebug(message) {
+    this._trace('debug', message);
+  }
+
+  _trace(level, message) {
+    if (this.isReplaying) return;
+    native.trace(level, 'orchestration', this.instanceId, this.executionId, this.orchestrationName, String(message));
+  }
+}
+
+/** What an activity function receives. */
+class ActivityContext {
+  constructor(item, signal) {
+    this.instanceId = item.instanceId;
+    this.executionId = item.executionId;
+    this.activityName = item.name;
+    this.attempt = item.attempt;
+    /** Fires when the orchestration stops waiting (race lost, cancelled) or at shutdown. */
+    this.signal = signal;
+  }
+  traceInfo(message) {
+    this._trace('info', message);
+  }
+  traceWarn(message) {
+    this._trace('warn', message);
+  }
+  traceError(message) {
+    this._trace('error', message);
+  }
+  traceDebug(message) {
+    this._trace('debug', message);
+  }
+  _trace(level, message) {
+    native.trace(level, 'activity', this.instanceId, this.executionId, this.activityName, String(message));
+  }
+}
+
+module.exports = { OrchestrationContext, ActivityContext, uuidV5, checkRetryPolicy };

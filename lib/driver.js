@@ -1,0 +1,328 @@
+'use strict';
+
+// The generator driver: applies an activation's jobs one at a time, in history order,
+// running the orchestration's generator until it blocks after each, and answers with the
+// commands the code issued. Live generators are kept in a cache whose contents Rust
+// mirrors (it tells us what to evict), so a steady-state turn costs O(new events).
+
+const { Task, DURABLE, COMPOSITE } = require('./tasks');
+const { OrchestrationContext, uuidV5 } = require('./context');
+const { InvalidArgumentError, TaskFailedError } = require('./errors');
+const { toJson, describe } = require('./json');
+
+const BLOCKED = Symbol('blocked');
+const ENDED = Symbol('ended');
+
+function errorFields(error) {
+  if (error instanceof Error) {
+    const out = { message: error.message || String(error) };
+    if (typeof error.code === 'string') out.code = error.code;
+    if (error.name && error.name !== 'Error') out.name = error.name;
+    return out;
+  }
+  return { message: typeof error === 'string' ? error : describe(error) };
+}
+
+function taskError(e) {
+  return new TaskFailedError(e.message, e.code || 'ERR_TASK_FAILED', e.name);
+}
+
+class Execution {
+  constructor(activation, fn) {
+    this.instanceId = activation.instanceId;
+    this.executionId = activation.executionId;
+    this.name = activation.name;
+    this.version = activation.version;
+    this.fn = fn;
+    this.gen = null;
+    this.ctx = new OrchestrationContext(this);
+    this.nextTask = 1;
+    /** task number -> {value} | {error} */
+    this.results = new Map();
+    /** Bound, unresolved waits in task order. */
+    this.pendingWaits = [];
+    /** Events nobody waited for yet, oldest first. */
+    this.buffer = [];
+    this.blocked = null;
+    this.done = false;
+    this.guids = 0;
+    this.now = 0;
+    this.customStatus = null;
+    /** Command JSON texts of the current activation. */
+    this.commands = [];
+  }
+
+  apply(job) {
+    this.now = job.ts;
+    switch (job.t) {
+      case 'start':
+        if (job.events) this.buffer.push(...job.events);
+        this.resume({ value: undefined, first: true });
+        break;
+      case 'ok':
+        this.results.set(job.task, { value: job.value });
+        this.wake();
+        break;
+      case 'err':
+        this.results.set(job.task, { error: taskError(job.error) });
+        this.wake();
+        break;
+      case 'event':
+        this.deliver(job.name, job.data);
+        break;
+      default:
+        throw new Error(`unknown job '${job.t}'`);
+    }
+  }
+
+  deliver(name, data) {
+    const i = this.pendingWaits.findIndex((w) => w.args.name === name);
+    if (i < 0) {
+      this.buffer.push({ name, data });
+      return;
+    }
+    const [wait] = this.pendingWaits.splice(i, 1);
+    this.results.set(wait.taskId, { value: data });
+    this.wake();
+  }
+
+  wake() {
+    if (this.done || !this.blocked) return;
+    const outcome = this.outcome(this.blocked);
+    if (!outcome) return;
+    this.blocked = null;
+    this.resume(outcome);
+  }
+
+  /** Runs the generator from an outcome until it blocks or ends. */
+  resume(outcome) {
+    let step;
+    for (;;) {
+      try {
+        if (outcome.first) {
+          this.gen = this.fn(this.ctx, this.input);
+          step = this.gen.next();
+        } else if ('error' in outcome) {
+          step = this.gen.throw(outcome.error);
+        } else {
+          step = this.gen.next(outcome.value);
+        }
+      } catch (error) {
+        this.fail(errorFields(error));
+        return;
+      }
+      if (step.done) {
+        this.complete(step.value);
+        return;
+      }
+      const next = this.onYield(step.value);
+      if (next === BLOCKED) {
+        this.blocked = step.value;
+        return;
+      }
+      if (next === ENDED) return;
+      outcome = next;
+    }
+  }
+
+  onYield(task) {
+    if (!(task instanceof Task)) {
+      this.fail({
+        message:
+          `the orchestration yielded ${describe(task)}, which is not a task: yield only what ctx methods return ` +
+          `(use activities for async work; a Promise cannot be replayed)`,
+        code: 'ERR_INVALID_ARGUMENT',
+      });
+      return ENDED;
+    }
+    switch (task.kind) {
+      case 'utcNow':
+        return { value: this.now };
+      case 'newGuid':
+        return { value: uuidV5(`${this.instanceId}:${this.executionId}:${this.guids++}`) };
+      case 'continueAsNew': {
+        let input;
+        try {
+          input = toJson(task.args.input, 'continueAsNew input');
+        } catch (error) {
+          return { error };
+        }
+        const version = task.args.version == null ? '' : `,"version":${JSON.stringify(task.args.version)}`;
+        const events = this.buffer.map((e) => `{"name":${JSON.stringify(e.name)},"data":${JSON.stringify(e.data)}}`);
+        this.commands.push(`{"t":"continueAsNew","input":${input}${version},"events":[${events.join(',')}]}`);
+        this.done = true;
+        return ENDED;
+      }
+      default:
+        break;
+    }
+    try {
+      this.encode(task);
+    } catch (error) {
+      return { error };
+    }
+    this.bind(task);
+    return this.outcome(task) || BLOCKED;
+  }
+
+  /** Serializes the inputs of every not-yet-bound task first, so a bad input binds nothing. */
+  encode(task) {
+    if (COMPOSITE.has(task.kind)) {
+      for (const t of task.args.tasks) this.encode(t);
+      return;
+    }
+    if (task.taskId !== undefined || task.json !== undefined) return;
+    if (task.kind === 'activity') task.json = toJson(task.args.input, `input of activity '${task.args.name}'`);
+    else if (task.kind === 'child' || task.kind === 'detached') {
+      task.json = toJson(task.args.input, `input of orchestration '${task.args.name}'`);
+    } else task.json = null;
+  }
+
+  bind(task) {
+    if (COMPOSITE.has(task.kind)) {
+      for (const t of task.args.tasks) this.bind(t);
+      return;
+    }
+    if (task.taskId !== undefined) return;
+    const no = this.nextTask++;
+    task.taskId = no;
+    const a = task.args;
+    switch (task.kind) {
+      case 'activity': {
+        const retry = a.retry ? `,"retry":${JSON.stringify(a.retry)}` : '';
+        this.commands.push(`{"t":"activity","task":${no},"name":${JSON.stringify(a.name)},"input":${task.json}${retry}}`);
+        break;
+      }
+      case 'timer':
+        this.commands.push(`{"t":"timer","task":${no},"delayMs":${a.delayMs}}`);
+        break;
+      case 'wait': {
+        this.commands.push(`{"t":"wait","task":${no},"name":${JSON.stringify(a.name)}}`);
+        const i = this.buffer.findIndex((e) => e.name === a.name);
+        if (i >= 0) this.results.set(no, { value: this.buffer.splice(i, 1)[0].data });
+        else this.pendingWaits.push(task);
+        break;
+      }
+      case 'child':
+      case 'detached': {
+        const id = a.id == null ? '' : `,"id":${JSON.stringify(a.id)}`;
+        const version = a.version == null ? '' : `,"version":${JSON.stringify(a.version)}`;
+        this.commands.push(`{"t":"${task.kind}","task":${no},"name":${JSON.stringify(a.name)}${id},"input":${task.json}${version}}`);
+        if (task.kind === 'detached') this.results.set(no, { value: a.id });
+        break;
+      }
+      default:
+        throw new Error(`cannot bind task kind '${task.kind}'`);
+    }
+    task.json = undefined;
+  }
+
+  /** The outcome of a yielded task if it is settled: `{value}` or `{error}`. */
+  outcome(task) {
+    if (task.settled) return task.settled;
+    let result;
+    if (DURABLE.has(task.kind)) {
+      result = this.results.get(task.taskId);
+      return result;
+    }
+    const children = task.args.tasks;
+    if (task.kind === 'all') {
+      const outs = children.map((t) => this.outcome(t));
+      if (outs.some((o) => !o)) return undefined;
+      result = { value: outs.map((o) => ('error' in o ? { err: o.error.message } : { ok: o.value })) };
+    } else {
+      const index = children.findIndex((t) => this.outcome(t));
+      if (index < 0) return undefined;
+      const won = this.outcome(children[index]);
+      children.forEach((t, i) => i !== index && this.cancel(t));
+      if ('error' in won) {
+        const error = won.error;
+        error.index = index;
+        result = { error };
+      } else {
+        result = { value: { index, value: won.value } };
+      }
+    }
+    task.settled = result;
+    return result;
+  }
+
+  /** Cancels every unsettled durable task inside `task` (race losers). */
+  cancel(task) {
+    if (COMPOSITE.has(task.kind)) {
+      if (!task.settled) task.args.tasks.forEach((t) => this.cancel(t));
+      return;
+    }
+    if (task.taskId === undefined || this.results.has(task.taskId)) return;
+    this.results.set(task.taskId, { error: new TaskFailedError('canceled: lost a race', 'ERR_CANCELED') });
+    this.pendingWaits = this.pendingWaits.filter((w) => w !== task);
+    this.commands.push(`{"t":"cancel","task":${task.taskId}}`);
+  }
+
+  complete(value) {
+    let output;
+    try {
+      output = toJson(value, 'the orchestration output');
+    } catch (error) {
+      this.fail(errorFields(error));
+      return;
+    }
+    this.commands.push(`{"t":"complete","output":${output}}`);
+    this.done = true;
+  }
+
+  fail(error) {
+    this.commands.push(`{"t":"fail","error":${JSON.stringify(error)}}`);
+    this.done = true;
+  }
+}
+
+class Driver {
+  /** @param lookup (name, version) => generator function | undefined */
+  constructor(lookup) {
+    this.lookup = lookup;
+    this.cache = new Map();
+  }
+
+  /** Handles one `turns` delivery; `reply(token, json)` answers each activation. */
+  handleTurns(message, reply) {
+    for (const id of message.evict) this.cache.delete(id);
+    for (const activation of message.activations) {
+      reply(activation.token, this.run(activation));
+    }
+  }
+
+  run(a) {
+    let ex;
+    try {
+      if (a.fresh) {
+        const fn = this.lookup(a.name, a.version);
+        if (!fn) return JSON.stringify({ fault: `orchestration '${a.name}' ${a.version} is not registered in this process` });
+        ex = new Execution(a, fn);
+      } else {
+        ex = this.cache.get(a.instanceId);
+        if (!ex || ex.executionId !== a.executionId) {
+          this.cache.delete(a.instanceId);
+          return JSON.stringify({ fault: `no cached generator for '${a.instanceId}'` });
+        }
+      }
+      ex.commands = [];
+      const ctx = ex.ctx;
+      for (let i = 0; i < a.jobs.length; i++) {
+        const job = a.jobs[i];
+        ctx.isReplaying = i < a.replayCount;
+        if (job.t === 'start') ex.input = job.input;
+        ex.apply(job);
+      }
+      ctx.isReplaying = false;
+      if (a.keep && !ex.done) this.cache.set(a.instanceId, ex);
+      else this.cache.delete(a.instanceId);
+      return `{"commands":[${ex.commands.join(',')}]}`;
+    } catch (error) {
+      this.cache.delete(a.instanceId);
+      return JSON.stringify({ fault: `driver error: ${error && error.stack ? error.stack : error}` });
+    }
+  }
+}
+
+module.exports = { Driver, errorFields, InvalidArgumentError };

@@ -1,0 +1,103 @@
+'use strict';
+
+/** Base class of every error reprise throws; `code` is stable and documented. */
+class RepriseError extends Error {
+  constructor(message, code = 'ERR_REPRISE', options) {
+    super(message, options);
+    this.name = this.constructor.name;
+    this.code = code;
+  }
+}
+
+class InvalidArgumentError extends RepriseError {
+  constructor(message, options) {
+    super(message, 'ERR_INVALID_ARGUMENT', options);
+  }
+}
+
+class InvalidStateError extends RepriseError {
+  constructor(message) {
+    super(message, 'ERR_INVALID_STATE');
+  }
+}
+
+class TimeoutError extends RepriseError {
+  constructor(message) {
+    super(message, 'ERR_TIMEOUT');
+  }
+}
+
+class NondeterminismError extends RepriseError {
+  constructor(message) {
+    super(message, 'ERR_NONDETERMINISM');
+  }
+}
+
+class NotFoundError extends RepriseError {
+  constructor(message) {
+    super(message, 'ERR_NOT_FOUND');
+  }
+}
+
+class NotRegisteredError extends RepriseError {
+  constructor(message) {
+    super(message, 'ERR_NOT_REGISTERED');
+  }
+}
+
+class StoreError extends RepriseError {
+  constructor(message, code = 'ERR_STORE') {
+    super(message, code);
+  }
+}
+
+/** An activity or sub-orchestration failed; thrown into the orchestration at its `yield`. */
+class TaskFailedError extends RepriseError {
+  constructor(message, code = 'ERR_TASK_FAILED', originalName) {
+    super(message, code);
+    if (originalName) this.originalName = originalName;
+  }
+}
+
+const byCode = {
+  ERR_INVALID_ARGUMENT: InvalidArgumentError,
+  ERR_INVALID_STATE: InvalidStateError,
+  ERR_TIMEOUT: TimeoutError,
+  ERR_NONDETERMINISM: NondeterminismError,
+  ERR_NOT_FOUND: NotFoundError,
+  ERR_NOT_REGISTERED: NotRegisteredError,
+};
+
+/** Turns an error from the native layer (`[CODE] message`) into the matching class. */
+function fromNative(error) {
+  const text = error && typeof error.message === 'string' ? error.message : String(error);
+  const match = /^\[([A-Z_]+)\] ([\s\S]*)$/.exec(text);
+  if (!match) return error instanceof Error ? error : new RepriseError(text);
+  const [, code, message] = match;
+  const Class = byCode[code];
+  if (Class) return new Class(message);
+  return new StoreError(message, code);
+}
+
+/** Calls a native async function, translating its errors. */
+async function nativeCall(promise) {
+  try {
+    return await promise;
+  } catch (error) {
+    throw fromNative(error);
+  }
+}
+
+module.exports = {
+  RepriseError,
+  InvalidArgumentError,
+  InvalidStateError,
+  TimeoutError,
+  NondeterminismError,
+  NotFoundError,
+  NotRegisteredError,
+  StoreError,
+  TaskFailedError,
+  fromNative,
+  nativeCall,
+};

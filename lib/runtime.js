@@ -1,0 +1,201 @@
+'use strict';
+
+const native = require('./native');
+const { Driver, errorFields } = require('./driver');
+const { ActivityContext } = require('./context');
+const { InvalidArgumentError, InvalidStateError, nativeCall } = require('./errors');
+const { checkName, describe, toJson } = require('./json');
+
+const DEFAULT_VERSION = '1.0.0';
+const SEMVER = /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$/;
+
+/** Options accepted by `new Runtime(provider, options)`: name -> minimum. */
+const OPTIONS = {
+  orchestrationConcurrency: 1,
+  workerConcurrency: 1,
+  generatorCacheSize: 0,
+  lockTimeoutMs: 100,
+  pollIntervalMs: 10,
+  maxDeliveries: 1,
+  notRegisteredGraceMs: 0,
+  maxTurnMs: 100,
+  activityTimeoutMs: 1,
+};
+
+function checkOptions(options) {
+  if (options === undefined || options === null) return {};
+  if (typeof options !== 'object') throw new InvalidArgumentError(`Runtime options must be an object, got ${describe(options)}`);
+  const out = {};
+  for (const [key, value] of Object.entries(options)) {
+    if (key === 'keepAlive') {
+      if (typeof value !== 'boolean') throw new InvalidArgumentError(`options.keepAlive must be a boolean, got ${describe(value)}`);
+      continue;
+    }
+    if (!(key in OPTIONS)) {
+      throw new InvalidArgumentError(`options.${key} is not a Runtime option (known: ${Object.keys(OPTIONS).join(', ')}, keepAlive)`);
+    }
+    if (value === undefined) continue;
+    if (!Number.isSafeInteger(value) || value < OPTIONS[key]) {
+      throw new InvalidArgumentError(`options.${key} must be an integer >= ${OPTIONS[key]}, got ${describe(value)}`);
+    }
+    out[key] = value;
+  }
+  return out;
+}
+
+function isGeneratorFunction(fn) {
+  return typeof fn === 'function' && fn.constructor && fn.constructor.name === 'GeneratorFunction';
+}
+
+function checkOrchestrationFn(name, fn) {
+  if (typeof fn !== 'function') throw new InvalidArgumentError(`orchestration '${name}' must be a generator function (function*), got ${describe(fn)}`);
+  const kind = fn.constructor && fn.constructor.name;
+  if (kind === 'AsyncFunction' || kind === 'AsyncGeneratorFunction') {
+    throw new InvalidArgumentError(
+      `orchestration '${name}' is an async function; orchestrations must be generator functions (function*) that yield ctx tasks, so they can be replayed deterministically`,
+    );
+  }
+  if (!isGeneratorFunction(fn)) {
+    throw new InvalidArgumentError(`orchestration '${name}' must be a generator function (function*), got a plain function`);
+  }
+}
+
+/** Runs orchestrations and activities from a provider. One per Node environment. */
+class Runtime {
+  constructor(provider, options) {
+    if (!provider || !provider._native) {
+      throw new InvalidArgumentError('new Runtime(provider): provider must come from SqliteProvider.open() or SqliteProvider.inMemory()');
+    }
+    const checked = checkOptions(options);
+    this._keepAlive = Boolean(options && options.keepAlive);
+    this._native = new native.NativeRuntime(provider._native, JSON.stringify(checked));
+    this._orchestrations = new Map(); // name -> Map(version -> fn)
+    this._activities = new Map();
+    this._running = new Map(); // activity id -> AbortController
+    this._state = 'new';
+    this._driver = new Driver((name, version) => {
+      const versions = this._orchestrations.get(name);
+      return versions && versions.get(version);
+    });
+  }
+
+  _checkRegistrationOpen(what) {
+    if (this._state !== 'new') throw new InvalidStateError(`cannot register ${what} after the runtime has started`);
+  }
+
+  registerActivity(name, fn) {
+    checkName(name, 'activity name');
+    if (typeof fn !== 'function') throw new InvalidArgumentError(`activity '${name}' must be a function, got ${describe(fn)}`);
+    this._checkRegistrationOpen(`activity '${name}'`);
+    this._activities.set(name, fn);
+    return this;
+  }
+
+  registerOrchestration(name, fn) {
+    return this.registerOrchestrationVersioned(name, DEFAULT_VERSION, fn);
+  }
+
+  registerOrchestrationVersioned(name, version, fn) {
+    checkName(name, 'orchestration name');
+    if (typeof version !== 'string' || !SEMVER.test(version)) {
+      throw new InvalidArgumentError(`version of orchestration '${name}' must be a semantic version like '1.2.0', got ${describe(version)}`);
+    }
+    checkOrchestrationFn(name, fn);
+    this._checkRegistrationOpen(`orchestration '${name}'`);
+    if (!this._orchestrations.has(name)) this._orchestrations.set(name, new Map());
+    this._orchestrations.get(name).set(version, fn);
+    return this;
+  }
+
+  async start() {
+    if (this._state !== 'new') throw new InvalidStateError(`the runtime is already ${this._state}`);
+    this._state = 'starting';
+    const registry = {
+      orchestrations: Object.fromEntries([...this._orchestrations].map(([n, v]) => [n, [...v.keys()]])),
+      activities: [...this._activities.keys()],
+    };
+    this._native.setDriver((message) => this._onMessage(message));
+    try {
+      await nativeCall(this._native.start(JSON.stringify(registry)));
+    } catch (error) {
+      this._state = 'new';
+      throw error;
+    }
+    this._state = 'started';
+    if (this._keepAlive) this._timer = setInterval(() => {}, 1 << 30);
+  }
+
+  /** Stops taking work; resolves when in-flight work drained or, at the deadline, was abandoned. */
+  async shutdown(timeoutMs = 30000) {
+    if (!Number.isFinite(timeoutMs) || timeoutMs < 0) {
+      throw new InvalidArgumentError(`shutdown timeoutMs must be a number >= 0, got ${describe(timeoutMs)}`);
+    }
+    if (this._state !== 'started') return;
+    this._state = 'stopping';
+    await nativeCall(this._native.shutdown(timeoutMs));
+    if (this._timer) clearInterval(this._timer);
+    this._state = 'stopped';
+  }
+
+  /** Counters and gauges: driver calls, jobs sent, turns, activities, lease losses, ... */
+  metricsSnapshot() {
+    return JSON.parse(this._native.metricsSnapshot());
+  }
+
+  // Everything from Rust arrives here. Nothing may throw out of this callback.
+  _onMessage(text) {
+    try {
+      const message = JSON.parse(text);
+      switch (message.kind) {
+        case 'turns':
+          this._driver.handleTurns(message, (token, reply) => this._native.completeTurn(token, reply));
+          break;
+        case 'activities':
+          for (const item of message.items) this._runActivity(item);
+          break;
+        case 'abort':
+          for (const id of message.ids) {
+            const controller = this._running.get(id);
+            if (controller) controller.abort(new Error(message.reason));
+          }
+          break;
+        default:
+          break;
+      }
+    } catch (error) {
+      process.emitWarning(`reprise: driver message failed: ${error && error.stack}`);
+    }
+  }
+
+  _runActivity(item) {
+    const controller = new AbortController();
+    this._running.set(item.id, controller);
+    const fn = this._activities.get(item.name);
+    const ctx = new ActivityContext(item, controller.signal);
+    let settled = false;
+    const settle = (text) => {
+      if (settled) return;
+      settled = true;
+      this._running.delete(item.id);
+      this._native.completeActivity(item.id, text);
+    };
+    const onError = (error) => settle(`{"err":${JSON.stringify(errorFields(error))}}`);
+    const onValue = (value) => {
+      let json;
+      try {
+        json = toJson(value, `the result of activity '${item.name}'`);
+      } catch (error) {
+        onError(error);
+        return;
+      }
+      settle(`{"ok":${json}}`);
+    };
+    try {
+      Promise.resolve(fn(ctx, item.input)).then(onValue, onError);
+    } catch (error) {
+      onError(error);
+    }
+  }
+}
+
+module.exports = { Runtime, DEFAULT_VERSION };
