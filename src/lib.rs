@@ -3,6 +3,7 @@
 //! Layers: `engine` (pure replay logic), `store` (providers), `runtime` (dispatch, leases,
 //! wake-ups), `bindings` (the napi surface, thin).
 
+#[cfg_attr(test, allow(dead_code))]
 mod bindings;
 pub mod engine;
 pub mod runtime;
