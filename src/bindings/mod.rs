@@ -419,7 +419,7 @@ pub fn trace(
     let exec = execution_id as u64;
     macro_rules! emit {
         ($target:literal, $span:literal) => {{
-            let span = tracing::info_span!(target: $target, $span, instance_id = %instance_id, execution_id = exec, name = %name);
+            let span = tracing::error_span!(target: $target, $span, instance_id = %instance_id, execution_id = exec, name = %name);
             let _entered = span.enter();
             match level.as_str() {
                 "error" => tracing::error!(target: $target, "{message}"),
