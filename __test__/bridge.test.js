@@ -1,0 +1,114 @@
+'use strict';
+// The boundary: one driver call per turn at most, O(steps) jobs with the generator cache,
+// and identical histories with and without it.
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const { startEnv, cacheSize, eventually, normalizedHistory, dbPath } = require('./helpers');
+
+const STEPS = 50;
+
+test('a 50-step sequential orchestration makes at most one driver call per turn and sends O(steps) jobs', async () => {
+  const env = await startEnv((rt) => {
+    rt.registerActivity('Inc', async (ctx, n) => n + 1);
+    rt.registerOrchestration('Chain', function* (ctx) {
+      let n = 0;
+      for (let i = 0; i < STEPS; i++) n = yield ctx.scheduleActivity('Inc', n);
+      return n;
+    });
+  });
+  try {
+    await env.client.startOrchestration('chain-1', 'Chain');
+    assert.equal((await env.client.waitForOrchestration('chain-1', 20000)).output, STEPS);
+    const m = env.runtime.metricsSnapshot();
+    const turns = STEPS + 1; // the start, then one per completed activity
+    assert.equal(m.turns_committed, turns);
+    assert.ok(m.driver_calls <= turns, `driver calls ${m.driver_calls} <= turns ${turns}`);
+    assert.equal(m.activations, turns);
+    if (cacheSize === 0) {
+      // Without the cache every turn replays the whole history: 1 + 2 + ... + 51 jobs.
+      assert.equal(m.full_replays, turns);
+      assert.equal(m.jobs_sent, (turns * (turns + 1)) / 2);
+    } else {
+      // With it each turn sends only its new jobs: the start and one per result.
+      assert.equal(m.full_replays, 1);
+      assert.equal(m.jobs_sent, turns);
+    }
+    assert.equal(m.activities_completed, STEPS);
+  } finally {
+    await env.stop();
+  }
+});
+
+function register(rt) {
+  rt.registerActivity('Work', async (ctx, x) => ({ x, attempt: ctx.attempt }));
+  rt.registerActivity('Fail', async () => {
+    throw new Error('nope');
+  });
+  rt.registerOrchestration('Mixed', function* (ctx, input) {
+    const a = yield ctx.scheduleActivity('Work', input);
+    const guid = yield ctx.newGuid();
+    yield ctx.scheduleTimer(20);
+    const both = yield ctx.all([ctx.scheduleActivity('Work', 'p'), ctx.waitForEvent('ev')]);
+    const r = yield ctx.race(ctx.waitForEvent('never'), ctx.scheduleTimer(30));
+    ctx.setCustomStatus({ done: true });
+    let caught = null;
+    try {
+      yield ctx.scheduleActivity('Fail');
+    } catch (e) {
+      caught = e.message;
+    }
+    return { a, guid, both, r, caught };
+  });
+}
+
+async function runMixed(generatorCacheSize) {
+  const env = await startEnv(register, { generatorCacheSize }, dbPath(`mixed-${generatorCacheSize}`));
+  try {
+    await env.client.startOrchestration('mixed-1', 'Mixed', { n: 1 });
+    // Raise the event only once nothing else is pending, so both runs see one arrival order.
+    await eventually(async () => (await env.client.readExecutionHistory('mixed-1')).filter((e) => e.kind === 'ActivityCompleted').length === 2);
+    await env.client.raiseEvent('mixed-1', 'ev', 'event-data');
+    const r = await env.client.waitForOrchestration('mixed-1', 20000);
+    assert.equal(r.status, 'Completed', r.error);
+    return { output: r.output, history: normalizedHistory(await env.client.readExecutionHistory('mixed-1')), m: env.runtime.metricsSnapshot() };
+  } finally {
+    await env.stop();
+  }
+}
+
+test('the cached and the replay-every-turn modes write identical histories', async () => {
+  const cached = await runMixed(100);
+  const replayed = await runMixed(0);
+  assert.ok(cached.m.full_replays < cached.m.turns_committed, 'the cached run reused generators');
+  assert.equal(replayed.m.full_replays, replayed.m.activations, 'the uncached run replayed every turn');
+  assert.deepEqual(replayed.output, cached.output);
+  assert.deepEqual(replayed.history, cached.history);
+  assert.deepEqual(cached.output.both, [{ ok: { x: 'p', attempt: 1 } }, { ok: 'event-data' }]);
+  assert.deepEqual(cached.output.r, { index: 1, value: null });
+  assert.equal(cached.output.caught, 'nope');
+});
+
+test('a cache smaller than the number of live instances still completes everything', async () => {
+  const env = await startEnv(
+    (rt) => {
+      rt.registerActivity('Id', async (ctx, x) => x);
+      rt.registerOrchestration('Three', function* (ctx, input) {
+        const a = yield ctx.scheduleActivity('Id', input);
+        const b = yield ctx.scheduleActivity('Id', a + 1);
+        const c = yield ctx.scheduleActivity('Id', b + 1);
+        return c;
+      });
+    },
+    { generatorCacheSize: cacheSize === 0 ? 0 : 2 },
+  );
+  try {
+    await Promise.all(Array.from({ length: 20 }, (_, i) => env.client.startOrchestration(`three-${i}`, 'Three', i * 10)));
+    for (let i = 0; i < 20; i++) {
+      assert.equal((await env.client.waitForOrchestration(`three-${i}`, 20000)).output, i * 10 + 2);
+    }
+    await eventually(() => env.runtime.metricsSnapshot().inflight_turns === 0);
+    assert.ok(env.runtime.metricsSnapshot().cached_generators <= 2);
+  } finally {
+    await env.stop();
+  }
+});
