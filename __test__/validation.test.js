@@ -1,0 +1,156 @@
+'use strict';
+// Bad input gets a clear error naming what is wrong, and nothing already stored is lost.
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const { SqliteProvider, Client, Runtime, InvalidArgumentError, InvalidStateError } = require('..');
+const { startEnv, dbPath, runtimeOptions } = require('./helpers');
+
+const invalid = (pattern) => (e) => e instanceof InvalidArgumentError && e.code === 'ERR_INVALID_ARGUMENT' && pattern.test(e.message);
+
+test('runtime options are validated by name', async () => {
+  const provider = await SqliteProvider.inMemory();
+  assert.throws(() => new Runtime(provider, { orchestrationConcurrency: 0 }), invalid(/options\.orchestrationConcurrency must be an integer >= 1, got number 0/));
+  assert.throws(() => new Runtime(provider, { workerConcurrency: 1.5 }), invalid(/options\.workerConcurrency/));
+  assert.throws(() => new Runtime(provider, { generatorCacheSize: -1 }), invalid(/options\.generatorCacheSize must be an integer >= 0/));
+  assert.throws(() => new Runtime(provider, { generatorCacheSize: '10' }), invalid(/generatorCacheSize must be an integer >= 0, got "10"/));
+  assert.throws(() => new Runtime(provider, { orchestrationConcurency: 2 }), invalid(/options\.orchestrationConcurency is not a Runtime option/));
+  assert.throws(() => new Runtime({}, {}), invalid(/provider must come from/));
+  assert.doesNotThrow(() => new Runtime(provider, { orchestrationConcurrency: 4, workerConcurrency: 8, generatorCacheSize: 0 }));
+});
+
+test('registration refuses async functions, non-generators, bad versions, and anything after start', async () => {
+  const provider = await SqliteProvider.inMemory();
+  const rt = new Runtime(provider, runtimeOptions());
+  assert.throws(() => rt.registerOrchestration('A', async function (ctx) {}), invalid(/orchestration 'A' is an async function; orchestrations must be generator functions \(function\*\)/));
+  assert.throws(() => rt.registerOrchestration('B', async function* (ctx) {}), invalid(/'B' is an async function/));
+  assert.throws(() => rt.registerOrchestration('C', function (ctx) {}), invalid(/must be a generator function/));
+  assert.throws(() => rt.registerOrchestration('', function* () {}), invalid(/orchestration name must be a non-empty string/));
+  assert.throws(() => rt.registerOrchestrationVersioned('D', 'v1', function* () {}), invalid(/semantic version/));
+  assert.throws(() => rt.registerActivity('E', 'nope'), invalid(/activity 'E' must be a function/));
+  rt.registerOrchestration('Ok', function* () {});
+  await rt.start();
+  assert.throws(() => rt.registerActivity('Late', async () => 1), (e) => e instanceof InvalidStateError && /cannot register activity 'Late' after the runtime has started/.test(e.message));
+  assert.throws(() => rt.registerOrchestration('Late', function* () {}), InvalidStateError);
+  await assert.rejects(rt.start(), InvalidStateError);
+  await rt.shutdown(1000);
+});
+
+test('client input that JSON cannot carry, bad ids and oversized payloads are refused and store nothing', async () => {
+  const env = await startEnv((rt) => rt.registerOrchestration('Echo', function* (ctx, x) { return x; }));
+  try {
+    const circular = {};
+    circular.self = circular;
+    await assert.rejects(env.client.startOrchestration('x1', 'Echo', { n: 10n }), invalid(/input cannot be stored as JSON: it contains a BigInt/));
+    await assert.rejects(env.client.startOrchestration('x2', 'Echo', circular), invalid(/input cannot be stored as JSON: it contains a circular reference/));
+    await assert.rejects(env.client.startOrchestration('', 'Echo', 1), invalid(/instanceId must be a non-empty string/));
+    await assert.rejects(env.client.startOrchestration('a'.repeat(257), 'Echo', 1), invalid(/instanceId is 257 characters long; the limit is 256/));
+    await assert.rejects(env.client.startOrchestration('x3', 'Echo', 'y'.repeat(17 * 1024 * 1024)), invalid(/input is \d+ bytes as JSON; the limit is 16777216 bytes/));
+    await assert.rejects(env.client.raiseEvent('x4', 'ev', 5n), invalid(/event data cannot be stored as JSON/));
+    await assert.rejects(env.client.waitForOrchestration('x1', -1), invalid(/timeoutMs/));
+    for (const id of ['x1', 'x2', 'x3']) assert.equal((await env.client.getStatus(id)).status, 'NotFound');
+    // What was stored before is untouched.
+    await env.client.startOrchestration('kept', 'Echo', { a: 1 });
+    assert.deepEqual((await env.client.waitForOrchestration('kept', 10000)).output, { a: 1 });
+  } finally {
+    await env.stop();
+  }
+});
+
+test('malformed SQLite URLs are refused with a clear error', async () => {
+  await assert.rejects(SqliteProvider.open(''), invalid(/url must be a non-empty string/));
+  await assert.rejects(SqliteProvider.open('postgres://localhost/db'), invalid(/is not a SQLite URL/));
+  await assert.rejects(SqliteProvider.open('sqlite::memory:'), invalid(/inMemory/));
+  await assert.rejects(SqliteProvider.open(dbPath(), { synchronous: 'sometimes' }), invalid(/options\.synchronous must be 'normal' or 'full'/));
+  const p = await SqliteProvider.open(`sqlite:${dbPath('nested/deeper/x')}`, { synchronous: 'full' });
+  assert.ok(p);
+});
+
+test('inside an orchestration: a negative timer, a non-task yield and unserializable input fail clearly', async () => {
+  const env = await startEnv((rt) => {
+    rt.registerActivity('Id', async (ctx, x) => x);
+    rt.registerOrchestration('NegativeTimer', function* (ctx) {
+      yield ctx.scheduleTimer(-5);
+    });
+    rt.registerOrchestration('YieldsPromise', function* (ctx) {
+      yield Promise.resolve(1);
+    });
+    rt.registerOrchestration('YieldsValue', function* (ctx) {
+      yield 42;
+    });
+    rt.registerOrchestration('BadInput', function* (ctx) {
+      try {
+        yield ctx.scheduleActivity('Id', { big: 1n });
+      } catch (e) {
+        return `caught: ${e.code}: ${e.message}`;
+      }
+    });
+    rt.registerOrchestration('BadOutput', function* (ctx) {
+      return { big: 2n };
+    });
+  });
+  try {
+    const cases = ['NegativeTimer', 'YieldsPromise', 'YieldsValue', 'BadInput', 'BadOutput'];
+    for (const name of cases) await env.client.startOrchestration(name, name);
+    const r = {};
+    for (const name of cases) r[name] = await env.client.waitForOrchestration(name, 10000);
+    assert.equal(r.NegativeTimer.status, 'Failed');
+    assert.equal(r.NegativeTimer.errorCode, 'ERR_INVALID_ARGUMENT');
+    assert.match(r.NegativeTimer.error, /timer delay must be a finite number of milliseconds >= 0, got number -5/);
+    assert.equal(r.YieldsPromise.errorCode, 'ERR_INVALID_ARGUMENT');
+    assert.match(r.YieldsPromise.error, /yielded a Promise, which is not a task/);
+    assert.match(r.YieldsValue.error, /yielded number 42, which is not a task/);
+    assert.equal(r.BadInput.output, "caught: ERR_INVALID_ARGUMENT: input of activity 'Id' cannot be stored as JSON: it contains a BigInt (convert it to a string or number first)");
+    assert.equal(r.BadOutput.status, 'Failed');
+    assert.match(r.BadOutput.error, /the orchestration output cannot be stored as JSON/);
+  } finally {
+    await env.stop();
+  }
+});
+
+test('an unknown orchestration name waits for a grace period, then fails with ERR_NOT_REGISTERED', async () => {
+  const env = await startEnv((rt) => rt.registerOrchestration('Known', function* () { return 1; }), { notRegisteredGraceMs: 300 });
+  try {
+    await env.client.startOrchestration('u-1', 'Unknown', null);
+    const r = await env.client.waitForOrchestration('u-1', 10000);
+    assert.equal(r.status, 'Failed');
+    assert.equal(r.errorCode, 'ERR_NOT_REGISTERED');
+    assert.match(r.error, /orchestration 'Unknown' is not registered/);
+  } finally {
+    await env.stop();
+  }
+});
+
+test('an unknown activity name fails at its yield with ERR_NOT_REGISTERED after the grace period', async () => {
+  const env = await startEnv(
+    (rt) =>
+      rt.registerOrchestration('CallsMissing', function* (ctx) {
+        try {
+          yield ctx.scheduleActivity('Missing', 1);
+        } catch (e) {
+          return e.code;
+        }
+      }),
+    { notRegisteredGraceMs: 300 },
+  );
+  try {
+    await env.client.startOrchestration('m-1', 'CallsMissing');
+    assert.equal((await env.client.waitForOrchestration('m-1', 10000)).output, 'ERR_NOT_REGISTERED');
+  } finally {
+    await env.stop();
+  }
+});
+
+test('one runtime per SQLite file: a second one is refused, a client is fine', async () => {
+  const file = dbPath('locked');
+  const env = await startEnv((rt) => rt.registerOrchestration('X', function* () { return 1; }), {}, file);
+  try {
+    const other = await SqliteProvider.open(file);
+    const rt2 = new Runtime(other, runtimeOptions());
+    rt2.registerOrchestration('X', function* () { return 1; });
+    await assert.rejects(rt2.start(), (e) => e.code === 'ERR_LOCKED' && /another runtime is already running/.test(e.message));
+    await new Client(other).startOrchestration('from-client', 'X');
+    assert.equal((await env.client.waitForOrchestration('from-client', 10000)).output, 1);
+  } finally {
+    await env.stop();
+  }
+});
