@@ -1,12 +1,23 @@
 'use strict';
 
-// reprise: durable execution for Node.js. Public entry; static named exports.
+// reprise: durable execution for Node.js. Public entry: static named exports (CommonJS,
+// importable from ESM by name).
 const { SqliteProvider } = require('./lib/providers');
 const { Client } = require('./lib/client');
 const { Runtime } = require('./lib/runtime');
 const { OrchestrationContext, ActivityContext } = require('./lib/context');
 const { Task } = require('./lib/tasks');
-const errors = require('./lib/errors');
+const {
+  RepriseError,
+  InvalidArgumentError,
+  InvalidStateError,
+  TimeoutError,
+  NondeterminismError,
+  NotFoundError,
+  NotRegisteredError,
+  StoreError,
+  TaskFailedError,
+} = require('./lib/errors');
 
 module.exports = {
   SqliteProvider,
@@ -15,13 +26,13 @@ module.exports = {
   OrchestrationContext,
   ActivityContext,
   Task,
-  RepriseError: errors.RepriseError,
-  InvalidArgumentError: errors.InvalidArgumentError,
-  InvalidStateError: errors.InvalidStateError,
-  TimeoutError: errors.TimeoutError,
-  NondeterminismError: errors.NondeterminismError,
-  NotFoundError: errors.NotFoundError,
-  NotRegisteredError: errors.NotRegisteredError,
-  StoreError: errors.StoreError,
-  TaskFailedError: errors.TaskFailedError,
+  RepriseError,
+  InvalidArgumentError,
+  InvalidStateError,
+  TimeoutError,
+  NondeterminismError,
+  NotFoundError,
+  NotRegisteredError,
+  StoreError,
+  TaskFailedError,
 };
