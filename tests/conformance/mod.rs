@@ -1,0 +1,1352 @@
+//! Provider conformance suite.
+//!
+//! Every case is a `pub async fn` taking a fresh, empty provider and talking to it only
+//! through the `Provider` trait, so each backend runs the very same cases. A backend's test
+//! file declares `#[macro_use] mod conformance;` and generates its `#[tokio::test]` wrappers
+//! with [`conformance_suite!`] (every case) or [`conformance_tests!`] (a chosen list).
+//!
+//! Timing-based cases use leases and timers of a few hundred milliseconds and leave wide
+//! margins on both sides of every deadline.
+
+use std::time::{Duration, Instant};
+
+use reprise::engine::{
+    payload_from_str, ActivityRequest, Event, HistoryRow, Message, Outbound, ParentLink, Payload,
+    RetryPolicy, StartRequest, TaskError, Terminal, TimerRequest, TurnOutcome, FORMAT_VERSION,
+};
+use reprise::store::{
+    ActivityItem, ActivityResult, InstanceInfo, Lease, OrchestrationItem, SharedProvider,
+    StoreError, TurnCommit,
+};
+
+/// Generates one `#[tokio::test]` per case name. `$factory` is an async fn returning
+/// `(SharedProvider, guard)`: the guard (a temp dir, a schema to drop, ...) lives as long
+/// as the test.
+macro_rules! conformance_tests {
+    ($factory:path => $($case:ident),+ $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
+                let (provider, _guard) = $factory().await;
+                $crate::conformance::$case(provider).await;
+            }
+        )+
+    };
+}
+
+/// Every conformance case, as `#[tokio::test]`s on providers from `$factory`.
+macro_rules! conformance_suite {
+    ($factory:path) => {
+        conformance_tests!($factory =>
+            atomic_turn_commit,
+            fencing_of_stale_generation,
+            lease_expiry_and_renewal,
+            per_instance_message_order,
+            timer_visibility,
+            poison_after_bounded_deliveries,
+            events_before_start,
+            create_instance_is_idempotent,
+            terminal_turn_completes_and_cleans_up,
+            continue_as_new_starts_a_new_execution,
+        );
+    };
+}
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------
+
+/// A long lease: nothing in a case outlives it.
+pub const LONG_LEASE: i64 = 60_000;
+
+pub fn payload(json: &str) -> Payload {
+    payload_from_str(json).expect("valid JSON")
+}
+
+pub fn start_request(instance_id: &str, name: &str, input: &str) -> StartRequest {
+    StartRequest {
+        instance_id: instance_id.to_owned(),
+        name: name.to_owned(),
+        version: None,
+        input: payload(input),
+        parent: None,
+    }
+}
+
+pub fn event_message(name: &str, data: &str) -> Message {
+    Message::Event {
+        name: name.to_owned(),
+        data: payload(data),
+    }
+}
+
+pub async fn sleep_ms(ms: u64) {
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+}
+
+/// Claims every claimable instance (sorted by id).
+pub async fn claim(p: &SharedProvider, owner: &str, lease_ms: i64) -> Vec<OrchestrationItem> {
+    let mut items = p
+        .claim_orchestrations(owner, lease_ms, 100)
+        .await
+        .expect("claim_orchestrations");
+    items.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
+    items
+}
+
+pub fn instance_ids(items: &[OrchestrationItem]) -> Vec<String> {
+    items.iter().map(|i| i.instance_id.clone()).collect()
+}
+
+/// Claims and asserts that exactly `instance_id` was claimable.
+pub async fn claim_only(
+    p: &SharedProvider,
+    owner: &str,
+    lease_ms: i64,
+    instance_id: &str,
+) -> OrchestrationItem {
+    let items = claim(p, owner, lease_ms).await;
+    assert_eq!(
+        instance_ids(&items),
+        vec![instance_id.to_owned()],
+        "expected exactly '{instance_id}' to be claimable"
+    );
+    items.into_iter().next().unwrap()
+}
+
+pub async fn assert_nothing_claimable(p: &SharedProvider, owner: &str, why: &str) {
+    let items = claim(p, owner, LONG_LEASE).await;
+    assert!(
+        items.is_empty(),
+        "{why}: nothing should be claimable, got {:?}",
+        instance_ids(&items)
+    );
+}
+
+pub async fn claim_work(p: &SharedProvider, owner: &str, lease_ms: i64) -> Vec<ActivityItem> {
+    p.claim_activities(owner, lease_ms, 100)
+        .await
+        .expect("claim_activities")
+}
+
+pub async fn claim_one_activity(p: &SharedProvider, owner: &str, lease_ms: i64) -> ActivityItem {
+    let mut items = claim_work(p, owner, lease_ms).await;
+    assert_eq!(items.len(), 1, "expected exactly one claimable activity");
+    items.pop().unwrap()
+}
+
+pub fn seqs(item: &OrchestrationItem) -> Vec<i64> {
+    item.messages.iter().map(|m| m.seq).collect()
+}
+
+pub fn kinds(item: &OrchestrationItem) -> Vec<&'static str> {
+    item.messages.iter().map(|m| m.message.kind()).collect()
+}
+
+pub fn deliveries(item: &OrchestrationItem) -> Vec<u32> {
+    item.messages.iter().map(|m| m.deliveries).collect()
+}
+
+/// Names of `Message::Event`s, `-` for other messages.
+pub fn event_names(item: &OrchestrationItem) -> Vec<String> {
+    item.messages
+        .iter()
+        .map(|m| match &m.message {
+            Message::Event { name, .. } => name.clone(),
+            _ => "-".to_owned(),
+        })
+        .collect()
+}
+
+pub fn history_kinds(rows: &[HistoryRow]) -> Vec<&'static str> {
+    rows.iter().map(|r| r.event.kind()).collect()
+}
+
+pub fn event_ids(rows: &[HistoryRow]) -> Vec<u64> {
+    rows.iter().map(|r| r.event_id).collect()
+}
+
+pub async fn history(p: &SharedProvider, id: &str, execution: Option<u64>) -> Vec<HistoryRow> {
+    p.history(id, execution).await.expect("history")
+}
+
+pub async fn instance(p: &SharedProvider, id: &str) -> InstanceInfo {
+    p.instance(id)
+        .await
+        .expect("instance")
+        .unwrap_or_else(|| panic!("instance '{id}' should exist"))
+}
+
+/// A commit of `outcome` under `item`'s claim, appending after the claimed history.
+pub fn turn_commit(item: &OrchestrationItem, outcome: TurnOutcome) -> TurnCommit {
+    TurnCommit {
+        instance_id: item.instance_id.clone(),
+        execution_id: item.execution_id,
+        generation: item.generation,
+        now: item.now,
+        first_event_id: item.history.len() as u64 + 1,
+        outcome,
+    }
+}
+
+/// The first turn of an execution: `ExecutionStarted` from the claimed Start message,
+/// consuming every claimed message.
+pub fn start_outcome(item: &OrchestrationItem) -> TurnOutcome {
+    let (name, version, input, parent, events) = item
+        .messages
+        .iter()
+        .find_map(|m| match &m.message {
+            Message::Start {
+                name,
+                version,
+                input,
+                parent,
+                events,
+            } => Some((
+                name.clone(),
+                version.clone(),
+                input.clone(),
+                parent.clone(),
+                events.clone(),
+            )),
+            _ => None,
+        })
+        .expect("a Start message among the claimed messages");
+    TurnOutcome {
+        events: vec![Event::ExecutionStarted {
+            name: name.clone(),
+            version: version.clone(),
+            input,
+            format: FORMAT_VERSION,
+            parent,
+            events,
+        }],
+        consumed: seqs(item),
+        started: Some((name, version)),
+        ..Default::default()
+    }
+}
+
+/// Creates an instance and commits its first turn (plus `extra`), leaving nothing queued
+/// for it but what `extra` adds.
+pub async fn start_instance_with(
+    p: &SharedProvider,
+    id: &str,
+    name: &str,
+    extra: impl FnOnce(&mut TurnOutcome),
+) {
+    assert!(p
+        .create_instance(&start_request(id, name, "null"))
+        .await
+        .expect("create_instance"));
+    let item = claim_only(p, "setup", LONG_LEASE, id).await;
+    let mut outcome = start_outcome(&item);
+    extra(&mut outcome);
+    p.commit_turn(turn_commit(&item, outcome))
+        .await
+        .expect("commit of the first turn");
+}
+
+pub async fn start_instance(p: &SharedProvider, id: &str, name: &str) {
+    start_instance_with(p, id, name, |_| {}).await
+}
+
+/// Adds an activity (event + worker row) to a turn.
+pub fn schedule_activity(outcome: &mut TurnOutcome, task: u32, name: &str, input: &str) {
+    outcome.events.push(Event::ActivityScheduled {
+        task,
+        name: name.to_owned(),
+        input: payload(input),
+        retry: None,
+    });
+    outcome.activities.push(ActivityRequest {
+        task,
+        name: name.to_owned(),
+        input: payload(input),
+        retry: None,
+    });
+}
+
+/// Adds a timer (event + timer message) to a turn.
+pub fn schedule_timer(outcome: &mut TurnOutcome, task: u32, fire_at: i64) {
+    outcome.events.push(Event::TimerCreated { task, fire_at });
+    outcome.timers.push(TimerRequest { task, fire_at });
+}
+
+fn retry_policy() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 3,
+        backoff: "linear".to_owned(),
+        initial_delay_ms: 250,
+        max_delay_ms: Some(1_000),
+        timeout_ms: None,
+        jitter: false,
+    }
+}
+
+fn assert_lease_lost<T: std::fmt::Debug>(result: Result<T, StoreError>, what: &str) {
+    match result {
+        Err(StoreError::LeaseLost(_)) => {}
+        other => panic!("{what}: expected StoreError::LeaseLost, got {other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 1. Atomic turn commit
+// ---------------------------------------------------------------------------------------
+
+/// A turn's writes are all-or-nothing: a successful commit shows every write at once, a
+/// commit failing part-way (after the fencing update) shows none of them.
+pub async fn atomic_turn_commit(p: SharedProvider) {
+    start_instance(&p, "other", "Other").await;
+    start_instance(&p, "bystander", "Other").await;
+    assert!(p
+        .create_instance(&start_request("main", "Flow", r#"{"n":1}"#))
+        .await
+        .unwrap());
+
+    // --- a successful commit: everything becomes visible together ---
+    let a = claim_only(&p, "A", LONG_LEASE, "main").await;
+    assert_eq!(a.execution_id, 1);
+    assert!(a.history.is_empty());
+    assert_eq!(kinds(&a), vec!["Start"]);
+    let now = p.now().await.unwrap();
+    let mut outcome = start_outcome(&a);
+    outcome.started = Some(("Flow".to_owned(), Some("2.0".to_owned())));
+    outcome.events.push(Event::ActivityScheduled {
+        task: 1,
+        name: "Charge".to_owned(),
+        input: payload(r#"{"amount":5}"#),
+        retry: Some(retry_policy()),
+    });
+    outcome.activities.push(ActivityRequest {
+        task: 1,
+        name: "Charge".to_owned(),
+        input: payload(r#"{"amount":5}"#),
+        retry: Some(retry_policy()),
+    });
+    schedule_timer(&mut outcome, 2, now);
+    outcome.events.push(Event::CustomStatusSet {
+        value: payload(r#""busy""#),
+    });
+    outcome.custom_status = Some(payload(r#""busy""#));
+    outcome.messages.push(Outbound {
+        instance_id: "other".to_owned(),
+        message: event_message("ping", "1"),
+    });
+    outcome.starts.push(StartRequest {
+        instance_id: "main:child".to_owned(),
+        name: "Child".to_owned(),
+        version: Some("1.0".to_owned()),
+        input: payload("7"),
+        parent: Some(ParentLink {
+            instance_id: "main".to_owned(),
+            execution_id: 1,
+            task: 3,
+        }),
+    });
+    p.commit_turn(turn_commit(&a, outcome))
+        .await
+        .expect("the first commit succeeds");
+
+    let h = history(&p, "main", None).await;
+    assert_eq!(event_ids(&h), vec![1, 2, 3, 4]);
+    assert_eq!(
+        history_kinds(&h),
+        vec![
+            "ExecutionStarted",
+            "ActivityScheduled",
+            "TimerCreated",
+            "CustomStatusSet"
+        ]
+    );
+    assert!(
+        h.iter().all(|r| r.ts == a.now),
+        "rows carry the turn's time"
+    );
+    let info = instance(&p, "main").await;
+    assert_eq!(info.status, "Running");
+    assert_eq!(info.name, "Flow");
+    assert_eq!(info.version.as_deref(), Some("2.0"));
+    assert_eq!(info.execution_id, 1);
+    assert_eq!(info.input.as_deref(), Some(r#"{"n":1}"#));
+    assert_eq!(info.custom_status.as_deref(), Some(r#""busy""#));
+    assert_eq!(info.custom_status_version, 1);
+    assert_eq!(info.output, None);
+    assert_eq!(info.error, None);
+    let child = instance(&p, "main:child").await;
+    assert_eq!(child.status, "Running");
+    assert_eq!(child.name, "Child");
+    assert_eq!(child.version.as_deref(), Some("1.0"));
+    assert_eq!(child.input.as_deref(), Some("7"));
+    assert_eq!(child.parent_instance_id.as_deref(), Some("main"));
+
+    let work = claim_one_activity(&p, "W", LONG_LEASE).await;
+    assert_eq!(work.instance_id, "main");
+    assert_eq!(work.execution_id, 1);
+    assert_eq!(work.task, 1);
+    assert_eq!(work.name, "Charge");
+    assert_eq!(work.input, r#"{"amount":5}"#);
+    assert_eq!(work.attempt, 1);
+    assert_eq!(work.deliveries, 1);
+    assert_eq!(work.retry, Some(retry_policy()));
+
+    p.enqueue("main", &event_message("go", "2")).await.unwrap();
+    let items = claim(&p, "checker", LONG_LEASE).await;
+    assert_eq!(instance_ids(&items), vec!["main", "main:child", "other"]);
+    let b = &items[0];
+    assert_eq!(kinds(b), vec!["TimerFired", "Event"]);
+    assert!(matches!(
+        b.messages[0].message,
+        Message::TimerFired {
+            execution_id: 1,
+            task: 2
+        }
+    ));
+    assert_eq!(deliveries(b), vec![1, 1]);
+    assert_eq!(b.history.len(), 4);
+    match &items[1].messages[..] {
+        [m] => match &m.message {
+            Message::Start {
+                name,
+                version,
+                input,
+                parent,
+                ..
+            } => {
+                assert_eq!(name, "Child");
+                assert_eq!(version.as_deref(), Some("1.0"));
+                assert_eq!(input.get(), "7");
+                assert_eq!(
+                    parent,
+                    &Some(ParentLink {
+                        instance_id: "main".to_owned(),
+                        execution_id: 1,
+                        task: 3
+                    })
+                );
+            }
+            other => panic!("the child's message should be a Start, got {other:?}"),
+        },
+        other => panic!("the child should have one message, got {other:?}"),
+    }
+    assert_eq!(event_names(&items[2]), vec!["ping"]);
+    for item in &items[1..] {
+        p.abandon_orchestration(&item.instance_id, item.generation, 0, false)
+            .await
+            .unwrap();
+    }
+    let b = items.into_iter().next().unwrap();
+
+    // --- a commit failing after the fencing update: nothing of it is visible ---
+    let now = p.now().await.unwrap();
+    let mut failing = TurnOutcome {
+        events: vec![
+            Event::TimerFired { task: 2 },
+            Event::EventRaised {
+                name: "go".to_owned(),
+                data: payload("2"),
+            },
+            Event::CustomStatusSet {
+                value: payload(r#""finishing""#),
+            },
+            Event::ExecutionCompleted {
+                output: payload(r#""done""#),
+            },
+        ],
+        consumed: seqs(&b),
+        terminal: Some(Terminal::Completed(payload(r#""done""#))),
+        custom_status: Some(payload(r#""finishing""#)),
+        messages: vec![Outbound {
+            instance_id: "other".to_owned(),
+            message: event_message("pong", "3"),
+        }],
+        starts: vec![start_request("main:child2", "Child", "8")],
+        ..Default::default()
+    };
+    schedule_activity(&mut failing, 5, "Refund", "{}");
+    failing.timers.push(TimerRequest {
+        task: 6,
+        fire_at: now + LONG_LEASE,
+    });
+    let mut commit = turn_commit(&b, failing);
+    // Event ids 4.. collide with the stored CustomStatusSet (event 4).
+    commit.first_event_id = 4;
+    // Other callers' writes racing with the failing commit are unaffected by it.
+    let (result, e1, e2, e3) = tokio::join!(
+        p.commit_turn(commit),
+        p.enqueue("bystander", &event_message("b1", "1")),
+        p.enqueue("bystander", &event_message("b2", "2")),
+        p.enqueue("bystander", &event_message("b3", "3")),
+    );
+    match result {
+        Err(StoreError::LeaseLost(e)) => {
+            panic!("the lease is held: the failure must not be a lease loss ({e})")
+        }
+        Err(_) => {}
+        Ok(()) => panic!("a commit whose event ids collide with history must fail"),
+    }
+    e1.unwrap();
+    e2.unwrap();
+    e3.unwrap();
+
+    let h = history(&p, "main", None).await;
+    assert_eq!(event_ids(&h), vec![1, 2, 3, 4]);
+    assert_eq!(
+        history_kinds(&h),
+        vec![
+            "ExecutionStarted",
+            "ActivityScheduled",
+            "TimerCreated",
+            "CustomStatusSet"
+        ]
+    );
+    let info = instance(&p, "main").await;
+    assert_eq!(info.status, "Running");
+    assert_eq!(info.output, None);
+    assert_eq!(info.custom_status.as_deref(), Some(r#""busy""#));
+    assert_eq!(info.custom_status_version, 1);
+    assert_eq!(info.execution_id, 1);
+    assert!(
+        p.instance("main:child2").await.unwrap().is_none(),
+        "the failed turn's start must not exist"
+    );
+    assert_eq!(
+        p.next_due().await.unwrap(),
+        None,
+        "the failed turn's timer must not exist"
+    );
+    assert!(
+        claim_work(&p, "W2", LONG_LEASE).await.is_empty(),
+        "the failed turn's activity must not exist"
+    );
+    // The lock is still held by the failed commit's claim (its release was rolled back),
+    // the outbound message was not sent, the concurrent enqueues were kept.
+    let items = claim(&p, "C", LONG_LEASE).await;
+    assert_eq!(
+        instance_ids(&items),
+        vec!["bystander", "main:child", "other"]
+    );
+    assert_eq!(event_names(&items[0]), vec!["b1", "b2", "b3"]);
+    assert_eq!(kinds(&items[1]), vec!["Start"]);
+    assert_eq!(event_names(&items[2]), vec!["ping"]);
+
+    // The worker row survived the (rolled back) terminal cleanup.
+    assert!(p
+        .complete_activity(&work, ActivityResult::Completed(payload("true")))
+        .await
+        .unwrap());
+
+    // The consumed messages are still there; a correct commit under the same claim works.
+    p.abandon_orchestration("main", b.generation, 0, true)
+        .await
+        .unwrap();
+    let d = claim_only(&p, "D", LONG_LEASE, "main").await;
+    assert_eq!(d.history.len(), 4);
+    assert_eq!(&seqs(&d)[..2], &seqs(&b)[..]);
+    assert_eq!(kinds(&d), vec!["TimerFired", "Event", "ActivityCompleted"]);
+    assert_eq!(deliveries(&d), vec![2, 2, 1]);
+    let outcome = TurnOutcome {
+        events: vec![
+            Event::TimerFired { task: 2 },
+            Event::EventRaised {
+                name: "go".to_owned(),
+                data: payload("2"),
+            },
+            Event::ActivityCompleted {
+                task: 1,
+                result: payload("true"),
+            },
+            Event::ExecutionCompleted {
+                output: payload(r#""done""#),
+            },
+        ],
+        consumed: seqs(&d),
+        terminal: Some(Terminal::Completed(payload(r#""done""#))),
+        ..Default::default()
+    };
+    p.commit_turn(turn_commit(&d, outcome)).await.unwrap();
+    assert_eq!(
+        event_ids(&history(&p, "main", None).await),
+        vec![1, 2, 3, 4, 5, 6, 7, 8]
+    );
+    let info = instance(&p, "main").await;
+    assert_eq!(info.status, "Completed");
+    assert_eq!(info.output.as_deref(), Some(r#""done""#));
+}
+
+// ---------------------------------------------------------------------------------------
+// 2. Fencing of a stale generation
+// ---------------------------------------------------------------------------------------
+
+/// Once a lease expired and another owner claimed, the old claim writes nothing.
+pub async fn fencing_of_stale_generation(p: SharedProvider) {
+    assert!(p
+        .create_instance(&start_request("f", "Flow", "1"))
+        .await
+        .unwrap());
+    let a = claim_only(&p, "A", 200, "f").await;
+    assert_nothing_claimable(&p, "B", "while A's lease holds").await;
+    sleep_ms(350).await;
+    let b = claim_only(&p, "B", LONG_LEASE, "f").await;
+    assert_ne!(
+        b.generation, a.generation,
+        "a new claim moves the generation"
+    );
+    assert_eq!(seqs(&b), seqs(&a));
+    assert_eq!(deliveries(&b), vec![2]);
+
+    let mut stale = start_outcome(&a);
+    stale.events.push(Event::CustomStatusSet {
+        value: payload(r#""A""#),
+    });
+    stale.custom_status = Some(payload(r#""A""#));
+    schedule_activity(&mut stale, 1, "FromA", "0");
+    stale.messages.push(Outbound {
+        instance_id: "f".to_owned(),
+        message: event_message("fromA", "0"),
+    });
+    assert_lease_lost(
+        p.commit_turn(turn_commit(&a, stale)).await,
+        "commit under a stale generation",
+    );
+    assert!(history(&p, "f", None).await.is_empty());
+    let info = instance(&p, "f").await;
+    assert_eq!(info.custom_status, None);
+    assert_eq!(info.custom_status_version, 0);
+    assert!(claim_work(&p, "W", LONG_LEASE).await.is_empty());
+    assert_nothing_claimable(&p, "C", "B's lease is untouched by A's failed commit").await;
+
+    let mut fresh = start_outcome(&b);
+    fresh.events.push(Event::CustomStatusSet {
+        value: payload(r#""B""#),
+    });
+    fresh.custom_status = Some(payload(r#""B""#));
+    p.commit_turn(turn_commit(&b, fresh))
+        .await
+        .expect("the current generation commits");
+    let h = history(&p, "f", None).await;
+    assert_eq!(
+        history_kinds(&h),
+        vec!["ExecutionStarted", "CustomStatusSet"]
+    );
+    match &h[1].event {
+        Event::CustomStatusSet { value } => assert_eq!(value.get(), r#""B""#),
+        other => panic!("unexpected {other:?}"),
+    }
+    let info = instance(&p, "f").await;
+    assert_eq!(info.custom_status.as_deref(), Some(r#""B""#));
+    assert_eq!(info.custom_status_version, 1);
+
+    // A stale abandon neither releases nor delays anything.
+    p.enqueue("f", &event_message("e", "1")).await.unwrap();
+    p.abandon_orchestration("f", a.generation, LONG_LEASE, true)
+        .await
+        .unwrap();
+    let c = claim_only(&p, "C", LONG_LEASE, "f").await;
+    assert_eq!(event_names(&c), vec!["e"]);
+    assert_eq!(deliveries(&c), vec![1]);
+    let mut outcome = TurnOutcome {
+        events: vec![Event::EventRaised {
+            name: "e".to_owned(),
+            data: payload("1"),
+        }],
+        consumed: seqs(&c),
+        ..Default::default()
+    };
+    schedule_activity(&mut outcome, 1, "Work", r#""x""#);
+    p.commit_turn(turn_commit(&c, outcome)).await.unwrap();
+
+    // --- activities ---
+    let wa = claim_one_activity(&p, "WA", 200).await;
+    assert!(claim_work(&p, "WB", LONG_LEASE).await.is_empty());
+    sleep_ms(350).await;
+    let wb = claim_one_activity(&p, "WB", LONG_LEASE).await;
+    assert_eq!(wb.seq, wa.seq);
+    assert_ne!(wb.generation, wa.generation);
+    assert_eq!(wb.deliveries, 2);
+
+    assert!(!p
+        .complete_activity(&wa, ActivityResult::Completed(payload(r#""stale""#)))
+        .await
+        .unwrap());
+    assert!(!p
+        .complete_activity(&wa, ActivityResult::Failed(TaskError::new("stale")))
+        .await
+        .unwrap());
+    let now = p.now().await.unwrap();
+    assert!(!p.retry_activity(&wa, now, 2).await.unwrap());
+    p.abandon_activity(&wa, 0).await.unwrap();
+    assert!(
+        claim_work(&p, "WC", LONG_LEASE).await.is_empty(),
+        "a stale abandon must not release WB's lease"
+    );
+    assert_nothing_claimable(&p, "C", "a stale completion enqueues nothing").await;
+
+    assert!(p
+        .complete_activity(&wb, ActivityResult::Completed(payload(r#""fresh""#)))
+        .await
+        .unwrap());
+    assert!(
+        !p.complete_activity(&wb, ActivityResult::Completed(payload(r#""again""#)))
+            .await
+            .unwrap(),
+        "an activity completes once"
+    );
+    let d = claim_only(&p, "D", LONG_LEASE, "f").await;
+    match &d.messages[..] {
+        [m] => match &m.message {
+            Message::ActivityCompleted {
+                execution_id,
+                task,
+                result,
+            } => {
+                assert_eq!((*execution_id, *task), (1, 1));
+                assert_eq!(result.get(), r#""fresh""#);
+            }
+            other => panic!("expected ActivityCompleted, got {other:?}"),
+        },
+        other => panic!("expected one message, got {other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 3. Lease expiry and renewal
+// ---------------------------------------------------------------------------------------
+
+const SHORT_LEASE: i64 = 400;
+const RENEW_EVERY: u64 = 130;
+
+/// A lease excludes others while it holds, renewals extend it, it expires once renewals
+/// stop; renewals report the leases that are no longer held.
+pub async fn lease_expiry_and_renewal(p: SharedProvider) {
+    assert!(p
+        .create_instance(&start_request("l", "Flow", "null"))
+        .await
+        .unwrap());
+    let started = Instant::now();
+    let a = claim_only(&p, "A", SHORT_LEASE, "l").await;
+    let lease_a = Lease::Instance("l".to_owned(), a.generation);
+    for _ in 0..6 {
+        sleep_ms(RENEW_EVERY).await;
+        let lost = p.renew_leases(&[lease_a.clone()], SHORT_LEASE).await;
+        assert_eq!(lost.unwrap(), vec![], "a held lease renews");
+        assert_nothing_claimable(&p, "B", "while A renews its lease").await;
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(2 * SHORT_LEASE as u64 - 50),
+        "renewals carried the lease well past its original expiry"
+    );
+    sleep_ms(SHORT_LEASE as u64 + 200).await;
+    let b = claim_only(&p, "B", LONG_LEASE, "l").await;
+    assert_ne!(b.generation, a.generation);
+    let lease_b = Lease::Instance("l".to_owned(), b.generation);
+    let unknown = Lease::Instance("no-such-instance".to_owned(), 1);
+    let lost = p
+        .renew_leases(
+            &[lease_a.clone(), lease_b.clone(), unknown.clone()],
+            LONG_LEASE,
+        )
+        .await
+        .unwrap();
+    assert_eq!(lost, vec![lease_a.clone(), unknown]);
+    assert_nothing_claimable(&p, "C", "B holds the lease").await;
+
+    // A lease released by a commit is not held any more: renewing it must not lock again.
+    let mut outcome = start_outcome(&b);
+    schedule_activity(&mut outcome, 1, "Work", "1");
+    p.commit_turn(turn_commit(&b, outcome)).await.unwrap();
+    let lost = p.renew_leases(&[lease_b.clone()], LONG_LEASE).await;
+    assert_eq!(lost.unwrap(), vec![lease_b]);
+    p.enqueue("l", &event_message("e", "1")).await.unwrap();
+    let c = claim_only(&p, "C", LONG_LEASE, "l").await;
+    assert_eq!(event_names(&c), vec!["e"]);
+    // Same after an abandon.
+    p.abandon_orchestration("l", c.generation, 0, true)
+        .await
+        .unwrap();
+    let lease_c = Lease::Instance("l".to_owned(), c.generation);
+    let lost = p.renew_leases(&[lease_c.clone()], LONG_LEASE).await;
+    assert_eq!(lost.unwrap(), vec![lease_c]);
+    let d = claim_only(&p, "D", LONG_LEASE, "l").await;
+    assert_eq!(deliveries(&d), vec![2]);
+
+    // --- activity rows ---
+    let started = Instant::now();
+    let wa = claim_one_activity(&p, "WA", SHORT_LEASE).await;
+    let lease_wa = Lease::Activity(wa.seq, wa.generation);
+    for _ in 0..6 {
+        sleep_ms(RENEW_EVERY).await;
+        let lost = p.renew_leases(&[lease_wa.clone()], SHORT_LEASE).await;
+        assert_eq!(lost.unwrap(), vec![], "a held activity lease renews");
+        assert!(
+            claim_work(&p, "WB", LONG_LEASE).await.is_empty(),
+            "while WA renews its lease"
+        );
+    }
+    assert!(started.elapsed() >= Duration::from_millis(2 * SHORT_LEASE as u64 - 50));
+    sleep_ms(SHORT_LEASE as u64 + 200).await;
+    let wb = claim_one_activity(&p, "WB", LONG_LEASE).await;
+    assert_eq!(wb.seq, wa.seq);
+    assert_eq!(wb.deliveries, 2);
+    let lease_wb = Lease::Activity(wb.seq, wb.generation);
+    let lost = p
+        .renew_leases(&[lease_wb.clone(), lease_wa.clone()], LONG_LEASE)
+        .await
+        .unwrap();
+    assert_eq!(lost, vec![lease_wa]);
+    assert!(claim_work(&p, "WC", LONG_LEASE).await.is_empty());
+
+    // Released by an abandon: renewing does not lock it again.
+    p.abandon_activity(&wb, 0).await.unwrap();
+    let lost = p.renew_leases(&[lease_wb.clone()], LONG_LEASE).await;
+    assert_eq!(lost.unwrap(), vec![lease_wb]);
+    let wc = claim_one_activity(&p, "WC", LONG_LEASE).await;
+    assert_eq!(wc.deliveries, 3);
+    // Completed: the row is gone, its lease is lost.
+    assert!(p
+        .complete_activity(&wc, ActivityResult::Completed(payload("1")))
+        .await
+        .unwrap());
+    let lease_wc = Lease::Activity(wc.seq, wc.generation);
+    let lost = p.renew_leases(&[lease_wc.clone()], LONG_LEASE).await;
+    assert_eq!(lost.unwrap(), vec![lease_wc]);
+    assert!(claim_work(&p, "WD", LONG_LEASE).await.is_empty());
+}
+
+// ---------------------------------------------------------------------------------------
+// 4. Per-instance message order
+// ---------------------------------------------------------------------------------------
+
+/// A claim returns an instance's messages in enqueue order, whatever path enqueued them.
+pub async fn per_instance_message_order(p: SharedProvider) {
+    start_instance_with(&p, "o", "Flow", |o| schedule_activity(o, 1, "Work", "0")).await;
+    start_instance(&p, "x", "Flow").await;
+    let work = claim_one_activity(&p, "W", LONG_LEASE).await;
+
+    p.enqueue("o", &event_message("e1", "1")).await.unwrap();
+    p.enqueue("x", &event_message("noise1", "0")).await.unwrap();
+    p.enqueue("o", &event_message("e2", "2")).await.unwrap();
+    assert!(p
+        .complete_activity(&work, ActivityResult::Completed(payload("42")))
+        .await
+        .unwrap());
+    p.enqueue("o", &event_message("e3", "3")).await.unwrap();
+    p.enqueue("x", &event_message("noise2", "0")).await.unwrap();
+    p.enqueue("o", &event_message("e4", "4")).await.unwrap();
+    p.enqueue("o", &event_message("e5", "5")).await.unwrap();
+
+    let items = claim(&p, "C", LONG_LEASE).await;
+    assert_eq!(instance_ids(&items), vec!["o", "x"]);
+    let o = &items[0];
+    assert_eq!(
+        kinds(o),
+        vec![
+            "Event",
+            "Event",
+            "ActivityCompleted",
+            "Event",
+            "Event",
+            "Event"
+        ]
+    );
+    assert_eq!(event_names(o), vec!["e1", "e2", "-", "e3", "e4", "e5"]);
+    let data: Vec<String> = o
+        .messages
+        .iter()
+        .map(|m| match &m.message {
+            Message::Event { data, .. } => data.get().to_owned(),
+            Message::ActivityCompleted { result, .. } => result.get().to_owned(),
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(data, vec!["1", "2", "42", "3", "4", "5"]);
+    assert!(
+        o.messages.windows(2).all(|w| w[0].seq < w[1].seq),
+        "ascending seq: {:?}",
+        seqs(o)
+    );
+    assert_eq!(event_names(&items[1]), vec!["noise1", "noise2"]);
+
+    // Order holds across a redelivery too.
+    p.abandon_orchestration("o", o.generation, 0, true)
+        .await
+        .unwrap();
+    let again = claim_only(&p, "D", LONG_LEASE, "o").await;
+    assert_eq!(seqs(&again), seqs(o));
+}
+
+// ---------------------------------------------------------------------------------------
+// 5. Timer visibility
+// ---------------------------------------------------------------------------------------
+
+/// A timer is a `TimerFired` message invisible until `fire_at`; `next_due` reports it.
+pub async fn timer_visibility(p: SharedProvider) {
+    assert!(p
+        .create_instance(&start_request("t", "Flow", "null"))
+        .await
+        .unwrap());
+    let a = claim_only(&p, "A", LONG_LEASE, "t").await;
+    let now = p.now().await.unwrap();
+    let fire_at = now + 400;
+    let later = now + LONG_LEASE;
+    let mut outcome = start_outcome(&a);
+    schedule_timer(&mut outcome, 1, fire_at);
+    schedule_timer(&mut outcome, 2, later);
+    p.commit_turn(turn_commit(&a, outcome)).await.unwrap();
+
+    assert_eq!(p.next_due().await.unwrap(), Some(fire_at));
+    let items = claim(&p, "B", LONG_LEASE).await;
+    if p.now().await.unwrap() < fire_at {
+        assert!(
+            items.is_empty(),
+            "a timer is not claimable before it fires, got {:?}",
+            instance_ids(&items)
+        );
+    }
+    sleep_ms(150).await;
+    let items = claim(&p, "B", LONG_LEASE).await;
+    if p.now().await.unwrap() < fire_at {
+        assert!(items.is_empty(), "a timer is not claimable before it fires");
+        assert_eq!(p.next_due().await.unwrap(), Some(fire_at));
+    }
+
+    let wait = (fire_at - p.now().await.unwrap()).max(0) as u64;
+    sleep_ms(wait + 50).await;
+    assert_eq!(
+        p.next_due().await.unwrap(),
+        Some(later),
+        "only the later timer is still in the future"
+    );
+    let b = claim_only(&p, "B", LONG_LEASE, "t").await;
+    assert!(b.now >= fire_at);
+    match &b.messages[..] {
+        [m] => {
+            assert!(matches!(
+                m.message,
+                Message::TimerFired {
+                    execution_id: 1,
+                    task: 1
+                }
+            ));
+            assert_eq!(m.deliveries, 1);
+        }
+        other => panic!("expected the one fired timer, got {other:?}"),
+    }
+
+    // Canceling the later timer removes it.
+    let outcome = TurnOutcome {
+        events: vec![
+            Event::TimerFired { task: 1 },
+            Event::TaskCanceled { task: 2 },
+        ],
+        consumed: seqs(&b),
+        canceled_timers: vec![2],
+        ..Default::default()
+    };
+    p.commit_turn(turn_commit(&b, outcome)).await.unwrap();
+    assert_eq!(p.next_due().await.unwrap(), None);
+    assert_nothing_claimable(&p, "C", "every timer is consumed or canceled").await;
+}
+
+// ---------------------------------------------------------------------------------------
+// 6. Poison after bounded deliveries
+// ---------------------------------------------------------------------------------------
+
+/// Deliveries count claims that ended without a turn, so a runtime can poison a message
+/// after a bound; abandons that do not count give the delivery back.
+pub async fn poison_after_bounded_deliveries(p: SharedProvider) {
+    const N: u32 = 4;
+    assert!(p
+        .create_instance(&start_request("p", "Flow", "null"))
+        .await
+        .unwrap());
+    for i in 1..=N {
+        let item = claim_only(&p, "A", LONG_LEASE, "p").await;
+        assert_eq!(deliveries(&item), vec![i]);
+        p.abandon_orchestration("p", item.generation, 0, true)
+            .await
+            .unwrap();
+    }
+    for _ in 0..3 {
+        let item = claim_only(&p, "A", LONG_LEASE, "p").await;
+        assert_eq!(deliveries(&item), vec![N + 1]);
+        p.abandon_orchestration("p", item.generation, 0, false)
+            .await
+            .unwrap();
+    }
+
+    // A message arriving while the instance is claimed was not delivered by that claim:
+    // giving the claim's delivery back leaves it at zero, so its first delivery counts 1.
+    let item = claim_only(&p, "A", LONG_LEASE, "p").await;
+    assert_eq!(deliveries(&item), vec![N + 1]);
+    p.enqueue("p", &event_message("late", "1")).await.unwrap();
+    p.abandon_orchestration("p", item.generation, 0, false)
+        .await
+        .unwrap();
+    let item = claim_only(&p, "A", LONG_LEASE, "p").await;
+    assert_eq!(kinds(&item), vec!["Start", "Event"]);
+    assert_eq!(deliveries(&item), vec![N + 1, 1]);
+
+    // An abandon with a delay hides the messages until then.
+    let before = p.now().await.unwrap();
+    p.abandon_orchestration("p", item.generation, 400, true)
+        .await
+        .unwrap();
+    let due = p.next_due().await.unwrap().expect("the delayed messages");
+    assert!(due >= before + 400, "due {due}, abandoned at {before}");
+    let items = claim(&p, "B", LONG_LEASE).await;
+    if p.now().await.unwrap() < before + 400 {
+        assert!(items.is_empty(), "abandoned messages wait for the delay");
+    }
+    sleep_ms(550).await;
+    let item = claim_only(&p, "B", LONG_LEASE, "p").await;
+    assert_eq!(deliveries(&item), vec![N + 2, 2]);
+
+    // --- activities ---
+    let mut outcome = start_outcome(&item);
+    schedule_activity(&mut outcome, 1, "Flaky", "0");
+    p.commit_turn(turn_commit(&item, outcome)).await.unwrap();
+
+    let w1 = claim_one_activity(&p, "W", 200).await;
+    assert_eq!((w1.deliveries, w1.attempt), (1, 1));
+    sleep_ms(350).await;
+    let w2 = claim_one_activity(&p, "W", LONG_LEASE).await;
+    assert_eq!((w2.seq, w2.deliveries, w2.attempt), (w1.seq, 2, 1));
+    p.abandon_activity(&w2, 0).await.unwrap();
+    let w3 = claim_one_activity(&p, "W", LONG_LEASE).await;
+    assert_eq!((w3.deliveries, w3.attempt), (3, 1));
+    let before = p.now().await.unwrap();
+    p.abandon_activity(&w3, 400).await.unwrap();
+    let work = claim_work(&p, "W", LONG_LEASE).await;
+    if p.now().await.unwrap() < before + 400 {
+        assert!(work.is_empty(), "an abandoned activity waits for the delay");
+    }
+    sleep_ms(550).await;
+    let w4 = claim_one_activity(&p, "W", LONG_LEASE).await;
+    assert_eq!((w4.deliveries, w4.attempt), (4, 1));
+
+    // A retry is a new attempt: deliveries start over.
+    let visible_at = p.now().await.unwrap() + 400;
+    assert!(p.retry_activity(&w4, visible_at, 2).await.unwrap());
+    assert_eq!(p.next_due().await.unwrap(), Some(visible_at));
+    let work = claim_work(&p, "W", LONG_LEASE).await;
+    if p.now().await.unwrap() < visible_at {
+        assert!(work.is_empty(), "a retry waits for its visible_at");
+    }
+    sleep_ms(550).await;
+    let w5 = claim_one_activity(&p, "W", LONG_LEASE).await;
+    assert_eq!(w5.seq, w1.seq);
+    assert_eq!((w5.deliveries, w5.attempt), (1, 2));
+    assert_eq!(w5.task, 1);
+    assert_eq!(w5.name, "Flaky");
+}
+
+// ---------------------------------------------------------------------------------------
+// 7. Events before start
+// ---------------------------------------------------------------------------------------
+
+/// Messages for an instance that does not exist wait for it.
+pub async fn events_before_start(p: SharedProvider) {
+    p.enqueue("early", &event_message("hello", r#"{"x":1}"#))
+        .await
+        .unwrap();
+    assert_nothing_claimable(&p, "A", "the instance does not exist yet").await;
+    assert!(p.instance("early").await.unwrap().is_none());
+    assert!(history(&p, "early", None).await.is_empty());
+
+    assert!(p
+        .create_instance(&start_request("early", "Flow", "5"))
+        .await
+        .unwrap());
+    let item = claim_only(&p, "A", LONG_LEASE, "early").await;
+    assert_eq!(kinds(&item), vec!["Event", "Start"]);
+    assert_eq!(deliveries(&item), vec![1, 1]);
+    match &item.messages[0].message {
+        Message::Event { name, data } => {
+            assert_eq!(name, "hello");
+            assert_eq!(data.get(), r#"{"x":1}"#);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    match &item.messages[1].message {
+        Message::Start { name, input, .. } => {
+            assert_eq!(name, "Flow");
+            assert_eq!(input.get(), "5");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    let mut outcome = start_outcome(&item);
+    outcome.events.push(Event::EventRaised {
+        name: "hello".to_owned(),
+        data: payload(r#"{"x":1}"#),
+    });
+    p.commit_turn(turn_commit(&item, outcome)).await.unwrap();
+    assert_eq!(
+        history_kinds(&history(&p, "early", None).await),
+        vec!["ExecutionStarted", "EventRaised"]
+    );
+    assert_nothing_claimable(&p, "B", "both messages were consumed").await;
+}
+
+// ---------------------------------------------------------------------------------------
+// 8. create_instance is idempotent
+// ---------------------------------------------------------------------------------------
+
+pub async fn create_instance_is_idempotent(p: SharedProvider) {
+    assert!(p
+        .create_instance(&start_request("dup", "Flow", "1"))
+        .await
+        .unwrap());
+    assert!(!p
+        .create_instance(&start_request("dup", "Other", "2"))
+        .await
+        .unwrap());
+    let info = instance(&p, "dup").await;
+    assert_eq!(info.name, "Flow");
+    assert_eq!(info.input.as_deref(), Some("1"));
+    assert_eq!(info.status, "Running");
+    assert_eq!(info.execution_id, 1);
+
+    let item = claim_only(&p, "A", LONG_LEASE, "dup").await;
+    assert_eq!(kinds(&item), vec!["Start"], "one Start message only");
+    match &item.messages[0].message {
+        Message::Start { name, input, .. } => {
+            assert_eq!(name, "Flow");
+            assert_eq!(input.get(), "1");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    p.commit_turn(turn_commit(&item, start_outcome(&item)))
+        .await
+        .unwrap();
+
+    // Also once the instance runs: no new Start.
+    assert!(!p
+        .create_instance(&start_request("dup", "Flow", "3"))
+        .await
+        .unwrap());
+    assert_nothing_claimable(&p, "B", "a repeated create enqueues nothing").await;
+    let info = instance(&p, "dup").await;
+    assert_eq!(info.input.as_deref(), Some("1"));
+    assert_eq!(info.execution_id, 1);
+    assert_eq!(history(&p, "dup", None).await.len(), 1);
+}
+
+// ---------------------------------------------------------------------------------------
+// 9. Terminal turn
+// ---------------------------------------------------------------------------------------
+
+/// Completing sets the status and output and drops the execution's pending work (and no
+/// other instance's).
+pub async fn terminal_turn_completes_and_cleans_up(p: SharedProvider) {
+    let now = p.now().await.unwrap();
+    let done_fire = now + 20_000;
+    let keep_fire = now + 30_000;
+    start_instance_with(&p, "done", "Flow", |o| {
+        schedule_activity(o, 1, "Work", "1");
+        schedule_timer(o, 2, done_fire);
+    })
+    .await;
+    start_instance_with(&p, "keep", "Flow", |o| {
+        schedule_activity(o, 1, "Work", "2");
+        schedule_timer(o, 2, keep_fire);
+    })
+    .await;
+    assert_eq!(p.next_due().await.unwrap(), Some(done_fire));
+    let mut work = claim_work(&p, "W", LONG_LEASE).await;
+    work.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
+    assert_eq!(
+        work.iter()
+            .map(|w| w.instance_id.as_str())
+            .collect::<Vec<_>>(),
+        vec!["done", "keep"]
+    );
+
+    p.enqueue("done", &event_message("finish", "true"))
+        .await
+        .unwrap();
+    let item = claim_only(&p, "A", LONG_LEASE, "done").await;
+    let outcome = TurnOutcome {
+        events: vec![
+            Event::EventRaised {
+                name: "finish".to_owned(),
+                data: payload("true"),
+            },
+            Event::ExecutionCompleted {
+                output: payload(r#"{"ok":true}"#),
+            },
+        ],
+        consumed: seqs(&item),
+        terminal: Some(Terminal::Completed(payload(r#"{"ok":true}"#))),
+        ..Default::default()
+    };
+    p.commit_turn(turn_commit(&item, outcome)).await.unwrap();
+
+    let info = instance(&p, "done").await;
+    assert_eq!(info.status, "Completed");
+    assert_eq!(info.output.as_deref(), Some(r#"{"ok":true}"#));
+    assert_eq!(info.error, None);
+    assert_eq!(info.error_code, None);
+    assert_eq!(info.execution_id, 1);
+    assert_eq!(
+        history_kinds(&history(&p, "done", None).await),
+        vec![
+            "ExecutionStarted",
+            "ActivityScheduled",
+            "TimerCreated",
+            "EventRaised",
+            "ExecutionCompleted"
+        ]
+    );
+    assert_eq!(
+        p.next_due().await.unwrap(),
+        Some(keep_fire),
+        "the completed execution's timer is deleted, the other instance's is not"
+    );
+    assert!(
+        !p.complete_activity(&work[0], ActivityResult::Completed(payload("1")))
+            .await
+            .unwrap(),
+        "the completed execution's worker row is deleted"
+    );
+    assert!(p
+        .complete_activity(&work[1], ActivityResult::Completed(payload("2")))
+        .await
+        .unwrap());
+    let other = claim_only(&p, "B", LONG_LEASE, "keep").await;
+    assert_eq!(kinds(&other), vec!["ActivityCompleted"]);
+
+    // Failing records the error.
+    assert!(p
+        .create_instance(&start_request("fails", "Flow", "null"))
+        .await
+        .unwrap());
+    let item = claim_only(&p, "A", LONG_LEASE, "fails").await;
+    let error = TaskError::with_code("boom", "E_BAD");
+    let mut outcome = start_outcome(&item);
+    outcome.events.push(Event::ExecutionFailed {
+        error: error.clone(),
+    });
+    outcome.terminal = Some(Terminal::Failed(error));
+    p.commit_turn(turn_commit(&item, outcome)).await.unwrap();
+    let info = instance(&p, "fails").await;
+    assert_eq!(info.status, "Failed");
+    assert_eq!(info.error.as_deref(), Some("boom"));
+    assert_eq!(info.error_code.as_deref(), Some("E_BAD"));
+    assert_eq!(info.output, None);
+}
+
+// ---------------------------------------------------------------------------------------
+// 10. Continue-as-new
+// ---------------------------------------------------------------------------------------
+
+/// Continue-as-new starts execution 2 with an empty history; execution 1's history stays
+/// readable and its pending work is dropped.
+pub async fn continue_as_new_starts_a_new_execution(p: SharedProvider) {
+    let now = p.now().await.unwrap();
+    assert!(p
+        .create_instance(&start_request("can", "Flow", r#"{"round":1}"#))
+        .await
+        .unwrap());
+    let a = claim_only(&p, "A", LONG_LEASE, "can").await;
+    let mut outcome = start_outcome(&a);
+    schedule_activity(&mut outcome, 1, "Work", "1");
+    schedule_timer(&mut outcome, 2, now + 20_000);
+    p.commit_turn(turn_commit(&a, outcome)).await.unwrap();
+
+    p.enqueue("can", &event_message("next", "1")).await.unwrap();
+    let b = claim_only(&p, "A", LONG_LEASE, "can").await;
+    assert_eq!(b.execution_id, 1);
+    assert_eq!(b.history.len(), 3);
+    let outcome = TurnOutcome {
+        events: vec![
+            Event::EventRaised {
+                name: "next".to_owned(),
+                data: payload("1"),
+            },
+            Event::ContinuedAsNew {
+                input: payload(r#"{"round":2}"#),
+                version: None,
+                events: vec![],
+            },
+        ],
+        consumed: seqs(&b),
+        terminal: Some(Terminal::ContinuedAsNew),
+        messages: vec![Outbound {
+            instance_id: "can".to_owned(),
+            message: Message::Start {
+                name: "Flow".to_owned(),
+                version: None,
+                input: payload(r#"{"round":2}"#),
+                parent: None,
+                events: vec![],
+            },
+        }],
+        ..Default::default()
+    };
+    p.commit_turn(turn_commit(&b, outcome)).await.unwrap();
+
+    let info = instance(&p, "can").await;
+    assert_eq!(info.execution_id, 2);
+    assert_eq!(info.status, "Running");
+    assert_eq!(info.output, None);
+    assert!(
+        history(&p, "can", None).await.is_empty(),
+        "the new execution has no history yet"
+    );
+    assert!(history(&p, "can", Some(2)).await.is_empty());
+    let old = history(&p, "can", Some(1)).await;
+    assert_eq!(event_ids(&old), vec![1, 2, 3, 4, 5]);
+    assert_eq!(
+        history_kinds(&old),
+        vec![
+            "ExecutionStarted",
+            "ActivityScheduled",
+            "TimerCreated",
+            "EventRaised",
+            "ContinuedAsNew"
+        ]
+    );
+    assert_eq!(
+        p.next_due().await.unwrap(),
+        None,
+        "execution 1's timer is gone"
+    );
+    assert!(
+        claim_work(&p, "W", LONG_LEASE).await.is_empty(),
+        "execution 1's activity is gone"
+    );
+
+    let c = claim_only(&p, "A", LONG_LEASE, "can").await;
+    assert_eq!(c.execution_id, 2);
+    assert!(c.history.is_empty());
+    assert_eq!(kinds(&c), vec!["Start"]);
+    match &c.messages[0].message {
+        Message::Start { input, .. } => assert_eq!(input.get(), r#"{"round":2}"#),
+        other => panic!("unexpected {other:?}"),
+    }
+
+    // A commit for the old execution is fenced even under the current generation.
+    let mut stale = turn_commit(&c, start_outcome(&c));
+    stale.execution_id = 1;
+    stale.first_event_id = 6;
+    assert_lease_lost(
+        p.commit_turn(stale).await,
+        "commit for a finished execution",
+    );
+    assert_eq!(history(&p, "can", Some(1)).await.len(), 5);
+
+    p.commit_turn(turn_commit(&c, start_outcome(&c)))
+        .await
+        .unwrap();
+    let new = history(&p, "can", None).await;
+    assert_eq!(event_ids(&new), vec![1]);
+    match &new[0].event {
+        Event::ExecutionStarted { input, .. } => assert_eq!(input.get(), r#"{"round":2}"#),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(event_ids(&history(&p, "can", Some(2)).await), vec![1]);
+    assert_eq!(history(&p, "can", Some(1)).await.len(), 5);
+    assert_eq!(instance(&p, "can").await.execution_id, 2);
+}

@@ -1,0 +1,41 @@
+//! The provider conformance suite on SQLite: every case on a fresh database file, some
+//! also on a memory database.
+
+#[macro_use]
+mod conformance;
+
+use reprise::store::sqlite::SqliteProvider;
+use reprise::store::SharedProvider;
+use tempfile::TempDir;
+
+/// A provider on a new file in a fresh temp dir (kept alive by the returned guard).
+async fn file_provider() -> (SharedProvider, TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("reprise.db");
+    let provider: SharedProvider =
+        SqliteProvider::open(path.to_str().expect("UTF-8 path"), Default::default())
+            .await
+            .expect("open the SQLite file");
+    (provider, dir)
+}
+
+async fn memory_provider() -> (SharedProvider, ()) {
+    let provider: SharedProvider = SqliteProvider::in_memory()
+        .await
+        .expect("open a memory database");
+    (provider, ())
+}
+
+mod file {
+    conformance_suite!(super::file_provider);
+}
+
+mod memory {
+    conformance_tests!(super::memory_provider =>
+        atomic_turn_commit,
+        per_instance_message_order,
+        events_before_start,
+        create_instance_is_idempotent,
+        continue_as_new_starts_a_new_execution,
+    );
+}
