@@ -57,6 +57,7 @@ class Execution {
     switch (job.t) {
       case 'start':
         if (job.events) this.buffer.push(...job.events);
+        if (job.customStatus !== undefined) this.customStatus = job.customStatus;
         this.resume({ value: undefined, first: true });
         break;
       case 'ok':

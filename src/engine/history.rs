@@ -120,6 +120,9 @@ pub enum Event {
         /// Events carried over from the previous execution (continue-as-new).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         events: Vec<BufferedEvent>,
+        /// Custom status carried over from the previous execution (continue-as-new).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        custom_status: Option<Payload>,
     },
     ActivityScheduled {
         task: u32,
@@ -303,6 +306,8 @@ pub enum Message {
         parent: Option<ParentLink>,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         events: Vec<BufferedEvent>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        custom_status: Option<Payload>,
     },
     ActivityCompleted {
         execution_id: u64,

@@ -15,6 +15,9 @@ pub enum Job {
         input: Payload,
         #[serde(skip_serializing_if = "Vec::is_empty")]
         events: Vec<BufferedEvent>,
+        /// The custom status carried over by continue-as-new.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        custom_status: Option<Payload>,
     },
     /// Task `task` succeeded with `value` (activity result, timer fired: null, child output).
     Ok { ts: i64, task: u32, value: Payload },

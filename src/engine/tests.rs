@@ -18,6 +18,7 @@ fn start_msg(seq: i64) -> QueuedMessage {
             input: p(r#"{"n":1}"#),
             parent: None,
             events: vec![],
+            custom_status: None,
         },
     }
 }
@@ -424,6 +425,7 @@ fn child_completion_notifies_parent() {
                 task: 5,
             }),
             events: vec![],
+            custom_status: None,
         },
     };
     let out = run(
@@ -454,7 +456,7 @@ fn continue_as_new_enqueues_the_next_execution_with_carried_events() {
         &mut h,
         &[start_msg(1)],
         false,
-        r#"[{"t":"continueAsNew","input":{"n":2},"events":[{"name":"e","data":5}]}]"#,
+        r#"[{"t":"status","value":{"p":1}},{"t":"continueAsNew","input":{"n":2},"events":[{"name":"e","data":5}]}]"#,
     )
     .unwrap();
     assert!(matches!(out.terminal, Some(Terminal::ContinuedAsNew)));

@@ -163,6 +163,8 @@ struct StartInfo {
 #[derive(Debug, Clone, Default)]
 struct ExecutionView {
     started: Option<StartInfo>,
+    /// The latest custom status of this execution (carried over by continue-as-new).
+    custom_status: Option<Payload>,
     terminal: bool,
     tasks: HashMap<u32, TaskInfo>,
     commands: Vec<CommandRecord>,
@@ -209,14 +211,17 @@ impl ExecutionView {
                 name,
                 version,
                 parent,
+                custom_status,
                 ..
             } => {
                 self.started = Some(StartInfo {
                     name: name.clone(),
                     version: version.clone(),
                     parent: parent.clone(),
-                })
+                });
+                self.custom_status = custom_status.clone();
             }
+            Event::CustomStatusSet { value } => self.custom_status = Some(value.clone()),
             Event::ActivityScheduled { task, .. } => {
                 self.open_task(*task, TaskKind::Activity, None, true)
             }
@@ -261,10 +266,16 @@ impl ExecutionView {
 /// The job an event becomes when it is (re)played to the driver.
 fn job_for(event: &Event, ts: i64) -> Option<Job> {
     Some(match event {
-        Event::ExecutionStarted { input, events, .. } => Job::Start {
+        Event::ExecutionStarted {
+            input,
+            events,
+            custom_status,
+            ..
+        } => Job::Start {
             ts,
             input: input.clone(),
             events: events.clone(),
+            custom_status: custom_status.clone(),
         },
         Event::ActivityCompleted { task, result } => Job::Ok {
             ts,
@@ -435,6 +446,7 @@ pub fn prepare(input: TurnInput<'_>) -> Plan {
             input: start_input,
             parent,
             events,
+            custom_status,
         } = &start.message
         {
             let event = Event::ExecutionStarted {
@@ -444,6 +456,7 @@ pub fn prepare(input: TurnInput<'_>) -> Plan {
                 format: FORMAT_VERSION,
                 parent: parent.clone(),
                 events: events.clone(),
+                custom_status: custom_status.clone(),
             };
             view.apply(&event);
             new_events.push(event);
@@ -868,6 +881,7 @@ impl Turn {
                         input: input.clone(),
                         parent,
                         events: events.clone(),
+                        custom_status: view.custom_status.clone(),
                     },
                 });
                 out.terminal = Some(Terminal::ContinuedAsNew);

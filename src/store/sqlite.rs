@@ -344,6 +344,7 @@ async fn create_instance_in(
             input: start.input.clone(),
             parent: start.parent.clone(),
             events: vec![],
+            custom_status: None,
         };
         insert_messages(
             conn,
@@ -745,9 +746,11 @@ impl Provider for SqliteProvider {
                 .await?
                 .rows_affected();
                 if released == 1 {
+                    // Messages that arrived after the claim were not delivered by it: the
+                    // count never goes below zero.
                     sqlx::query(
                         "UPDATE orchestrator_queue SET visible_at = MAX(visible_at, ?1),
-                            deliveries = deliveries - ?2
+                            deliveries = MAX(deliveries - ?2, 0)
                          WHERE instance_id = ?3 AND visible_at <= ?4",
                     )
                     .bind(now + delay_ms)
@@ -901,10 +904,13 @@ impl Provider for SqliteProvider {
             Box::pin(async move {
                 let until = now_ms() + lease_ms;
                 let mut lost = Vec::new();
+                // A lease released by a commit, abandon or retry (lock_until = 0) is not
+                // held any more: renewing it must not lock the row again.
                 for lease in leases {
                     let n = match &lease {
                         Lease::Instance(id, generation) => sqlx::query(
-                            "UPDATE instances SET lock_until = ?1 WHERE instance_id = ?2 AND generation = ?3",
+                            "UPDATE instances SET lock_until = ?1
+                             WHERE instance_id = ?2 AND generation = ?3 AND lock_until > 0",
                         )
                         .bind(until)
                         .bind(id)
@@ -913,7 +919,8 @@ impl Provider for SqliteProvider {
                         .await?
                         .rows_affected(),
                         Lease::Activity(seq, generation) => sqlx::query(
-                            "UPDATE worker_queue SET lock_until = ?1 WHERE seq = ?2 AND generation = ?3",
+                            "UPDATE worker_queue SET lock_until = ?1
+                             WHERE seq = ?2 AND generation = ?3 AND lock_until > 0",
                         )
                         .bind(until)
                         .bind(seq)

@@ -192,26 +192,23 @@ pub fn turn_commit(item: &OrchestrationItem, outcome: TurnOutcome) -> TurnCommit
 /// The first turn of an execution: `ExecutionStarted` from the claimed Start message,
 /// consuming every claimed message.
 pub fn start_outcome(item: &OrchestrationItem) -> TurnOutcome {
-    let (name, version, input, parent, events) = item
+    let start = item
         .messages
         .iter()
-        .find_map(|m| match &m.message {
-            Message::Start {
-                name,
-                version,
-                input,
-                parent,
-                events,
-            } => Some((
-                name.clone(),
-                version.clone(),
-                input.clone(),
-                parent.clone(),
-                events.clone(),
-            )),
-            _ => None,
-        })
+        .map(|m| m.message.clone())
+        .find(|m| matches!(m, Message::Start { .. }))
         .expect("a Start message among the claimed messages");
+    let Message::Start {
+        name,
+        version,
+        input,
+        parent,
+        events,
+        custom_status,
+    } = start
+    else {
+        unreachable!()
+    };
     TurnOutcome {
         events: vec![Event::ExecutionStarted {
             name: name.clone(),
@@ -220,6 +217,7 @@ pub fn start_outcome(item: &OrchestrationItem) -> TurnOutcome {
             format: FORMAT_VERSION,
             parent,
             events,
+            custom_status,
         }],
         consumed: seqs(item),
         started: Some((name, version)),
@@ -473,11 +471,16 @@ pub async fn atomic_turn_commit(p: SharedProvider) {
     // Event ids 4.. collide with the stored CustomStatusSet (event 4).
     commit.first_event_id = 4;
     // Other callers' writes racing with the failing commit are unaffected by it.
+    let (b1, b2, b3) = (
+        event_message("b1", "1"),
+        event_message("b2", "2"),
+        event_message("b3", "3"),
+    );
     let (result, e1, e2, e3) = tokio::join!(
         p.commit_turn(commit),
-        p.enqueue("bystander", &event_message("b1", "1")),
-        p.enqueue("bystander", &event_message("b2", "2")),
-        p.enqueue("bystander", &event_message("b3", "3")),
+        p.enqueue("bystander", &b1),
+        p.enqueue("bystander", &b2),
+        p.enqueue("bystander", &b3),
     );
     match result {
         Err(StoreError::LeaseLost(e)) => {
@@ -527,7 +530,10 @@ pub async fn atomic_turn_commit(p: SharedProvider) {
         instance_ids(&items),
         vec!["bystander", "main:child", "other"]
     );
-    assert_eq!(event_names(&items[0]), vec!["b1", "b2", "b3"]);
+    // (Concurrent enqueues have no defined order among themselves.)
+    let mut names = event_names(&items[0]);
+    names.sort();
+    assert_eq!(names, vec!["b1", "b2", "b3"]);
     assert_eq!(kinds(&items[1]), vec!["Start"]);
     assert_eq!(event_names(&items[2]), vec!["ping"]);
 
@@ -1281,6 +1287,7 @@ pub async fn continue_as_new_starts_a_new_execution(p: SharedProvider) {
                 input: payload(r#"{"round":2}"#),
                 parent: None,
                 events: vec![],
+                custom_status: None,
             },
         }],
         ..Default::default()
