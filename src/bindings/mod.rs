@@ -198,32 +198,38 @@ impl NativeClient {
         let deadline =
             tokio::time::Instant::now() + Duration::from_millis(timeout_ms.max(0.0) as u64);
         let wakers = self.provider.wakers().clone();
-        loop {
-            let changed = wakers.instances.notified();
-            tokio::pin!(changed);
-            changed.as_mut().enable();
-            let info = self
-                .provider
-                .instance(&instance_id)
-                .await
-                .map_err(store_err)?;
-            if let Some(i) = &info {
-                if i.status == "Completed" || i.status == "Failed" {
-                    return Ok(status_json(info.as_ref()));
+        let changed = wakers.watch(&instance_id);
+        let result = async {
+            loop {
+                let notified = changed.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                let info = self.provider.instance(&instance_id).await.map_err(store_err)?;
+                if let Some(i) = &info {
+                    if i.status == "Completed" || i.status == "Failed" {
+                        return Ok(status_json(info.as_ref()));
+                    }
+                }
+                // Commits in this process wake us; other processes' only show up by polling.
+                let wake_at = match self.provider.foreign_commit_poll() {
+                    Some(poll) => (tokio::time::Instant::now() + poll).min(deadline),
+                    None => deadline,
+                };
+                tokio::select! {
+                    _ = notified => {}
+                    _ = tokio::time::sleep_until(wake_at) => {}
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(err(
+                        "ERR_TIMEOUT",
+                        format!("instance '{instance_id}' did not finish within {timeout_ms} ms"),
+                    ));
                 }
             }
-            let poll = tokio::time::Instant::now() + Duration::from_millis(250);
-            tokio::select! {
-                _ = changed => {}
-                _ = tokio::time::sleep_until(poll.min(deadline)) => {}
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(err(
-                    "ERR_TIMEOUT",
-                    format!("instance '{instance_id}' did not finish within {timeout_ms} ms"),
-                ));
-            }
         }
+        .await;
+        wakers.unwatch(&instance_id, changed);
+        result
     }
 
     /// `[{eventId, kind, taskId, timestamp, data}]` of one execution (the current one by default).

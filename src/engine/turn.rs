@@ -245,9 +245,7 @@ impl ExecutionView {
             Event::ExecutionCompleted { .. }
             | Event::ExecutionFailed { .. }
             | Event::ContinuedAsNew { .. } => self.terminal = true,
-            Event::EventRaised { .. }
-            | Event::CustomStatusSet { .. }
-            | Event::CancelRequested { .. } => {}
+            Event::EventRaised { .. } | Event::CancelRequested { .. } => {}
         }
     }
 

@@ -50,13 +50,34 @@ pub struct Wakers {
     pub orchestrations: Notify,
     /// Activities were enqueued.
     pub activities: Notify,
-    /// An instance's status or custom status changed.
-    pub instances: Notify,
+    /// Per-instance watchers: only a change to that instance wakes them.
+    watchers: std::sync::Mutex<std::collections::HashMap<String, Arc<Notify>>>,
 }
 
 impl Wakers {
-    pub fn instances_changed(&self) {
-        self.instances.notify_waiters();
+    /// A Notify woken whenever `instance_id`'s status or custom status changes; pair with
+    /// [`Wakers::unwatch`].
+    pub fn watch(&self, instance_id: &str) -> Arc<Notify> {
+        self.watchers
+            .lock()
+            .unwrap()
+            .entry(instance_id.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    pub fn unwatch(&self, instance_id: &str, notify: Arc<Notify>) {
+        let mut watchers = self.watchers.lock().unwrap();
+        drop(notify);
+        if watchers.get(instance_id).is_some_and(|n| Arc::strong_count(n) == 1) {
+            watchers.remove(instance_id);
+        }
+    }
+
+    pub fn instance_changed(&self, instance_id: &str) {
+        if let Some(n) = self.watchers.lock().unwrap().get(instance_id) {
+            n.notify_waiters();
+        }
     }
 }
 
@@ -199,6 +220,10 @@ pub trait Provider: Send + Sync + 'static {
     async fn renew_leases(&self, leases: &[Lease], lease_ms: i64) -> Result<Vec<Lease>>;
     /// The earliest future time at which queued work becomes visible.
     async fn next_due(&self) -> Result<Option<i64>>;
+
+    /// How often a waiting client must re-read an instance to see commits made by other
+    /// processes; `None` when every commit that matters signals this process's [`Wakers`].
+    fn foreign_commit_poll(&self) -> Option<std::time::Duration>;
 }
 
 pub type SharedProvider = Arc<dyn Provider>;

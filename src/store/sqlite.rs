@@ -81,6 +81,9 @@ pub struct SqliteProvider {
     wakers: Arc<Wakers>,
     path: Option<PathBuf>,
     runtime_lock: Mutex<Option<File>>,
+    /// A runtime runs on this provider object: it is the file's only runtime, so every
+    /// commit that changes an instance happens here and signals the wakers.
+    local_runtime: std::sync::atomic::AtomicBool,
 }
 
 /// `sqlite:path`, `sqlite://path` or a bare path; query parameters are ignored.
@@ -147,6 +150,7 @@ impl SqliteProvider {
             wakers: Arc::new(Wakers::default()),
             path,
             runtime_lock: Mutex::new(None),
+            local_runtime: std::sync::atomic::AtomicBool::new(false),
         }))
     }
 
@@ -532,6 +536,7 @@ impl Provider for SqliteProvider {
 
     async fn create_instance(&self, start: &StartRequest) -> Result<bool> {
         let start = start.clone();
+        let id = start.instance_id.clone();
         let created = self
             .write(move |conn| {
                 Box::pin(async move { create_instance_in(conn, &start, now_ms()).await })
@@ -539,7 +544,7 @@ impl Provider for SqliteProvider {
             .await?;
         if created {
             self.wakers.orchestrations.notify_one();
-            self.wakers.instances_changed();
+            self.wakers.instance_changed(&id);
         }
         Ok(created)
     }
@@ -618,6 +623,7 @@ impl Provider for SqliteProvider {
             }
             *self.runtime_lock.lock().unwrap() = Some(file);
         }
+        self.local_runtime.store(true, std::sync::atomic::Ordering::SeqCst);
         // The only runtime on this file: every lease still held is a dead process's.
         self.write(|conn| {
             Box::pin(async move {
@@ -634,6 +640,7 @@ impl Provider for SqliteProvider {
     }
 
     async fn detach_runtime(&self, _owner: &str) -> Result<()> {
+        self.local_runtime.store(false, std::sync::atomic::Ordering::SeqCst);
         if let Some(file) = self.runtime_lock.lock().unwrap().take() {
             let _ = file.unlock();
         }
@@ -711,7 +718,8 @@ impl Provider for SqliteProvider {
         let wakes_orchestrations =
             !out.messages.is_empty() || !out.starts.is_empty() || !out.timers.is_empty();
         let wakes_activities = !out.activities.is_empty();
-        let changes_instance = out.changes_instance() || !out.starts.is_empty();
+        let changed = out.changes_instance().then(|| commit.instance_id.clone());
+        let started: Vec<String> = out.starts.iter().map(|s| s.instance_id.clone()).collect();
         self.write(move |conn| Box::pin(async move { commit_turn_in(conn, commit).await }))
             .await?;
         if wakes_orchestrations {
@@ -720,8 +728,11 @@ impl Provider for SqliteProvider {
         if wakes_activities {
             self.wakers.activities.notify_one();
         }
-        if changes_instance {
-            self.wakers.instances_changed();
+        if let Some(id) = changed {
+            self.wakers.instance_changed(&id);
+        }
+        for id in started {
+            self.wakers.instance_changed(&id);
         }
         Ok(())
     }
@@ -937,6 +948,14 @@ impl Provider for SqliteProvider {
             })
         })
         .await
+    }
+
+    fn foreign_commit_poll(&self) -> Option<Duration> {
+        if self.local_runtime.load(std::sync::atomic::Ordering::SeqCst) {
+            None
+        } else {
+            Some(Duration::from_millis(200))
+        }
     }
 
     async fn next_due(&self) -> Result<Option<i64>> {
