@@ -204,7 +204,11 @@ impl NativeClient {
                 let notified = changed.notified();
                 tokio::pin!(notified);
                 notified.as_mut().enable();
-                let info = self.provider.instance(&instance_id).await.map_err(store_err)?;
+                let info = self
+                    .provider
+                    .instance(&instance_id)
+                    .await
+                    .map_err(store_err)?;
                 if let Some(i) = &info {
                     if i.status == "Completed" || i.status == "Failed" {
                         return Ok(status_json(info.as_ref()));

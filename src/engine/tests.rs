@@ -48,7 +48,7 @@ fn run(
     });
     let out = match plan {
         Plan::Run(turn) => turn.finish(raw(commands))?,
-        Plan::Commit(out) => out,
+        Plan::Commit(out) => *out,
         Plan::NotStarted => panic!("not started"),
     };
     append(history, &out);

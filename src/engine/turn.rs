@@ -391,7 +391,7 @@ pub enum Plan {
     /// Hand `turn.jobs` to the driver, then call [`Turn::finish`] with its commands.
     Run(Box<Turn>),
     /// Nothing for the driver to do: commit this as it is.
-    Commit(TurnOutcome),
+    Commit(Box<TurnOutcome>),
     /// The execution has not started and no start message is visible: leave the messages.
     NotStarted,
 }
@@ -422,10 +422,10 @@ pub fn prepare(input: TurnInput<'_>) -> Plan {
     let all_seqs = || input.messages.iter().map(|m| m.seq).collect::<Vec<_>>();
     if view.terminal {
         // Late messages for a finished execution are dropped.
-        return Plan::Commit(TurnOutcome {
+        return Plan::Commit(Box::new(TurnOutcome {
             consumed: all_seqs(),
             ..Default::default()
-        });
+        }));
     }
     let mut new_events = Vec::new();
     let mut consumed = Vec::with_capacity(input.messages.len());
@@ -534,14 +534,13 @@ pub fn prepare(input: TurnInput<'_>) -> Plan {
     let start = view.started.clone().expect("started above");
     let started_now = start_seq.is_some();
     if let Some(reason) = cancel_reason {
-        return Plan::Commit(cancel_outcome(
-            input.instance_id,
+        return Plan::Commit(Box::new(cancel_outcome(
             &view,
             new_events,
             consumed,
             started_now.then(|| (start.name.clone(), start.version.clone())),
             &reason,
-        ));
+        )));
     }
     let full_replay = !input.incremental || input.history.is_empty();
     let mut jobs = Vec::new();
@@ -556,11 +555,11 @@ pub fn prepare(input: TurnInput<'_>) -> Plan {
     }
     if jobs.len() == replay_count {
         // No new job (everything was dropped): nothing changes but the queue.
-        return Plan::Commit(TurnOutcome {
+        return Plan::Commit(Box::new(TurnOutcome {
             events: new_events,
             consumed,
             ..Default::default()
-        });
+        }));
     }
     Plan::Run(Box::new(Turn {
         instance_id: input.instance_id.to_owned(),
@@ -580,14 +579,12 @@ pub fn prepare(input: TurnInput<'_>) -> Plan {
 }
 
 fn cancel_outcome(
-    instance_id: &str,
     view: &ExecutionView,
     mut events: Vec<Event>,
     consumed: Vec<i64>,
     started: Option<(String, Option<String>)>,
     reason: &str,
 ) -> TurnOutcome {
-    let _ = instance_id;
     events.push(Event::CancelRequested {
         reason: reason.to_owned(),
     });

@@ -346,7 +346,7 @@ async fn orchestration_loop(inner: Arc<Inner>) {
 
 enum Prepared {
     Run(Box<Turn>, OrchestrationItem),
-    Commit(TurnOutcome, OrchestrationItem),
+    Commit(Box<TurnOutcome>, OrchestrationItem),
     Abandon(OrchestrationItem, i64, bool),
 }
 
@@ -406,7 +406,7 @@ fn plan_item(inner: &Inner, mut item: OrchestrationItem) -> Prepared {
                     ),
                     "ERR_NOT_REGISTERED",
                 );
-                return Prepared::Commit(turn.fail(error), item);
+                return Prepared::Commit(Box::new(turn.fail(error)), item);
             }
             let worst = item
                 .messages
@@ -422,7 +422,7 @@ fn plan_item(inner: &Inner, mut item: OrchestrationItem) -> Prepared {
                     ),
                     "ERR_POISON",
                 );
-                return Prepared::Commit(turn.fail(error), item);
+                return Prepared::Commit(Box::new(turn.fail(error)), item);
             }
             Prepared::Run(turn, item)
         }
@@ -451,7 +451,7 @@ fn dispatch_turns(inner: &Arc<Inner>, items: Vec<OrchestrationItem>) {
             Prepared::Commit(outcome, item) => {
                 inner.cache.lock().unwrap().evict(&item.instance_id);
                 let inner = inner.clone();
-                tokio::spawn(async move { commit(&inner, item, outcome, false).await });
+                tokio::spawn(async move { commit(&inner, item, *outcome, false).await });
             }
             Prepared::Run(turn, item) => {
                 let token = inner.next_token.fetch_add(1, Ordering::Relaxed);
