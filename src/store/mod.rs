@@ -69,7 +69,10 @@ impl Wakers {
     pub fn unwatch(&self, instance_id: &str, notify: Arc<Notify>) {
         let mut watchers = self.watchers.lock().unwrap();
         drop(notify);
-        if watchers.get(instance_id).is_some_and(|n| Arc::strong_count(n) == 1) {
+        if watchers
+            .get(instance_id)
+            .is_some_and(|n| Arc::strong_count(n) == 1)
+        {
             watchers.remove(instance_id);
         }
     }

@@ -623,7 +623,8 @@ impl Provider for SqliteProvider {
             }
             *self.runtime_lock.lock().unwrap() = Some(file);
         }
-        self.local_runtime.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.local_runtime
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         // The only runtime on this file: every lease still held is a dead process's.
         self.write(|conn| {
             Box::pin(async move {
@@ -640,7 +641,8 @@ impl Provider for SqliteProvider {
     }
 
     async fn detach_runtime(&self, _owner: &str) -> Result<()> {
-        self.local_runtime.store(false, std::sync::atomic::Ordering::SeqCst);
+        self.local_runtime
+            .store(false, std::sync::atomic::Ordering::SeqCst);
         if let Some(file) = self.runtime_lock.lock().unwrap().take() {
             let _ = file.unlock();
         }
