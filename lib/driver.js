@@ -41,8 +41,12 @@ class Execution {
     this.results = new Map();
     /** Bound, unresolved waits in task order. */
     this.pendingWaits = [];
-    /** Events nobody waited for yet, oldest first. */
+    /** Events nobody waited for yet, oldest first: {name, data, ord}. */
     this.buffer = [];
+    /** Arrival ordinal of the next event (carried-in events first), shared with the engine. */
+    this.arrivals = 0;
+    /** Set by continueAsNew: the command is written at the end of the activation. */
+    this.continued = null;
     this.blocked = null;
     this.done = false;
     this.guids = 0;
@@ -56,7 +60,7 @@ class Execution {
     this.now = job.ts;
     switch (job.t) {
       case 'start':
-        if (job.events) this.buffer.push(...job.events);
+        for (const e of job.events || []) this.buffer.push({ name: e.name, data: e.data, ord: this.arrivals++ });
         if (job.customStatus !== undefined) this.customStatus = job.customStatus;
         this.resume({ value: undefined, first: true });
         break;
@@ -77,9 +81,10 @@ class Execution {
   }
 
   deliver(name, data) {
-    const i = this.pendingWaits.findIndex((w) => w.args.name === name);
+    const ord = this.arrivals++;
+    const i = this.done ? -1 : this.pendingWaits.findIndex((w) => w.args.name === name);
     if (i < 0) {
-      this.buffer.push({ name, data });
+      this.buffer.push({ name, data, ord });
       return;
     }
     const [wait] = this.pendingWaits.splice(i, 1);
@@ -148,9 +153,9 @@ class Execution {
         } catch (error) {
           return { error };
         }
-        const version = task.args.version == null ? '' : `,"version":${JSON.stringify(task.args.version)}`;
-        const events = this.buffer.map((e) => `{"name":${JSON.stringify(e.name)},"data":${JSON.stringify(e.data)}}`);
-        this.commands.push(`{"t":"continueAsNew","input":${input}${version},"events":[${events.join(',')}]}`);
+        // Written when the activation ends, so events arriving later in it are carried too;
+        // they are named by ordinal so the engine carries their exact stored text.
+        this.continued = { input, version: task.args.version };
         this.done = true;
         return ENDED;
       }
@@ -272,6 +277,15 @@ class Execution {
     this.done = true;
   }
 
+  /** The deferred continue-as-new command, if the code asked for one. */
+  finishActivation() {
+    if (!this.continued) return;
+    const { input, version } = this.continued;
+    const v = version == null ? '' : `,"version":${JSON.stringify(version)}`;
+    this.commands.push(`{"t":"continueAsNew","input":${input}${v},"carry":[${this.buffer.map((e) => e.ord).join(',')}]}`);
+    this.continued = null;
+  }
+
   fail(error) {
     this.commands.push(`{"t":"fail","error":${JSON.stringify(error)}}`);
     this.done = true;
@@ -316,6 +330,7 @@ class Driver {
         ex.apply(job);
       }
       ctx.isReplaying = false;
+      ex.finishActivation();
       if (a.keep && !ex.done) this.cache.set(a.instanceId, ex);
       else this.cache.delete(a.instanceId);
       return `{"commands":[${ex.commands.join(',')}]}`;

@@ -62,8 +62,10 @@ pub struct RawCommand {
     pub output: Option<Payload>,
     #[serde(default)]
     pub error: Option<TaskError>,
+    /// continue-as-new: which arrived events to carry over, by arrival ordinal (the
+    /// execution's carried-in events first, then each `EventRaised` in history order).
     #[serde(default)]
-    pub events: Option<Vec<BufferedEvent>>,
+    pub carry: Option<Vec<usize>>,
 }
 
 /// A validated command.
@@ -112,7 +114,7 @@ pub enum Command {
     ContinueAsNew {
         input: Payload,
         version: Option<String>,
-        events: Vec<BufferedEvent>,
+        carry: Vec<usize>,
     },
 }
 
@@ -178,7 +180,7 @@ impl TryFrom<RawCommand> for Command {
             "continueAsNew" => Command::ContinueAsNew {
                 input: raw.input.unwrap_or_else(null),
                 version: raw.version,
-                events: raw.events.unwrap_or_default(),
+                carry: raw.carry.unwrap_or_default(),
             },
             other => return Err(format!("unknown command '{other}'")),
         })

@@ -49,7 +49,7 @@ fn run(
     let out = match plan {
         Plan::Run(turn) => turn.finish(raw(commands))?,
         Plan::Commit(out) => *out,
-        Plan::NotStarted => panic!("not started"),
+        Plan::NotStarted | Plan::Unsupported(_) => panic!("not runnable"),
     };
     append(history, &out);
     Ok(out)
@@ -452,11 +452,28 @@ fn child_completion_notifies_parent() {
 #[test]
 fn continue_as_new_enqueues_the_next_execution_with_carried_events() {
     let mut h = Vec::new();
+    let arrivals = [
+        start_msg(1),
+        msg(
+            2,
+            Message::Event {
+                name: "a".into(),
+                data: p("1"),
+            },
+        ),
+        msg(
+            3,
+            Message::Event {
+                name: "e".into(),
+                data: p("12345678901234567890"),
+            },
+        ),
+    ];
     let out = run(
         &mut h,
-        &[start_msg(1)],
+        &arrivals,
         false,
-        r#"[{"t":"status","value":{"p":1}},{"t":"continueAsNew","input":{"n":2},"events":[{"name":"e","data":5}]}]"#,
+        r#"[{"t":"status","value":{"p":1}},{"t":"continueAsNew","input":{"n":2},"carry":[1]}]"#,
     )
     .unwrap();
     assert!(matches!(out.terminal, Some(Terminal::ContinuedAsNew)));
@@ -469,11 +486,46 @@ fn continue_as_new_enqueues_the_next_execution_with_carried_events() {
         } => {
             assert_eq!(name, "Flow");
             assert_eq!(input.get(), r#"{"n":2}"#);
+            assert_eq!(events.len(), 1);
             assert_eq!(events[0].name, "e");
+            assert_eq!(
+                events[0].data.get(),
+                "12345678901234567890",
+                "payload text kept exactly"
+            );
         }
         other => panic!("{other:?}"),
     }
-    let _ = turn::buffered("x", "1");
+}
+
+#[test]
+fn continue_as_new_with_an_unknown_event_ordinal_is_a_protocol_error() {
+    let Plan::Run(turn) = plan_of(&[], &[start_msg(1)], false) else {
+        panic!()
+    };
+    let err = turn
+        .finish(raw(r#"[{"t":"continueAsNew","input":1,"carry":[0]}]"#))
+        .unwrap_err();
+    assert!(matches!(err, EngineError::Protocol(_)));
+}
+
+#[test]
+fn a_newer_history_format_is_not_replayed() {
+    let mut h = Vec::new();
+    run(
+        &mut h,
+        &[start_msg(1)],
+        false,
+        r#"[{"t":"wait","task":1,"name":"x"}]"#,
+    )
+    .unwrap();
+    if let Event::ExecutionStarted { format, .. } = &mut h[0].event {
+        *format = FORMAT_VERSION + 1;
+    }
+    assert!(matches!(
+        plan_of(&h, &[msg(2, Message::Event { name: "x".into(), data: p("1") })], true),
+        Plan::Unsupported(m) if m.contains("newer")
+    ));
 }
 
 #[test]

@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 
 use super::history::{
-    null_payload, Event, HistoryRow, Message, ParentLink, Payload, QueuedMessage, RetryPolicy,
-    TaskError, FORMAT_VERSION,
+    null_payload, BufferedEvent, Event, HistoryRow, Message, ParentLink, Payload, QueuedMessage,
+    RetryPolicy, TaskError, FORMAT_VERSION,
 };
 use super::protocol::{Command, Job, RawCommand};
 use super::EngineError;
@@ -165,6 +165,10 @@ struct ExecutionView {
     started: Option<StartInfo>,
     /// The latest custom status of this execution (carried over by continue-as-new).
     custom_status: Option<Payload>,
+    /// Every event that arrived in this execution, in arrival order (carried-in first):
+    /// continue-as-new names the unconsumed ones by their index here.
+    arrived: Vec<BufferedEvent>,
+    format: u32,
     terminal: bool,
     tasks: HashMap<u32, TaskInfo>,
     commands: Vec<CommandRecord>,
@@ -212,8 +216,12 @@ impl ExecutionView {
                 version,
                 parent,
                 custom_status,
+                events,
+                format,
                 ..
             } => {
+                self.arrived.extend(events.iter().cloned());
+                self.format = *format;
                 self.started = Some(StartInfo {
                     name: name.clone(),
                     version: version.clone(),
@@ -245,7 +253,11 @@ impl ExecutionView {
             Event::ExecutionCompleted { .. }
             | Event::ExecutionFailed { .. }
             | Event::ContinuedAsNew { .. } => self.terminal = true,
-            Event::EventRaised { .. } | Event::CancelRequested { .. } => {}
+            Event::EventRaised { name, data } => self.arrived.push(BufferedEvent {
+                name: name.clone(),
+                data: data.clone(),
+            }),
+            Event::CancelRequested { .. } => {}
         }
     }
 
@@ -394,6 +406,8 @@ pub enum Plan {
     Commit(Box<TurnOutcome>),
     /// The execution has not started and no start message is visible: leave the messages.
     NotStarted,
+    /// The execution was written in a newer history format than this engine reads.
+    Unsupported(String),
 }
 
 /// A turn waiting for the driver's commands.
@@ -418,6 +432,12 @@ pub struct Turn {
 /// Turns a claimed instance into a plan for this turn.
 pub fn prepare(input: TurnInput<'_>) -> Plan {
     let mut view = ExecutionView::from_history(input.history);
+    if view.format > FORMAT_VERSION {
+        return Plan::Unsupported(format!(
+            "history format {} is newer than this engine's {FORMAT_VERSION}",
+            view.format
+        ));
+    }
     let recorded = view.commands.clone();
     let all_seqs = || input.messages.iter().map(|m| m.seq).collect::<Vec<_>>();
     if view.terminal {
@@ -865,8 +885,19 @@ impl Turn {
             Command::ContinueAsNew {
                 input,
                 version,
-                events,
+                carry,
             } => {
+                let events = carry
+                    .iter()
+                    .map(|&i| {
+                        view.arrived.get(i).cloned().ok_or_else(|| {
+                            EngineError::Protocol(format!(
+                                "continue-as-new carries event #{i}, but only {} arrived",
+                                view.arrived.len()
+                            ))
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
                 let parent = view.started.as_ref().and_then(|s| s.parent.clone());
                 out.messages.push(Outbound {
                     instance_id: self.instance_id.clone(),
@@ -890,14 +921,5 @@ impl Turn {
         view.apply(&event);
         out.events.push(event);
         Ok(())
-    }
-}
-
-/// Carried events for continue-as-new are given by the driver; this helper exists for tests.
-#[cfg(test)]
-pub(crate) fn buffered(name: &str, data: &str) -> super::history::BufferedEvent {
-    super::history::BufferedEvent {
-        name: name.into(),
-        data: super::history::payload_from_str(data).unwrap(),
     }
 }

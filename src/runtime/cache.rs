@@ -3,7 +3,7 @@
 //! activation's shape (incremental or full replay) from it and tells the driver what to
 //! evict, so the two sides never disagree.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Entry {
@@ -21,6 +21,11 @@ pub struct GeneratorCache {
     clock: u64,
     /// Evictions the driver has not been told about yet.
     pending_evictions: Vec<String>,
+    /// Instances whose activation the driver holds and whose turn has not ended.
+    inflight: HashSet<String>,
+    /// In-flight instances evicted meanwhile: the driver may drop (or already dropped) their
+    /// generator, so the turn's end must not record it as cached.
+    dirty: HashSet<String>,
 }
 
 impl GeneratorCache {
@@ -62,7 +67,26 @@ impl GeneratorCache {
                 break;
             };
             self.entries.remove(&oldest);
+            if self.inflight.contains(&oldest) {
+                self.dirty.insert(oldest.clone());
+            }
             self.pending_evictions.push(oldest);
+        }
+    }
+
+    /// An activation for this instance was handed to the driver.
+    pub fn begin_turn(&mut self, instance_id: &str) {
+        self.inflight.insert(instance_id.to_owned());
+    }
+
+    /// The turn ended: `advanced_to` is `(execution, history length)` when it committed
+    /// and the driver's generator is now at that point; `None` when it is not usable.
+    pub fn end_turn(&mut self, instance_id: &str, advanced_to: Option<(u64, u64)>) {
+        self.inflight.remove(instance_id);
+        let dirty = self.dirty.remove(instance_id);
+        match advanced_to {
+            Some((execution_id, len)) if !dirty => self.advance(instance_id, execution_id, len),
+            _ => self.evict(instance_id),
         }
     }
 
@@ -70,6 +94,9 @@ impl GeneratorCache {
     pub fn evict(&mut self, instance_id: &str) {
         if let Some(old) = self.entries.remove(instance_id) {
             self.order.remove(&old.stamp);
+        }
+        if self.inflight.contains(instance_id) {
+            self.dirty.insert(instance_id.to_owned());
         }
         if self.enabled() {
             self.pending_evictions.push(instance_id.to_owned());
@@ -108,6 +135,22 @@ mod tests {
         c.evict("a");
         assert_eq!(c.take_evictions(), vec!["a".to_owned()]);
         assert_eq!(c.len(), 1);
+    }
+
+    #[test]
+    fn an_instance_evicted_during_its_turn_is_not_recorded_as_cached() {
+        let mut c = GeneratorCache::new(1);
+        c.advance("a", 1, 3);
+        c.begin_turn("a");
+        c.advance("b", 1, 2); // pushes "a" out while its turn runs
+        assert_eq!(c.take_evictions(), vec!["a".to_owned()]);
+        c.end_turn("a", Some((1, 5)));
+        assert!(!c.is_current("a", 1, 5));
+        // ... and the driver is told again, after the activation it already processed.
+        assert_eq!(c.take_evictions(), vec!["a".to_owned()]);
+        c.begin_turn("b");
+        c.end_turn("b", Some((1, 4)));
+        assert!(c.is_current("b", 1, 4));
     }
 
     #[test]

@@ -387,6 +387,10 @@ fn plan_item(inner: &Inner, mut item: OrchestrationItem) -> Prepared {
     });
     match plan {
         Plan::NotStarted => Prepared::Abandon(item, 1_000, false),
+        Plan::Unsupported(reason) => {
+            warn!(instance_id = %item.instance_id, %reason, "instance left for a newer runtime");
+            Prepared::Abandon(item, 5_000, false)
+        }
         Plan::Commit(outcome) => Prepared::Commit(outcome, item),
         Plan::Run(turn) => {
             if let Some((name, version)) = missing {
@@ -449,7 +453,6 @@ fn dispatch_turns(inner: &Arc<Inner>, items: Vec<OrchestrationItem>) {
                 });
             }
             Prepared::Commit(outcome, item) => {
-                inner.cache.lock().unwrap().evict(&item.instance_id);
                 let inner = inner.clone();
                 tokio::spawn(async move { commit(&inner, item, *outcome, false).await });
             }
@@ -461,7 +464,11 @@ fn dispatch_turns(inner: &Arc<Inner>, items: Vec<OrchestrationItem>) {
                     inc(&inner.metrics.full_replays);
                 }
                 add(&inner.metrics.jobs_sent, turn.jobs.len() as u64);
-                let keep = inner.cache.lock().unwrap().enabled();
+                let keep = {
+                    let mut cache = inner.cache.lock().unwrap();
+                    cache.begin_turn(&item.instance_id);
+                    cache.enabled()
+                };
                 activations.push(
                     serde_json::to_string(&Activation {
                         token,
@@ -542,7 +549,11 @@ async fn run_turn(
         | Err(fault) => {
             warn!(%fault, "turn abandoned");
             inc(&inner.metrics.turns_abandoned);
-            inner.cache.lock().unwrap().evict(&item.instance_id);
+            inner
+                .cache
+                .lock()
+                .unwrap()
+                .end_turn(&item.instance_id, None);
             let _ = inner
                 .provider
                 .abandon_orchestration(&item.instance_id, item.generation, 1_000, true)
@@ -554,13 +565,16 @@ async fn run_turn(
     commit(&inner, item, outcome, true).await;
 }
 
+/// Commits a turn. `driver_ran`: the driver processed an activation for it (so its cached
+/// generator moved); otherwise the turn was decided by the engine alone.
 async fn commit(
     inner: &Arc<Inner>,
     item: OrchestrationItem,
     outcome: TurnOutcome,
-    driver_advanced: bool,
+    driver_ran: bool,
 ) {
     let history_len = item.history.len() as u64 + outcome.events.len() as u64;
+    let appended = !outcome.events.is_empty();
     let terminal = outcome.terminal.clone();
     let canceled: Vec<u32> = outcome.canceled_activities.clone();
     let commit = TurnCommit {
@@ -576,10 +590,14 @@ async fn commit(
             inc(&inner.metrics.turns_committed);
             {
                 let mut cache = inner.cache.lock().unwrap();
-                if terminal.is_some() || !driver_advanced {
+                if driver_ran {
+                    let advanced = terminal
+                        .is_none()
+                        .then_some((item.execution_id, history_len));
+                    cache.end_turn(&item.instance_id, advanced);
+                } else if appended || terminal.is_some() {
+                    // History moved without the driver: its generator (if any) is stale.
                     cache.evict(&item.instance_id);
-                } else {
-                    cache.advance(&item.instance_id, item.execution_id, history_len);
                 }
             }
             match &terminal {
@@ -607,7 +625,14 @@ async fn commit(
             );
         }
         Err(e) => {
-            inner.cache.lock().unwrap().evict(&item.instance_id);
+            {
+                let mut cache = inner.cache.lock().unwrap();
+                if driver_ran {
+                    cache.end_turn(&item.instance_id, None);
+                } else {
+                    cache.evict(&item.instance_id);
+                }
+            }
             match e {
                 StoreError::LeaseLost(_) => inc(&inner.metrics.lease_losses),
                 _ => inc(&inner.metrics.store_errors),
