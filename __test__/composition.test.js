@@ -273,3 +273,27 @@ for (const backoff of ['fixed', 'linear', 'exponential']) {
     }
   });
 }
+
+test('a sub-orchestration id that is already taken fails at the parent yield instead of hanging', async () => {
+  const env = await startEnv((rt) => {
+    rt.registerOrchestration('Taken', function* () {
+      return 'first';
+    });
+    rt.registerOrchestration('Claims', function* (ctx) {
+      try {
+        yield ctx.scheduleSubOrchestrationWithId('Taken', 'taken-id', null);
+        return 'no error';
+      } catch (e) {
+        return `${e.code}: ${e.message}`;
+      }
+    });
+  });
+  try {
+    await env.client.startOrchestration('taken-id', 'Taken');
+    await env.client.waitForOrchestration('taken-id', 10000);
+    await env.client.startOrchestration('claims-1', 'Claims');
+    assert.equal((await env.client.waitForOrchestration('claims-1', 10000)).output, "ERR_ALREADY_EXISTS: an instance with id 'taken-id' already exists");
+  } finally {
+    await env.stop();
+  }
+});

@@ -501,21 +501,33 @@ async fn commit_turn_in(conn: &mut SqliteConnection, c: TurnCommit) -> Result<()
         });
         qb.build().execute(&mut *conn).await?;
     }
+    let mut queue: Vec<QueueInsert> = Vec::new();
     for start in &out.starts {
-        create_instance_in(conn, start, c.now).await?;
+        let created = create_instance_in(conn, start, c.now).await?;
+        if let (false, Some(parent)) = (created, &start.parent) {
+            // The id is taken: the parent must hear of it rather than wait forever.
+            queue.push(QueueInsert {
+                instance_id: parent.instance_id.clone(),
+                message: Message::ChildFailed {
+                    execution_id: parent.execution_id,
+                    task: parent.task,
+                    error: crate::engine::TaskError::with_code(
+                        format!("an instance with id '{}' already exists", start.instance_id),
+                        "ERR_ALREADY_EXISTS",
+                    ),
+                },
+                visible_at: c.now,
+            });
+        }
     }
-    let mut queue: Vec<QueueInsert> = out
-        .timers
-        .iter()
-        .map(|t| QueueInsert {
-            instance_id: c.instance_id.clone(),
-            message: Message::TimerFired {
-                execution_id: c.execution_id,
-                task: t.task,
-            },
-            visible_at: t.fire_at,
-        })
-        .collect();
+    queue.extend(out.timers.iter().map(|t| QueueInsert {
+        instance_id: c.instance_id.clone(),
+        message: Message::TimerFired {
+            execution_id: c.execution_id,
+            task: t.task,
+        },
+        visible_at: t.fire_at,
+    }));
     queue.extend(out.messages.iter().map(|m| QueueInsert {
         instance_id: m.instance_id.clone(),
         message: m.message.clone(),
