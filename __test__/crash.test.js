@@ -92,7 +92,7 @@ test('(a) killed inside an activity: it runs exactly once more, earlier ones nev
   await waitFor(() => count(lines(s), 'start', 2) === 1);
   await kill(w);
   const r = await finish(s);
-  assert.deepEqual(r.output, expected(4));
+  assert.deepEqual(r.output, expected(4), r.error);
   const ls = lines(s);
   for (const i of [0, 1]) assert.equal(count(ls, 'start', i), 1, `step ${i} ran once`);
   assert.equal(count(ls, 'start', 2), 2, 'the interrupted step ran exactly once more');
@@ -110,7 +110,7 @@ test('(b) killed between activities: the next one runs once, none repeats', asyn
   assert.equal(count(lines(s), 'start', 2), 0);
   await kill(w);
   const r = await finish(s);
-  assert.deepEqual(r.output, expected(4));
+  assert.deepEqual(r.output, expected(4), r.error);
   const ls = lines(s);
   for (const i of [0, 1, 2, 3]) assert.equal(count(ls, 'start', i), 1, `step ${i} ran once`);
   assertCleanHistory(await history(s));
@@ -125,7 +125,7 @@ test('(c) killed during a durable timer: the timer fires once after restart', as
   const killedAt = Date.now();
   assert.equal(count(lines(s), 'start', 2), 0, 'the timer was still pending');
   const r = await finish(s);
-  assert.deepEqual(r.output, expected(4));
+  assert.deepEqual(r.output, expected(4), r.error);
   const ls = lines(s);
   for (const i of [0, 1, 2, 3]) assert.equal(count(ls, 'start', i), 1);
   const events = await history(s);
@@ -152,7 +152,7 @@ test('(d) ten kills at random offsets in one run: finishes right, nothing comple
   const s = setup({ steps: 12, stepMs: 200, timerAfter: 5, timerMs: 300 });
   const kills = await killRepeatedly(s, 10, 100, 350);
   const r = await finish(s);
-  assert.deepEqual(r.output, expected(12));
+  assert.deepEqual(r.output, expected(12), r.error);
   const ls = lines(s);
   const events = await history(s);
   assertCleanHistory(events);

@@ -563,3 +563,31 @@ fn fail_records_the_error_and_tells_the_parent() {
         vec!["ExecutionStarted", "ExecutionFailed"]
     );
 }
+
+#[test]
+fn ending_lists_the_execution_s_open_activities_and_timers_for_deletion() {
+    let mut h = Vec::new();
+    run(
+        &mut h,
+        &[start_msg(1)],
+        false,
+        r#"[{"t":"activity","task":1,"name":"A"},{"t":"timer","task":2,"delayMs":5},{"t":"activity","task":3,"name":"B"}]"#,
+    )
+    .unwrap();
+    let out = run(
+        &mut h,
+        &[msg(2, completed(3, "1"))],
+        true,
+        r#"[{"t":"fail","error":{"message":"x"}}]"#,
+    )
+    .unwrap();
+    assert_eq!(out.canceled_activities, vec![1]);
+    assert_eq!(out.canceled_timers, vec![2]);
+    let Plan::Run(turn) = plan_of(&[], &[start_msg(1)], false) else {
+        panic!()
+    };
+    assert!(turn
+        .fail(TaskError::new("gone"))
+        .canceled_activities
+        .is_empty());
+}

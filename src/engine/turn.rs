@@ -623,13 +623,36 @@ fn cancel_outcome(
         })
         .collect();
     messages.extend(parent_notice(view, &Terminal::Failed(error.clone())));
-    TurnOutcome {
+    let mut out = TurnOutcome {
         events,
         consumed,
         started,
         terminal: Some(Terminal::Failed(error)),
         messages,
         ..Default::default()
+    };
+    drop_open_work(view, &mut out);
+    out
+}
+
+/// A finished execution's queued activities and timers are never needed: list them for
+/// deletion (and drop any this turn would have queued).
+fn drop_open_work(view: &ExecutionView, out: &mut TurnOutcome) {
+    out.activities.clear();
+    out.timers.clear();
+    let mut open: Vec<(u32, TaskKind)> = view
+        .tasks
+        .iter()
+        .filter(|(_, t)| t.open)
+        .map(|(n, t)| (*n, t.kind))
+        .collect();
+    open.sort_by_key(|(task, _)| *task);
+    for (task, kind) in open {
+        match kind {
+            TaskKind::Activity => out.canceled_activities.push(task),
+            TaskKind::Timer => out.canceled_timers.push(task),
+            _ => {}
+        }
     }
 }
 
@@ -675,6 +698,7 @@ impl Turn {
         let terminal = Terminal::Failed(error);
         out.messages.extend(parent_notice(&self.view, &terminal));
         out.terminal = Some(terminal);
+        drop_open_work(&self.view, &mut out);
         out
     }
 
@@ -727,6 +751,9 @@ impl Turn {
                 expected[matched].describe(),
                 matched + 1
             )));
+        }
+        if out.terminal.is_some() {
+            drop_open_work(&view, &mut out);
         }
         Ok(out)
     }

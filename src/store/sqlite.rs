@@ -445,41 +445,26 @@ async fn commit_turn_in(conn: &mut SqliteConnection, c: TurnCommit) -> Result<()
         in_list(&mut qb, out.consumed.iter().copied());
         qb.build().execute(&mut *conn).await?;
     }
-    if out.terminal.is_some() {
-        // Work of a finished execution is never needed again.
-        sqlx::query("DELETE FROM worker_queue WHERE instance_id = ?1 AND execution_id = ?2")
-            .bind(&c.instance_id)
-            .bind(exec)
-            .execute(&mut *conn)
-            .await?;
-        sqlx::query(
-            "DELETE FROM orchestrator_queue WHERE instance_id = ?1 AND kind = 'TimerFired' AND execution_id = ?2",
-        )
-        .bind(&c.instance_id)
-        .bind(exec)
-        .execute(&mut *conn)
-        .await?;
-    } else {
-        if !out.canceled_activities.is_empty() {
-            let mut qb = QueryBuilder::new("DELETE FROM worker_queue WHERE instance_id = ");
-            qb.push_bind(&c.instance_id)
-                .push(" AND execution_id = ")
-                .push_bind(exec)
-                .push(" AND task IN (");
-            in_list(&mut qb, out.canceled_activities.iter().map(|t| *t as i64));
-            qb.build().execute(&mut *conn).await?;
-        }
-        if !out.canceled_timers.is_empty() {
-            let mut qb = QueryBuilder::new(
-                "DELETE FROM orchestrator_queue WHERE kind = 'TimerFired' AND instance_id = ",
-            );
-            qb.push_bind(&c.instance_id)
-                .push(" AND execution_id = ")
-                .push_bind(exec)
-                .push(" AND task IN (");
-            in_list(&mut qb, out.canceled_timers.iter().map(|t| *t as i64));
-            qb.build().execute(&mut *conn).await?;
-        }
+    // Race losers, and everything still queued when the execution ends.
+    if !out.canceled_activities.is_empty() {
+        let mut qb = QueryBuilder::new("DELETE FROM worker_queue WHERE instance_id = ");
+        qb.push_bind(&c.instance_id)
+            .push(" AND execution_id = ")
+            .push_bind(exec)
+            .push(" AND task IN (");
+        in_list(&mut qb, out.canceled_activities.iter().map(|t| *t as i64));
+        qb.build().execute(&mut *conn).await?;
+    }
+    if !out.canceled_timers.is_empty() {
+        let mut qb = QueryBuilder::new(
+            "DELETE FROM orchestrator_queue WHERE kind = 'TimerFired' AND instance_id = ",
+        );
+        qb.push_bind(&c.instance_id)
+            .push(" AND execution_id = ")
+            .push_bind(exec)
+            .push(" AND task IN (");
+        in_list(&mut qb, out.canceled_timers.iter().map(|t| *t as i64));
+        qb.build().execute(&mut *conn).await?;
     }
     if !out.activities.is_empty() {
         let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
