@@ -2,6 +2,7 @@
 //! operations into one transaction (a savepoint each), WAL, one runtime per file under an
 //! OS file lock.
 
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -31,13 +32,19 @@ type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// Most operations one transaction carries.
 const MAX_BATCH: usize = 256;
 
+/// How long an instance with a row this version cannot read is kept out of claims.
+const UNREADABLE_RETRY_MS: i64 = 60_000;
+
 /// A queued write: runs inside the writer's transaction, answers after the commit.
 trait WriteOp: Send {
+    /// Reads need no savepoint: there is nothing of theirs to roll back.
+    fn read_only(&self) -> bool;
     fn run<'c>(&'c mut self, conn: &'c mut SqliteConnection) -> BoxFuture<'c, bool>;
     fn finish(self: Box<Self>, commit: std::result::Result<(), String>);
 }
 
 struct TypedOp<T, F> {
+    read_only: bool,
     f: Option<F>,
     result: Option<Result<T>>,
     reply: oneshot::Sender<Result<T>>,
@@ -48,6 +55,10 @@ where
     T: Send + 'static,
     F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
 {
+    fn read_only(&self) -> bool {
+        self.read_only
+    }
+
     fn run<'c>(&'c mut self, conn: &'c mut SqliteConnection) -> BoxFuture<'c, bool> {
         let f = self.f.take().expect("an op runs once");
         Box::pin(async move {
@@ -160,8 +171,26 @@ impl SqliteProvider {
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
     {
+        self.queue(false, f).await
+    }
+
+    /// Like [`Self::write`] for an operation that only reads.
+    async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
+    {
+        self.queue(true, f).await
+    }
+
+    async fn queue<T, F>(&self, read_only: bool, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
+    {
         let (reply, answer) = oneshot::channel();
         let op: Box<dyn WriteOp> = Box::new(TypedOp {
+            read_only,
             f: Some(f),
             result: None,
             reply,
@@ -197,6 +226,10 @@ async fn writer(mut conn: SqliteConnection, mut rx: mpsc::UnboundedReceiver<Box<
             // operation needs none: a failure rolls back the whole transaction.
             if single {
                 lone_failed = !op.run(&mut conn).await;
+                continue;
+            }
+            if op.read_only() {
+                op.run(&mut conn).await;
                 continue;
             }
             let _ = conn.execute("SAVEPOINT op").await;
@@ -560,7 +593,7 @@ impl Provider for SqliteProvider {
 
     async fn instance(&self, instance_id: &str) -> Result<Option<InstanceInfo>> {
         let id = instance_id.to_owned();
-        self.write(move |conn| {
+        self.read(move |conn| {
             Box::pin(async move {
                 let row = sqlx::query("SELECT * FROM instances WHERE instance_id = ?1")
                     .bind(id)
@@ -578,7 +611,7 @@ impl Provider for SqliteProvider {
         execution_id: Option<u64>,
     ) -> Result<Vec<HistoryRow>> {
         let id = instance_id.to_owned();
-        self.write(move |conn| {
+        self.read(move |conn| {
             Box::pin(async move {
                 let exec = match execution_id {
                     Some(e) => e as i64,
@@ -671,40 +704,94 @@ impl Provider for SqliteProvider {
                 .bind(max as i64)
                 .fetch_all(&mut *conn)
                 .await?;
+                if claimed.is_empty() {
+                    return Ok(vec![]);
+                }
+                // One statement for every claimed instance's messages, one for histories.
+                let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+                    "UPDATE orchestrator_queue SET deliveries = deliveries + 1 WHERE visible_at <= ",
+                );
+                qb.push_bind(now).push(" AND instance_id IN (");
+                let mut sep = qb.separated(", ");
+                for row in &claimed {
+                    sep.push_bind(row.get::<String, _>("instance_id"));
+                }
+                qb.push(") RETURNING instance_id, seq, kind, data, deliveries");
+                let mut messages: HashMap<String, Vec<SqliteRow>> = HashMap::new();
+                for r in qb.build().fetch_all(&mut *conn).await? {
+                    messages.entry(r.get("instance_id")).or_default().push(r);
+                }
+                let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+                    "SELECT instance_id, event_id, ts, kind, data FROM history WHERE (instance_id, execution_id) IN (VALUES ",
+                );
+                let mut sep = qb.separated(", ");
+                for row in &claimed {
+                    sep.push("(")
+                        .push_bind_unseparated(row.get::<String, _>("instance_id"))
+                        .push_unseparated(", ")
+                        .push_bind_unseparated(row.get::<i64, _>("execution_id"))
+                        .push_unseparated(")");
+                }
+                qb.push(") ORDER BY instance_id, event_id");
+                let mut histories: HashMap<String, Vec<SqliteRow>> = HashMap::new();
+                for r in qb.build().fetch_all(&mut *conn).await? {
+                    histories.entry(r.get("instance_id")).or_default().push(r);
+                }
                 let mut items = Vec::with_capacity(claimed.len());
+                let mut unreadable = Vec::new();
                 for row in claimed {
                     let instance_id: String = row.get("instance_id");
-                    let execution_id = row.get::<i64, _>("execution_id");
-                    let mut messages = sqlx::query(
-                        "UPDATE orchestrator_queue SET deliveries = deliveries + 1
-                         WHERE instance_id = ?1 AND visible_at <= ?2
-                         RETURNING seq, kind, data, deliveries",
-                    )
-                    .bind(&instance_id)
-                    .bind(now)
-                    .fetch_all(&mut *conn)
-                    .await?
-                    .iter()
-                    .map(|r| {
-                        Ok(QueuedMessage {
-                            seq: r.get("seq"),
-                            deliveries: r.get::<i64, _>("deliveries") as u32,
-                            message: message_from_row(r.get("kind"), r.get("data")).map_err(corrupt)?,
-                        })
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                    messages.sort_by_key(|m| m.seq);
-                    let history = read_history(conn, &instance_id, execution_id).await?;
-                    items.push(OrchestrationItem {
-                        instance_id,
-                        execution_id: execution_id as u64,
-                        generation: row.get("generation"),
-                        name: row.get("name"),
-                        created_at: row.get("created_at"),
-                        history,
-                        messages,
-                        now,
-                    });
+                    let parsed = (|| -> Result<(Vec<QueuedMessage>, Vec<HistoryRow>)> {
+                        let mut queued = messages
+                            .remove(&instance_id)
+                            .unwrap_or_default()
+                            .iter()
+                            .map(|r| {
+                                Ok(QueuedMessage {
+                                    seq: r.get("seq"),
+                                    deliveries: r.get::<i64, _>("deliveries") as u32,
+                                    message: message_from_row(r.get("kind"), r.get("data"))
+                                        .map_err(corrupt)?,
+                                })
+                            })
+                            .collect::<Result<Vec<_>>>()?;
+                        queued.sort_by_key(|m| m.seq);
+                        let history = histories
+                            .remove(&instance_id)
+                            .unwrap_or_default()
+                            .iter()
+                            .map(history_row)
+                            .collect::<Result<Vec<_>>>()?;
+                        Ok((queued, history))
+                    })();
+                    match parsed {
+                        Ok((messages, history)) => items.push(OrchestrationItem {
+                            execution_id: row.get::<i64, _>("execution_id") as u64,
+                            generation: row.get("generation"),
+                            name: row.get("name"),
+                            created_at: row.get("created_at"),
+                            instance_id,
+                            history,
+                            messages,
+                            now,
+                        }),
+                        Err(e) => {
+                            // One unreadable row must not stall every other instance.
+                            tracing::warn!(%instance_id, error = %e, "instance has an unreadable row; set aside for a minute");
+                            unreadable.push(instance_id);
+                        }
+                    }
+                }
+                if !unreadable.is_empty() {
+                    let mut qb = QueryBuilder::new("UPDATE instances SET lock_until = ");
+                    qb.push_bind(now + UNREADABLE_RETRY_MS)
+                        .push(" WHERE instance_id IN (");
+                    let mut sep = qb.separated(", ");
+                    for id in unreadable {
+                        sep.push_bind(id);
+                    }
+                    sep.push_unseparated(")");
+                    qb.build().execute(&mut *conn).await?;
                 }
                 Ok(items)
             })
@@ -958,7 +1045,7 @@ impl Provider for SqliteProvider {
     }
 
     async fn next_due(&self) -> Result<Option<i64>> {
-        self.write(|conn| {
+        self.read(|conn| {
             Box::pin(async move {
                 let now = now_ms();
                 let due: Option<i64> = sqlx::query_scalar(
