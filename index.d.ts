@@ -8,7 +8,11 @@ export interface OrchestrationStatus<TOutput = unknown, TCustom = unknown> {
   /** The orchestration's return value, parsed from JSON (`undefined` became `null`). */
   output: TOutput | null;
   error: string | null;
-  /** Stable code of the failure, e.g. `ERR_NONDETERMINISM`, `ERR_NOT_REGISTERED`, `ERR_CANCELED`, or the thrown error's `code`. */
+  /**
+   * Stable code of the failure: the thrown error's `code` if it had one, else
+   * `ERR_ORCHESTRATION_FAILED`; or one of the engine's: `ERR_NONDETERMINISM`,
+   * `ERR_NOT_REGISTERED`, `ERR_CANCELED`, `ERR_POISON`, `ERR_INVALID_ARGUMENT`.
+   */
   errorCode: string | null;
   customStatus: TCustom | null;
   /** Grows by one with every `setCustomStatus`. */
@@ -90,6 +94,7 @@ export declare class OrchestrationContext {
   startOrchestration(name: string, instanceId: string, input?: unknown, options?: { version?: string }): Task<string>;
   all<const Ts extends readonly Task<any>[]>(tasks: Ts): Task<{ [K in keyof Ts]: AllResult<TaskValue<Ts[K]>> }>;
   race<const Ts extends readonly Task<any>[]>(...tasks: Ts): Task<{ index: number; value: TaskValue<Ts[number]> }>;
+  race<const Ts extends readonly Task<any>[]>(tasks: Ts): Task<{ index: number; value: TaskValue<Ts[number]> }>;
   /** The turn's timestamp, epoch ms. */
   utcNow(): Task<number>;
   newGuid(): Task<string>;
@@ -110,7 +115,7 @@ export declare class ActivityContext {
   readonly activityName: string;
   /** 1 for the first attempt. */
   readonly attempt: number;
-  /** Fires when the orchestration stops waiting (race lost, cancelled), on timeout, or at shutdown. */
+  /** Fires when the orchestration stops waiting (race lost, cancelled), on timeout, when the activity's lease is lost, or at shutdown. */
   readonly signal: AbortSignal;
   traceInfo(message: string): void;
   traceWarn(message: string): void;
@@ -176,8 +181,9 @@ export declare class RepriseError extends Error {
 export declare class InvalidArgumentError extends RepriseError { readonly code: 'ERR_INVALID_ARGUMENT'; }
 export declare class InvalidStateError extends RepriseError { readonly code: 'ERR_INVALID_STATE'; }
 export declare class TimeoutError extends RepriseError { readonly code: 'ERR_TIMEOUT'; }
+/** For matching `errorCode === 'ERR_NONDETERMINISM'` failures by class name in your own code. */
 export declare class NondeterminismError extends RepriseError { readonly code: 'ERR_NONDETERMINISM'; }
-export declare class NotFoundError extends RepriseError { readonly code: 'ERR_NOT_FOUND'; }
+/** For matching `errorCode === 'ERR_NOT_REGISTERED'` failures by class name in your own code. */
 export declare class NotRegisteredError extends RepriseError { readonly code: 'ERR_NOT_REGISTERED'; }
 export declare class StoreError extends RepriseError {}
 /** An activity or sub-orchestration failed; thrown into the orchestration at its `yield`. `code` is the original error's code or `ERR_TASK_FAILED`. */

@@ -186,7 +186,7 @@ class ActivityContext {
     this.executionId = item.executionId;
     this.activityName = item.name;
     this.attempt = item.attempt;
-    /** Fires when the orchestration stops waiting (race lost, cancelled) or at shutdown. */
+    /** Fires when the orchestration stops waiting (race lost, cancelled), on timeout, when the lease is lost, or at shutdown. */
     this.signal = signal;
   }
   traceInfo(message) {

@@ -33,12 +33,6 @@ class NondeterminismError extends RepriseError {
   }
 }
 
-class NotFoundError extends RepriseError {
-  constructor(message) {
-    super(message, 'ERR_NOT_FOUND');
-  }
-}
-
 class NotRegisteredError extends RepriseError {
   constructor(message) {
     super(message, 'ERR_NOT_REGISTERED');
@@ -64,7 +58,6 @@ const byCode = {
   ERR_INVALID_STATE: InvalidStateError,
   ERR_TIMEOUT: TimeoutError,
   ERR_NONDETERMINISM: NondeterminismError,
-  ERR_NOT_FOUND: NotFoundError,
   ERR_NOT_REGISTERED: NotRegisteredError,
 };
 
@@ -94,7 +87,6 @@ module.exports = {
   InvalidStateError,
   TimeoutError,
   NondeterminismError,
-  NotFoundError,
   NotRegisteredError,
   StoreError,
   TaskFailedError,

@@ -28,7 +28,7 @@ function checkOptions(options) {
   const out = {};
   for (const [key, value] of Object.entries(options)) {
     if (key === 'keepAlive') {
-      if (typeof value !== 'boolean') throw new InvalidArgumentError(`options.keepAlive must be a boolean, got ${describe(value)}`);
+      if (value !== undefined && typeof value !== 'boolean') throw new InvalidArgumentError(`options.keepAlive must be a boolean, got ${describe(value)}`);
       continue;
     }
     if (!(key in OPTIONS)) {
