@@ -221,9 +221,11 @@ async fn writer(mut conn: SqliteConnection, mut rx: mpsc::UnboundedReceiver<Box<
         }
         let single = ops.len() == 1;
         let mut lone_failed = false;
+        // Each write in a batch runs in a savepoint, so one failed operation never undoes
+        // the others. The statements between two writes are merged into one round trip
+        // (`RELEASE op; SAVEPOINT op`): sqlx's per-statement cost dominates here.
+        let mut open_savepoint = false;
         for op in ops.iter_mut() {
-            // A savepoint each, so one failed operation never undoes the others; a lone
-            // operation needs none: a failure rolls back the whole transaction.
             if single {
                 lone_failed = !op.run(&mut conn).await;
                 continue;
@@ -232,15 +234,26 @@ async fn writer(mut conn: SqliteConnection, mut rx: mpsc::UnboundedReceiver<Box<
                 op.run(&mut conn).await;
                 continue;
             }
-            let _ = conn.execute("SAVEPOINT op").await;
-            let ok = op.run(&mut conn).await;
-            if !ok {
-                let _ = conn.execute("ROLLBACK TO op").await;
+            let begin = if open_savepoint {
+                "RELEASE op; SAVEPOINT op"
+            } else {
+                "SAVEPOINT op"
+            };
+            let _ = conn.execute(sqlx::raw_sql(begin)).await;
+            open_savepoint = true;
+            if !op.run(&mut conn).await {
+                let _ = conn
+                    .execute(sqlx::raw_sql("ROLLBACK TO op; RELEASE op"))
+                    .await;
+                open_savepoint = false;
             }
-            let _ = conn.execute("RELEASE op").await;
         }
         let commit = if lone_failed {
             conn.execute("ROLLBACK").await.map(|_| ())
+        } else if open_savepoint {
+            conn.execute(sqlx::raw_sql("RELEASE op; COMMIT"))
+                .await
+                .map(|_| ())
         } else {
             conn.execute("COMMIT").await.map(|_| ())
         };
