@@ -755,7 +755,12 @@ async fn dispatch_activities(inner: &Arc<Inner>, items: Vec<ActivityItem>) {
     for (item, error) in refused {
         match error {
             None => {
-                let _ = inner.provider.abandon_activity(&item, 1_000).await;
+                // Waiting for code that knows the name is not a failed delivery: put the row
+                // back as the same attempt with its delivery count reset.
+                let _ = inner
+                    .provider
+                    .retry_activity(&item, now_ms() + 1_000, item.attempt)
+                    .await;
             }
             Some(error) => {
                 let _ = inner

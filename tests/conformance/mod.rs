@@ -293,6 +293,50 @@ fn assert_lease_lost<T: std::fmt::Debug>(result: Result<T, StoreError>, what: &s
 // 1. Atomic turn commit
 // ---------------------------------------------------------------------------------------
 
+fn assert_commit_failed(result: Result<(), StoreError>) {
+    match result {
+        Err(StoreError::LeaseLost(e)) => {
+            panic!("the lease is held: the failure must not be a lease loss ({e})")
+        }
+        Err(_) => {}
+        Ok(()) => panic!("a commit whose event ids collide with history must fail"),
+    }
+}
+
+/// After a failed commit in `atomic_turn_commit`: only the first commit's writes are there.
+async fn assert_failed_commit_left_no_trace(p: &SharedProvider) {
+    let h = history(p, "main", None).await;
+    assert_eq!(event_ids(&h), vec![1, 2, 3, 4]);
+    assert_eq!(
+        history_kinds(&h),
+        vec![
+            "ExecutionStarted",
+            "ActivityScheduled",
+            "TimerCreated",
+            "CustomStatusSet"
+        ]
+    );
+    let info = instance(p, "main").await;
+    assert_eq!(info.status, "Running");
+    assert_eq!(info.output, None);
+    assert_eq!(info.custom_status.as_deref(), Some(r#""busy""#));
+    assert_eq!(info.custom_status_version, 1);
+    assert_eq!(info.execution_id, 1);
+    assert!(
+        p.instance("main:child2").await.unwrap().is_none(),
+        "the failed turn's start must not exist"
+    );
+    assert_eq!(
+        p.next_due().await.unwrap(),
+        None,
+        "the failed turn's timer must not exist"
+    );
+    assert!(
+        claim_work(p, "W2", LONG_LEASE).await.is_empty(),
+        "the failed turn's activity must not exist"
+    );
+}
+
 /// A turn's writes are all-or-nothing: a successful commit shows every write at once, a
 /// commit failing part-way (after the fencing update) shows none of them.
 pub async fn atomic_turn_commit(p: SharedProvider) {
@@ -460,6 +504,8 @@ pub async fn atomic_turn_commit(p: SharedProvider) {
             message: event_message("pong", "3"),
         }],
         starts: vec![start_request("main:child2", "Child", "8")],
+        // The execution ends: its open activity goes.
+        canceled_activities: vec![1],
         ..Default::default()
     };
     schedule_activity(&mut failing, 5, "Refund", "{}");
@@ -467,62 +513,32 @@ pub async fn atomic_turn_commit(p: SharedProvider) {
         task: 6,
         fire_at: now + LONG_LEASE,
     });
-    let mut commit = turn_commit(&b, failing);
     // Event ids 4.. collide with the stored CustomStatusSet (event 4).
-    commit.first_event_id = 4;
-    // Other callers' writes racing with the failing commit are unaffected by it.
+    let failing_commit = |outcome: TurnOutcome| TurnCommit {
+        first_event_id: 4,
+        ..turn_commit(&b, outcome)
+    };
+    // Alone.
+    assert_commit_failed(p.commit_turn(failing_commit(failing.clone())).await);
+    assert_failed_commit_left_no_trace(&p).await;
+    // Along with other callers' writes, which are unaffected by it.
     let (b1, b2, b3) = (
         event_message("b1", "1"),
         event_message("b2", "2"),
         event_message("b3", "3"),
     );
     let (result, e1, e2, e3) = tokio::join!(
-        p.commit_turn(commit),
+        p.commit_turn(failing_commit(failing)),
         p.enqueue("bystander", &b1),
         p.enqueue("bystander", &b2),
         p.enqueue("bystander", &b3),
     );
-    match result {
-        Err(StoreError::LeaseLost(e)) => {
-            panic!("the lease is held: the failure must not be a lease loss ({e})")
-        }
-        Err(_) => {}
-        Ok(()) => panic!("a commit whose event ids collide with history must fail"),
-    }
+    assert_commit_failed(result);
     e1.unwrap();
     e2.unwrap();
     e3.unwrap();
 
-    let h = history(&p, "main", None).await;
-    assert_eq!(event_ids(&h), vec![1, 2, 3, 4]);
-    assert_eq!(
-        history_kinds(&h),
-        vec![
-            "ExecutionStarted",
-            "ActivityScheduled",
-            "TimerCreated",
-            "CustomStatusSet"
-        ]
-    );
-    let info = instance(&p, "main").await;
-    assert_eq!(info.status, "Running");
-    assert_eq!(info.output, None);
-    assert_eq!(info.custom_status.as_deref(), Some(r#""busy""#));
-    assert_eq!(info.custom_status_version, 1);
-    assert_eq!(info.execution_id, 1);
-    assert!(
-        p.instance("main:child2").await.unwrap().is_none(),
-        "the failed turn's start must not exist"
-    );
-    assert_eq!(
-        p.next_due().await.unwrap(),
-        None,
-        "the failed turn's timer must not exist"
-    );
-    assert!(
-        claim_work(&p, "W2", LONG_LEASE).await.is_empty(),
-        "the failed turn's activity must not exist"
-    );
+    assert_failed_commit_left_no_trace(&p).await;
     // The lock is still held by the failed commit's claim (its release was rolled back),
     // the outbound message was not sent, the concurrent enqueues were kept.
     let items = claim(&p, "C", LONG_LEASE).await;
@@ -537,7 +553,7 @@ pub async fn atomic_turn_commit(p: SharedProvider) {
     assert_eq!(kinds(&items[1]), vec!["Start"]);
     assert_eq!(event_names(&items[2]), vec!["ping"]);
 
-    // The worker row survived the (rolled back) terminal cleanup.
+    // The worker row survived the failed commit's (rolled back) deletion.
     assert!(p
         .complete_activity(&work, ActivityResult::Completed(payload("true")))
         .await
@@ -735,7 +751,9 @@ pub async fn lease_expiry_and_renewal(p: SharedProvider) {
     let lease_a = Lease::Instance("l".to_owned(), a.generation);
     for _ in 0..6 {
         sleep_ms(RENEW_EVERY).await;
-        let lost = p.renew_leases(&[lease_a.clone()], SHORT_LEASE).await;
+        let lost = p
+            .renew_leases(std::slice::from_ref(&lease_a), SHORT_LEASE)
+            .await;
         assert_eq!(lost.unwrap(), vec![], "a held lease renews");
         assert_nothing_claimable(&p, "B", "while A renews its lease").await;
     }
@@ -762,7 +780,9 @@ pub async fn lease_expiry_and_renewal(p: SharedProvider) {
     let mut outcome = start_outcome(&b);
     schedule_activity(&mut outcome, 1, "Work", "1");
     p.commit_turn(turn_commit(&b, outcome)).await.unwrap();
-    let lost = p.renew_leases(&[lease_b.clone()], LONG_LEASE).await;
+    let lost = p
+        .renew_leases(std::slice::from_ref(&lease_b), LONG_LEASE)
+        .await;
     assert_eq!(lost.unwrap(), vec![lease_b]);
     p.enqueue("l", &event_message("e", "1")).await.unwrap();
     let c = claim_only(&p, "C", LONG_LEASE, "l").await;
@@ -772,7 +792,9 @@ pub async fn lease_expiry_and_renewal(p: SharedProvider) {
         .await
         .unwrap();
     let lease_c = Lease::Instance("l".to_owned(), c.generation);
-    let lost = p.renew_leases(&[lease_c.clone()], LONG_LEASE).await;
+    let lost = p
+        .renew_leases(std::slice::from_ref(&lease_c), LONG_LEASE)
+        .await;
     assert_eq!(lost.unwrap(), vec![lease_c]);
     let d = claim_only(&p, "D", LONG_LEASE, "l").await;
     assert_eq!(deliveries(&d), vec![2]);
@@ -783,7 +805,9 @@ pub async fn lease_expiry_and_renewal(p: SharedProvider) {
     let lease_wa = Lease::Activity(wa.seq, wa.generation);
     for _ in 0..6 {
         sleep_ms(RENEW_EVERY).await;
-        let lost = p.renew_leases(&[lease_wa.clone()], SHORT_LEASE).await;
+        let lost = p
+            .renew_leases(std::slice::from_ref(&lease_wa), SHORT_LEASE)
+            .await;
         assert_eq!(lost.unwrap(), vec![], "a held activity lease renews");
         assert!(
             claim_work(&p, "WB", LONG_LEASE).await.is_empty(),
@@ -805,7 +829,9 @@ pub async fn lease_expiry_and_renewal(p: SharedProvider) {
 
     // Released by an abandon: renewing does not lock it again.
     p.abandon_activity(&wb, 0).await.unwrap();
-    let lost = p.renew_leases(&[lease_wb.clone()], LONG_LEASE).await;
+    let lost = p
+        .renew_leases(std::slice::from_ref(&lease_wb), LONG_LEASE)
+        .await;
     assert_eq!(lost.unwrap(), vec![lease_wb]);
     let wc = claim_one_activity(&p, "WC", LONG_LEASE).await;
     assert_eq!(wc.deliveries, 3);
@@ -815,7 +841,9 @@ pub async fn lease_expiry_and_renewal(p: SharedProvider) {
         .await
         .unwrap());
     let lease_wc = Lease::Activity(wc.seq, wc.generation);
-    let lost = p.renew_leases(&[lease_wc.clone()], LONG_LEASE).await;
+    let lost = p
+        .renew_leases(std::slice::from_ref(&lease_wc), LONG_LEASE)
+        .await;
     assert_eq!(lost.unwrap(), vec![lease_wc]);
     assert!(claim_work(&p, "WD", LONG_LEASE).await.is_empty());
 }
@@ -1143,8 +1171,8 @@ pub async fn create_instance_is_idempotent(p: SharedProvider) {
 // 9. Terminal turn
 // ---------------------------------------------------------------------------------------
 
-/// Completing sets the status and output and drops the execution's pending work (and no
-/// other instance's).
+/// Completing sets the status and output and deletes the open work the turn lists (the
+/// execution's, no other instance's with the same task numbers).
 pub async fn terminal_turn_completes_and_cleans_up(p: SharedProvider) {
     let now = p.now().await.unwrap();
     let done_fire = now + 20_000;
@@ -1185,6 +1213,9 @@ pub async fn terminal_turn_completes_and_cleans_up(p: SharedProvider) {
         ],
         consumed: seqs(&item),
         terminal: Some(Terminal::Completed(payload(r#"{"ok":true}"#))),
+        // A terminal turn lists the execution's open work for deletion.
+        canceled_activities: vec![1],
+        canceled_timers: vec![2],
         ..Default::default()
     };
     p.commit_turn(turn_commit(&item, outcome)).await.unwrap();
@@ -1248,7 +1279,7 @@ pub async fn terminal_turn_completes_and_cleans_up(p: SharedProvider) {
 // ---------------------------------------------------------------------------------------
 
 /// Continue-as-new starts execution 2 with an empty history; execution 1's history stays
-/// readable and its pending work is dropped.
+/// readable and the open work the turn lists is deleted.
 pub async fn continue_as_new_starts_a_new_execution(p: SharedProvider) {
     let now = p.now().await.unwrap();
     assert!(p
@@ -1279,6 +1310,8 @@ pub async fn continue_as_new_starts_a_new_execution(p: SharedProvider) {
         ],
         consumed: seqs(&b),
         terminal: Some(Terminal::ContinuedAsNew),
+        canceled_activities: vec![1],
+        canceled_timers: vec![2],
         messages: vec![Outbound {
             instance_id: "can".to_owned(),
             message: Message::Start {
