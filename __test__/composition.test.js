@@ -297,3 +297,59 @@ test('a sub-orchestration id that is already taken fails at the parent yield ins
     await env.stop();
   }
 });
+
+test('a retry policy timeoutMs bounds each attempt: the signal fires and the last timeout is thrown', async () => {
+  const signals = [];
+  const env = await startEnv((rt) => {
+    rt.registerActivity('Hangs', (ctx) => new Promise((resolve) => {
+      ctx.signal.addEventListener('abort', () => {
+        signals.push({ attempt: ctx.attempt, reason: ctx.signal.reason.message });
+        resolve('too late');
+      });
+    }));
+    rt.registerOrchestration('Bounded', function* (ctx) {
+      try {
+        yield ctx.scheduleActivityWithRetry('Hangs', null, { maxAttempts: 2, timeoutMs: 150, initialDelayMs: 10 });
+        return 'no';
+      } catch (e) {
+        return { code: e.code, message: e.message };
+      }
+    });
+  });
+  try {
+    await env.client.startOrchestration('bounded-1', 'Bounded');
+    const r = await env.client.waitForOrchestration('bounded-1', 10000);
+    assert.deepEqual(r.output, { code: 'ERR_TIMEOUT', message: "activity 'Hangs' timed out after 150 ms" });
+    assert.deepEqual(signals, [
+      { attempt: 1, reason: 'the activity timed out' },
+      { attempt: 2, reason: 'the activity timed out' },
+    ]);
+  } finally {
+    await env.stop();
+  }
+});
+
+test('continueAsNewVersioned pins the next execution; a detached start in the same turn is not lost', async () => {
+  const env = await startEnv((rt) => {
+    rt.registerOrchestration('Leaf', function* (ctx, x) {
+      return x;
+    });
+    rt.registerOrchestrationVersioned('Looper', '1.0.0', function* (ctx, round) {
+      if (round === 0) {
+        yield ctx.startOrchestration('Leaf', 'leaf-from-round-0', 'started before continuing');
+        return yield ctx.continueAsNewVersioned(1, '1.0.0');
+      }
+      return `round ${round} on ${ctx.orchestrationVersion}`;
+    });
+    rt.registerOrchestrationVersioned('Looper', '2.0.0', function* () {
+      return 'v2';
+    });
+  });
+  try {
+    await env.client.startOrchestration('looper-1', 'Looper', 0, { version: '1.0.0' });
+    assert.equal((await env.client.waitForOrchestration('looper-1', 10000)).output, 'round 1 on 1.0.0');
+    assert.equal((await env.client.waitForOrchestration('leaf-from-round-0', 10000)).output, 'started before continuing');
+  } finally {
+    await env.stop();
+  }
+});

@@ -732,12 +732,21 @@ async fn dispatch_activities(inner: &Arc<Inner>, items: Vec<ActivityItem>) {
             .as_ref()
             .and_then(|r| r.timeout_ms)
             .unwrap_or(inner.options.activity_timeout_ms);
+        let timeout = Duration::from_millis(timeout);
+        if timeout < lease_period(inner) {
+            // Shorter than the lease keeper's tick: give it its own timer.
+            let (inner, seq, generation) = (inner.clone(), item.seq, item.generation);
+            tokio::spawn(async move {
+                tokio::time::sleep(timeout).await;
+                time_out_activity(&inner, seq, generation).await;
+            });
+        }
         inner.running.lock().unwrap().insert(
             item.seq,
             RunningActivity {
                 item,
                 started: Instant::now(),
-                timeout: Duration::from_millis(timeout),
+                timeout,
             },
         );
     }
@@ -845,10 +854,38 @@ async fn settle_activity(inner: &Inner, item: ActivityItem, result: ActivityResu
     }
 }
 
+fn lease_period(inner: &Inner) -> Duration {
+    Duration::from_millis((inner.options.lease_ms / 3).max(10) as u64)
+}
+
+/// Fails an activity attempt that ran past its timeout (if that attempt is still running).
+async fn time_out_activity(inner: &Inner, seq: i64, generation: i64) {
+    let removed = {
+        let mut running = inner.running.lock().unwrap();
+        match running.get(&seq) {
+            Some(r) if r.item.generation == generation => running.remove(&seq),
+            _ => None,
+        }
+    };
+    let Some(r) = removed else { return };
+    abort_in_js(inner, vec![seq], "the activity timed out");
+    let error = TaskError::with_code(
+        format!(
+            "activity '{}' timed out after {} ms",
+            r.item.name,
+            r.timeout.as_millis()
+        ),
+        "ERR_TIMEOUT",
+    );
+    settle_activity(inner, r.item, ActivityResult::Failed(error)).await;
+    inner.progress.notify_waiters();
+    inner.provider.wakers().activities.notify_one();
+}
+
 /// Renews the leases of in-flight work (so a busy JavaScript thread does not by itself
 /// cause a second execution) and times out hung activities.
 async fn lease_loop(inner: Arc<Inner>) {
-    let every = Duration::from_millis((inner.options.lease_ms / 3).max(10) as u64);
+    let every = lease_period(&inner);
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
@@ -866,27 +903,14 @@ async fn lease_loop(inner: Arc<Inner>) {
             let running = inner.running.lock().unwrap();
             for r in running.values() {
                 if r.started.elapsed() > r.timeout {
-                    timed_out.push(r.item.seq);
+                    timed_out.push((r.item.seq, r.item.generation));
                 } else {
                     leases.push(Lease::Activity(r.item.seq, r.item.generation));
                 }
             }
         }
-        for seq in timed_out {
-            let removed = inner.running.lock().unwrap().remove(&seq);
-            if let Some(r) = removed {
-                abort_in_js(&inner, vec![seq], "the activity timed out");
-                let error = TaskError::with_code(
-                    format!(
-                        "activity '{}' timed out after {} ms",
-                        r.item.name,
-                        r.timeout.as_millis()
-                    ),
-                    "ERR_TIMEOUT",
-                );
-                settle_activity(&inner, r.item, ActivityResult::Failed(error)).await;
-                inner.progress.notify_waiters();
-            }
+        for (seq, generation) in timed_out {
+            time_out_activity(&inner, seq, generation).await;
         }
         if leases.is_empty() {
             if stopping(&inner) && inner.inflight.lock().unwrap().is_empty() {
