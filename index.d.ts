@@ -49,7 +49,32 @@ export declare class SqliteProvider {
   static inMemory(): Promise<SqliteProvider>;
 }
 
-export type Provider = SqliteProvider;
+export interface PostgresConnectOptions {
+  /** Most pooled connections (default 10); one more is kept for LISTEN. */
+  poolSize?: number;
+  /** Fallback re-read for changes whose notification was missed, in ms (default 1000). */
+  pollIntervalMs?: number;
+  /** Bound on connecting and on waiting for a pooled connection, in ms (default 10000). */
+  connectTimeoutMs?: number;
+}
+
+/**
+ * PostgreSQL storage: any number of processes (runtimes and clients) share one database.
+ * Each schema is a separate store (one per tenant); processes wake each other with
+ * LISTEN/NOTIFY, polling only as a fallback.
+ */
+export declare class PostgresProvider {
+  private constructor();
+  /** The URL with its password masked. */
+  readonly url: string;
+  readonly schema: string;
+  /** Connects to `postgres://user:password@host:port/database` on the `public` schema, creating the tables if needed. */
+  static connect(url: string, options?: PostgresConnectOptions): Promise<PostgresProvider>;
+  /** Like `connect`, on `schema` (1 to 63 letters, digits or underscores; created if missing). */
+  static connectWithSchema(url: string, schema: string, options?: PostgresConnectOptions): Promise<PostgresProvider>;
+}
+
+export type Provider = SqliteProvider | PostgresProvider;
 
 export interface RetryPolicy {
   maxAttempts: number;

@@ -2,7 +2,7 @@
 
 // reprise: durable execution for Node.js. Public entry: static named exports (CommonJS,
 // importable from ESM by name).
-const { SqliteProvider } = require('./lib/providers');
+const { SqliteProvider, PostgresProvider } = require('./lib/providers');
 const { Client } = require('./lib/client');
 const { Runtime } = require('./lib/runtime');
 const { OrchestrationContext, ActivityContext } = require('./lib/context');
@@ -20,6 +20,7 @@ const {
 
 module.exports = {
   SqliteProvider,
+  PostgresProvider,
   Client,
   Runtime,
   OrchestrationContext,

@@ -20,7 +20,7 @@ function parseStatus(text) {
 class Client {
   constructor(provider) {
     if (!provider || !provider._native) {
-      throw new InvalidArgumentError('new Client(provider): provider must come from SqliteProvider.open() or SqliteProvider.inMemory()');
+      throw new InvalidArgumentError('new Client(provider): provider must come from SqliteProvider.open(), SqliteProvider.inMemory() or PostgresProvider.connect()');
     }
     this._native = new native.NativeClient(provider._native);
   }

@@ -33,4 +33,94 @@ class SqliteProvider {
   }
 }
 
-module.exports = { SqliteProvider };
+/** Options accepted by `PostgresProvider.connect(url, options)`: name -> [minimum, maximum]. */
+const POSTGRES_OPTIONS = {
+  poolSize: [1, 1000],
+  pollIntervalMs: [10, 3600000],
+  connectTimeoutMs: [1, 3600000],
+};
+
+const SCHEMA = /^[A-Za-z0-9_]{1,63}$/;
+
+/** The URL with its password masked. */
+function redactUrl(url) {
+  return url.replace(/^([a-z]+:\/\/[^:@/?#]*):[^@/?#]*@/i, '$1:***@');
+}
+
+function checkPostgresUrl(url, what) {
+  if (typeof url !== 'string' || url.trim() === '') {
+    throw new InvalidArgumentError(`${what}: url must be a non-empty string like 'postgres://user:password@host:5432/database', got ${describe(url)}`);
+  }
+  if (!/^postgres(ql)?:\/\//i.test(url.trim())) {
+    throw new InvalidArgumentError(`${what}: url must start with postgres:// or postgresql://, got ${describe(redactUrl(url))}`);
+  }
+}
+
+function checkSchema(schema, what) {
+  if (typeof schema !== 'string' || !SCHEMA.test(schema)) {
+    throw new InvalidArgumentError(`${what}: schema must be 1 to 63 letters, digits or underscores, got ${describe(schema)}`);
+  }
+  if (/^pg_/i.test(schema)) {
+    throw new InvalidArgumentError(`${what}: schema names starting with pg_ are reserved by PostgreSQL, got ${describe(schema)}`);
+  }
+}
+
+function checkPostgresOptions(options) {
+  if (options === undefined || options === null) return {};
+  if (typeof options !== 'object' || Array.isArray(options)) {
+    throw new InvalidArgumentError(`PostgresProvider options must be an object, got ${describe(options)}`);
+  }
+  const out = {};
+  for (const [key, value] of Object.entries(options)) {
+    if (!(key in POSTGRES_OPTIONS)) {
+      throw new InvalidArgumentError(`options.${key} is not a PostgresProvider option (known: ${Object.keys(POSTGRES_OPTIONS).join(', ')})`);
+    }
+    if (value === undefined) continue;
+    const [min, max] = POSTGRES_OPTIONS[key];
+    if (!Number.isSafeInteger(value) || value < min || value > max) {
+      throw new InvalidArgumentError(`options.${key} must be an integer from ${min} to ${max}, got ${describe(value)}`);
+    }
+    out[key] = value;
+  }
+  return out;
+}
+
+/**
+ * PostgreSQL storage: many processes (runtimes and clients) share one database; each
+ * schema is a separate store (one per tenant). Wake-ups between processes use
+ * LISTEN/NOTIFY, with polling (`pollIntervalMs`) only as the fallback.
+ */
+class PostgresProvider {
+  constructor(handle, url, schema) {
+    Object.defineProperty(this, '_native', { value: handle, enumerable: false });
+    /** The URL with its password masked. */
+    this.url = redactUrl(url);
+    this.schema = schema;
+  }
+
+  /**
+   * Connects to `postgres://user:password@host:port/database` and uses the `public` schema,
+   * creating the tables if needed. `options`: `{poolSize = 10, pollIntervalMs = 1000,
+   * connectTimeoutMs = 10000}`.
+   */
+  static async connect(url, options) {
+    checkPostgresUrl(url, 'PostgresProvider.connect(url)');
+    const checked = checkPostgresOptions(options);
+    return openPostgres(url, undefined, checked);
+  }
+
+  /** Like `connect`, on its own schema (created if missing): stores on separate schemas share nothing. */
+  static async connectWithSchema(url, schema, options) {
+    checkPostgresUrl(url, 'PostgresProvider.connectWithSchema(url, schema)');
+    checkSchema(schema, 'PostgresProvider.connectWithSchema(url, schema)');
+    const checked = checkPostgresOptions(options);
+    return openPostgres(url, schema, checked);
+  }
+}
+
+async function openPostgres(url, schema, options) {
+  const handle = await nativeCall(native.openPostgres(url, schema, JSON.stringify(options)));
+  return new PostgresProvider(handle, url, schema ?? 'public');
+}
+
+module.exports = { SqliteProvider, PostgresProvider };

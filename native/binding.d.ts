@@ -36,6 +36,12 @@ export declare class NativeRuntime {
 /** The store's clock as seen by this process (epoch ms). */
 export declare function now(): number
 
+/**
+ * Connects to PostgreSQL on `schema` (default `public`, created if missing) and migrates
+ * it. `options` is JSON, already validated by the JavaScript layer.
+ */
+export declare function openPostgres(url: string, schema: string | undefined | null, options: string): Promise<NativeProvider>
+
 /** Opens (creating if needed) a SQLite database file. */
 export declare function openSqlite(url: string, synchronousFull: boolean): Promise<NativeProvider>
 

@@ -12,6 +12,7 @@ use serde_json::value::RawValue;
 
 use crate::engine::{payload_from_str, Message, StartRequest};
 use crate::runtime::{Host, Registry, Runtime, RuntimeOptions};
+use crate::store::postgres::{PostgresOptions, PostgresProvider};
 use crate::store::sqlite::{SqliteOptions, SqliteProvider};
 use crate::store::{now_ms, InstanceInfo, SharedProvider, StoreError};
 
@@ -67,6 +68,39 @@ pub async fn open_sqlite(url: String, synchronous_full: bool) -> Result<NativePr
 #[napi]
 pub async fn open_sqlite_in_memory() -> Result<NativeProvider> {
     let provider = SqliteProvider::in_memory().await.map_err(store_err)?;
+    Ok(NativeProvider { inner: provider })
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PostgresOptionsIn {
+    pool_size: Option<u32>,
+    poll_interval_ms: Option<u64>,
+    connect_timeout_ms: Option<u64>,
+}
+
+/// Connects to PostgreSQL on `schema` (default `public`, created if missing) and migrates
+/// it. `options` is JSON, already validated by the JavaScript layer.
+#[napi]
+pub async fn open_postgres(
+    url: String,
+    schema: Option<String>,
+    options: String,
+) -> Result<NativeProvider> {
+    let o: PostgresOptionsIn =
+        serde_json::from_str(&options).map_err(|e| err("ERR_INVALID_ARGUMENT", e))?;
+    let d = PostgresOptions::default();
+    let provider = PostgresProvider::connect(
+        &url,
+        PostgresOptions {
+            schema,
+            pool_size: o.pool_size.unwrap_or(d.pool_size),
+            poll_interval_ms: o.poll_interval_ms.unwrap_or(d.poll_interval_ms),
+            connect_timeout_ms: o.connect_timeout_ms.unwrap_or(d.connect_timeout_ms),
+        },
+    )
+    .await
+    .map_err(store_err)?;
     Ok(NativeProvider { inner: provider })
 }
 

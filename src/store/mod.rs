@@ -1,6 +1,7 @@
-//! Storage: the `Provider` trait every backend implements, and the SQLite provider.
-//! Knows nothing of napi; SQL lives only here.
+//! Storage: the `Provider` trait every backend implements, and the SQLite and PostgreSQL
+//! providers. Knows nothing of napi; SQL lives only here.
 
+pub mod postgres;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -79,6 +80,14 @@ impl Wakers {
 
     pub fn instance_changed(&self, instance_id: &str) {
         if let Some(n) = self.watchers.lock().unwrap().get(instance_id) {
+            n.notify_waiters();
+        }
+    }
+
+    /// Wakes every instance watcher, so each re-reads its instance (after changes this
+    /// process may have missed, e.g. while a notification connection was down).
+    pub fn all_instances_changed(&self) {
+        for n in self.watchers.lock().unwrap().values() {
             n.notify_waiters();
         }
     }
