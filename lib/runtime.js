@@ -64,7 +64,7 @@ function checkOrchestrationFn(name, fn) {
 class Runtime {
   constructor(provider, options) {
     if (!provider || !provider._native) {
-      throw new InvalidArgumentError('new Runtime(provider): provider must come from SqliteProvider.open() or SqliteProvider.inMemory()');
+      throw new InvalidArgumentError('new Runtime(provider): provider must come from SqliteProvider.open(), SqliteProvider.inMemory() or PostgresProvider.connect()');
     }
     const checked = checkOptions(options);
     this._keepAlive = Boolean(options && options.keepAlive);
