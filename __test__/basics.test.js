@@ -37,7 +37,7 @@ test('activities, timers and events run in order and results come back parsed', 
       'EventWaitStarted', 'EventRaised', 'ActivityScheduled', 'ActivityCompleted', 'ExecutionCompleted',
     ]);
   } finally {
-    await env.stop();
+    await env.drop();
   }
 });
 
@@ -58,7 +58,7 @@ test('an event raised before the orchestration waits (even before it starts) is 
     const r = await env.client.waitForOrchestration('early-1', 10000);
     assert.deepEqual(r.output, ['first', 'second']);
   } finally {
-    await env.stop();
+    await env.drop();
   }
 });
 
@@ -90,7 +90,7 @@ test('an activity error is thrown at the yield and can be caught; an uncaught on
     assert.equal(failed.error, 'uncaught');
     assert.equal(failed.errorCode, 'E_BOOM');
   } finally {
-    await env.stop();
+    await env.drop();
   }
 });
 
@@ -116,7 +116,7 @@ test('utcNow and newGuid are deterministic values recorded once per turn', async
     assert.notEqual(output.g1, output.g2);
     assert.equal(output.g1.length, 36);
   } finally {
-    await env.stop();
+    await env.drop();
   }
 });
 
@@ -138,7 +138,7 @@ test('starting an existing id creates nothing and does not fail; status of an un
     assert.equal((await env.client.getStatus('nobody')).status, 'NotFound');
     assert.equal((await env.client.readExecutionHistory('once-1')).filter((e) => e.kind === 'ExecutionStarted').length, 1);
   } finally {
-    await env.stop();
+    await env.drop();
   }
 });
 
@@ -153,7 +153,7 @@ test('waitForOrchestration rejects with a TimeoutError', async () => {
     await assert.rejects(env.client.waitForOrchestration('forever-1', 200), (e) => e instanceof TimeoutError && e.code === 'ERR_TIMEOUT');
     assert.equal((await env.client.getStatus('forever-1')).status, 'Running');
   } finally {
-    await env.stop();
+    await env.drop();
   }
 });
 
@@ -179,7 +179,7 @@ test('custom status is visible to the client and undefined crosses as null', asy
     assert.equal(r.customStatusVersion, 2);
     assert.equal(r.output, null);
   } finally {
-    await env.stop();
+    await env.drop();
   }
 });
 
@@ -199,6 +199,6 @@ test('trace calls are silent during replay and do not disturb the run', async ()
     await env.client.startOrchestration('tr-1', 'Traced');
     assert.equal((await env.client.waitForOrchestration('tr-1', 10000)).output, false);
   } finally {
-    await env.stop();
+    await env.drop();
   }
 });

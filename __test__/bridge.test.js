@@ -3,7 +3,7 @@
 // and identical histories with and without it.
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { startEnv, cacheSize, eventually, normalizedHistory, dbPath } = require('./helpers');
+const { startEnv, cacheSize, eventually, normalizedHistory, storeLocation } = require('./helpers');
 
 const STEPS = 50;
 
@@ -35,7 +35,7 @@ test('a 50-step sequential orchestration makes at most one driver call per turn 
     }
     assert.equal(m.activities_completed, STEPS);
   } finally {
-    await env.stop();
+    await env.drop();
   }
 });
 
@@ -62,7 +62,7 @@ function register(rt) {
 }
 
 async function runMixed(generatorCacheSize) {
-  const env = await startEnv(register, { generatorCacheSize }, dbPath(`mixed-${generatorCacheSize}`));
+  const env = await startEnv(register, { generatorCacheSize }, storeLocation(`mixed-${generatorCacheSize}`));
   try {
     await env.client.startOrchestration('mixed-1', 'Mixed', { n: 1 });
     // Raise the event only once nothing else is pending, so both runs see one arrival order.
@@ -72,7 +72,7 @@ async function runMixed(generatorCacheSize) {
     assert.equal(r.status, 'Completed', r.error);
     return { output: r.output, history: normalizedHistory(await env.client.readExecutionHistory('mixed-1')), m: env.runtime.metricsSnapshot() };
   } finally {
-    await env.stop();
+    await env.drop();
   }
 }
 
@@ -109,6 +109,6 @@ test('a cache smaller than the number of live instances still completes everythi
     await eventually(() => env.runtime.metricsSnapshot().inflight_turns === 0);
     assert.ok(env.runtime.metricsSnapshot().cached_generators <= 2);
   } finally {
-    await env.stop();
+    await env.drop();
   }
 });

@@ -24,7 +24,7 @@ test('all over an activity, a timer and an event resolves in order and never thr
     const r = await env.client.waitForOrchestration('all-1', 10000);
     assert.deepEqual(r.output, [{ ok: 42 }, { ok: null }, { ok: { yes: true } }, { err: 'bad luck' }]);
   } finally {
-    await env.stop();
+    await env.drop();
   }
 });
 
@@ -55,7 +55,7 @@ test('race: the timer wins, the losing activity is cancelled and its signal fire
     lateResultRecorded = history.some((e) => e.kind === 'ActivityCompleted');
     assert.equal(lateResultRecorded, false, 'the late completion was dropped');
   } finally {
-    await env.stop();
+    await env.drop();
   }
 });
 
@@ -79,7 +79,7 @@ test('a race whose winner failed throws at the yield with .index', async () => {
     const history = await env.client.readExecutionHistory('br-1');
     assert.ok(history.some((e) => e.kind === 'TaskCanceled' && e.taskId === 1), 'the losing timer was cancelled');
   } finally {
-    await env.stop();
+    await env.drop();
   }
 });
 
@@ -122,7 +122,7 @@ test('sub-orchestrations: fan-out, chains, explicit ids, failures, and fire-and-
     assert.equal((await env.client.getStatus('chain-child:1:1')).status, 'Completed');
     assert.deepEqual((await env.client.waitForOrchestration('detached-leaf', 5000)).output, 25);
   } finally {
-    await env.stop();
+    await env.drop();
   }
 });
 
@@ -151,7 +151,7 @@ test('continue-as-new loops with fresh history, carrying unconsumed events and c
     assert.equal(last[0].kind, 'ExecutionStarted');
     assert.equal(last.filter((e) => e.kind === 'TimerCreated').length, 0, 'the last execution has a fresh history');
   } finally {
-    await env.stop();
+    await env.drop();
   }
 });
 
@@ -184,7 +184,7 @@ test('versions: new instances get the highest, running ones stay pinned, continu
     const started = (await env.client.readExecutionHistory('v-upgrade', 2))[0];
     assert.equal(started.data.version, '1.10.0');
   } finally {
-    await env.stop();
+    await env.drop();
   }
 });
 
@@ -226,7 +226,7 @@ test('cancelInstance cascades to children, fires running activities signals, and
     assert.equal(await env.client.cancelInstance('quick-1', 'too late'), false);
     assert.equal((await env.client.getStatus('quick-1')).status, 'Completed');
   } finally {
-    await env.stop();
+    await env.drop();
   }
 });
 
@@ -269,7 +269,7 @@ for (const backoff of ['fixed', 'linear', 'exponential']) {
       assert.equal(history.filter((e) => e.kind === 'ActivityFailed').length, 1);
       assert.equal(env.runtime.metricsSnapshot().activity_retries, 4);
     } finally {
-      await env.stop();
+      await env.drop();
     }
   });
 }
@@ -294,7 +294,7 @@ test('a sub-orchestration id that is already taken fails at the parent yield ins
     await env.client.startOrchestration('claims-1', 'Claims');
     assert.equal((await env.client.waitForOrchestration('claims-1', 10000)).output, "ERR_ALREADY_EXISTS: an instance with id 'taken-id' already exists");
   } finally {
-    await env.stop();
+    await env.drop();
   }
 });
 
@@ -325,7 +325,7 @@ test('a retry policy timeoutMs bounds each attempt: the signal fires and the las
       { attempt: 2, reason: 'the activity timed out' },
     ]);
   } finally {
-    await env.stop();
+    await env.drop();
   }
 });
 
@@ -350,6 +350,6 @@ test('continueAsNewVersioned pins the next execution; a detached start in the sa
     assert.equal((await env.client.waitForOrchestration('looper-1', 10000)).output, 'round 1 on 1.0.0');
     assert.equal((await env.client.waitForOrchestration('leaf-from-round-0', 10000)).output, 'started before continuing');
   } finally {
-    await env.stop();
+    await env.drop();
   }
 });

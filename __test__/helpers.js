@@ -5,9 +5,13 @@
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { SqliteProvider, Client, Runtime } = require('..');
+const { spawnSync } = require('node:child_process');
+const { SqliteProvider, PostgresProvider, Client, Runtime } = require('..');
 
 const cacheSize = process.env.REPRISE_TEST_CACHE_SIZE === undefined ? undefined : Number(process.env.REPRISE_TEST_CACHE_SIZE);
+/** REPRISE_TEST_PROVIDER=postgres runs the provider-independent suites on PostgreSQL. */
+const providerKind = process.env.REPRISE_TEST_PROVIDER || 'sqlite';
+const databaseUrl = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test';
 
 let counter = 0;
 /** A fresh folder for this test file's databases. */
@@ -26,17 +30,35 @@ function runtimeOptions(extra = {}) {
   return options;
 }
 
+/** A fresh store location for this run's provider: a SQLite file, or `pg:<schema>`. */
+function storeLocation(name = 'test') {
+  if (providerKind === 'postgres') return `pg:t_${name.replace(/\W/g, '_')}_${process.pid}_${counter++}_${Math.floor(Math.random() * 1e6)}`;
+  return dbPath(name);
+}
+
+function openStore(location) {
+  if (location.startsWith('pg:')) return PostgresProvider.connectWithSchema(databaseUrl, location.slice(3));
+  return SqliteProvider.open(location);
+}
+
+function dropStore(location) {
+  if (!location.startsWith('pg:')) return;
+  spawnSync('psql', [databaseUrl, '-c', `DROP SCHEMA IF EXISTS ${location.slice(3)} CASCADE`], { stdio: 'ignore' });
+}
+
 /**
- * Opens a fresh database, registers with `setup(runtime)`, starts; returns {provider, client, runtime, path}.
- * Call `env.stop()` at the end.
+ * Opens a fresh store (or `location` again), registers with `setup(runtime)`, starts;
+ * returns {provider, client, runtime, path}. Call `env.stop()` at the end; `env.drop()`
+ * also removes a PostgreSQL schema.
  */
-async function startEnv(setup, options = {}, file = dbPath()) {
-  const provider = await SqliteProvider.open(file);
+async function startEnv(setup, options = {}, location = storeLocation()) {
+  const provider = await openStore(location);
   const client = new Client(provider);
   const runtime = new Runtime(provider, runtimeOptions(options));
   setup(runtime);
   await runtime.start();
-  return { provider, client, runtime, path: file, stop: () => runtime.shutdown(5000) };
+  const stop = () => runtime.shutdown(5000);
+  return { provider, client, runtime, path: location, stop, drop: async () => { await stop(); dropStore(location); } };
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -61,4 +83,4 @@ function normalizedHistory(events) {
   });
 }
 
-module.exports = { cacheSize, tempDir, dbPath, runtimeOptions, startEnv, sleep, eventually, normalizedHistory };
+module.exports = { cacheSize, providerKind, tempDir, dbPath, storeLocation, runtimeOptions, startEnv, sleep, eventually, normalizedHistory };

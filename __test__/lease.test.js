@@ -34,7 +34,7 @@ test('an activity that blocks the JS thread for three lease durations runs exact
     assert.equal(m.activities_started, 1);
     assert.equal(m.lease_losses, 0);
   } finally {
-    await env.stop();
+    await env.drop();
   }
 });
 
@@ -90,6 +90,6 @@ test('shutdown resolves as soon as in-flight work drains; at the deadline it abo
     assert.equal((await env.client.waitForOrchestration('long-1', 10000)).output, 'long done');
     assert.equal(runs.Long, 2, 'the abandoned activity ran again after restart');
   } finally {
-    await env.stop();
+    await env.drop();
   }
 });

@@ -52,7 +52,7 @@ test('client input that JSON cannot carry, bad ids and oversized payloads are re
     await env.client.startOrchestration('kept', 'Echo', { a: 1 });
     assert.deepEqual((await env.client.waitForOrchestration('kept', 10000)).output, { a: 1 });
   } finally {
-    await env.stop();
+    await env.drop();
   }
 });
 
@@ -103,7 +103,7 @@ test('inside an orchestration: a negative timer, a non-task yield and unserializ
     assert.equal(r.BadOutput.status, 'Failed');
     assert.match(r.BadOutput.error, /the orchestration output cannot be stored as JSON/);
   } finally {
-    await env.stop();
+    await env.drop();
   }
 });
 
@@ -116,7 +116,7 @@ test('an unknown orchestration name waits for a grace period, then fails with ER
     assert.equal(r.errorCode, 'ERR_NOT_REGISTERED');
     assert.match(r.error, /orchestration 'Unknown' is not registered/);
   } finally {
-    await env.stop();
+    await env.drop();
   }
 });
 
@@ -136,7 +136,7 @@ test('an unknown activity name fails at its yield with ERR_NOT_REGISTERED after 
     await env.client.startOrchestration('m-1', 'CallsMissing');
     assert.equal((await env.client.waitForOrchestration('m-1', 10000)).output, 'ERR_NOT_REGISTERED');
   } finally {
-    await env.stop();
+    await env.drop();
   }
 });
 
@@ -151,6 +151,6 @@ test('one runtime per SQLite file: a second one is refused, a client is fine', a
     await new Client(other).startOrchestration('from-client', 'X');
     assert.equal((await env.client.waitForOrchestration('from-client', 10000)).output, 1);
   } finally {
-    await env.stop();
+    await env.drop();
   }
 });

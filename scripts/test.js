@@ -24,4 +24,7 @@ if (!only || only === 'rust') {
 if (!only || only === 'node') {
   run(process.execPath, ['--test', '--test-concurrency=2', '__test__/']);
   run(process.execPath, ['--test', '--test-concurrency=2', '__test__/'], { REPRISE_TEST_CACHE_SIZE: '0' });
+  // The provider-independent suites once more, on PostgreSQL (DATABASE_URL).
+  const portable = ['basics', 'bridge', 'composition', 'lease'].map((f) => `__test__/${f}.test.js`);
+  run(process.execPath, ['--test', '--test-concurrency=2', ...portable], { REPRISE_TEST_PROVIDER: 'postgres' });
 }
