@@ -353,3 +353,33 @@ test('continueAsNewVersioned pins the next execution; a detached start in the sa
     await env.drop();
   }
 });
+
+test('deleteInstance refuses a running instance without force and removes its sub-orchestrations', async () => {
+  const env = await startEnv((rt) => {
+    rt.registerOrchestration('Kid', function* (ctx) {
+      return yield ctx.waitForEvent('never');
+    });
+    rt.registerOrchestration('Parent', function* (ctx) {
+      return yield ctx.scheduleSubOrchestration('Kid', null);
+    });
+    rt.registerOrchestration('Done', function* () {
+      return 1;
+    });
+  });
+  try {
+    await env.client.startOrchestration('del-parent', 'Parent');
+    await eventually(async () => (await env.client.getStatus('del-parent:1:1')).status === 'Running', 10000, 'the child');
+    await assert.rejects(env.client.deleteInstance('del-parent'), (e) => e.code === 'ERR_INVALID_STATE' && /is running/.test(e.message));
+    assert.equal((await env.client.getStatus('del-parent')).status, 'Running');
+    assert.equal(await env.client.deleteInstance('del-parent', { force: true }), 2);
+    assert.equal((await env.client.getStatus('del-parent')).status, 'NotFound');
+    assert.equal((await env.client.getStatus('del-parent:1:1')).status, 'NotFound');
+    assert.deepEqual(await env.client.readExecutionHistory('del-parent', 1), []);
+    await env.client.startOrchestration('del-done', 'Done');
+    await env.client.waitForOrchestration('del-done', 10000);
+    assert.equal(await env.client.deleteInstance('del-done'), 1);
+    assert.equal(await env.client.deleteInstance('del-done'), 0);
+  } finally {
+    await env.drop();
+  }
+});

@@ -54,6 +54,20 @@ class Client {
     return nativeCall(this._native.cancelInstance(instanceId, String(reason)));
   }
 
+  /**
+   * Removes an instance with its sub-orchestrations, their histories and everything queued
+   * for them; resolves to how many instances were removed (0 for an unknown id). A running
+   * instance is refused (InvalidStateError) unless `{force: true}`.
+   */
+  async deleteInstance(instanceId, options = {}) {
+    checkInstanceId(instanceId);
+    if (options === null || typeof options !== 'object') throw new InvalidArgumentError(`options must be an object, got ${describe(options)}`);
+    if (options.force !== undefined && typeof options.force !== 'boolean') {
+      throw new InvalidArgumentError(`options.force must be a boolean, got ${describe(options.force)}`);
+    }
+    return nativeCall(this._native.deleteInstance(instanceId, options.force === true));
+  }
+
   async getStatus(instanceId) {
     checkInstanceId(instanceId);
     return parseStatus(await nativeCall(this._native.getStatus(instanceId)));

@@ -8,6 +8,11 @@ export declare class NativeClient {
   raiseEvent(instanceId: string, name: string, data: string): Promise<void>
   /** Cancels a running instance; `false` when it is not running (nothing happens then). */
   cancelInstance(instanceId: string, reason: string): Promise<boolean>
+  /**
+   * Removes an instance, its sub-orchestrations and everything queued for them; returns
+   * how many instances were removed (0: unknown id). Refuses a running one without `force`.
+   */
+  deleteInstance(instanceId: string, force: boolean): Promise<number>
   getStatus(instanceId: string): Promise<string>
   /**
    * Resolves once the instance is Completed or Failed; woken by commits in this

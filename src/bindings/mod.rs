@@ -14,7 +14,7 @@ use crate::engine::{payload_from_str, Message, StartRequest};
 use crate::runtime::{Host, Registry, Runtime, RuntimeOptions};
 use crate::store::postgres::{PostgresOptions, PostgresProvider};
 use crate::store::sqlite::{SqliteOptions, SqliteProvider};
-use crate::store::{now_ms, InstanceInfo, SharedProvider, StoreError};
+use crate::store::{now_ms, Deletion, InstanceInfo, SharedProvider, StoreError};
 
 #[napi_derive::module_init]
 fn init() {
@@ -208,6 +208,27 @@ impl NativeClient {
                 Ok(true)
             }
             _ => Ok(false),
+        }
+    }
+
+    /// Removes an instance, its sub-orchestrations and everything queued for them; returns
+    /// how many instances were removed (0: unknown id). Refuses a running one without `force`.
+    #[napi]
+    pub async fn delete_instance(&self, instance_id: String, force: bool) -> Result<u32> {
+        match self
+            .provider
+            .delete_instance(&instance_id, force)
+            .await
+            .map_err(store_err)?
+        {
+            Deletion::NotFound => Ok(0),
+            Deletion::Deleted(ids) => Ok(ids.len() as u32),
+            Deletion::Running => Err(err(
+                "ERR_INVALID_STATE",
+                format!(
+                    "instance '{instance_id}' is running; cancel it first or pass {{force: true}}"
+                ),
+            )),
         }
     }
 

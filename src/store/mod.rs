@@ -168,6 +168,17 @@ pub enum Lease {
     Activity(i64, i64),
 }
 
+/// What [`Provider::delete_instance`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Deletion {
+    /// No such instance (anything queued for the id was removed all the same).
+    NotFound,
+    /// The instance is running and `force` was not given: nothing was removed.
+    Running,
+    /// These instances (the one asked for and its sub-orchestrations) are gone.
+    Deleted(Vec<String>),
+}
+
 #[async_trait]
 pub trait Provider: Send + Sync + 'static {
     fn wakers(&self) -> &Arc<Wakers>;
@@ -187,6 +198,9 @@ pub trait Provider: Send + Sync + 'static {
         instance_id: &str,
         execution_id: Option<u64>,
     ) -> Result<Vec<HistoryRow>>;
+    /// Removes an instance with its sub-orchestrations (recursively), their histories and
+    /// everything queued for them. A running instance is refused unless `force`.
+    async fn delete_instance(&self, instance_id: &str, force: bool) -> Result<Deletion>;
 
     // --- runtime ---
     /// Called once when a runtime starts on this store: takes what must be exclusive and

@@ -17,8 +17,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::{
-    ActivityItem, ActivityResult, InstanceInfo, Lease, OrchestrationItem, Provider, Result,
-    StoreError, TurnCommit, Wakers,
+    ActivityItem, ActivityResult, Deletion, InstanceInfo, Lease, OrchestrationItem, Provider,
+    Result, StoreError, TurnCommit, Wakers,
 };
 use crate::engine::{
     event_data, event_from_row, message_data, message_from_row, HistoryRow, Message, ParentLink,
@@ -1004,6 +1004,49 @@ impl Provider for PostgresProvider {
         .iter()
         .map(history_row)
         .collect()
+    }
+
+    async fn delete_instance(&self, instance_id: &str, force: bool) -> Result<Deletion> {
+        let mut tx = self.pool.begin().await?;
+        let tree: Vec<String> = sqlx::query_scalar(
+            "WITH RECURSIVE tree(id) AS (
+                SELECT instance_id FROM instances WHERE instance_id = $1
+                UNION SELECT i.instance_id FROM instances i JOIN tree t ON i.parent_instance_id = t.id)
+             SELECT id FROM tree",
+        )
+        .bind(instance_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        if tree.is_empty() {
+            sqlx::query("DELETE FROM orchestrator_queue WHERE instance_id = $1")
+                .bind(instance_id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            return Ok(Deletion::NotFound);
+        }
+        let status: String =
+            sqlx::query_scalar("SELECT status FROM instances WHERE instance_id = $1 FOR UPDATE")
+                .bind(instance_id)
+                .fetch_one(&mut *tx)
+                .await?;
+        if status == "Running" && !force {
+            tx.rollback().await?;
+            return Ok(Deletion::Running);
+        }
+        for table in ["history", "orchestrator_queue", "worker_queue", "instances"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE instance_id = ANY($1)"))
+                .bind(&tree)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        let change = Change {
+            instances: tree.clone(),
+            ..Default::default()
+        };
+        self.signal(change, true).await;
+        Ok(Deletion::Deleted(tree))
     }
 
     async fn attach_runtime(&self, _owner: &str) -> Result<()> {

@@ -19,8 +19,8 @@ use sqlx::{ConnectOptions, Executor, QueryBuilder, Row, Sqlite};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    now_ms, ActivityItem, ActivityResult, InstanceInfo, Lease, OrchestrationItem, Provider, Result,
-    StoreError, TurnCommit, Wakers,
+    now_ms, ActivityItem, ActivityResult, Deletion, InstanceInfo, Lease, OrchestrationItem,
+    Provider, Result, StoreError, TurnCommit, Wakers,
 };
 use crate::engine::{
     event_data, event_from_row, message_data, message_from_row, HistoryRow, Message, QueuedMessage,
@@ -645,6 +645,56 @@ impl Provider for SqliteProvider {
             })
         })
         .await
+    }
+
+    async fn delete_instance(&self, instance_id: &str, force: bool) -> Result<Deletion> {
+        let id = instance_id.to_owned();
+        let deletion = self
+            .write(move |conn| {
+                Box::pin(async move {
+                    let tree: Vec<String> = sqlx::query_scalar(
+                        "WITH RECURSIVE tree(id) AS (
+                            SELECT instance_id FROM instances WHERE instance_id = ?1
+                            UNION SELECT i.instance_id FROM instances i JOIN tree t ON i.parent_instance_id = t.id)
+                         SELECT id FROM tree",
+                    )
+                    .bind(&id)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                    if tree.is_empty() {
+                        sqlx::query("DELETE FROM orchestrator_queue WHERE instance_id = ?1")
+                            .bind(&id)
+                            .execute(&mut *conn)
+                            .await?;
+                        return Ok(Deletion::NotFound);
+                    }
+                    let status: String =
+                        sqlx::query_scalar("SELECT status FROM instances WHERE instance_id = ?1")
+                            .bind(&id)
+                            .fetch_one(&mut *conn)
+                            .await?;
+                    if status == "Running" && !force {
+                        return Ok(Deletion::Running);
+                    }
+                    for table in ["history", "orchestrator_queue", "worker_queue", "instances"] {
+                        let mut qb = QueryBuilder::new(format!("DELETE FROM {table} WHERE instance_id IN ("));
+                        let mut sep = qb.separated(", ");
+                        for t in &tree {
+                            sep.push_bind(t);
+                        }
+                        sep.push_unseparated(")");
+                        qb.build().execute(&mut *conn).await?;
+                    }
+                    Ok(Deletion::Deleted(tree))
+                })
+            })
+            .await?;
+        if let Deletion::Deleted(ids) = &deletion {
+            for id in ids {
+                self.wakers.instance_changed(id);
+            }
+        }
+        Ok(deletion)
     }
 
     async fn attach_runtime(&self, _owner: &str) -> Result<()> {

@@ -15,7 +15,7 @@ use reprise::engine::{
     RetryPolicy, StartRequest, TaskError, Terminal, TimerRequest, TurnOutcome, FORMAT_VERSION,
 };
 use reprise::store::{
-    ActivityItem, ActivityResult, InstanceInfo, Lease, OrchestrationItem, SharedProvider,
+    ActivityItem, ActivityResult, Deletion, InstanceInfo, Lease, OrchestrationItem, SharedProvider,
     StoreError, TurnCommit,
 };
 
@@ -48,6 +48,8 @@ macro_rules! conformance_suite {
             create_instance_is_idempotent,
             terminal_turn_completes_and_cleans_up,
             continue_as_new_starts_a_new_execution,
+            cancellation_removes_exactly_the_cancelled_work,
+            deletion_removes_the_tree_and_refuses_running_without_force,
         );
     };
 }
@@ -1389,4 +1391,154 @@ pub async fn continue_as_new_starts_a_new_execution(p: SharedProvider) {
     assert_eq!(event_ids(&history(&p, "can", Some(2)).await), vec![1]);
     assert_eq!(history(&p, "can", Some(1)).await.len(), 5);
     assert_eq!(instance(&p, "can").await.execution_id, 2);
+}
+
+// ---------------------------------------------------------------------------------------
+// 11. Cancellation
+// ---------------------------------------------------------------------------------------
+
+/// A turn that cancels race losers removes exactly their queued rows: the cancelled
+/// activity's late result is refused, the other activity and timer stay; a `Cancel`
+/// message for an instance is delivered like any other.
+pub async fn cancellation_removes_exactly_the_cancelled_work(p: SharedProvider) {
+    let far = p.now().await.unwrap() + 600_000;
+    start_instance_with(&p, "racer", "Race", |o| {
+        schedule_activity(o, 1, "Slow", "1");
+        schedule_activity(o, 2, "Other", "2");
+        schedule_timer(o, 3, far);
+        schedule_timer(o, 4, far + 1);
+    })
+    .await;
+    let mut running = claim_work(&p, "W", LONG_LEASE).await;
+    running.sort_by_key(|a| a.task);
+    assert_eq!(
+        running.iter().map(|a| a.task).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+    p.enqueue("racer", &event_message("go", "true"))
+        .await
+        .unwrap();
+    let item = claim_only(&p, "O", LONG_LEASE, "racer").await;
+    let outcome = TurnOutcome {
+        events: vec![
+            Event::TaskCanceled { task: 1 },
+            Event::TaskCanceled { task: 3 },
+        ],
+        consumed: seqs(&item),
+        canceled_activities: vec![1],
+        canceled_timers: vec![3],
+        ..Default::default()
+    };
+    p.commit_turn(turn_commit(&item, outcome)).await.unwrap();
+    let late = ActivityResult::Completed(payload("\"late\""));
+    assert!(
+        !p.complete_activity(&running[0], late).await.unwrap(),
+        "a cancelled activity's result is dropped"
+    );
+    assert!(
+        p.complete_activity(&running[1], ActivityResult::Completed(payload("2")))
+            .await
+            .unwrap(),
+        "the other activity is untouched"
+    );
+    assert_eq!(
+        p.next_due().await.unwrap(),
+        Some(far + 1),
+        "only the cancelled timer is gone"
+    );
+    p.enqueue(
+        "racer",
+        &Message::Cancel {
+            reason: "stop".to_owned(),
+        },
+    )
+    .await
+    .unwrap();
+    let item = claim_only(&p, "O", LONG_LEASE, "racer").await;
+    assert_eq!(kinds(&item), vec!["ActivityCompleted", "Cancel"]);
+}
+
+// ---------------------------------------------------------------------------------------
+// 12. Deletion
+// ---------------------------------------------------------------------------------------
+
+/// Deleting removes the instance, its sub-orchestrations, their histories and everything
+/// queued for them; a running instance needs `force`; an unknown id is reported, and
+/// messages queued for it are removed.
+pub async fn deletion_removes_the_tree_and_refuses_running_without_force(p: SharedProvider) {
+    start_instance(&p, "bystander", "Other").await;
+    let later = p.now().await.unwrap() + 600_000;
+    let parent_link = ParentLink {
+        instance_id: "root".to_owned(),
+        execution_id: 1,
+        task: 2,
+    };
+    start_instance_with(&p, "root", "Root", |o| {
+        schedule_activity(o, 1, "Work", "1");
+        schedule_timer(o, 3, later);
+        o.starts.push(StartRequest {
+            parent: Some(parent_link.clone()),
+            ..start_request("root:1:2", "Child", "null")
+        });
+    })
+    .await;
+    assert_eq!(
+        p.delete_instance("root", false).await.unwrap(),
+        Deletion::Running,
+        "a running instance is refused without force"
+    );
+    assert_eq!(instance(&p, "root").await.status, "Running");
+    assert_eq!(history(&p, "root", None).await.len(), 3);
+    assert!(p.instance("root:1:2").await.unwrap().is_some());
+
+    match p.delete_instance("root", true).await.unwrap() {
+        Deletion::Deleted(mut ids) => {
+            ids.sort();
+            assert_eq!(ids, vec!["root".to_owned(), "root:1:2".to_owned()]);
+        }
+        other => panic!("expected the tree to be deleted, got {other:?}"),
+    }
+    assert!(p.instance("root").await.unwrap().is_none());
+    assert!(p.instance("root:1:2").await.unwrap().is_none());
+    assert!(history(&p, "root", Some(1)).await.is_empty());
+    assert!(
+        claim_work(&p, "W", LONG_LEASE).await.is_empty(),
+        "its activity is gone"
+    );
+    assert_eq!(p.next_due().await.unwrap(), None, "its timer is gone");
+    assert_nothing_claimable(&p, "O", "the child's start message is gone").await;
+    assert_eq!(
+        instance(&p, "bystander").await.status,
+        "Running",
+        "others are untouched"
+    );
+
+    p.enqueue("ghost", &event_message("early", "1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        p.delete_instance("ghost", false).await.unwrap(),
+        Deletion::NotFound
+    );
+    assert!(p
+        .create_instance(&start_request("ghost", "G", "null"))
+        .await
+        .unwrap());
+    let item = claim_only(&p, "O", LONG_LEASE, "ghost").await;
+    assert_eq!(
+        kinds(&item),
+        vec!["Start"],
+        "the early message was removed with the id"
+    );
+    let mut outcome = start_outcome(&item);
+    outcome.terminal = Some(Terminal::Completed(payload("1")));
+    outcome.events.push(Event::ExecutionCompleted {
+        output: payload("1"),
+    });
+    p.commit_turn(turn_commit(&item, outcome)).await.unwrap();
+    assert_eq!(
+        p.delete_instance("ghost", false).await.unwrap(),
+        Deletion::Deleted(vec!["ghost".to_owned()]),
+        "a finished instance needs no force"
+    );
 }
