@@ -313,21 +313,27 @@ async fn store_error_pause(inner: &Inner, what: &str, e: &StoreError) {
     }
 }
 
+/// Free slots below `limit`; when there are none, waits for progress and says so.
+async fn free_capacity(inner: &Inner, limit: usize, busy: usize) -> Option<usize> {
+    let free = limit.saturating_sub(busy);
+    if free > 0 {
+        return Some(free);
+    }
+    tokio::select! {
+        _ = inner.progress.notified() => {}
+        _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+    }
+    None
+}
+
 async fn orchestration_loop(inner: Arc<Inner>) {
     let wakers = inner.provider.wakers().clone();
     while !stopping(&inner) {
-        let free = inner
-            .options
-            .orchestration_concurrency
-            .saturating_sub(inner.inflight.lock().unwrap().len());
-        if free == 0 {
-            let progress = inner.progress.notified();
-            tokio::select! {
-                _ = progress => {}
-                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
-            }
+        let busy = inner.inflight.lock().unwrap().len();
+        let Some(free) = free_capacity(&inner, inner.options.orchestration_concurrency, busy).await
+        else {
             continue;
-        }
+        };
         match inner
             .provider
             .claim_orchestrations(&inner.owner, inner.options.lease_ms, free.min(128))
@@ -657,18 +663,10 @@ fn finish_inflight(inner: &Inner, instance_id: &str) {
 async fn activity_loop(inner: Arc<Inner>) {
     let wakers = inner.provider.wakers().clone();
     while !stopping(&inner) {
-        let free = inner
-            .options
-            .worker_concurrency
-            .saturating_sub(inner.running.lock().unwrap().len());
-        if free == 0 {
-            let progress = inner.progress.notified();
-            tokio::select! {
-                _ = progress => {}
-                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
-            }
+        let busy = inner.running.lock().unwrap().len();
+        let Some(free) = free_capacity(&inner, inner.options.worker_concurrency, busy).await else {
             continue;
-        }
+        };
         match inner
             .provider
             .claim_activities(&inner.owner, inner.options.lease_ms, free.min(256))
