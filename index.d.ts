@@ -3,21 +3,59 @@
 /** Instance status as the client sees it. A cancelled instance is `Failed` with `error` starting `canceled:`. */
 export type OrchestrationStatusName = 'NotFound' | 'Running' | 'Completed' | 'Failed';
 
-export interface OrchestrationStatus<TOutput = unknown, TCustom = unknown> {
-  status: OrchestrationStatusName;
+interface StatusCommon<TCustom> {
+  /** The last value given to `ctx.setCustomStatus`, parsed from JSON; `null` if none. */
+  customStatus: TCustom | null;
+  /** Grows by one with every `setCustomStatus`; 0 if none. */
+  customStatusVersion: number;
+}
+
+/** No instance has this id. */
+export interface NotFoundStatus<TCustom = unknown> extends StatusCommon<TCustom> {
+  status: 'NotFound';
+  output: null;
+  error: null;
+  errorCode: null;
+}
+
+/** Started and not finished yet. */
+export interface RunningStatus<TCustom = unknown> extends StatusCommon<TCustom> {
+  status: 'Running';
+  output: null;
+  error: null;
+  errorCode: null;
+}
+
+export interface CompletedStatus<TOutput = unknown, TCustom = unknown> extends StatusCommon<TCustom> {
+  status: 'Completed';
   /** The orchestration's return value, parsed from JSON (`undefined` became `null`). */
-  output: TOutput | null;
-  error: string | null;
+  output: TOutput;
+  error: null;
+  errorCode: null;
+}
+
+export interface FailedStatus<TCustom = unknown> extends StatusCommon<TCustom> {
+  status: 'Failed';
+  output: null;
+  /** The failure's message; a cancelled instance's starts with `canceled:`. */
+  error: string;
   /**
    * Stable code of the failure: the thrown error's `code` if it had one, else
    * `ERR_ORCHESTRATION_FAILED`; or one of the engine's: `ERR_NONDETERMINISM`,
    * `ERR_NOT_REGISTERED`, `ERR_CANCELED`, `ERR_POISON`, `ERR_INVALID_ARGUMENT`.
    */
-  errorCode: string | null;
-  customStatus: TCustom | null;
-  /** Grows by one with every `setCustomStatus`. */
-  customStatusVersion: number;
+  errorCode: string;
 }
+
+/** What `getStatus` and `waitForOrchestration` resolve to; narrow it on `status`. */
+export type OrchestrationStatus<TOutput = unknown, TCustom = unknown> =
+  | NotFoundStatus<TCustom>
+  | RunningStatus<TCustom>
+  | CompletedStatus<TOutput, TCustom>
+  | FailedStatus<TCustom>;
+
+/** What `waitForOrchestration` resolves to: the instance has finished. */
+export type FinishedStatus<TOutput = unknown, TCustom = unknown> = CompletedStatus<TOutput, TCustom> | FailedStatus<TCustom>;
 
 export interface HistoryEvent {
   /** Dense per execution, from 1. */
@@ -76,17 +114,29 @@ export declare class PostgresProvider {
 
 export type Provider = SqliteProvider | PostgresProvider;
 
+/** How an activity is retried: `scheduleActivityWithRetry`, `activityWithRetry`. Unknown keys are rejected. */
 export interface RetryPolicy {
+  /** Attempts in all, the first included (integer >= 1). */
   maxAttempts: number;
-  /** Default `'exponential'`. */
+  /**
+   * How the delay grows, from `initialDelayMs` (d): `'fixed'` d, d, d; `'linear'` d, 2d, 3d;
+   * `'exponential'` d, 2d, 4d. Default `'exponential'`.
+   */
   backoff?: 'fixed' | 'exponential' | 'linear';
-  /** Delay before the first retry; default 1000. */
+  /** Delay before the first retry, in ms; default 1000. */
   initialDelayMs?: number;
+  /** Upper bound on any one delay, in ms. */
   maxDelayMs?: number;
-  /** Per attempt. */
+  /** Per attempt, in ms: an attempt running longer fails with `ERR_TIMEOUT` (and its `ctx.signal` fires). */
   timeoutMs?: number;
   /** Randomize each delay between half and all of it. */
   jitter?: boolean;
+}
+
+/** Options of starting an orchestration (client, sub-orchestration, fire-and-forget). */
+export interface StartOptions {
+  /** Run this registered version instead of the latest. */
+  version?: string;
 }
 
 /** A durable step. Yield it (`yield task`) or delegate to it (`yield* task`) to get its result. */
@@ -108,15 +158,23 @@ export declare class OrchestrationContext {
   readonly orchestrationVersion: string;
   /** True while the code re-runs steps that history already holds. */
   readonly isReplaying: boolean;
+  /** Runs the activity registered as `name`; its result is `T` (say which with `scheduleActivity<T>`), its failure is thrown at the `yield`. */
   scheduleActivity<T = any>(name: string, input?: unknown): Task<T>;
   scheduleActivityWithRetry<T = any>(name: string, input: unknown, retryPolicy: RetryPolicy): Task<T>;
+  /**
+   * Runs an activity from `defineActivity`: the input is checked against the definition's and
+   * `yield*` gives its result type: `const user = yield* ctx.activity(getUser, id)`.
+   */
+  activity<D extends ActivityDefinition>(definition: D, ...input: ActivityInputArgs<ActivityInput<D>>): Task<ActivityOutput<D>>;
+  activityWithRetry<D extends ActivityDefinition>(definition: D, input: ActivityInput<D>, retryPolicy: RetryPolicy): Task<ActivityOutput<D>>;
   /** Yields `null` after `delayMs`. */
   scheduleTimer(delayMs: number): Task<null>;
   waitForEvent<T = any>(eventName: string): Task<T>;
-  scheduleSubOrchestration<T = any>(name: string, input?: unknown, options?: { version?: string }): Task<T>;
-  scheduleSubOrchestrationWithId<T = any>(name: string, instanceId: string, input?: unknown, options?: { version?: string }): Task<T>;
+  /** Runs a child orchestration (id `parent:execution:task`) and yields its output; its failure is thrown at the `yield`. */
+  scheduleSubOrchestration<T = any>(name: string, input?: unknown, options?: StartOptions): Task<T>;
+  scheduleSubOrchestrationWithId<T = any>(name: string, instanceId: string, input?: unknown, options?: StartOptions): Task<T>;
   /** Fire-and-forget; yields the new instance's id. */
-  startOrchestration(name: string, instanceId: string, input?: unknown, options?: { version?: string }): Task<string>;
+  startOrchestration(name: string, instanceId: string, input?: unknown, options?: StartOptions): Task<string>;
   all<const Ts extends readonly Task<any>[]>(tasks: Ts): Task<{ [K in keyof Ts]: AllResult<TaskValue<Ts[K]>> }>;
   race<const Ts extends readonly Task<any>[]>(...tasks: Ts): Task<{ index: number; value: TaskValue<Ts[number]> }>;
   race<const Ts extends readonly Task<any>[]>(tasks: Ts): Task<{ index: number; value: TaskValue<Ts[number]> }>;
@@ -148,7 +206,35 @@ export declare class ActivityContext {
   traceDebug(message: string): void;
 }
 
-export type ActivityFunction<I = any, O = any> = (ctx: ActivityContext, input: I) => O | Promise<O>;
+export type ActivityFunction<I = any, O = any> = (ctx: ActivityContext, input: I) => O | PromiseLike<O>;
+
+/** An activity's name and function together, from `defineActivity`. */
+export interface ActivityDefinition<I = any, O = any> {
+  readonly name: string;
+  readonly fn: ActivityFunction<I, O>;
+}
+
+/** The input type of an activity definition. */
+export type ActivityInput<D> = D extends ActivityDefinition<infer I, any> ? I : never;
+/** The result type of an activity definition (what its function resolves to). */
+export type ActivityOutput<D> = D extends ActivityDefinition<any, infer O> ? O : never;
+/** The input argument of `ctx.activity`: optional when the activity takes none (or accepts `undefined`). */
+export type ActivityInputArgs<I> = undefined extends I ? [input?: I] : [input: I];
+
+/**
+ * Names an activity function once. Register the result with `runtime.registerActivity(def)`
+ * and call it from orchestrations with `yield* ctx.activity(def, input)`, which TypeScript
+ * types from the function:
+ *
+ * ```ts
+ * const getUser = defineActivity('GetUser', async (ctx, id: string) => ({ id, name: 'Ada' }));
+ * const user = yield* ctx.activity(getUser, 'u1'); // { id: string; name: string }
+ * ```
+ */
+export declare function defineActivity<I = void, O = unknown>(
+  name: string,
+  fn: (ctx: ActivityContext, input: I) => O | PromiseLike<O>,
+): ActivityDefinition<I, O>;
 export type OrchestrationFunction<I = any, O = any> = (ctx: OrchestrationContext, input: I) => Generator<Task<any>, O, any>;
 
 export interface RuntimeOptions {
@@ -174,11 +260,39 @@ export interface RuntimeOptions {
   keepAlive?: boolean;
 }
 
-export type MetricsSnapshot = Record<string, number>;
+/** Counters (since start) and gauges (now) of a runtime. */
+export interface MetricsSnapshot {
+  activations: number;
+  activities_abandoned: number;
+  activities_completed: number;
+  activities_failed: number;
+  activities_started: number;
+  activity_batches: number;
+  activity_retries: number;
+  cached_generators: number;
+  claimed_items: number;
+  claims: number;
+  driver_calls: number;
+  full_replays: number;
+  inflight_turns: number;
+  jobs_sent: number;
+  lease_losses: number;
+  nondeterminism_errors: number;
+  orchestrations_completed: number;
+  orchestrations_failed: number;
+  poisoned: number;
+  running_activities: number;
+  store_errors: number;
+  turns_abandoned: number;
+  turns_committed: number;
+  [name: string]: number;
+}
 
 export declare class Runtime {
   constructor(provider: Provider, options?: RuntimeOptions);
   registerActivity<I = any, O = any>(name: string, fn: ActivityFunction<I, O>): this;
+  /** Registers an activity from `defineActivity` under its name. */
+  registerActivity(definition: ActivityDefinition): this;
   registerOrchestration<I = any, O = any>(name: string, fn: OrchestrationFunction<I, O>): this;
   registerOrchestrationVersioned<I = any, O = any>(name: string, version: string, fn: OrchestrationFunction<I, O>): this;
   start(): Promise<void>;
@@ -187,32 +301,150 @@ export declare class Runtime {
   metricsSnapshot(): MetricsSnapshot;
 }
 
+/** Everything stored about an instance (`getInstanceInfo`, `listInstances`). */
+export interface InstanceInfo<TInput = unknown, TOutput = unknown, TCustom = unknown> {
+  instanceId: string;
+  name: string;
+  version: string | null;
+  status: 'Running' | 'Completed' | 'Failed';
+  executionId: number;
+  input: TInput | null;
+  output: TOutput | null;
+  error: string | null;
+  errorCode: string | null;
+  customStatus: TCustom | null;
+  customStatusVersion: number;
+  /** Epoch milliseconds (store clock). */
+  createdAt: number;
+  updatedAt: number;
+  /** The parent of a sub-orchestration. */
+  parentId: string | null;
+}
+
+export interface InstanceTree extends InstanceInfo {
+  children: InstanceTree[];
+}
+
+export interface ListInstancesOptions {
+  status?: 'Running' | 'Completed' | 'Failed';
+  name?: string;
+  /** Exclusive bound: a Date or epoch milliseconds. */
+  createdAfter?: Date | number;
+  /** Exclusive bound: a Date or epoch milliseconds. */
+  createdBefore?: Date | number;
+  parentId?: string;
+  /** 1 to 10000 (default 100). */
+  limit?: number;
+  /** The previous page's `nextCursor`. */
+  cursor?: string | null;
+}
+
+export interface InstancePage {
+  instances: InstanceInfo[];
+  /** `null` when no rows followed this page. */
+  nextCursor: string | null;
+}
+
+export interface ExecutionInfo {
+  executionId: number;
+  /** Epoch ms of the execution's first and last history events (`null` while it has none). */
+  firstEventAt: number | null;
+  lastEventAt: number | null;
+  eventCount: number;
+}
+
+export interface SystemMetrics {
+  total: number;
+  running: number;
+  completed: number;
+  failed: number;
+}
+
+export interface QueueDepths {
+  orchestrator: { visible: number; delayed: number };
+  worker: { visible: number; running: number; delayed: number };
+}
+
+export type DeleteInstancesOptions =
+  | { ids: string[]; completedBefore?: Date | number; status?: 'Completed' | 'Failed'; limit?: number }
+  | { ids?: string[]; completedBefore: Date | number; status?: 'Completed' | 'Failed'; limit?: number };
+
+export interface PruneExecutionsOptions {
+  /** Executions kept, the current one included (default 1). */
+  keepLast?: number;
+  /** Only executions whose last event is older than this (Date or epoch ms). */
+  completedBefore?: Date | number;
+}
+
 export declare class Client {
   constructor(provider: Provider);
   /** Resolves `true` if this call created the instance; an existing id changes nothing. */
-  startOrchestration(instanceId: string, orchestrationName: string, input?: unknown, options?: { version?: string }): Promise<boolean>;
+  startOrchestration(instanceId: string, orchestrationName: string, input?: unknown, options?: StartOptions): Promise<boolean>;
   raiseEvent(instanceId: string, eventName: string, data?: unknown): Promise<void>;
   /** Resolves `true` if a cancel was requested; `false` on a finished or unknown instance. */
   cancelInstance(instanceId: string, reason?: string): Promise<boolean>;
+  /**
+   * Removes an instance with its sub-orchestrations, their histories and everything queued
+   * for them; resolves to how many instances were removed (0 for an unknown id). A running
+   * instance is refused with an `InvalidStateError` unless `force` is true.
+   */
+  deleteInstance(instanceId: string, options?: { force?: boolean }): Promise<number>;
   getStatus<TOutput = unknown>(instanceId: string): Promise<OrchestrationStatus<TOutput>>;
   /** Rejects with a TimeoutError after `timeoutMs` (default 30000). */
-  waitForOrchestration<TOutput = unknown>(instanceId: string, timeoutMs?: number): Promise<OrchestrationStatus<TOutput>>;
+  waitForOrchestration<TOutput = unknown>(instanceId: string, timeoutMs?: number): Promise<FinishedStatus<TOutput>>;
   readExecutionHistory(instanceId: string, executionId?: number): Promise<HistoryEvent[]>;
+  /** A page in creation order; rows created later never change a page already read. */
+  listInstances(options?: ListInstancesOptions): Promise<InstancePage>;
+  getInstanceInfo<TInput = unknown, TOutput = unknown, TCustom = unknown>(instanceId: string): Promise<InstanceInfo<TInput, TOutput, TCustom> | null>;
+  listExecutions(instanceId: string): Promise<ExecutionInfo[]>;
+  /** The instance with its sub-orchestrations (recursively) as `children`; `null` if unknown. */
+  getInstanceTree(instanceId: string): Promise<InstanceTree | null>;
+  getSystemMetrics(): Promise<SystemMetrics>;
+  getQueueDepths(): Promise<QueueDepths>;
+  /** Removes finished instances (never running ones) with their sub-orchestrations; resolves to how many were removed. */
+  deleteInstances(options: DeleteInstancesOptions): Promise<number>;
+  /** Removes old executions' history (never the current one); resolves to how many executions were removed. */
+  pruneExecutions(instanceId: string, options?: PruneExecutionsOptions): Promise<number>;
 }
 
+/** Base class of every error reprise throws; `code` is stable and documented. */
 export declare class RepriseError extends Error {
+  constructor(message: string, code?: string, options?: ErrorOptions);
   readonly code: string;
 }
-export declare class InvalidArgumentError extends RepriseError { readonly code: 'ERR_INVALID_ARGUMENT'; }
-export declare class InvalidStateError extends RepriseError { readonly code: 'ERR_INVALID_STATE'; }
-export declare class TimeoutError extends RepriseError { readonly code: 'ERR_TIMEOUT'; }
+/** A bad argument or option; the message names the field. */
+export declare class InvalidArgumentError extends RepriseError {
+  constructor(message: string, options?: ErrorOptions);
+  readonly code: 'ERR_INVALID_ARGUMENT';
+}
+/** A call at the wrong time, e.g. registering after `start()` or starting twice. */
+export declare class InvalidStateError extends RepriseError {
+  constructor(message: string);
+  readonly code: 'ERR_INVALID_STATE';
+}
+/** `waitForOrchestration` ran out of time (the instance goes on running). */
+export declare class TimeoutError extends RepriseError {
+  constructor(message: string);
+  readonly code: 'ERR_TIMEOUT';
+}
 /** For matching `errorCode === 'ERR_NONDETERMINISM'` failures by class name in your own code. */
-export declare class NondeterminismError extends RepriseError { readonly code: 'ERR_NONDETERMINISM'; }
+export declare class NondeterminismError extends RepriseError {
+  constructor(message: string);
+  readonly code: 'ERR_NONDETERMINISM';
+}
 /** For matching `errorCode === 'ERR_NOT_REGISTERED'` failures by class name in your own code. */
-export declare class NotRegisteredError extends RepriseError { readonly code: 'ERR_NOT_REGISTERED'; }
-export declare class StoreError extends RepriseError {}
+export declare class NotRegisteredError extends RepriseError {
+  constructor(message: string);
+  readonly code: 'ERR_NOT_REGISTERED';
+}
+/** The storage backend failed or refused; `code` says how (`ERR_STORE` by default). */
+export declare class StoreError extends RepriseError {
+  constructor(message: string, code?: string);
+}
 /** An activity or sub-orchestration failed; thrown into the orchestration at its `yield`. `code` is the original error's code or `ERR_TASK_FAILED`. */
 export declare class TaskFailedError extends RepriseError {
+  constructor(message: string, code?: string, originalName?: string);
+  /** The `name` of the error the activity or child threw (e.g. `'TypeError'`). */
   readonly originalName?: string;
   /** Set when the failed task won a race: its position among the race's tasks. */
   index?: number;

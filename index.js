@@ -5,7 +5,7 @@
 const { SqliteProvider, PostgresProvider } = require('./lib/providers');
 const { Client } = require('./lib/client');
 const { Runtime } = require('./lib/runtime');
-const { OrchestrationContext, ActivityContext } = require('./lib/context');
+const { OrchestrationContext, ActivityContext, defineActivity } = require('./lib/context');
 const { Task } = require('./lib/tasks');
 const {
   RepriseError,
@@ -25,6 +25,7 @@ module.exports = {
   Runtime,
   OrchestrationContext,
   ActivityContext,
+  defineActivity,
   Task,
   RepriseError,
   InvalidArgumentError,

@@ -37,7 +37,8 @@ function storeLocation(name = 'test') {
 }
 
 function openStore(location) {
-  if (location.startsWith('pg:')) return PostgresProvider.connectWithSchema(databaseUrl, location.slice(3));
+  // Small pools: many tests (and processes) share one server's connection limit.
+  if (location.startsWith('pg:')) return PostgresProvider.connectWithSchema(databaseUrl, location.slice(3), { poolSize: 4 });
   return SqliteProvider.open(location);
 }
 

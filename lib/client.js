@@ -16,6 +16,45 @@ function parseStatus(text) {
   };
 }
 
+const STATUSES = ['Running', 'Completed', 'Failed'];
+
+function checkOptions(options, what = 'options') {
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw new InvalidArgumentError(`${what} must be an object, got ${describe(options)}`);
+  }
+}
+
+function checkKnown(options, known, what = 'options') {
+  for (const key of Object.keys(options)) {
+    if (!known.includes(key)) throw new InvalidArgumentError(`${what}.${key} is not an option (expected ${known.join(', ')})`);
+  }
+}
+
+/** Epoch ms from a number or a Date; `undefined` when absent. */
+function toTime(value, field) {
+  if (value === undefined || value === null) return undefined;
+  const ms = value instanceof Date ? value.getTime() : value;
+  if (typeof ms !== 'number' || !Number.isFinite(ms)) {
+    throw new InvalidArgumentError(`${field} must be a Date or epoch milliseconds, got ${describe(value)}`);
+  }
+  return Math.floor(ms);
+}
+
+function checkStatus(value, field, allowed) {
+  if (value === undefined || value === null) return undefined;
+  if (!allowed.includes(value)) {
+    throw new InvalidArgumentError(`${field} must be one of ${allowed.join(', ')}, got ${describe(value)}`);
+  }
+  return value;
+}
+
+function checkCount(value, field, min, max) {
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new InvalidArgumentError(`${field} must be an integer from ${min} to ${max}, got ${describe(value)}`);
+  }
+  return value;
+}
+
 /** Starts, signals, queries and waits for orchestration instances. */
 class Client {
   constructor(provider) {
@@ -66,6 +105,128 @@ class Client {
       throw new InvalidArgumentError(`options.force must be a boolean, got ${describe(options.force)}`);
     }
     return nativeCall(this._native.deleteInstance(instanceId, options.force === true));
+  }
+
+  /**
+   * A page of instances in creation order (`createdAt`, then `instanceId`); pass the
+   * page's `nextCursor` back as `cursor` for the next one (`null`: no more rows). Rows
+   * created after a page was read never change it. `createdAfter`/`createdBefore` are
+   * exclusive bounds (Date or epoch ms).
+   */
+  async listInstances(options = {}) {
+    checkOptions(options);
+    checkKnown(options, ['status', 'name', 'createdAfter', 'createdBefore', 'parentId', 'limit', 'cursor']);
+    const { name, parentId, cursor, limit = 100 } = options;
+    const filter = { limit: checkCount(limit, 'options.limit', 1, 10000) };
+    const status = checkStatus(options.status, 'options.status', STATUSES);
+    if (status !== undefined) filter.status = status;
+    if (name !== undefined && name !== null) {
+      checkName(name, 'options.name');
+      filter.name = name;
+    }
+    const after = toTime(options.createdAfter, 'options.createdAfter');
+    if (after !== undefined) filter.createdAfter = after;
+    const before = toTime(options.createdBefore, 'options.createdBefore');
+    if (before !== undefined) filter.createdBefore = before;
+    if (parentId !== undefined && parentId !== null) {
+      checkInstanceId(parentId, 'options.parentId');
+      filter.parentId = parentId;
+    }
+    if (cursor !== undefined && cursor !== null) {
+      if (typeof cursor !== 'string' || cursor.length === 0) {
+        throw new InvalidArgumentError(`options.cursor must be a cursor string from listInstances, got ${describe(cursor)}`);
+      }
+      filter.cursor = cursor;
+    }
+    return JSON.parse(await nativeCall(this._native.listInstances(JSON.stringify(filter))));
+  }
+
+  /** Everything stored about an instance (input, output, parent, times...), or `null`. */
+  async getInstanceInfo(instanceId) {
+    checkInstanceId(instanceId);
+    return JSON.parse(await nativeCall(this._native.getInstanceInfo(instanceId)));
+  }
+
+  /**
+   * The executions of an instance (continue-as-new starts a new one), oldest first:
+   * `{executionId, firstEventAt, lastEventAt, eventCount}`; `[]` for an unknown id.
+   */
+  async listExecutions(instanceId) {
+    checkInstanceId(instanceId);
+    return JSON.parse(await nativeCall(this._native.listExecutions(instanceId)));
+  }
+
+  /** The instance's info with its sub-orchestrations, recursively, as `children`; or `null`. */
+  async getInstanceTree(instanceId) {
+    const info = await this.getInstanceInfo(instanceId);
+    if (info === null) return null;
+    const build = async (node) => {
+      const children = [];
+      let cursor = null;
+      do {
+        const page = await this.listInstances({ parentId: node.instanceId, limit: 1000, cursor });
+        children.push(...page.instances);
+        cursor = page.nextCursor;
+      } while (cursor !== null);
+      return { ...node, children: await Promise.all(children.map(build)) };
+    };
+    return build(info);
+  }
+
+  /** Instance counts: `{total, running, completed, failed}`. */
+  async getSystemMetrics() {
+    return JSON.parse(await nativeCall(this._native.getSystemMetrics()));
+  }
+
+  /**
+   * Queued rows now: `{orchestrator: {visible, delayed}, worker: {visible, running, delayed}}`
+   * (delayed: timers, retries; running: activities under a lease).
+   */
+  async getQueueDepths() {
+    return JSON.parse(await nativeCall(this._native.getQueueDepths()));
+  }
+
+  /**
+   * Removes finished instances (never running ones), each like `deleteInstance`: with
+   * their sub-orchestrations and everything queued. Select them by `ids`, or by
+   * `completedBefore` (Date or epoch ms), `status` (Completed or Failed) and `limit`
+   * (oldest finish first). Resolves to how many instances were removed.
+   */
+  async deleteInstances(options) {
+    checkOptions(options);
+    checkKnown(options, ['ids', 'completedBefore', 'status', 'limit']);
+    const filter = {};
+    if (options.ids !== undefined) {
+      if (!Array.isArray(options.ids)) throw new InvalidArgumentError(`options.ids must be an array of instance ids, got ${describe(options.ids)}`);
+      options.ids.forEach((id, i) => checkInstanceId(id, `options.ids[${i}]`));
+      filter.ids = options.ids;
+    }
+    const before = toTime(options.completedBefore, 'options.completedBefore');
+    if (before !== undefined) filter.completedBefore = before;
+    if (filter.ids === undefined && before === undefined) {
+      throw new InvalidArgumentError('options must give ids or completedBefore');
+    }
+    const status = checkStatus(options.status, 'options.status', ['Completed', 'Failed']);
+    if (status !== undefined) filter.status = status;
+    if (options.limit !== undefined && options.limit !== null) filter.limit = checkCount(options.limit, 'options.limit', 1, 2 ** 32 - 1);
+    return nativeCall(this._native.deleteInstances(JSON.stringify(filter)));
+  }
+
+  /**
+   * Removes the history of old executions of a continue-as-new instance: all but the
+   * `keepLast` most recent (default 1; the current execution counts and always stays), and
+   * with `completedBefore` only those whose last event is older. Resolves to how many
+   * executions were removed.
+   */
+  async pruneExecutions(instanceId, options = {}) {
+    checkInstanceId(instanceId);
+    checkOptions(options);
+    checkKnown(options, ['keepLast', 'completedBefore']);
+    const keepLast = options.keepLast === undefined || options.keepLast === null
+      ? null
+      : checkCount(options.keepLast, 'options.keepLast', 1, 2 ** 32 - 1);
+    const before = toTime(options.completedBefore, 'options.completedBefore');
+    return nativeCall(this._native.pruneExecutions(instanceId, keepLast, before ?? null));
   }
 
   async getStatus(instanceId) {

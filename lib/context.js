@@ -61,6 +61,28 @@ function checkTasks(tasks, what) {
   }
 }
 
+/**
+ * Names an activity function once, so registration (`runtime.registerActivity(def)`) and calls
+ * (`yield* ctx.activity(def, input)`) cannot disagree on the name, and TypeScript carries the
+ * input and result types from the definition to every call.
+ */
+function defineActivity(name, fn) {
+  checkName(name, 'defineActivity(name, fn): name');
+  if (typeof fn !== 'function') {
+    throw new InvalidArgumentError(`defineActivity(name, fn): fn of activity '${name}' must be a function, got ${describe(fn)}`);
+  }
+  return Object.freeze({ name, fn });
+}
+
+function definitionName(definition, call) {
+  if (!definition || typeof definition !== 'object') {
+    const hint = typeof definition === 'string' ? ` (to run an activity by name, use ctx.scheduleActivity(${JSON.stringify(definition)}, input))` : '';
+    throw new InvalidArgumentError(`${call}: definition must come from defineActivity(name, fn), got ${describe(definition)}${hint}`);
+  }
+  checkName(definition.name, `${call}: definition.name`);
+  return definition.name;
+}
+
 /** What an orchestration function receives: deterministic scheduling and a few facts. */
 class OrchestrationContext {
   constructor(state) {
@@ -81,6 +103,16 @@ class OrchestrationContext {
   scheduleActivityWithRetry(name, input, retryPolicy) {
     checkName(name, 'activity name');
     return new Task('activity', { name, input, retry: checkRetryPolicy(retryPolicy) });
+  }
+
+  /** Runs the activity `definition` (from `defineActivity`); `yield*` it for a typed result. */
+  activity(definition, input) {
+    return this.scheduleActivity(definitionName(definition, 'ctx.activity(definition, input)'), input);
+  }
+
+  activityWithRetry(definition, input, retryPolicy) {
+    const name = definitionName(definition, 'ctx.activityWithRetry(definition, input, retryPolicy)');
+    return this.scheduleActivityWithRetry(name, input, retryPolicy);
   }
 
   scheduleTimer(delayMs) {
@@ -206,4 +238,4 @@ class ActivityContext {
   }
 }
 
-module.exports = { OrchestrationContext, ActivityContext, uuidV5, checkRetryPolicy };
+module.exports = { OrchestrationContext, ActivityContext, defineActivity, uuidV5, checkRetryPolicy };

@@ -83,7 +83,20 @@ class Runtime {
     if (this._state !== 'new') throw new InvalidStateError(`cannot register ${what} after the runtime has started`);
   }
 
+  /** `registerActivity(name, fn)`, or `registerActivity(definition)` with one from `defineActivity`. */
   registerActivity(name, fn) {
+    if (name !== null && typeof name === 'object') {
+      const definition = name;
+      if (fn !== undefined) {
+        throw new InvalidArgumentError('registerActivity(definition) takes no second argument: the definition already holds the function');
+      }
+      checkName(definition.name, 'registerActivity(definition): definition.name');
+      if (typeof definition.fn !== 'function') {
+        throw new InvalidArgumentError(`registerActivity(definition): definition.fn of activity '${definition.name}' must be a function, got ${describe(definition.fn)}`);
+      }
+      name = definition.name;
+      fn = definition.fn;
+    }
     checkName(name, 'activity name');
     if (typeof fn !== 'function') throw new InvalidArgumentError(`activity '${name}' must be a function, got ${describe(fn)}`);
     this._checkRegistrationOpen(`activity '${name}'`);

@@ -13,6 +13,24 @@ export declare class NativeClient {
    * how many instances were removed (0: unknown id). Refuses a running one without `force`.
    */
   deleteInstance(instanceId: string, force: boolean): Promise<number>
+  /**
+   * `{instances: [info...], nextCursor}`; `filter` is JSON, already validated by the
+   * JavaScript layer.
+   */
+  listInstances(filter: string): Promise<string>
+  /** The instance's info as JSON, or `null`. */
+  getInstanceInfo(instanceId: string): Promise<string>
+  /** `[{executionId, firstEventAt, lastEventAt, eventCount}]`, oldest first. */
+  listExecutions(instanceId: string): Promise<string>
+  getSystemMetrics(): Promise<string>
+  getQueueDepths(): Promise<string>
+  /**
+   * Removes finished instances (with their sub-orchestrations); returns how many
+   * instances were removed. `filter` is JSON, already validated by the JavaScript layer.
+   */
+  deleteInstances(filter: string): Promise<number>
+  /** Removes the history of old executions; returns how many executions were removed. */
+  pruneExecutions(instanceId: string, keepLast?: number | undefined | null, completedBefore?: number | undefined | null): Promise<number>
   getStatus(instanceId: string): Promise<string>
   /**
    * Resolves once the instance is Completed or Failed; woken by commits in this

@@ -1,6 +1,7 @@
 'use strict';
-// `npm test`: the Rust tests (engine, provider conformance), then the node:test suites
-// twice: with the generator cache and without it (every turn a full replay).
+// `npm test`: the Rust tests (engine, provider conformance), then the type tests
+// (`tsc -p __test__`) and the node:test suites twice: with the generator cache and without it
+// (every turn a full replay).
 const { execFileSync, spawnSync } = require('node:child_process');
 
 function hostTriple() {
@@ -22,9 +23,10 @@ if (!only || only === 'rust') {
   run('cargo', ['test', '--release', '--target', hostTriple()]);
 }
 if (!only || only === 'node') {
+  run(process.execPath, [require.resolve('typescript/bin/tsc'), '--noEmit', '-p', '__test__']);
   run(process.execPath, ['--test', '--test-concurrency=2', '__test__/']);
   run(process.execPath, ['--test', '--test-concurrency=2', '__test__/'], { REPRISE_TEST_CACHE_SIZE: '0' });
   // The provider-independent suites once more, on PostgreSQL (DATABASE_URL).
-  const portable = ['basics', 'bridge', 'composition', 'lease'].map((f) => `__test__/${f}.test.js`);
+  const portable = ['basics', 'bridge', 'composition', 'lease', 'management'].map((f) => `__test__/${f}.test.js`);
   run(process.execPath, ['--test', '--test-concurrency=2', ...portable], { REPRISE_TEST_PROVIDER: 'postgres' });
 }

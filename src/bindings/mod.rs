@@ -14,7 +14,10 @@ use crate::engine::{payload_from_str, Message, StartRequest};
 use crate::runtime::{Host, Registry, Runtime, RuntimeOptions};
 use crate::store::postgres::{PostgresOptions, PostgresProvider};
 use crate::store::sqlite::{SqliteOptions, SqliteProvider};
-use crate::store::{now_ms, Deletion, InstanceInfo, SharedProvider, StoreError};
+use crate::store::{
+    now_ms, DeleteFilter, Deletion, InstanceFilter, InstanceInfo, PageCursor, SharedProvider,
+    StoreError,
+};
 
 #[napi_derive::module_init]
 fn init() {
@@ -143,6 +146,91 @@ fn status_json(info: Option<&InstanceInfo>) -> String {
     .expect("status serializes")
 }
 
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct InfoView<'a> {
+    instance_id: &'a str,
+    name: &'a str,
+    version: Option<&'a str>,
+    status: &'a str,
+    execution_id: u64,
+    input: Option<&'a RawValue>,
+    output: Option<&'a RawValue>,
+    error: Option<&'a str>,
+    error_code: Option<&'a str>,
+    custom_status: Option<&'a RawValue>,
+    custom_status_version: i64,
+    created_at: i64,
+    updated_at: i64,
+    parent_id: Option<&'a str>,
+}
+
+fn info_json(i: &InstanceInfo) -> String {
+    let (input, output, custom) = (raw(&i.input), raw(&i.output), raw(&i.custom_status));
+    serde_json::to_string(&InfoView {
+        instance_id: &i.instance_id,
+        name: &i.name,
+        version: i.version.as_deref(),
+        status: &i.status,
+        execution_id: i.execution_id,
+        input: input.as_deref(),
+        output: output.as_deref(),
+        error: i.error.as_deref(),
+        error_code: i.error_code.as_deref(),
+        custom_status: custom.as_deref(),
+        custom_status_version: i.custom_status_version,
+        created_at: i.created_at,
+        updated_at: i.updated_at,
+        parent_id: i.parent_instance_id.as_deref(),
+    })
+    .expect("instance info serializes")
+}
+
+/// An opaque page cursor: hex of `<created_at>:<instance_id>`.
+fn encode_cursor(c: &PageCursor) -> String {
+    format!("{}:{}", c.created_at, c.instance_id)
+        .bytes()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn decode_cursor(text: &str) -> Option<PageCursor> {
+    if !text.len().is_multiple_of(2) || !text.is_ascii() {
+        return None;
+    }
+    let bytes = (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
+        .collect::<Option<Vec<u8>>>()?;
+    let plain = String::from_utf8(bytes).ok()?;
+    let (at, id) = plain.split_once(':')?;
+    Some(PageCursor {
+        created_at: at.parse().ok()?,
+        instance_id: id.to_owned(),
+    })
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ListIn {
+    status: Option<String>,
+    name: Option<String>,
+    created_after: Option<i64>,
+    created_before: Option<i64>,
+    parent_id: Option<String>,
+    limit: u32,
+    cursor: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct DeleteIn {
+    ids: Option<Vec<String>>,
+    completed_before: Option<i64>,
+    status: Option<String>,
+    limit: Option<u32>,
+}
+
 #[napi]
 pub struct NativeClient {
     provider: SharedProvider,
@@ -230,6 +318,143 @@ impl NativeClient {
                 ),
             )),
         }
+    }
+
+    /// `{instances: [info...], nextCursor}`; `filter` is JSON, already validated by the
+    /// JavaScript layer.
+    #[napi]
+    pub async fn list_instances(&self, filter: String) -> Result<String> {
+        let f: ListIn =
+            serde_json::from_str(&filter).map_err(|e| err("ERR_INVALID_ARGUMENT", e))?;
+        let cursor = match &f.cursor {
+            Some(text) => Some(decode_cursor(text).ok_or_else(|| {
+                err(
+                    "ERR_INVALID_ARGUMENT",
+                    "cursor is not a cursor returned by listInstances",
+                )
+            })?),
+            None => None,
+        };
+        let page = self
+            .provider
+            .list_instances(&InstanceFilter {
+                status: f.status,
+                name: f.name,
+                created_after: f.created_after,
+                created_before: f.created_before,
+                parent_id: f.parent_id,
+                limit: f.limit,
+                cursor,
+            })
+            .await
+            .map_err(store_err)?;
+        let mut out = String::from("{\"instances\":[");
+        for (i, info) in page.instances.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(&info_json(info));
+        }
+        out.push_str("],\"nextCursor\":");
+        match &page.next_cursor {
+            Some(c) => out.push_str(&format!("\"{}\"", encode_cursor(c))),
+            None => out.push_str("null"),
+        }
+        out.push('}');
+        Ok(out)
+    }
+
+    /// The instance's info as JSON, or `null`.
+    #[napi]
+    pub async fn get_instance_info(&self, instance_id: String) -> Result<String> {
+        let info = self
+            .provider
+            .instance(&instance_id)
+            .await
+            .map_err(store_err)?;
+        Ok(info
+            .as_ref()
+            .map(info_json)
+            .unwrap_or_else(|| "null".into()))
+    }
+
+    /// `[{executionId, firstEventAt, lastEventAt, eventCount}]`, oldest first.
+    #[napi]
+    pub async fn list_executions(&self, instance_id: String) -> Result<String> {
+        let executions = self
+            .provider
+            .list_executions(&instance_id)
+            .await
+            .map_err(store_err)?;
+        let items: Vec<serde_json::Value> = executions
+            .iter()
+            .map(|e| {
+                serde_json::json!({
+                    "executionId": e.execution_id,
+                    "firstEventAt": e.first_event_at,
+                    "lastEventAt": e.last_event_at,
+                    "eventCount": e.event_count,
+                })
+            })
+            .collect();
+        Ok(serde_json::Value::Array(items).to_string())
+    }
+
+    #[napi]
+    pub async fn get_system_metrics(&self) -> Result<String> {
+        let m = self.provider.system_metrics().await.map_err(store_err)?;
+        Ok(serde_json::json!({
+            "total": m.total,
+            "running": m.running,
+            "completed": m.completed,
+            "failed": m.failed,
+        })
+        .to_string())
+    }
+
+    #[napi]
+    pub async fn get_queue_depths(&self) -> Result<String> {
+        let q = self.provider.queue_depths().await.map_err(store_err)?;
+        Ok(serde_json::json!({
+            "orchestrator": { "visible": q.orchestrator_visible, "delayed": q.orchestrator_delayed },
+            "worker": { "visible": q.worker_visible, "running": q.worker_running, "delayed": q.worker_delayed },
+        })
+        .to_string())
+    }
+
+    /// Removes finished instances (with their sub-orchestrations); returns how many
+    /// instances were removed. `filter` is JSON, already validated by the JavaScript layer.
+    #[napi]
+    pub async fn delete_instances(&self, filter: String) -> Result<u32> {
+        let f: DeleteIn =
+            serde_json::from_str(&filter).map_err(|e| err("ERR_INVALID_ARGUMENT", e))?;
+        let removed = self
+            .provider
+            .delete_instances(&DeleteFilter {
+                ids: f.ids,
+                completed_before: f.completed_before,
+                status: f.status,
+                limit: f.limit,
+            })
+            .await
+            .map_err(store_err)?;
+        Ok(removed.len() as u32)
+    }
+
+    /// Removes the history of old executions; returns how many executions were removed.
+    #[napi]
+    pub async fn prune_executions(
+        &self,
+        instance_id: String,
+        keep_last: Option<u32>,
+        completed_before: Option<f64>,
+    ) -> Result<u32> {
+        let n = self
+            .provider
+            .prune_executions(&instance_id, keep_last, completed_before.map(|t| t as i64))
+            .await
+            .map_err(store_err)?;
+        Ok(n as u32)
     }
 
     #[napi]

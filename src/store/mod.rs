@@ -113,6 +113,87 @@ pub struct InstanceInfo {
     pub updated_at: i64,
 }
 
+/// Where a page of [`Provider::list_instances`] starts: just after this row in
+/// `(created_at, instance_id)` order (instance ids compare bytewise).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageCursor {
+    pub created_at: i64,
+    pub instance_id: String,
+}
+
+/// Which instances [`Provider::list_instances`] returns; every field narrows the result.
+#[derive(Debug, Clone, Default)]
+pub struct InstanceFilter {
+    /// `Running`, `Completed` or `Failed`.
+    pub status: Option<String>,
+    pub name: Option<String>,
+    /// Created strictly after this time (epoch ms).
+    pub created_after: Option<i64>,
+    /// Created strictly before this time (epoch ms).
+    pub created_before: Option<i64>,
+    /// Sub-orchestrations of this instance.
+    pub parent_id: Option<String>,
+    /// Most rows in the page (at least 1).
+    pub limit: u32,
+    /// Continue after this row (the previous page's `next_cursor`).
+    pub cursor: Option<PageCursor>,
+}
+
+/// A page of instances in `(created_at, instance_id)` order.
+#[derive(Debug, Clone)]
+pub struct InstancePage {
+    pub instances: Vec<InstanceInfo>,
+    /// The last row of this page when more rows followed it when the page was read.
+    pub next_cursor: Option<PageCursor>,
+}
+
+/// One execution of an instance (a new one starts at each continue-as-new).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecutionInfo {
+    pub execution_id: u64,
+    /// Timestamps of its first and last history events (`None` while it has none).
+    pub first_event_at: Option<i64>,
+    pub last_event_at: Option<i64>,
+    pub event_count: u64,
+}
+
+/// Instance counts by status.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SystemMetrics {
+    pub total: u64,
+    pub running: u64,
+    pub completed: u64,
+    pub failed: u64,
+}
+
+/// Queued rows, as of the store's clock.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueDepths {
+    /// Orchestrator messages visible now.
+    pub orchestrator_visible: u64,
+    /// Orchestrator messages visible later (timers, abandoned messages).
+    pub orchestrator_delayed: u64,
+    /// Activities claimable now.
+    pub worker_visible: u64,
+    /// Activities under a lease (running).
+    pub worker_running: u64,
+    /// Activities waiting for a retry or a redelivery.
+    pub worker_delayed: u64,
+}
+
+/// Which finished instances [`Provider::delete_instances`] removes. Running instances are
+/// never removed; every given field narrows the selection.
+#[derive(Debug, Clone, Default)]
+pub struct DeleteFilter {
+    pub ids: Option<Vec<String>>,
+    /// Finished (last updated) strictly before this time (epoch ms).
+    pub completed_before: Option<i64>,
+    /// `Completed` or `Failed`.
+    pub status: Option<String>,
+    /// Most instances selected (their sub-orchestrations go with them).
+    pub limit: Option<u32>,
+}
+
 /// A claimed instance: its current execution's history and its visible messages.
 #[derive(Debug)]
 pub struct OrchestrationItem {
@@ -202,6 +283,49 @@ pub trait Provider: Send + Sync + 'static {
     /// everything queued for them. A running instance is refused unless `force`.
     async fn delete_instance(&self, instance_id: &str, force: bool) -> Result<Deletion>;
 
+    // --- management ---
+    /// A page of instances matching `filter`, in `(created_at, instance_id)` order.
+    async fn list_instances(&self, filter: &InstanceFilter) -> Result<InstancePage>;
+    /// The executions of an instance, oldest first: those with history, and the current
+    /// one (empty when the id is unknown).
+    async fn list_executions(&self, instance_id: &str) -> Result<Vec<ExecutionInfo>>;
+    async fn system_metrics(&self) -> Result<SystemMetrics>;
+    async fn queue_depths(&self) -> Result<QueueDepths>;
+    /// Removes the finished instances `filter` selects, each as [`Provider::delete_instance`]
+    /// without force would (sub-orchestrations and everything queued go too); returns the
+    /// ids removed.
+    async fn delete_instances(&self, filter: &DeleteFilter) -> Result<Vec<String>> {
+        let ids = self.finished_instances(filter).await?;
+        let mut removed = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for id in ids {
+            if seen.contains(&id) {
+                continue;
+            }
+            if let Deletion::Deleted(tree) = self.delete_instance(&id, false).await? {
+                for t in tree {
+                    if seen.insert(t.clone()) {
+                        removed.push(t);
+                    }
+                }
+            }
+        }
+        Ok(removed)
+    }
+    /// The ids of finished (Completed or Failed) instances `filter` selects, oldest finish
+    /// first.
+    async fn finished_instances(&self, filter: &DeleteFilter) -> Result<Vec<String>>;
+    /// Removes the history of old executions of an instance: all but the `keep_last` most
+    /// recent executions (the current one counts and is never removed), and of those only
+    /// the ones whose last event is older than `completed_before`. Returns how many
+    /// executions were removed.
+    async fn prune_executions(
+        &self,
+        instance_id: &str,
+        keep_last: Option<u32>,
+        completed_before: Option<i64>,
+    ) -> Result<u64>;
+
     // --- runtime ---
     /// Called once when a runtime starts on this store: takes what must be exclusive and
     /// reclaims leases a previous runtime of this owner left behind.
@@ -250,6 +374,24 @@ pub trait Provider: Send + Sync + 'static {
     /// How often a waiting client must re-read an instance to see commits made by other
     /// processes; `None` when every commit that matters signals this process's [`Wakers`].
     fn foreign_commit_poll(&self) -> Option<std::time::Duration>;
+}
+
+/// Which of an instance's old executions [`Provider::prune_executions`] removes, from the
+/// current execution id and each old execution's id and last event time.
+pub fn executions_to_prune(
+    current: u64,
+    executions: &[(u64, i64)],
+    keep_last: Option<u32>,
+    completed_before: Option<i64>,
+) -> Vec<u64> {
+    let keep = u64::from(keep_last.unwrap_or(1).max(1));
+    executions
+        .iter()
+        .filter(|(e, last)| {
+            e + keep <= current && completed_before.is_none_or(|before| *last < before)
+        })
+        .map(|(e, _)| *e)
+        .collect()
 }
 
 pub type SharedProvider = Arc<dyn Provider>;

@@ -12,13 +12,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions, PgRow};
-use sqlx::{ConnectOptions, Connection, Executor, Row};
+use sqlx::{ConnectOptions, Connection, Executor, Postgres, QueryBuilder, Row};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::{
-    ActivityItem, ActivityResult, Deletion, InstanceInfo, Lease, OrchestrationItem, Provider,
-    Result, StoreError, TurnCommit, Wakers,
+    executions_to_prune, ActivityItem, ActivityResult, DeleteFilter, Deletion, ExecutionInfo,
+    InstanceFilter, InstanceInfo, InstancePage, Lease, OrchestrationItem, PageCursor, Provider,
+    QueueDepths, Result, StoreError, SystemMetrics, TurnCommit, Wakers,
 };
 use crate::engine::{
     event_data, event_from_row, message_data, message_from_row, HistoryRow, Message, ParentLink,
@@ -1047,6 +1048,194 @@ impl Provider for PostgresProvider {
         };
         self.signal(change, true).await;
         Ok(Deletion::Deleted(tree))
+    }
+
+    async fn list_instances(&self, f: &InstanceFilter) -> Result<InstancePage> {
+        let limit = f.limit.max(1) as usize;
+        let mut qb: QueryBuilder<Postgres> =
+            QueryBuilder::new("SELECT * FROM instances WHERE true");
+        if let Some(status) = &f.status {
+            qb.push(" AND status = ").push_bind(status);
+        }
+        if let Some(name) = &f.name {
+            qb.push(" AND name = ").push_bind(name);
+        }
+        if let Some(after) = f.created_after {
+            qb.push(" AND created_at > ").push_bind(after);
+        }
+        if let Some(before) = f.created_before {
+            qb.push(" AND created_at < ").push_bind(before);
+        }
+        if let Some(parent) = &f.parent_id {
+            qb.push(" AND parent_instance_id = ").push_bind(parent);
+        }
+        // Ids compare bytewise (COLLATE "C", as the index), like SQLite's.
+        if let Some(c) = &f.cursor {
+            qb.push(" AND (created_at, instance_id COLLATE \"C\") > (")
+                .push_bind(c.created_at)
+                .push(", ")
+                .push_bind(&c.instance_id)
+                .push(")");
+        }
+        qb.push(" ORDER BY created_at, instance_id COLLATE \"C\" LIMIT ")
+            .push_bind(limit as i64 + 1);
+        let rows = qb.build().fetch_all(&self.pool).await?;
+        let mut instances = rows.iter().map(instance_info).collect::<Result<Vec<_>>>()?;
+        let more = instances.len() > limit;
+        instances.truncate(limit);
+        let next_cursor = more
+            .then(|| instances.last())
+            .flatten()
+            .map(|i| PageCursor {
+                created_at: i.created_at,
+                instance_id: i.instance_id.clone(),
+            });
+        Ok(InstancePage {
+            instances,
+            next_cursor,
+        })
+    }
+
+    async fn list_executions(&self, instance_id: &str) -> Result<Vec<ExecutionInfo>> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        let current: Option<i64> =
+            sqlx::query_scalar("SELECT execution_id FROM instances WHERE instance_id = $1")
+                .bind(instance_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(current) = current else {
+            return Ok(vec![]);
+        };
+        let rows: Vec<(i64, i64, i64, i64)> = sqlx::query_as(
+            "SELECT execution_id, MIN(ts), MAX(ts), COUNT(*) FROM history
+             WHERE instance_id = $1 GROUP BY execution_id ORDER BY execution_id",
+        )
+        .bind(instance_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let mut out: Vec<ExecutionInfo> = rows
+            .into_iter()
+            .map(|(e, first, last, n)| ExecutionInfo {
+                execution_id: e as u64,
+                first_event_at: Some(first),
+                last_event_at: Some(last),
+                event_count: n as u64,
+            })
+            .collect();
+        if out.last().map(|e| e.execution_id) != Some(current as u64) {
+            out.push(ExecutionInfo {
+                execution_id: current as u64,
+                first_event_at: None,
+                last_event_at: None,
+                event_count: 0,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn system_metrics(&self) -> Result<SystemMetrics> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT status, COUNT(*) FROM instances GROUP BY status")
+                .fetch_all(&self.pool)
+                .await?;
+        let mut m = SystemMetrics::default();
+        for (status, n) in rows {
+            let n = n as u64;
+            m.total += n;
+            match status.as_str() {
+                "Running" => m.running += n,
+                "Completed" => m.completed += n,
+                "Failed" => m.failed += n,
+                _ => {}
+            }
+        }
+        Ok(m)
+    }
+
+    async fn queue_depths(&self) -> Result<QueueDepths> {
+        let (ov, od, wv, wr, wd): (i64, i64, i64, i64, i64) = sqlx::query_as(
+            "WITH t AS (SELECT reprise_now_ms() AS now)
+             SELECT
+                (SELECT COUNT(*) FROM orchestrator_queue, t WHERE visible_at <= t.now),
+                (SELECT COUNT(*) FROM orchestrator_queue, t WHERE visible_at > t.now),
+                (SELECT COUNT(*) FROM worker_queue, t WHERE lock_until <= t.now AND visible_at <= t.now),
+                (SELECT COUNT(*) FROM worker_queue, t WHERE lock_until > t.now),
+                (SELECT COUNT(*) FROM worker_queue, t WHERE lock_until <= t.now AND visible_at > t.now)",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(QueueDepths {
+            orchestrator_visible: ov as u64,
+            orchestrator_delayed: od as u64,
+            worker_visible: wv as u64,
+            worker_running: wr as u64,
+            worker_delayed: wd as u64,
+        })
+    }
+
+    async fn finished_instances(&self, f: &DeleteFilter) -> Result<Vec<String>> {
+        let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(
+            "SELECT instance_id FROM instances WHERE status IN ('Completed', 'Failed')",
+        );
+        if let Some(ids) = &f.ids {
+            qb.push(" AND instance_id = ANY(").push_bind(ids).push(")");
+        }
+        if let Some(status) = &f.status {
+            qb.push(" AND status = ").push_bind(status);
+        }
+        if let Some(before) = f.completed_before {
+            qb.push(" AND updated_at < ").push_bind(before);
+        }
+        qb.push(" ORDER BY updated_at, instance_id");
+        if let Some(limit) = f.limit {
+            qb.push(" LIMIT ").push_bind(limit as i64);
+        }
+        Ok(qb.build_query_scalar().fetch_all(&self.pool).await?)
+    }
+
+    async fn prune_executions(
+        &self,
+        instance_id: &str,
+        keep_last: Option<u32>,
+        completed_before: Option<i64>,
+    ) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        let current: Option<i64> = sqlx::query_scalar(
+            "SELECT execution_id FROM instances WHERE instance_id = $1 FOR SHARE",
+        )
+        .bind(instance_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(current) = current else {
+            return Ok(0);
+        };
+        let old: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT execution_id, MAX(ts) FROM history
+             WHERE instance_id = $1 AND execution_id < $2 GROUP BY execution_id",
+        )
+        .bind(instance_id)
+        .bind(current)
+        .fetch_all(&mut *tx)
+        .await?;
+        let old: Vec<(u64, i64)> = old.into_iter().map(|(e, t)| (e as u64, t)).collect();
+        let doomed: Vec<i64> =
+            executions_to_prune(current as u64, &old, keep_last, completed_before)
+                .into_iter()
+                .map(|e| e as i64)
+                .collect();
+        if !doomed.is_empty() {
+            sqlx::query("DELETE FROM history WHERE instance_id = $1 AND execution_id = ANY($2)")
+                .bind(instance_id)
+                .bind(&doomed)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(doomed.len() as u64)
     }
 
     async fn attach_runtime(&self, _owner: &str) -> Result<()> {

@@ -19,8 +19,9 @@ use sqlx::{ConnectOptions, Executor, QueryBuilder, Row, Sqlite};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    now_ms, ActivityItem, ActivityResult, Deletion, InstanceInfo, Lease, OrchestrationItem,
-    Provider, Result, StoreError, TurnCommit, Wakers,
+    executions_to_prune, now_ms, ActivityItem, ActivityResult, DeleteFilter, Deletion,
+    ExecutionInfo, InstanceFilter, InstanceInfo, InstancePage, Lease, OrchestrationItem,
+    PageCursor, Provider, QueueDepths, Result, StoreError, SystemMetrics, TurnCommit, Wakers,
 };
 use crate::engine::{
     event_data, event_from_row, message_data, message_from_row, HistoryRow, Message, QueuedMessage,
@@ -695,6 +696,227 @@ impl Provider for SqliteProvider {
             }
         }
         Ok(deletion)
+    }
+
+    async fn list_instances(&self, filter: &InstanceFilter) -> Result<InstancePage> {
+        let f = filter.clone();
+        self.read(move |conn| {
+            Box::pin(async move {
+                let limit = f.limit.max(1) as usize;
+                let mut qb: QueryBuilder<Sqlite> =
+                    QueryBuilder::new("SELECT * FROM instances WHERE 1 = 1");
+                if let Some(status) = &f.status {
+                    qb.push(" AND status = ").push_bind(status.clone());
+                }
+                if let Some(name) = &f.name {
+                    qb.push(" AND name = ").push_bind(name.clone());
+                }
+                if let Some(after) = f.created_after {
+                    qb.push(" AND created_at > ").push_bind(after);
+                }
+                if let Some(before) = f.created_before {
+                    qb.push(" AND created_at < ").push_bind(before);
+                }
+                if let Some(parent) = &f.parent_id {
+                    qb.push(" AND parent_instance_id = ")
+                        .push_bind(parent.clone());
+                }
+                if let Some(c) = &f.cursor {
+                    qb.push(" AND (created_at, instance_id) > (")
+                        .push_bind(c.created_at)
+                        .push(", ")
+                        .push_bind(c.instance_id.clone())
+                        .push(")");
+                }
+                qb.push(" ORDER BY created_at, instance_id LIMIT ")
+                    .push_bind(limit as i64 + 1);
+                let rows = qb.build().fetch_all(&mut *conn).await?;
+                let mut instances: Vec<InstanceInfo> = rows.iter().map(instance_info).collect();
+                let more = instances.len() > limit;
+                instances.truncate(limit);
+                let next_cursor = more
+                    .then(|| instances.last())
+                    .flatten()
+                    .map(|i| PageCursor {
+                        created_at: i.created_at,
+                        instance_id: i.instance_id.clone(),
+                    });
+                Ok(InstancePage {
+                    instances,
+                    next_cursor,
+                })
+            })
+        })
+        .await
+    }
+
+    async fn list_executions(&self, instance_id: &str) -> Result<Vec<ExecutionInfo>> {
+        let id = instance_id.to_owned();
+        self.read(move |conn| {
+            Box::pin(async move {
+                let current: Option<i64> = sqlx::query_scalar(
+                    "SELECT execution_id FROM instances WHERE instance_id = ?1",
+                )
+                .bind(&id)
+                .fetch_optional(&mut *conn)
+                .await?;
+                let Some(current) = current else {
+                    return Ok(vec![]);
+                };
+                let rows = sqlx::query(
+                    "SELECT execution_id, MIN(ts) AS first_ts, MAX(ts) AS last_ts, COUNT(*) AS n
+                     FROM history WHERE instance_id = ?1 GROUP BY execution_id ORDER BY execution_id",
+                )
+                .bind(&id)
+                .fetch_all(&mut *conn)
+                .await?;
+                let mut out: Vec<ExecutionInfo> = rows
+                    .iter()
+                    .map(|r| ExecutionInfo {
+                        execution_id: r.get::<i64, _>("execution_id") as u64,
+                        first_event_at: Some(r.get("first_ts")),
+                        last_event_at: Some(r.get("last_ts")),
+                        event_count: r.get::<i64, _>("n") as u64,
+                    })
+                    .collect();
+                if out.last().map(|e| e.execution_id) != Some(current as u64) {
+                    out.push(ExecutionInfo {
+                        execution_id: current as u64,
+                        first_event_at: None,
+                        last_event_at: None,
+                        event_count: 0,
+                    });
+                }
+                Ok(out)
+            })
+        })
+        .await
+    }
+
+    async fn system_metrics(&self) -> Result<SystemMetrics> {
+        self.read(|conn| {
+            Box::pin(async move {
+                let rows =
+                    sqlx::query("SELECT status, COUNT(*) AS n FROM instances GROUP BY status")
+                        .fetch_all(&mut *conn)
+                        .await?;
+                let mut m = SystemMetrics::default();
+                for r in rows {
+                    let n = r.get::<i64, _>("n") as u64;
+                    m.total += n;
+                    match r.get::<String, _>("status").as_str() {
+                        "Running" => m.running += n,
+                        "Completed" => m.completed += n,
+                        "Failed" => m.failed += n,
+                        _ => {}
+                    }
+                }
+                Ok(m)
+            })
+        })
+        .await
+    }
+
+    async fn queue_depths(&self) -> Result<QueueDepths> {
+        self.read(|conn| {
+            Box::pin(async move {
+                let now = now_ms();
+                let row = sqlx::query(
+                    "SELECT
+                        (SELECT COUNT(*) FROM orchestrator_queue WHERE visible_at <= ?1) AS ov,
+                        (SELECT COUNT(*) FROM orchestrator_queue WHERE visible_at > ?1) AS od,
+                        (SELECT COUNT(*) FROM worker_queue WHERE lock_until <= ?1 AND visible_at <= ?1) AS wv,
+                        (SELECT COUNT(*) FROM worker_queue WHERE lock_until > ?1) AS wr,
+                        (SELECT COUNT(*) FROM worker_queue WHERE lock_until <= ?1 AND visible_at > ?1) AS wd",
+                )
+                .bind(now)
+                .fetch_one(&mut *conn)
+                .await?;
+                let n = |c: &str| row.get::<i64, _>(c) as u64;
+                Ok(QueueDepths {
+                    orchestrator_visible: n("ov"),
+                    orchestrator_delayed: n("od"),
+                    worker_visible: n("wv"),
+                    worker_running: n("wr"),
+                    worker_delayed: n("wd"),
+                })
+            })
+        })
+        .await
+    }
+
+    async fn finished_instances(&self, filter: &DeleteFilter) -> Result<Vec<String>> {
+        let f = filter.clone();
+        self.read(move |conn| {
+            Box::pin(async move {
+                let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+                    "SELECT instance_id FROM instances WHERE status IN ('Completed', 'Failed')",
+                );
+                if let Some(ids) = &f.ids {
+                    if ids.is_empty() {
+                        return Ok(vec![]);
+                    }
+                    qb.push(" AND instance_id IN (");
+                    let mut sep = qb.separated(", ");
+                    for id in ids {
+                        sep.push_bind(id.clone());
+                    }
+                    sep.push_unseparated(")");
+                }
+                if let Some(status) = &f.status {
+                    qb.push(" AND status = ").push_bind(status.clone());
+                }
+                if let Some(before) = f.completed_before {
+                    qb.push(" AND updated_at < ").push_bind(before);
+                }
+                qb.push(" ORDER BY updated_at, instance_id");
+                if let Some(limit) = f.limit {
+                    qb.push(" LIMIT ").push_bind(limit as i64);
+                }
+                Ok(qb.build_query_scalar().fetch_all(&mut *conn).await?)
+            })
+        })
+        .await
+    }
+
+    async fn prune_executions(
+        &self,
+        instance_id: &str,
+        keep_last: Option<u32>,
+        completed_before: Option<i64>,
+    ) -> Result<u64> {
+        let id = instance_id.to_owned();
+        self.write(move |conn| {
+            Box::pin(async move {
+                let current: Option<i64> =
+                    sqlx::query_scalar("SELECT execution_id FROM instances WHERE instance_id = ?1")
+                        .bind(&id)
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                let Some(current) = current else {
+                    return Ok(0);
+                };
+                let old: Vec<(i64, i64)> = sqlx::query_as(
+                    "SELECT execution_id, MAX(ts) FROM history
+                     WHERE instance_id = ?1 AND execution_id < ?2 GROUP BY execution_id",
+                )
+                .bind(&id)
+                .bind(current)
+                .fetch_all(&mut *conn)
+                .await?;
+                let old: Vec<(u64, i64)> = old.into_iter().map(|(e, t)| (e as u64, t)).collect();
+                let doomed = executions_to_prune(current as u64, &old, keep_last, completed_before);
+                if doomed.is_empty() {
+                    return Ok(0);
+                }
+                let mut qb = QueryBuilder::new("DELETE FROM history WHERE instance_id = ");
+                qb.push_bind(id.clone()).push(" AND execution_id IN (");
+                in_list(&mut qb, doomed.iter().map(|e| *e as i64));
+                qb.build().execute(&mut *conn).await?;
+                Ok(doomed.len() as u64)
+            })
+        })
+        .await
     }
 
     async fn attach_runtime(&self, _owner: &str) -> Result<()> {

@@ -15,8 +15,9 @@ use reprise::engine::{
     RetryPolicy, StartRequest, TaskError, Terminal, TimerRequest, TurnOutcome, FORMAT_VERSION,
 };
 use reprise::store::{
-    ActivityItem, ActivityResult, Deletion, InstanceInfo, Lease, OrchestrationItem, SharedProvider,
-    StoreError, TurnCommit,
+    ActivityItem, ActivityResult, DeleteFilter, Deletion, InstanceFilter, InstanceInfo,
+    InstancePage, Lease, OrchestrationItem, PageCursor, QueueDepths, SharedProvider, StoreError,
+    SystemMetrics, TurnCommit,
 };
 
 /// Generates one `#[tokio::test]` per case name. `$factory` is an async fn returning
@@ -50,6 +51,11 @@ macro_rules! conformance_suite {
             continue_as_new_starts_a_new_execution,
             cancellation_removes_exactly_the_cancelled_work,
             deletion_removes_the_tree_and_refuses_running_without_force,
+            list_instances_pages_stably_over_many_instances,
+            list_instances_filters,
+            metrics_and_queue_depths,
+            bulk_delete_removes_only_finished_instances,
+            prune_executions_keeps_the_current_execution,
         );
     };
 }
@@ -1541,4 +1547,584 @@ pub async fn deletion_removes_the_tree_and_refuses_running_without_force(p: Shar
         Deletion::Deleted(vec!["ghost".to_owned()]),
         "a finished instance needs no force"
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// 13. Management queries and bulk actions
+// ---------------------------------------------------------------------------------------
+
+/// Creates an instance, starts it and ends it in the same turn: Completed with `output`,
+/// or Failed when `output` is `None`.
+pub async fn finished_instance(
+    p: &SharedProvider,
+    start: StartRequest,
+    output: Option<&str>,
+) -> InstanceInfo {
+    let id = start.instance_id.clone();
+    assert!(p.create_instance(&start).await.expect("create_instance"));
+    let item = claim_only(p, "setup", LONG_LEASE, &id).await;
+    let mut outcome = start_outcome(&item);
+    match output {
+        Some(out) => {
+            outcome.events.push(Event::ExecutionCompleted {
+                output: payload(out),
+            });
+            outcome.terminal = Some(Terminal::Completed(payload(out)));
+        }
+        None => {
+            let error = TaskError::with_code("broken", "ERR_BROKEN");
+            outcome.events.push(Event::ExecutionFailed {
+                error: error.clone(),
+            });
+            outcome.terminal = Some(Terminal::Failed(error));
+        }
+    }
+    p.commit_turn(turn_commit(&item, outcome))
+        .await
+        .expect("commit of the only turn");
+    instance(p, &id).await
+}
+
+pub async fn list(p: &SharedProvider, filter: InstanceFilter) -> InstancePage {
+    p.list_instances(&filter).await.expect("list_instances")
+}
+
+pub fn listed_ids(page: &InstancePage) -> Vec<String> {
+    page.instances
+        .iter()
+        .map(|i| i.instance_id.clone())
+        .collect()
+}
+
+/// Every id of a filter's result, following the cursors.
+pub async fn list_all(p: &SharedProvider, filter: InstanceFilter) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = list(
+            p,
+            InstanceFilter {
+                cursor,
+                ..filter.clone()
+            },
+        )
+        .await;
+        ids.extend(listed_ids(&page));
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => return ids,
+        }
+    }
+}
+
+/// Pages of 100 over 1,000 instances give every id once, in `(created_at, instance_id)`
+/// order; instances created between page reads never shift a page already read (the
+/// cursor is a key, not an offset).
+pub async fn list_instances_pages_stably_over_many_instances(p: SharedProvider) {
+    let originals: Vec<String> = (0..1000).map(|i| format!("i-{i:04}")).collect();
+    for id in &originals {
+        assert!(p
+            .create_instance(&start_request(id, "Bulk", "null"))
+            .await
+            .unwrap());
+    }
+    let all = InstanceFilter {
+        limit: 100,
+        ..Default::default()
+    };
+    let mut pages: Vec<(Option<PageCursor>, Vec<String>)> = Vec::new();
+    let mut seen: Vec<String> = Vec::new();
+    let mut cursor: Option<PageCursor> = None;
+    let mut inserted = 0;
+    loop {
+        let page = list(
+            &p,
+            InstanceFilter {
+                cursor: cursor.clone(),
+                ..all.clone()
+            },
+        )
+        .await;
+        assert!(page.instances.len() <= 100);
+        let ids = listed_ids(&page);
+        pages.push((cursor.clone(), ids.clone()));
+        seen.extend(ids);
+        // Writers keep creating instances while the reader pages.
+        for _ in 0..3 {
+            let id = format!("z-{inserted:04}");
+            inserted += 1;
+            assert!(p
+                .create_instance(&start_request(&id, "Late", "null"))
+                .await
+                .unwrap());
+        }
+        match page.next_cursor {
+            Some(c) => {
+                assert_eq!(
+                    Some(c.instance_id.as_str()),
+                    page.instances.last().map(|i| i.instance_id.as_str()),
+                    "the cursor is the page's last row"
+                );
+                cursor = Some(c);
+            }
+            None => break,
+        }
+    }
+    assert!(seen.len() >= 1000);
+    assert_eq!(
+        &seen[..1000],
+        &originals[..],
+        "every original id exactly once, in creation order"
+    );
+    let late = &seen[1000..];
+    let unique: std::collections::HashSet<&String> = seen.iter().collect();
+    assert_eq!(unique.len(), seen.len(), "no id twice");
+    assert!(late.iter().all(|id| id.starts_with("z-")));
+    // Re-reading any page from its cursor gives the very same rows.
+    for (i, (cursor, ids)) in pages.iter().enumerate().take(10) {
+        let again = list(
+            &p,
+            InstanceFilter {
+                cursor: cursor.clone(),
+                ..all.clone()
+            },
+        )
+        .await;
+        assert_eq!(&listed_ids(&again), ids, "page {i} changed");
+    }
+    let total = list_all(&p, all.clone()).await;
+    assert_eq!(total.len(), 1000 + inserted);
+    let order: Vec<(i64, String)> = {
+        let mut rows = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = list(
+                &p,
+                InstanceFilter {
+                    cursor,
+                    ..all.clone()
+                },
+            )
+            .await;
+            rows.extend(
+                page.instances
+                    .iter()
+                    .map(|i| (i.created_at, i.instance_id.clone())),
+            );
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        rows
+    };
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "strictly ordered by (created_at, instance_id)"
+    );
+    // A limit of 1 walks one row at a time.
+    let first = list(
+        &p,
+        InstanceFilter {
+            limit: 1,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(listed_ids(&first), vec!["i-0000".to_owned()]);
+    assert!(first.next_cursor.is_some());
+}
+
+/// Each filter narrows the result: status, name, creation window, parent.
+pub async fn list_instances_filters(p: SharedProvider) {
+    let done = finished_instance(
+        &p,
+        start_request("f-done", "Alpha", r#"{"n":1}"#),
+        Some("1"),
+    )
+    .await;
+    assert_eq!(done.status, "Completed");
+    sleep_ms(5).await;
+    let t1 = p.now().await.unwrap();
+    sleep_ms(5).await;
+    finished_instance(&p, start_request("f-failed", "Beta", "null"), None).await;
+    start_instance(&p, "f-run", "Alpha").await;
+    sleep_ms(5).await;
+    let t2 = p.now().await.unwrap();
+    sleep_ms(5).await;
+    let link = |task| ParentLink {
+        instance_id: "f-run".to_owned(),
+        execution_id: 1,
+        task,
+    };
+    for (id, task) in [("f-run:1:1", 1), ("f-run:1:2", 2)] {
+        assert!(p
+            .create_instance(&StartRequest {
+                parent: Some(link(task)),
+                ..start_request(id, "Kid", "null")
+            })
+            .await
+            .unwrap());
+    }
+    let by = |f: InstanceFilter| list_all(&p, InstanceFilter { limit: 2, ..f });
+    let status = |s: &str| InstanceFilter {
+        status: Some(s.to_owned()),
+        ..Default::default()
+    };
+    assert_eq!(by(status("Completed")).await, vec!["f-done"]);
+    assert_eq!(by(status("Failed")).await, vec!["f-failed"]);
+    assert_eq!(
+        by(status("Running")).await,
+        vec!["f-run", "f-run:1:1", "f-run:1:2"]
+    );
+    assert_eq!(
+        by(InstanceFilter {
+            name: Some("Alpha".to_owned()),
+            ..Default::default()
+        })
+        .await,
+        vec!["f-done", "f-run"]
+    );
+    assert_eq!(
+        by(InstanceFilter {
+            created_after: Some(t1),
+            created_before: Some(t2),
+            ..Default::default()
+        })
+        .await,
+        vec!["f-failed", "f-run"]
+    );
+    assert_eq!(
+        by(InstanceFilter {
+            created_after: Some(t2),
+            ..Default::default()
+        })
+        .await,
+        vec!["f-run:1:1", "f-run:1:2"]
+    );
+    assert_eq!(
+        by(InstanceFilter {
+            created_before: Some(t1),
+            ..Default::default()
+        })
+        .await,
+        vec!["f-done"]
+    );
+    assert_eq!(
+        by(InstanceFilter {
+            parent_id: Some("f-run".to_owned()),
+            ..Default::default()
+        })
+        .await,
+        vec!["f-run:1:1", "f-run:1:2"]
+    );
+    assert_eq!(
+        by(InstanceFilter {
+            status: Some("Running".to_owned()),
+            name: Some("Alpha".to_owned()),
+            ..Default::default()
+        })
+        .await,
+        vec!["f-run"]
+    );
+    assert!(by(status("Nope")).await.is_empty());
+    // The rows carry the instance's fields.
+    let page = list(&p, status("Completed")).await;
+    let info = &page.instances[0];
+    assert_eq!(info.name, "Alpha");
+    assert_eq!(info.input.as_deref(), Some(r#"{"n":1}"#));
+    assert_eq!(info.output.as_deref(), Some("1"));
+    assert_eq!(info.created_at, done.created_at);
+    assert!(page.next_cursor.is_none());
+    let kid = &list(
+        &p,
+        InstanceFilter {
+            parent_id: Some("f-run".to_owned()),
+            limit: 10,
+            ..Default::default()
+        },
+    )
+    .await
+    .instances[0];
+    assert_eq!(kid.parent_instance_id.as_deref(), Some("f-run"));
+}
+
+/// Instance counts by status, and queue rows by state: visible, delayed (timers, retries),
+/// running (leased).
+pub async fn metrics_and_queue_depths(p: SharedProvider) {
+    assert_eq!(p.system_metrics().await.unwrap(), SystemMetrics::default());
+    assert_eq!(p.queue_depths().await.unwrap(), QueueDepths::default());
+    let far = p.now().await.unwrap() + 600_000;
+    start_instance_with(&p, "m-run", "Run", |o| {
+        schedule_activity(o, 1, "A", "1");
+        schedule_activity(o, 2, "B", "2");
+        schedule_activity(o, 3, "C", "3");
+        schedule_timer(o, 4, far);
+    })
+    .await;
+    finished_instance(&p, start_request("m-done", "Done", "null"), Some("1")).await;
+    finished_instance(&p, start_request("m-done2", "Done", "null"), Some("2")).await;
+    finished_instance(&p, start_request("m-failed", "Fail", "null"), None).await;
+    p.create_instance(&start_request("m-new", "New", "null"))
+        .await
+        .unwrap();
+    p.enqueue("m-new", &event_message("e", "1")).await.unwrap();
+    assert_eq!(
+        p.system_metrics().await.unwrap(),
+        SystemMetrics {
+            total: 5,
+            running: 2,
+            completed: 2,
+            failed: 1,
+        }
+    );
+    assert_eq!(
+        p.queue_depths().await.unwrap(),
+        QueueDepths {
+            orchestrator_visible: 2,
+            orchestrator_delayed: 1,
+            worker_visible: 3,
+            worker_running: 0,
+            worker_delayed: 0,
+        }
+    );
+    let mut work = p.claim_activities("W", LONG_LEASE, 2).await.unwrap();
+    assert_eq!(work.len(), 2);
+    let retried = work.pop().unwrap();
+    assert!(p.retry_activity(&retried, far, 2).await.unwrap());
+    assert_eq!(
+        p.queue_depths().await.unwrap(),
+        QueueDepths {
+            orchestrator_visible: 2,
+            orchestrator_delayed: 1,
+            worker_visible: 1,
+            worker_running: 1,
+            worker_delayed: 1,
+        }
+    );
+}
+
+/// Bulk deletion picks finished instances only (by ids, status, completion time, limit),
+/// takes their sub-orchestrations along and never touches a running instance.
+pub async fn bulk_delete_removes_only_finished_instances(p: SharedProvider) {
+    start_instance(&p, "d-run", "Run").await;
+    finished_instance(&p, start_request("d-a", "A", "null"), Some("1")).await;
+    finished_instance(&p, start_request("d-b", "B", "null"), Some("1")).await;
+    sleep_ms(5).await;
+    let cut = p.now().await.unwrap();
+    sleep_ms(5).await;
+    finished_instance(&p, start_request("d-c", "C", "null"), Some("1")).await;
+    finished_instance(&p, start_request("d-f", "F", "null"), None).await;
+    // A finished parent whose child still runs: the child goes with it.
+    finished_instance(&p, start_request("d-parent", "P", "null"), Some("1")).await;
+    assert!(p
+        .create_instance(&StartRequest {
+            parent: Some(ParentLink {
+                instance_id: "d-parent".to_owned(),
+                execution_id: 1,
+                task: 1,
+            }),
+            ..start_request("d-parent:1:1", "Kid", "null")
+        })
+        .await
+        .unwrap());
+
+    let deleted = |mut ids: Vec<String>| {
+        ids.sort();
+        ids
+    };
+    // By ids: the running one and an unknown one are skipped.
+    let ids = |v: &[&str]| Some(v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+    assert_eq!(
+        deleted(
+            p.delete_instances(&DeleteFilter {
+                ids: ids(&["d-a", "d-run", "d-unknown"]),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+        ),
+        vec!["d-a"]
+    );
+    assert!(p.instance("d-a").await.unwrap().is_none());
+    assert_eq!(instance(&p, "d-run").await.status, "Running");
+    // By status.
+    assert_eq!(
+        p.delete_instances(&DeleteFilter {
+            status: Some("Failed".to_owned()),
+            ..Default::default()
+        })
+        .await
+        .unwrap(),
+        vec!["d-f"]
+    );
+    // By completion time.
+    assert_eq!(
+        p.delete_instances(&DeleteFilter {
+            completed_before: Some(cut),
+            ..Default::default()
+        })
+        .await
+        .unwrap(),
+        vec!["d-b"]
+    );
+    // Limit: oldest finish first; the parent takes its running child along.
+    assert_eq!(
+        p.delete_instances(&DeleteFilter {
+            limit: Some(1),
+            ..Default::default()
+        })
+        .await
+        .unwrap(),
+        vec!["d-c"]
+    );
+    assert_eq!(
+        deleted(p.delete_instances(&DeleteFilter::default()).await.unwrap()),
+        vec!["d-parent", "d-parent:1:1"]
+    );
+    assert!(p.instance("d-parent:1:1").await.unwrap().is_none());
+    assert!(history(&p, "d-parent", Some(1)).await.is_empty());
+    assert_nothing_claimable(&p, "O", "the child's start message is gone").await;
+    assert!(p
+        .delete_instances(&DeleteFilter::default())
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        listed_ids(
+            &list(
+                &p,
+                InstanceFilter {
+                    limit: 10,
+                    ..Default::default()
+                }
+            )
+            .await
+        ),
+        vec!["d-run"]
+    );
+}
+
+/// One continue-as-new turn of the claimed execution, then the first turn of the next one.
+async fn continue_as_new(p: &SharedProvider, id: &str) {
+    p.enqueue(id, &event_message("next", "1")).await.unwrap();
+    let item = claim_only(p, "A", LONG_LEASE, id).await;
+    let outcome = TurnOutcome {
+        events: vec![
+            Event::EventRaised {
+                name: "next".to_owned(),
+                data: payload("1"),
+            },
+            Event::ContinuedAsNew {
+                input: payload("null"),
+                version: None,
+                events: vec![],
+            },
+        ],
+        consumed: seqs(&item),
+        terminal: Some(Terminal::ContinuedAsNew),
+        messages: vec![Outbound {
+            instance_id: id.to_owned(),
+            message: Message::Start {
+                name: "Loop".to_owned(),
+                version: None,
+                input: payload("null"),
+                parent: None,
+                events: vec![],
+                custom_status: None,
+            },
+        }],
+        ..Default::default()
+    };
+    p.commit_turn(turn_commit(&item, outcome)).await.unwrap();
+    let item = claim_only(p, "A", LONG_LEASE, id).await;
+    p.commit_turn(turn_commit(&item, start_outcome(&item)))
+        .await
+        .unwrap();
+}
+
+/// Executions are listed with their event counts; pruning removes old executions' history
+/// (all but the last `keep_last`, those finished before a time), never the current one.
+pub async fn prune_executions_keeps_the_current_execution(p: SharedProvider) {
+    start_instance(&p, "loop", "Loop").await;
+    for _ in 0..3 {
+        sleep_ms(5).await;
+        continue_as_new(&p, "loop").await;
+    }
+    let executions = p.list_executions("loop").await.unwrap();
+    assert_eq!(
+        executions
+            .iter()
+            .map(|e| e.execution_id)
+            .collect::<Vec<_>>(),
+        vec![1, 2, 3, 4]
+    );
+    assert_eq!(
+        executions.iter().map(|e| e.event_count).collect::<Vec<_>>(),
+        vec![3, 3, 3, 1]
+    );
+    for e in &executions {
+        assert!(e.first_event_at.unwrap() <= e.last_event_at.unwrap());
+    }
+    assert!(p.list_executions("nobody").await.unwrap().is_empty());
+    let end_of_2 = executions[1].last_event_at.unwrap();
+
+    assert_eq!(
+        p.prune_executions("loop", None, Some(executions[0].first_event_at.unwrap()))
+            .await
+            .unwrap(),
+        0,
+        "nothing finished before the first event"
+    );
+    assert_eq!(
+        p.prune_executions("loop", Some(3), Some(end_of_2 + 1))
+            .await
+            .unwrap(),
+        1,
+        "execution 1 only: 2 is among the last 3"
+    );
+    assert!(history(&p, "loop", Some(1)).await.is_empty());
+    assert_eq!(history(&p, "loop", Some(2)).await.len(), 3);
+    assert_eq!(
+        p.prune_executions("loop", Some(2), None).await.unwrap(),
+        1,
+        "execution 2; 3 and 4 are the last 2"
+    );
+    assert_eq!(history(&p, "loop", Some(3)).await.len(), 3);
+    assert_eq!(p.prune_executions("loop", None, None).await.unwrap(), 1);
+    assert_eq!(p.prune_executions("loop", Some(0), None).await.unwrap(), 0);
+    let left = p.list_executions("loop").await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].execution_id, 4);
+    assert_eq!(
+        history(&p, "loop", None).await.len(),
+        1,
+        "the current one stays"
+    );
+    assert_eq!(p.prune_executions("nobody", None, None).await.unwrap(), 0);
+
+    // The current execution counts even before it has history.
+    p.enqueue("loop", &event_message("next", "1"))
+        .await
+        .unwrap();
+    let item = claim_only(&p, "A", LONG_LEASE, "loop").await;
+    let outcome = TurnOutcome {
+        events: vec![Event::ContinuedAsNew {
+            input: payload("null"),
+            version: None,
+            events: vec![],
+        }],
+        consumed: seqs(&item),
+        terminal: Some(Terminal::ContinuedAsNew),
+        ..Default::default()
+    };
+    p.commit_turn(turn_commit(&item, outcome)).await.unwrap();
+    let last = p.list_executions("loop").await.unwrap();
+    assert_eq!(
+        last.iter()
+            .map(|e| (e.execution_id, e.event_count))
+            .collect::<Vec<_>>(),
+        vec![(4, 2), (5, 0)]
+    );
+    assert_eq!(last[1].first_event_at, None);
 }

@@ -1,0 +1,219 @@
+// Type tests for index.d.ts: `tsc --noEmit -p __test__` must pass. Every `@ts-expect-error`
+// line must stay an error (tsc fails if one compiles), so they pin down what the typings reject.
+import {
+  ActivityContext,
+  ActivityDefinition,
+  Client,
+  defineActivity,
+  FinishedStatus,
+  InvalidArgumentError,
+  MetricsSnapshot,
+  OrchestrationContext,
+  OrchestrationStatus,
+  RepriseError,
+  RetryPolicy,
+  Runtime,
+  RuntimeOptions,
+  SqliteProvider,
+  Task,
+  TaskFailedError,
+  TimeoutError,
+} from 'reprise';
+
+type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
+function expectType<T>(_value: T): void {}
+function assertEqual<A, B>(_proof: Equal<A, B>): void {}
+
+interface User {
+  id: string;
+  name: string;
+}
+
+// Activity definitions: input from the parameter annotation, result from what the function resolves to.
+const getUser = defineActivity('GetUser', async (ctx, id: string): Promise<User> => {
+  expectType<ActivityContext>(ctx);
+  expectType<AbortSignal>(ctx.signal);
+  expectType<number>(ctx.attempt);
+  return { id, name: 'Ada' };
+});
+const countUsers = defineActivity('CountUsers', async () => 3);
+const addOne = defineActivity('AddOne', (_ctx, n: number) => n + 1); // synchronous works too
+const greet = defineActivity('Greet', async (_ctx, input: { name: string; loud?: boolean }) => `Hello, ${input.name}!`);
+const maybe = defineActivity('Maybe', async (_ctx, note: string | undefined) => note ?? 'none');
+
+assertEqual<typeof getUser, ActivityDefinition<string, User>>(true);
+assertEqual<typeof countUsers, ActivityDefinition<void, number>>(true);
+assertEqual<typeof addOne, ActivityDefinition<number, number>>(true);
+expectType<string>(getUser.name);
+
+// @ts-expect-error: the name must be a string
+defineActivity(42, async () => 1);
+// @ts-expect-error: the function is required
+defineActivity('NoFn');
+
+const workflow = function* (ctx: OrchestrationContext, input: { userId: string }) {
+  // yield* infers each result from its definition.
+  const user = yield* ctx.activity(getUser, input.userId);
+  assertEqual<typeof user, User>(true);
+  const count = yield* ctx.activity(countUsers);
+  assertEqual<typeof count, number>(true);
+  const next = yield* ctx.activity(addOne, count);
+  assertEqual<typeof next, number>(true);
+  const hello = yield* ctx.activity(greet, { name: user.name });
+  assertEqual<typeof hello, string>(true);
+  const none = yield* ctx.activity(maybe);
+  assertEqual<typeof none, string>(true);
+  const retried = yield* ctx.activityWithRetry(getUser, 'u2', { maxAttempts: 3, backoff: 'linear', initialDelayMs: 10 });
+  assertEqual<typeof retried, User>(true);
+
+  // @ts-expect-error: GetUser takes a string id, not a number
+  yield* ctx.activity(getUser, 42);
+  // @ts-expect-error: GetUser's input is required
+  yield* ctx.activity(getUser);
+  // @ts-expect-error: Greet's input needs `name`
+  yield* ctx.activity(greet, { loud: true });
+  // @ts-expect-error: the retry variant checks its input too
+  yield* ctx.activityWithRetry(getUser, 7, { maxAttempts: 2 });
+  // @ts-expect-error: a name is not a definition (ctx.scheduleActivity takes names)
+  yield* ctx.activity('GetUser', 'u1');
+
+  // @ts-expect-error: the result is a User, not a number
+  const wrong: number = yield* ctx.activity(getUser, 'u3');
+  // @ts-expect-error: User has no `email`
+  user.email;
+  // @ts-expect-error: CountUsers resolves to a number
+  count.toUpperCase();
+
+  // scheduleActivity<T> names the type of an activity called by name.
+  const named = yield* ctx.scheduleActivity<User>('GetUser', 'u5');
+  assertEqual<typeof named, User>(true);
+
+  const timer = yield* ctx.scheduleTimer(10);
+  assertEqual<typeof timer, null>(true);
+  const now = yield* ctx.utcNow();
+  assertEqual<typeof now, number>(true);
+  const id = yield* ctx.newGuid();
+  assertEqual<typeof id, string>(true);
+
+  const both = yield* ctx.all([ctx.activity(getUser, 'a'), ctx.activity(countUsers)]);
+  const [first, second] = both;
+  if ('ok' in first) assertEqual<typeof first.ok, User>(true);
+  else expectType<string>(first.err);
+  if ('ok' in second) assertEqual<typeof second.ok, number>(true);
+
+  const winner = yield* ctx.race(ctx.activity(getUser, 'b'), ctx.scheduleTimer(1000));
+  expectType<number>(winner.index);
+  assertEqual<typeof winner.value, User | null>(true);
+
+  // @ts-expect-error: unknown retry option
+  yield* ctx.activityWithRetry(getUser, 'u6', { maxAttempts: 3, retries: 2 });
+  // @ts-expect-error: backoff is one of three names
+  yield* ctx.scheduleActivityWithRetry('GetUser', 'u7', { maxAttempts: 3, backoff: 'random' });
+  // @ts-expect-error: maxAttempts is required
+  yield* ctx.scheduleActivityWithRetry('GetUser', 'u8', { backoff: 'fixed' });
+  // @ts-expect-error: sub-orchestration options know only `version`
+  yield* ctx.scheduleSubOrchestration('Child', {}, { versoin: '1.0.0' });
+
+  ctx.setCustomStatus({ step: 'done' });
+  ctx.traceInfo(`user ${user.name}`);
+  return { user, count, wrong };
+};
+
+async function main(): Promise<void> {
+  const provider = await SqliteProvider.open('sqlite:types.db', { synchronous: 'full' });
+  const memory: SqliteProvider = await SqliteProvider.inMemory();
+  // @ts-expect-error: synchronous is 'normal' or 'full'
+  await SqliteProvider.open('sqlite:types.db', { synchronous: 'off' });
+  // @ts-expect-error: providers come from open/inMemory
+  new SqliteProvider();
+
+  const options: RuntimeOptions = { workerConcurrency: 4, generatorCacheSize: 0, keepAlive: false };
+  const runtime = new Runtime(provider, options);
+  // @ts-expect-error: unknown Runtime option
+  new Runtime(provider, { workers: 4 });
+  // @ts-expect-error: keepAlive is a boolean
+  new Runtime(memory, { keepAlive: 'yes' });
+
+  runtime
+    .registerActivity(getUser)
+    .registerActivity(countUsers)
+    .registerActivity('Plain', async (_ctx, input: { n: number }) => input.n * 2)
+    .registerOrchestration('Workflow', workflow)
+    .registerOrchestrationVersioned('Workflow', '2.0.0', workflow)
+    // JavaScript style: a plain `yield` in an inline orchestration is `any`.
+    .registerOrchestration('Plain', function* (ctx, input: { n: number }) {
+      const doubled = yield ctx.scheduleActivity('Plain', input);
+      expectType<number>(doubled);
+      expectType<string>(doubled);
+      return doubled;
+    });
+  // @ts-expect-error: a definition takes no second function
+  runtime.registerActivity(getUser, async () => 1);
+  // @ts-expect-error: orchestrations are generator functions, not async functions
+  runtime.registerOrchestration('Async', async (_ctx: OrchestrationContext) => 1);
+  await runtime.start();
+
+  const client = new Client(provider);
+  const created: boolean = await client.startOrchestration('wf-1', 'Workflow', { userId: 'u1' }, { version: '2.0.0' });
+  // @ts-expect-error: unknown start option
+  await client.startOrchestration('wf-2', 'Workflow', {}, { priority: 1 });
+
+  const status: OrchestrationStatus<{ count: number }> = await client.getStatus('wf-1');
+  // @ts-expect-error: output is null unless the instance completed
+  status.output.count;
+  if (status.status === 'Completed') {
+    expectType<number>(status.output.count);
+    assertEqual<typeof status.error, null>(true);
+  } else if (status.status === 'Failed') {
+    expectType<string>(status.error);
+    expectType<string>(status.errorCode);
+  }
+  // @ts-expect-error: not a status ('NotFound' | 'Running' | 'Completed' | 'Failed')
+  if (status.status === 'Pending') return;
+  // @ts-expect-error: statuses are case-sensitive
+  if (status.status === 'completed') return;
+
+  const done: FinishedStatus<string> = await client.waitForOrchestration<string>('wf-1', 5000);
+  // @ts-expect-error: waitForOrchestration resolves once the instance finished: never Running
+  if (done.status === 'Running') return;
+  if (done.status === 'Completed') expectType<string>(done.output);
+  else expectType<string>(done.error);
+  // @ts-expect-error: the output may be null (the instance may have failed)
+  done.output.toUpperCase();
+
+  expectType<boolean>(await client.cancelInstance('wf-1', 'no longer needed'));
+  await client.raiseEvent('wf-1', 'Approved', { by: 'me' });
+  const history = await client.readExecutionHistory('wf-1');
+  expectType<number>(history[0].eventId);
+  // @ts-expect-error: not a history event kind
+  if (history[0].kind === 'ActivityStarted') return;
+
+  const metrics: MetricsSnapshot = runtime.metricsSnapshot();
+  expectType<number>(metrics.turns_committed);
+  await runtime.shutdown(1000);
+
+  // Errors are classes with a stable `code`.
+  try {
+    await client.waitForOrchestration('wf-3', 10);
+  } catch (error) {
+    if (error instanceof TimeoutError) assertEqual<typeof error.code, 'ERR_TIMEOUT'>(true);
+    if (error instanceof InvalidArgumentError) assertEqual<typeof error.code, 'ERR_INVALID_ARGUMENT'>(true);
+    if (error instanceof TaskFailedError) expectType<string | undefined>(error.originalName);
+    if (error instanceof RepriseError) expectType<string>(error.code);
+  }
+  const e = new InvalidArgumentError('x');
+  expectType<RepriseError>(e);
+  // @ts-expect-error: codes are fixed per class
+  const badCode: 'ERR_TIMEOUT' = e.code;
+
+  const policy: RetryPolicy = { maxAttempts: 5, backoff: 'exponential', initialDelayMs: 100, maxDelayMs: 2000, timeoutMs: 500, jitter: true };
+  const task: Task<User> = ctxTask(getUser);
+  void created; void policy; void task; void badCode;
+}
+
+declare const someCtx: OrchestrationContext;
+function ctxTask(def: typeof getUser): Task<User> {
+  return someCtx.activity(def, 'x');
+}
+
+void main;
