@@ -192,19 +192,6 @@ class OrchestrationContext {
     return this._state.customStatus;
   }
 
-  traceInfo(message) {
-    this._trace('info', message);
-  }
-  traceWarn(message) {
-    this._trace('warn', message);
-  }
-  traceError(message) {
-    this._trace('error', message);
-  }
-  traceDebug(message) {
-    this._trace('debug', message);
-  }
-
   _trace(level, message) {
     if (this.isReplaying) return;
     native.trace(level, 'orchestration', this.instanceId, this.executionId, this.orchestrationName, String(message));
@@ -221,20 +208,22 @@ class ActivityContext {
     /** Fires when the orchestration stops waiting (race lost, cancelled), on timeout, when the lease is lost, or at shutdown. */
     this.signal = signal;
   }
-  traceInfo(message) {
-    this._trace('info', message);
-  }
-  traceWarn(message) {
-    this._trace('warn', message);
-  }
-  traceError(message) {
-    this._trace('error', message);
-  }
-  traceDebug(message) {
-    this._trace('debug', message);
-  }
   _trace(level, message) {
     native.trace(level, 'activity', this.instanceId, this.executionId, this.activityName, String(message));
+  }
+}
+
+// traceInfo/Warn/Error/Debug on both contexts: each forwards to its own `_trace`.
+for (const Context of [OrchestrationContext, ActivityContext]) {
+  for (const level of ['info', 'warn', 'error', 'debug']) {
+    const method = `trace${level[0].toUpperCase()}${level.slice(1)}`;
+    Object.defineProperty(Context.prototype, method, {
+      value(message) {
+        this._trace(level, message);
+      },
+      writable: true,
+      configurable: true,
+    });
   }
 }
 

@@ -11,7 +11,8 @@ use async_trait::async_trait;
 use tokio::sync::Notify;
 
 use crate::engine::{
-    HistoryRow, Message, Payload, QueuedMessage, RetryPolicy, StartRequest, TaskError, TurnOutcome,
+    HistoryRow, Message, Payload, QueuedMessage, RetryPolicy, StartRequest, TaskError, Terminal,
+    TurnOutcome,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -192,6 +193,52 @@ pub struct DeleteFilter {
     pub status: Option<String>,
     /// Most instances selected (their sub-orchestrations go with them).
     pub limit: Option<u32>,
+}
+
+/// The instance-row columns a turn sets; both backends store them alike.
+#[derive(Debug, Default)]
+pub struct InstanceUpdate {
+    pub status: Option<&'static str>,
+    pub output: Option<String>,
+    pub error: Option<String>,
+    pub error_code: Option<String>,
+    /// Continue-as-new: the execution id moves to the next one.
+    pub continued: bool,
+    /// Set when the execution started this turn.
+    pub name: Option<String>,
+    pub version: Option<String>,
+}
+
+impl InstanceUpdate {
+    pub fn of(out: &TurnOutcome) -> Self {
+        let mut update = match &out.terminal {
+            Some(Terminal::Completed(v)) => InstanceUpdate {
+                status: Some("Completed"),
+                output: Some(v.get().to_owned()),
+                ..Default::default()
+            },
+            Some(Terminal::Failed(e)) => InstanceUpdate {
+                status: Some("Failed"),
+                error: Some(e.message.clone()),
+                error_code: Some(
+                    e.code
+                        .clone()
+                        .unwrap_or_else(|| "ERR_ORCHESTRATION_FAILED".into()),
+                ),
+                ..Default::default()
+            },
+            Some(Terminal::ContinuedAsNew) => InstanceUpdate {
+                continued: true,
+                ..Default::default()
+            },
+            None => InstanceUpdate::default(),
+        };
+        if let Some((name, version)) = &out.started {
+            update.name = Some(name.clone());
+            update.version = version.clone();
+        }
+        update
+    }
 }
 
 /// A claimed instance: its current execution's history and its visible messages.

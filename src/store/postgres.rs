@@ -18,12 +18,12 @@ use tokio::task::JoinHandle;
 
 use super::{
     executions_to_prune, ActivityItem, ActivityResult, DeleteFilter, Deletion, ExecutionInfo,
-    InstanceFilter, InstanceInfo, InstancePage, Lease, OrchestrationItem, PageCursor, Provider,
-    QueueDepths, Result, StoreError, SystemMetrics, TurnCommit, Wakers,
+    InstanceFilter, InstanceInfo, InstancePage, InstanceUpdate, Lease, OrchestrationItem,
+    PageCursor, Provider, QueueDepths, Result, StoreError, SystemMetrics, TurnCommit, Wakers,
 };
 use crate::engine::{
     event_data, event_from_row, message_data, message_from_row, HistoryRow, Message, ParentLink,
-    QueuedMessage, StartRequest, TaskError, Terminal,
+    QueuedMessage, StartRequest, TaskError,
 };
 
 /// The schema used when none is given.
@@ -706,25 +706,15 @@ async fn create_instances(
 
 async fn commit_turn_in(conn: &mut PgConnection, c: &TurnCommit) -> Result<()> {
     let out = &c.outcome;
-    let (status, output, error, error_code) = match &out.terminal {
-        Some(Terminal::Completed(v)) => (Some("Completed"), Some(v.get().to_owned()), None, None),
-        Some(Terminal::Failed(e)) => (
-            Some("Failed"),
-            None,
-            Some(e.message.clone()),
-            Some(
-                e.code
-                    .clone()
-                    .unwrap_or_else(|| "ERR_ORCHESTRATION_FAILED".into()),
-            ),
-        ),
-        _ => (None, None, None, None),
-    };
-    let continued = matches!(out.terminal, Some(Terminal::ContinuedAsNew));
-    let (name, version) = match &out.started {
-        Some((n, v)) => (Some(n.clone()), v.clone()),
-        None => (None, None),
-    };
+    let InstanceUpdate {
+        status,
+        output,
+        error,
+        error_code,
+        continued,
+        name,
+        version,
+    } = InstanceUpdate::of(out);
     let exec = c.execution_id as i64;
     // Fencing first: nothing is written unless this generation still holds the instance.
     let fenced = sqlx::query(

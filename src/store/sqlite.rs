@@ -20,12 +20,13 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{
     executions_to_prune, now_ms, ActivityItem, ActivityResult, DeleteFilter, Deletion,
-    ExecutionInfo, InstanceFilter, InstanceInfo, InstancePage, Lease, OrchestrationItem,
-    PageCursor, Provider, QueueDepths, Result, StoreError, SystemMetrics, TurnCommit, Wakers,
+    ExecutionInfo, InstanceFilter, InstanceInfo, InstancePage, InstanceUpdate, Lease,
+    OrchestrationItem, PageCursor, Provider, QueueDepths, Result, StoreError, SystemMetrics,
+    TurnCommit, Wakers,
 };
 use crate::engine::{
     event_data, event_from_row, message_data, message_from_row, HistoryRow, Message, QueuedMessage,
-    StartRequest, Terminal,
+    StartRequest,
 };
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -420,25 +421,15 @@ fn in_list(qb: &mut QueryBuilder<Sqlite>, values: impl IntoIterator<Item = i64>)
 
 async fn commit_turn_in(conn: &mut SqliteConnection, c: TurnCommit) -> Result<()> {
     let out = &c.outcome;
-    let (status, output, error, error_code) = match &out.terminal {
-        Some(Terminal::Completed(v)) => (Some("Completed"), Some(v.get().to_owned()), None, None),
-        Some(Terminal::Failed(e)) => (
-            Some("Failed"),
-            None,
-            Some(e.message.clone()),
-            Some(
-                e.code
-                    .clone()
-                    .unwrap_or_else(|| "ERR_ORCHESTRATION_FAILED".into()),
-            ),
-        ),
-        _ => (None, None, None, None),
-    };
-    let continued = matches!(out.terminal, Some(Terminal::ContinuedAsNew));
-    let (name, version) = match &out.started {
-        Some((n, v)) => (Some(n.clone()), v.clone()),
-        None => (None, None),
-    };
+    let InstanceUpdate {
+        status,
+        output,
+        error,
+        error_code,
+        continued,
+        name,
+        version,
+    } = InstanceUpdate::of(out);
     // Fencing first: nothing is written unless this generation still holds the instance.
     let fenced = sqlx::query(
         "UPDATE instances SET lock_owner = NULL, lock_until = 0, updated_at = ?1,
