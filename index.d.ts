@@ -299,7 +299,19 @@ export declare class Runtime {
   /** Resolves once in-flight work drained, or at the deadline with the rest aborted and abandoned (default 30000). */
   shutdown(timeoutMs?: number): Promise<void>;
   metricsSnapshot(): MetricsSnapshot;
+  /** `metricsSnapshot()` as Prometheus text exposition. */
+  metricsPrometheus(options?: PrometheusOptions): string;
 }
+
+export interface PrometheusOptions {
+  /** Prepended to every metric name (default `reprise_`); counters also get `_total`. */
+  prefix?: string;
+  /** Constant labels added to every sample, e.g. `{process: 'worker-1'}`. */
+  labels?: Record<string, string | number>;
+}
+
+/** Renders a metrics snapshot as Prometheus text (format 0.0.4). */
+export declare function prometheusText(snapshot: MetricsSnapshot, options?: PrometheusOptions): string;
 
 /** Everything stored about an instance (`getInstanceInfo`, `listInstances`). */
 export interface InstanceInfo<TInput = unknown, TOutput = unknown, TCustom = unknown> {

@@ -7,6 +7,7 @@ const { Client } = require('./lib/client');
 const { Runtime } = require('./lib/runtime');
 const { OrchestrationContext, ActivityContext, defineActivity } = require('./lib/context');
 const { Task } = require('./lib/tasks');
+const { prometheusText } = require('./lib/metrics');
 const {
   RepriseError,
   InvalidArgumentError,
@@ -27,6 +28,7 @@ module.exports = {
   ActivityContext,
   defineActivity,
   Task,
+  prometheusText,
   RepriseError,
   InvalidArgumentError,
   InvalidStateError,

@@ -112,3 +112,25 @@ test('a cache smaller than the number of live instances still completes everythi
     await env.drop();
   }
 });
+
+test('metrics render as Prometheus text', async () => {
+  const { prometheusText } = require('..');
+  const env = await startEnv((rt) => {
+    rt.registerActivity('A', async () => 1);
+    rt.registerOrchestration('P', function* (ctx) {
+      return yield ctx.scheduleActivity('A');
+    });
+  });
+  try {
+    await env.client.startOrchestration('prom-1', 'P');
+    await env.client.waitForOrchestration('prom-1', 10000);
+    const text = env.runtime.metricsPrometheus({ labels: { process: 'a"b' } });
+    assert.match(text, /^# TYPE reprise_turns_committed_total counter$/m);
+    assert.match(text, /^reprise_turns_committed_total\{process="a\\"b"\} 2$/m);
+    assert.match(text, /^# TYPE reprise_inflight_turns gauge$/m);
+    assert.match(text, /^reprise_activities_completed_total\{process="a\\"b"\} 1$/m);
+    assert.equal(prometheusText({ claims: 3 }, { prefix: 'x_' }), '# HELP x_claims_total Claims that returned work\n# TYPE x_claims_total counter\nx_claims_total 3\n');
+  } finally {
+    await env.drop();
+  }
+});

@@ -2,6 +2,7 @@
 
 const native = require('./native');
 const { Driver, errorFields } = require('./driver');
+const { prometheusText } = require('./metrics');
 const { ActivityContext } = require('./context');
 const { InvalidArgumentError, InvalidStateError, nativeCall } = require('./errors');
 const { checkName, describe, toJson } = require('./json');
@@ -153,6 +154,11 @@ class Runtime {
   /** Counters and gauges: driver calls, jobs sent, turns, activities, lease losses, ... */
   metricsSnapshot() {
     return JSON.parse(this._native.metricsSnapshot());
+  }
+
+  /** The snapshot as Prometheus text (`prometheusText` options: `{prefix, labels}`). */
+  metricsPrometheus(options) {
+    return prometheusText(this.metricsSnapshot(), options);
   }
 
   // Everything from Rust arrives here. Nothing may throw out of this callback.
