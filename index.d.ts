@@ -400,6 +400,12 @@ export declare class Client {
    * for them; resolves to how many instances were removed (0 for an unknown id). A running
    * instance is refused with an `InvalidStateError` unless `force` is true.
    */
+  /**
+   * Resolves once the instance's `customStatusVersion` is greater than `lastVersion` (or it
+   * has finished): progress without polling. Rejects with a TimeoutError after `timeoutMs`
+   * (default 30000).
+   */
+  waitForStatusChange<TOutput = unknown, TCustom = unknown>(instanceId: string, lastVersion?: number, timeoutMs?: number): Promise<OrchestrationStatus<TOutput, TCustom>>;
   deleteInstance(instanceId: string, options?: { force?: boolean }): Promise<number>;
   getStatus<TOutput = unknown>(instanceId: string): Promise<OrchestrationStatus<TOutput>>;
   /** Rejects with a TimeoutError after `timeoutMs` (default 30000). */

@@ -202,3 +202,37 @@ test('trace calls are silent during replay and do not disturb the run', async ()
     await env.drop();
   }
 });
+
+test('waitForStatusChange follows custom status as progress, then the end', async () => {
+  const env = await startEnv((rt) => {
+    rt.registerActivity('Step', async (ctx, n) => n);
+    rt.registerOrchestration('Progress', function* (ctx) {
+      for (let i = 1; i <= 3; i++) {
+        yield ctx.scheduleActivity('Step', i);
+        ctx.setCustomStatus({ done: i, of: 3 });
+        yield ctx.waitForEvent('next');
+      }
+      return 'finished';
+    });
+  });
+  try {
+    await env.client.startOrchestration('progress-1', 'Progress');
+    let version = 0;
+    const seen = [];
+    for (;;) {
+      const s = await env.client.waitForStatusChange('progress-1', version, 10000);
+      if (s.status !== 'Running') {
+        assert.equal(s.output, 'finished');
+        break;
+      }
+      version = s.customStatusVersion;
+      seen.push(s.customStatus.done);
+      await env.client.raiseEvent('progress-1', 'next', null);
+    }
+    assert.deepEqual(seen, [1, 2, 3]);
+    await assert.rejects(env.client.waitForStatusChange('nobody', 0, 50), TimeoutError);
+    await assert.rejects(env.client.waitForStatusChange('progress-1', -1), /lastVersion must be an integer >= 0/);
+  } finally {
+    await env.drop();
+  }
+});

@@ -243,6 +243,22 @@ class Client {
     return parseStatus(await nativeCall(this._native.waitForOrchestration(instanceId, timeoutMs)));
   }
 
+  /**
+   * Resolves with the status once the instance's custom status version is greater than
+   * `lastVersion` (or the instance has finished): progress reporting without polling.
+   * Rejects with TimeoutError after `timeoutMs`.
+   */
+  async waitForStatusChange(instanceId, lastVersion = 0, timeoutMs = 30000) {
+    checkInstanceId(instanceId);
+    if (!Number.isInteger(lastVersion) || lastVersion < 0) {
+      throw new InvalidArgumentError(`lastVersion must be an integer >= 0, got ${describe(lastVersion)}`);
+    }
+    if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0)) {
+      throw new InvalidArgumentError(`timeoutMs must be a number >= 0, got ${describe(timeoutMs)}`);
+    }
+    return parseStatus(await nativeCall(this._native.waitForStatusChange(instanceId, lastVersion, timeoutMs)));
+  }
+
   /** Events of one execution (the current one by default): `{eventId, kind, taskId, timestamp, data}`. */
   async readExecutionHistory(instanceId, executionId) {
     checkInstanceId(instanceId);

@@ -467,53 +467,38 @@ impl NativeClient {
         Ok(status_json(info.as_ref()))
     }
 
-    /// Resolves once the instance is Completed or Failed; woken by commits in this
-    /// process, polling only for other processes' commits.
+    /// Resolves once the instance is Completed or Failed.
     #[napi]
     pub async fn wait_for_orchestration(
         &self,
         instance_id: String,
         timeout_ms: f64,
     ) -> Result<String> {
-        let deadline =
-            tokio::time::Instant::now() + Duration::from_millis(timeout_ms.max(0.0) as u64);
-        let wakers = self.provider.wakers().clone();
-        let changed = wakers.watch(&instance_id);
-        let result = async {
-            loop {
-                let notified = changed.notified();
-                tokio::pin!(notified);
-                notified.as_mut().enable();
-                let info = self
-                    .provider
-                    .instance(&instance_id)
-                    .await
-                    .map_err(store_err)?;
-                if let Some(i) = &info {
-                    if i.status == "Completed" || i.status == "Failed" {
-                        return Ok(status_json(info.as_ref()));
-                    }
-                }
-                // Commits in this process wake us; other processes' only show up by polling.
-                let wake_at = match self.provider.foreign_commit_poll() {
-                    Some(poll) => (tokio::time::Instant::now() + poll).min(deadline),
-                    None => deadline,
-                };
-                tokio::select! {
-                    _ = notified => {}
-                    _ = tokio::time::sleep_until(wake_at) => {}
-                }
-                if tokio::time::Instant::now() >= deadline {
-                    return Err(err(
-                        "ERR_TIMEOUT",
-                        format!("instance '{instance_id}' did not finish within {timeout_ms} ms"),
-                    ));
-                }
-            }
-        }
-        .await;
-        wakers.unwatch(&instance_id, changed);
-        result
+        self.wait_until(&instance_id, timeout_ms, "did not finish", |i| {
+            i.status == "Completed" || i.status == "Failed"
+        })
+        .await
+    }
+
+    /// Resolves once the custom status version passes `last_version` or the instance ends.
+    #[napi]
+    pub async fn wait_for_status_change(
+        &self,
+        instance_id: String,
+        last_version: f64,
+        timeout_ms: f64,
+    ) -> Result<String> {
+        self.wait_until(
+            &instance_id,
+            timeout_ms,
+            "did not change its custom status",
+            |i| {
+                i.custom_status_version as f64 > last_version
+                    || i.status == "Completed"
+                    || i.status == "Failed"
+            },
+        )
+        .await
     }
 
     /// `[{eventId, kind, taskId, timestamp, data}]` of one execution (the current one by default).
@@ -547,6 +532,51 @@ impl NativeClient {
         }
         out.push(']');
         Ok(out)
+    }
+}
+
+impl NativeClient {
+    /// Re-reads the instance until `done` holds, woken by commits in this process and
+    /// polling only for other processes' commits; the status JSON, or ERR_TIMEOUT.
+    async fn wait_until(
+        &self,
+        instance_id: &str,
+        timeout_ms: f64,
+        what: &str,
+        done: impl Fn(&InstanceInfo) -> bool,
+    ) -> Result<String> {
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_millis(timeout_ms.max(0.0) as u64);
+        let wakers = self.provider.wakers().clone();
+        let changed = wakers.watch(instance_id);
+        let result = async {
+            loop {
+                let notified = changed.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                let info = self.provider.instance(instance_id).await.map_err(store_err)?;
+                if info.as_ref().is_some_and(&done) {
+                    return Ok(status_json(info.as_ref()));
+                }
+                let wake_at = match self.provider.foreign_commit_poll() {
+                    Some(poll) => (tokio::time::Instant::now() + poll).min(deadline),
+                    None => deadline,
+                };
+                tokio::select! {
+                    _ = notified => {}
+                    _ = tokio::time::sleep_until(wake_at) => {}
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(err(
+                        "ERR_TIMEOUT",
+                        format!("instance '{instance_id}' {what} within {timeout_ms} ms"),
+                    ));
+                }
+            }
+        }
+        .await;
+        wakers.unwatch(instance_id, changed);
+        result
     }
 }
 
