@@ -554,7 +554,11 @@ impl NativeClient {
                 let notified = changed.notified();
                 tokio::pin!(notified);
                 notified.as_mut().enable();
-                let info = self.provider.instance(instance_id).await.map_err(store_err)?;
+                let info = self
+                    .provider
+                    .instance(instance_id)
+                    .await
+                    .map_err(store_err)?;
                 if info.as_ref().is_some_and(&done) {
                     return Ok(status_json(info.as_ref()));
                 }
