@@ -32,11 +32,10 @@ export declare class NativeClient {
   /** Removes the history of old executions; returns how many executions were removed. */
   pruneExecutions(instanceId: string, keepLast?: number | undefined | null, completedBefore?: number | undefined | null): Promise<number>
   getStatus(instanceId: string): Promise<string>
-  /**
-   * Resolves once the instance is Completed or Failed; woken by commits in this
-   * process, polling only for other processes' commits.
-   */
+  /** Resolves once the instance is Completed or Failed. */
   waitForOrchestration(instanceId: string, timeoutMs: number): Promise<string>
+  /** Resolves once the custom status version passes `last_version` or the instance ends. */
+  waitForStatusChange(instanceId: string, lastVersion: number, timeoutMs: number): Promise<string>
   /** `[{eventId, kind, taskId, timestamp, data}]` of one execution (the current one by default). */
   readExecutionHistory(instanceId: string, executionId?: number | undefined | null): Promise<string>
 }
