@@ -1,0 +1,323 @@
+#!/usr/bin/env node
+'use strict';
+// reprise: inspect and manage orchestration instances from the command line.
+// Only opens a Client (never a Runtime), so it can run next to a live runtime.
+
+const fs = require('node:fs');
+const { parseArgs } = require('node:util');
+
+const USAGE = `Usage: reprise [--db URL] [--schema NAME] [--json] <command> [options]
+
+Commands:
+  list [--status S] [--name N] [--limit N] [--cursor C]
+                          List instances in creation order (S: Running, Completed, Failed)
+  show ID [--execution N] Show an instance and the timeline of its current (or Nth) execution
+  cancel ID [--reason R]  Cancel a running instance (and its sub-orchestrations)
+  delete ID [--force]     Delete an instance with its sub-orchestrations;
+                          a running instance needs --force
+
+Global options:
+  --db URL        sqlite:PATH, a SQLite file path, or postgres://user:pass@host:port/db
+                  (default: the REPRISE_DB environment variable)
+  --schema NAME   PostgreSQL schema (default: public)
+  --json          Print one JSON document on stdout
+  -h, --help      Show this help
+
+Exit codes: 0 success, 1 operation error, 2 usage error.
+`;
+
+const OPTIONS = {
+  db: { type: 'string' },
+  schema: { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+  status: { type: 'string' },
+  name: { type: 'string' },
+  limit: { type: 'string' },
+  cursor: { type: 'string' },
+  execution: { type: 'string' },
+  reason: { type: 'string' },
+  force: { type: 'boolean' },
+};
+const GLOBAL = ['db', 'schema', 'json', 'help'];
+const COMMANDS = {
+  list: { options: ['status', 'name', 'limit', 'cursor'], id: false },
+  show: { options: ['execution'], id: true },
+  cancel: { options: ['reason'], id: true },
+  delete: { options: ['force'], id: true },
+};
+const NOT_AVAILABLE = ['watch', 'retry'];
+const STATUSES = ['Running', 'Completed', 'Failed'];
+
+class UsageError extends Error {}
+class OperationError extends Error {}
+
+function parsePositiveInt(text, option) {
+  if (!/^[0-9]+$/.test(text) || Number(text) < 1 || !Number.isSafeInteger(Number(text))) {
+    throw new UsageError(`--${option} must be an integer >= 1, got '${text}'`);
+  }
+  return Number(text);
+}
+
+async function openProvider(db, schema) {
+  const { SqliteProvider, PostgresProvider } = require('..');
+  if (/^postgres(ql)?:\/\//.test(db)) {
+    const options = { poolSize: 2, connectTimeoutMs: 5000 };
+    return schema === undefined
+      ? PostgresProvider.connect(db, options)
+      : PostgresProvider.connectWithSchema(db, schema, options);
+  }
+  if (schema !== undefined) throw new UsageError('--schema applies to PostgreSQL only');
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(db) && !db.startsWith('sqlite://')) {
+    throw new UsageError(`--db '${db}' is neither a SQLite path nor a postgres:// URL`);
+  }
+  // SqliteProvider.open creates missing files; a CLI must not invent an empty database.
+  const path = db.replace(/^sqlite:(\/\/)?/, '').split('?')[0];
+  if (path === '' || path === ':memory:') throw new UsageError(`--db '${db}' names no file`);
+  let stat;
+  try {
+    stat = fs.statSync(path);
+  } catch {
+    throw new OperationError(`no database at '${path}'`);
+  }
+  if (!stat.isFile()) throw new OperationError(`'${path}' is not a file`);
+  return SqliteProvider.open(db);
+}
+
+// ---- formatting ----
+
+const iso = (ms) => (ms === null || ms === undefined ? '-' : new Date(ms).toISOString());
+
+function short(value, max = 60) {
+  let text = JSON.stringify(value === undefined ? null : value);
+  if (text === undefined) text = String(value);
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+}
+
+function table(headers, rows) {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]))).join('  ');
+  return [line(headers), ...rows.map(line)].join('\n');
+}
+
+function offset(ms) {
+  if (ms < 1000) return `+${ms}ms`;
+  if (ms < 60000) return `+${(ms / 1000).toFixed(3)}s`;
+  const minutes = Math.floor(ms / 60000);
+  const seconds = ((ms % 60000) / 1000).toFixed(3);
+  if (minutes < 60) return `+${minutes}m${seconds}s`;
+  return `+${Math.floor(minutes / 60)}h${minutes % 60}m${seconds}s`;
+}
+
+function errorText(error) {
+  if (!error || typeof error !== 'object') return short(error);
+  const name = error.name ? `${error.name}: ` : '';
+  const code = error.code ? ` (${error.code})` : '';
+  return `${name}${error.message}${code}`;
+}
+
+/** One readable summary per history event; `names` maps task numbers to what they run. */
+function summarize(event, names) {
+  const d = event.data || {};
+  const task = names.get(event.taskId);
+  switch (event.kind) {
+    case 'ExecutionStarted':
+      return `${d.name} ${d.version} input=${short(d.input)}`;
+    case 'ActivityScheduled':
+      names.set(event.taskId, d.name);
+      return `activity ${d.name} input=${short(d.input)}`;
+    case 'ActivityCompleted':
+      return `activity ${task} result=${short(d.result)}`;
+    case 'ActivityFailed':
+      return `activity ${task} failed: ${errorText(d.error)}`;
+    case 'TimerCreated':
+      names.set(event.taskId, 'timer');
+      return `timer fires at ${iso(d.fireAt)} (in ${d.fireAt - event.timestamp}ms)`;
+    case 'TimerFired':
+      return 'timer fired';
+    case 'EventWaitStarted':
+      names.set(event.taskId, `event "${d.name}"`);
+      return `waiting for event "${d.name}"`;
+    case 'EventRaised':
+      return `event "${d.name}" data=${short(d.data)}`;
+    case 'ChildScheduled':
+      names.set(event.taskId, `${d.name} (${d.instanceId})`);
+      return `sub-orchestration ${d.name} (${d.instanceId}) input=${short(d.input)}`;
+    case 'ChildCompleted':
+      return `sub-orchestration ${task} output=${short(d.output)}`;
+    case 'ChildFailed':
+      return `sub-orchestration ${task} failed: ${errorText(d.error)}`;
+    case 'DetachedStarted':
+      return `started ${d.name} (${d.instanceId}) input=${short(d.input)}`;
+    case 'TaskCanceled':
+      return `canceled ${task || 'task'}`;
+    case 'CustomStatusSet':
+      return `custom status=${short(d.value)}`;
+    case 'CancelRequested':
+      return `reason ${short(d.reason)}`;
+    case 'ExecutionCompleted':
+      return `output=${short(d.output)}`;
+    case 'ExecutionFailed':
+      return `error: ${errorText(d.error)}`;
+    case 'ContinuedAsNew':
+      return `input=${short(d.input)}${d.version ? ` version ${d.version}` : ''}`;
+    default:
+      return short(d);
+  }
+}
+
+function timeline(history) {
+  const names = new Map();
+  const start = history.length ? history[0].timestamp : 0;
+  const rows = history.map((e) => [
+    offset(e.timestamp - start),
+    e.kind,
+    e.taskId === null || e.taskId === undefined ? '' : `#${e.taskId}`,
+    summarize(e, names),
+  ]);
+  const widths = [0, 1, 2].map((i) => Math.max(...rows.map((r) => r[i].length)));
+  return rows.map((r) => `  ${r.slice(0, 3).map((c, i) => c.padEnd(widths[i])).join('  ')}  ${r[3]}`).join('\n');
+}
+
+// ---- commands ----
+
+async function list(client, values, out) {
+  const options = {};
+  if (values.status !== undefined) {
+    if (!STATUSES.includes(values.status)) throw new UsageError(`--status must be one of ${STATUSES.join(', ')}, got '${values.status}'`);
+    options.status = values.status;
+  }
+  if (values.name !== undefined) options.name = values.name;
+  if (values.limit !== undefined) options.limit = parsePositiveInt(values.limit, 'limit');
+  if (values.cursor !== undefined) options.cursor = values.cursor;
+  const page = await client.listInstances(options);
+  if (values.json) return out(page);
+  const lines = [];
+  if (page.instances.length === 0) lines.push('no instances');
+  else {
+    lines.push(table(['ID', 'NAME', 'VERSION', 'STATUS', 'CREATED', 'UPDATED'], page.instances.map((i) => [
+      i.instanceId, i.name, i.version || '-', i.status, iso(i.createdAt), iso(i.updatedAt),
+    ])));
+  }
+  if (page.nextCursor) lines.push(`next cursor: ${page.nextCursor}`);
+  out(lines.join('\n'));
+}
+
+async function show(client, id, values, out) {
+  const executionId = values.execution === undefined ? undefined : parsePositiveInt(values.execution, 'execution');
+  const info = await client.getInstanceInfo(id);
+  if (!info) throw new OperationError(`no instance '${id}'`);
+  const history = await client.readExecutionHistory(id, executionId);
+  if (executionId !== undefined && history.length === 0) {
+    throw new OperationError(`instance '${id}' has no history for execution ${executionId}`);
+  }
+  const execution = executionId === undefined ? info.executionId : executionId;
+  if (values.json) return out({ instance: info, executionId: execution, history });
+  const fields = [
+    ['instance', info.instanceId],
+    ['name', `${info.name}${info.version ? ` (version ${info.version})` : ''}`],
+    ['status', info.status],
+    ['execution', String(info.executionId)],
+    ['created', iso(info.createdAt)],
+    ['updated', iso(info.updatedAt)],
+  ];
+  if (info.parentId) fields.push(['parent', info.parentId]);
+  fields.push(['input', short(info.input, 200)]);
+  if (info.status === 'Completed') fields.push(['output', short(info.output, 200)]);
+  if (info.status === 'Failed') fields.push(['error', `${info.error} (${info.errorCode})`]);
+  if (info.customStatusVersion > 0) fields.push(['custom', short(info.customStatus, 200)]);
+  const lines = fields.map(([k, v]) => `${k.padEnd(10)}${v}`);
+  lines.push('', `history of execution ${execution} (${history.length} event${history.length === 1 ? '' : 's'}):`);
+  lines.push(history.length ? timeline(history) : '  (none yet)');
+  out(lines.join('\n'));
+}
+
+async function cancel(client, id, values, out) {
+  const canceled = await client.cancelInstance(id, values.reason);
+  if (values.json) return out({ instanceId: id, canceled });
+  out(canceled
+    ? `cancel requested for '${id}' (it was running)`
+    : `'${id}' was not running (finished or unknown): nothing to cancel`);
+}
+
+async function remove(client, id, values, out) {
+  let deleted;
+  try {
+    deleted = await client.deleteInstance(id, { force: Boolean(values.force) });
+  } catch (e) {
+    if (e && e.code === 'ERR_INVALID_STATE') {
+      const message = e.message.replace('{force: true}', '--force');
+      throw new OperationError(message === e.message ? `${message} (--force deletes it anyway)` : message);
+    }
+    throw e;
+  }
+  if (values.json) return out({ instanceId: id, deleted });
+  out(`deleted ${deleted} instance${deleted === 1 ? '' : 's'}`);
+}
+
+// ---- main ----
+
+async function main(argv, out) {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+  } catch (e) {
+    throw new UsageError(e.message);
+  }
+  const { values, positionals } = parsed;
+  if (values.help || positionals[0] === 'help') {
+    process.stdout.write(USAGE);
+    return;
+  }
+  const [command, ...args] = positionals;
+  if (command === undefined) throw new UsageError('no command given');
+  if (NOT_AVAILABLE.includes(command)) throw new UsageError(`'${command}' is not available yet`);
+  const spec = COMMANDS[command];
+  if (!spec) throw new UsageError(`unknown command '${command}'`);
+  for (const key of Object.keys(values)) {
+    if (!GLOBAL.includes(key) && !spec.options.includes(key)) throw new UsageError(`'${command}' takes no --${key}`);
+  }
+  if (spec.id && args.length === 0) throw new UsageError(`'${command}' needs an instance ID`);
+  if (args.length > (spec.id ? 1 : 0)) throw new UsageError(`unexpected argument '${args[spec.id ? 1 : 0]}'`);
+  const db = values.db !== undefined ? values.db : process.env.REPRISE_DB;
+  if (db === undefined || db === '') throw new UsageError('--db is required (or set REPRISE_DB)');
+
+  if (values.schema !== undefined && !/^[A-Za-z0-9_]{1,63}$/.test(values.schema)) {
+    throw new UsageError(`--schema must be 1 to 63 letters, digits or underscores, got '${values.schema}'`);
+  }
+
+  const { Client } = require('..');
+  let provider;
+  try {
+    provider = await openProvider(db, values.schema);
+  } catch (e) {
+    // A malformed URL is a usage error; a database that cannot be reached is not.
+    if (e && e.code === 'ERR_INVALID_ARGUMENT' && /cannot connect|communicating|timed? ?out/i.test(e.message)) {
+      throw new OperationError(e.message);
+    }
+    throw e;
+  }
+  const client = new Client(provider);
+  const print = (value) => out(values.json ? JSON.stringify(value, null, 2) : value);
+  if (command === 'list') return list(client, values, print);
+  if (command === 'show') return show(client, args[0], values, print);
+  if (command === 'cancel') return cancel(client, args[0], values, print);
+  return remove(client, args[0], values, print);
+}
+
+function exit(code) {
+  // Let stdout and stderr drain (pipes may be asynchronous) before leaving.
+  process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
+}
+
+main(process.argv.slice(2), (text) => process.stdout.write(`${text}\n`)).then(
+  () => exit(0),
+  (e) => {
+    const usage = e instanceof UsageError || (e && e.code === 'ERR_INVALID_ARGUMENT');
+    // Never echo a database password.
+    const message = (e && e.message ? e.message : String(e)).replace(/(postgres(?:ql)?:\/\/[^:/@\s]*):[^@\s]*@/g, '$1:***@');
+    process.stderr.write(`reprise: ${message}\n`);
+    if (usage) process.stderr.write("Run 'reprise --help' for usage.\n");
+    exit(usage ? 2 : 1);
+  },
+);
