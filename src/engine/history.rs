@@ -202,6 +202,12 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         events: Vec<BufferedEvent>,
     },
+    /// `retryInstance` put this failed execution back to work: `removed` events (the
+    /// failure and what led to it) were taken out of history just before this one.
+    ExecutionRetried {
+        error: TaskError,
+        removed: u64,
+    },
 }
 
 impl Event {
@@ -225,6 +231,7 @@ impl Event {
             Event::ExecutionCompleted { .. } => "ExecutionCompleted",
             Event::ExecutionFailed { .. } => "ExecutionFailed",
             Event::ContinuedAsNew { .. } => "ContinuedAsNew",
+            Event::ExecutionRetried { .. } => "ExecutionRetried",
         }
     }
 
@@ -340,6 +347,11 @@ pub enum Message {
     Cancel {
         reason: String,
     },
+    /// Written by `retryInstance` with the rewound history: runs the execution again.
+    Retry {
+        error: TaskError,
+        removed: u64,
+    },
 }
 
 impl Message {
@@ -353,6 +365,7 @@ impl Message {
             Message::ChildCompleted { .. } => "ChildCompleted",
             Message::ChildFailed { .. } => "ChildFailed",
             Message::Cancel { .. } => "Cancel",
+            Message::Retry { .. } => "Retry",
         }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod history;
 pub mod protocol;
+pub mod rewind;
 pub mod turn;
 
 #[cfg(test)]
@@ -10,6 +11,7 @@ mod tests;
 
 pub use history::*;
 pub use protocol::*;
+pub use rewind::*;
 pub use turn::*;
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]

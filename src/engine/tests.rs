@@ -591,3 +591,175 @@ fn ending_lists_the_execution_s_open_activities_and_timers_for_deletion() {
         .canceled_activities
         .is_empty());
 }
+
+fn failed(task: u32, message: &str) -> Message {
+    Message::ActivityFailed {
+        execution_id: 1,
+        task,
+        error: TaskError::new(message),
+    }
+}
+
+/// A, B succeed; C (task 3) fails and the code rethrows.
+fn failed_after_two_history() -> Vec<HistoryRow> {
+    let mut h = two_step_history();
+    run(
+        &mut h,
+        &[msg(3, completed(2, "8"))],
+        true,
+        r#"[{"t":"activity","task":3,"name":"C","input":8,"retry":{"maxAttempts":2}}]"#,
+    )
+    .unwrap();
+    run(
+        &mut h,
+        &[msg(4, failed(3, "boom"))],
+        true,
+        r#"[{"t":"fail","error":{"message":"boom"}}]"#,
+    )
+    .unwrap();
+    h
+}
+
+#[test]
+fn rewind_reruns_only_the_failed_activity() {
+    let h = failed_after_two_history();
+    assert_eq!(
+        kinds(&h)[h.len() - 2..],
+        ["ActivityFailed", "ExecutionFailed"]
+    );
+    let plan = plan_rewind(1, &h).unwrap();
+    assert_eq!(plan.last_event_id, h.len() as u64);
+    assert_eq!(plan.truncate_from, h.len() as u64 - 1);
+    assert_eq!(plan.activities.len(), 1);
+    assert_eq!(plan.activities[0].task, 3);
+    assert_eq!(plan.activities[0].name, "C");
+    assert_eq!(plan.activities[0].retry.as_ref().unwrap().max_attempts, 2);
+    assert_eq!(plan.messages.len(), 1);
+    assert!(matches!(
+        &plan.messages[0].0,
+        Message::Retry { error, removed: 2 } if error.message == "boom"
+    ));
+    assert!(plan.open_children.is_empty());
+    assert!(plan.custom_status.is_none());
+
+    // The retry turn replays A and B from history and runs the code after B for real.
+    let mut kept: Vec<HistoryRow> = h[..plan.truncate_from as usize - 1].to_vec();
+    let Plan::Run(turn) = plan_of(&kept, &[msg(9, plan.messages[0].0.clone())], true) else {
+        panic!("a retry must run the code");
+    };
+    assert!(turn.full_replay);
+    assert_eq!(turn.jobs.len(), 3);
+    assert_eq!(turn.replay_count, 2);
+    let out = turn
+        .finish(raw(
+            r#"[{"t":"activity","task":1,"name":"A","input":1},
+                {"t":"activity","task":2,"name":"B","input":7},
+                {"t":"activity","task":3,"name":"C","input":8}]"#,
+        ))
+        .unwrap();
+    assert!(out.activities.is_empty(), "C is queued by the rewind, not again");
+    append(&mut kept, &out);
+    assert_eq!(kinds(&kept).last(), Some(&"ExecutionRetried"));
+}
+
+#[test]
+fn rewind_of_a_fan_out_redelivers_results_that_had_arrived() {
+    let mut h = Vec::new();
+    run(
+        &mut h,
+        &[start_msg(1)],
+        false,
+        r#"[{"t":"activity","task":1,"name":"A","input":1},
+            {"t":"activity","task":2,"name":"B","input":2},
+            {"t":"timer","task":3,"delayMs":60000}]"#,
+    )
+    .unwrap();
+    run(
+        &mut h,
+        &[
+            msg(2, completed(1, "1")),
+            msg(3, Message::Event {
+                name: "go".into(),
+                data: p("true"),
+            }),
+            msg(4, failed(2, "bad")),
+        ],
+        true,
+        r#"[{"t":"status","value":"failing"},{"t":"fail","error":{"message":"bad"}}]"#,
+    )
+    .unwrap();
+    let plan = plan_rewind(1, &h).unwrap();
+    // Everything from A's result on goes; A's result and the event come back as messages.
+    assert_eq!(plan.truncate_from, 5);
+    let kinds: Vec<&str> = plan.messages.iter().map(|(m, _)| m.kind()).collect();
+    assert_eq!(kinds, ["Retry", "ActivityCompleted", "Event", "TimerFired"]);
+    assert_eq!(plan.messages[3].1, Some(1000 + 60000));
+    assert_eq!(plan.activities.len(), 1);
+    assert_eq!(plan.activities[0].task, 2);
+    assert!(matches!(plan.custom_status, Some(None)));
+}
+
+#[test]
+fn rewind_after_runtime_failure_keeps_the_turn_and_replays_it() {
+    let mut h = two_step_history();
+    run(&mut h, &[msg(3, failed(2, "bad"))], true, "[]").unwrap();
+    let plan = prepare(TurnInput {
+        instance_id: "i1",
+        execution_id: 1,
+        history: &h,
+        messages: &[msg(
+            4,
+            Message::Event {
+                name: "e".into(),
+                data: p("1"),
+            },
+        )],
+        now: 2000,
+        incremental: false,
+    });
+    let Plan::Run(turn) = plan else { panic!() };
+    let out = turn.fail(TaskError::with_code("changed", "ERR_NONDETERMINISM"));
+    append(&mut h, &out);
+    let plan = plan_rewind(1, &h).unwrap();
+    assert_eq!(plan.truncate_from, h.len() as u64, "only the failure goes");
+    assert!(plan.activities.is_empty());
+    assert_eq!(plan.messages.len(), 1);
+}
+
+#[test]
+fn rewind_of_a_canceled_execution_reopens_its_children() {
+    let mut h = Vec::new();
+    run(
+        &mut h,
+        &[start_msg(1)],
+        false,
+        r#"[{"t":"child","task":1,"name":"Kid","input":null}]"#,
+    )
+    .unwrap();
+    run(
+        &mut h,
+        &[msg(
+            2,
+            Message::Cancel {
+                reason: "stop".into(),
+            },
+        )],
+        true,
+        "[]",
+    )
+    .unwrap();
+    assert_eq!(
+        kinds(&h)[h.len() - 2..],
+        ["CancelRequested", "ExecutionFailed"]
+    );
+    let plan = plan_rewind(1, &h).unwrap();
+    assert_eq!(plan.truncate_from, h.len() as u64 - 1);
+    assert_eq!(plan.open_children, vec![(1, "i1:1:1".to_owned())]);
+}
+
+#[test]
+fn rewind_refuses_an_execution_that_did_not_fail() {
+    let h = two_step_history();
+    assert!(plan_rewind(1, &h).unwrap_err().contains("not a failure"));
+    assert!(plan_rewind(1, &[]).is_err());
+}

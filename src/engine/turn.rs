@@ -257,7 +257,7 @@ impl ExecutionView {
                 name: name.clone(),
                 data: data.clone(),
             }),
-            Event::CancelRequested { .. } => {}
+            Event::CancelRequested { .. } | Event::ExecutionRetried { .. } => {}
         }
     }
 
@@ -484,6 +484,7 @@ pub fn prepare(input: TurnInput<'_>) -> Plan {
     }
     let exec = input.execution_id;
     let mut cancel_reason = None;
+    let mut retried = false;
     for queued in input.messages {
         if Some(queued.seq) == start_seq {
             continue;
@@ -545,6 +546,13 @@ pub fn prepare(input: TurnInput<'_>) -> Plan {
                 }
                 continue;
             }
+            Message::Retry { error, removed } => {
+                retried = true;
+                Event::ExecutionRetried {
+                    error: error.clone(),
+                    removed: *removed,
+                }
+            }
             // Duplicates, stale executions, cancelled tasks: dropped.
             _ => continue,
         };
@@ -562,16 +570,21 @@ pub fn prepare(input: TurnInput<'_>) -> Plan {
             &reason,
         )));
     }
-    let full_replay = !input.incremental || input.history.is_empty();
+    // A retried execution replays in full: its history was rewound under any cached generator.
+    let full_replay = !input.incremental || input.history.is_empty() || retried;
     let mut jobs = Vec::new();
     if full_replay {
         for row in input.history {
             jobs.extend(job_for(&row.event, row.ts));
         }
     }
-    let replay_count = jobs.len();
+    let mut replay_count = jobs.len();
     for event in &new_events {
         jobs.extend(job_for(event, input.now));
+    }
+    if retried && jobs.len() == replay_count && replay_count > 0 {
+        // Nothing new arrived: the code after the last kept event runs again for real.
+        replay_count -= 1;
     }
     if jobs.len() == replay_count {
         // No new job (everything was dropped): nothing changes but the queue.

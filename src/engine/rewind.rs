@@ -1,0 +1,228 @@
+//! Rewinding a failed execution to its last good point, for `retryInstance`.
+//!
+//! History stays the record of what the code decided: the failure and the events that led
+//! to it are taken out, an `ExecutionRetried` marker takes their place, and everything the
+//! execution was waiting for at that point is put back in flight. Activities that had
+//! succeeded before the failure stay in history and are not run again.
+
+use std::collections::{HashMap, HashSet};
+
+use super::history::{Event, HistoryRow, Message, Payload, TaskError};
+use super::turn::ActivityRequest;
+
+/// Failures the runtime decided for the code (it never threw): such an execution is retried
+/// by replaying all of its history again, typically with fixed or newly registered code.
+const RUNTIME_FAILURES: &[&str] = &[
+    "ERR_NONDETERMINISM",
+    "ERR_POISON",
+    "ERR_NOT_REGISTERED",
+    "ERR_PROTOCOL",
+];
+
+/// The writes that put a failed execution back to work.
+#[derive(Debug, Clone)]
+pub struct RewindPlan {
+    pub execution_id: u64,
+    /// History must still end with this event when the plan is applied.
+    pub last_event_id: u64,
+    /// Events from this id on are removed.
+    pub truncate_from: u64,
+    /// Activities to queue again: the failed ones and those dropped when the execution ended.
+    pub activities: Vec<ActivityRequest>,
+    /// Messages for the instance, in order, each with its visible time (`None`: now). The
+    /// `Retry` message comes first; then the arrivals removed with the failure.
+    pub messages: Vec<(Message, Option<i64>)>,
+    /// Sub-orchestrations the kept history still waits for, as `(task, instance id)`; the
+    /// caller looks at each (running: it will report; completed: queue its result;
+    /// failed: retry it too).
+    pub open_children: Vec<(u32, String)>,
+    /// The custom status of the kept history, when removed events had changed it.
+    pub custom_status: Option<Option<Payload>>,
+}
+
+fn is_arrival(event: &Event) -> bool {
+    matches!(
+        event,
+        Event::ActivityCompleted { .. }
+            | Event::ActivityFailed { .. }
+            | Event::TimerFired { .. }
+            | Event::ChildCompleted { .. }
+            | Event::ChildFailed { .. }
+            | Event::EventRaised { .. }
+    )
+}
+
+/// Where the failed execution's last good point is: the index of the first event to remove.
+fn cut_point(history: &[HistoryRow], error: &TaskError) -> usize {
+    let failed_at = history.len() - 1;
+    if error
+        .code
+        .as_deref()
+        .is_some_and(|c| RUNTIME_FAILURES.contains(&c))
+    {
+        return failed_at;
+    }
+    if failed_at > 0 && matches!(history[failed_at - 1].event, Event::CancelRequested { .. }) {
+        return failed_at - 1;
+    }
+    // The last task failure caused it (possibly through code that caught and rethrew, or
+    // compensated first). Arrivals just before it go too: nothing was decided on them yet.
+    let Some(mut cut) = history[..failed_at].iter().rposition(|r| {
+        matches!(
+            r.event,
+            Event::ActivityFailed { .. } | Event::ChildFailed { .. }
+        )
+    }) else {
+        return failed_at;
+    };
+    while cut > 0 && is_arrival(&history[cut - 1].event) {
+        cut -= 1;
+    }
+    cut
+}
+
+/// Plans the rewind of execution `execution_id`, whose history must end with its failure.
+pub fn plan_rewind(execution_id: u64, history: &[HistoryRow]) -> Result<RewindPlan, String> {
+    let Some(last) = history.last() else {
+        return Err("the execution has no history to retry from".into());
+    };
+    let Event::ExecutionFailed { error } = &last.event else {
+        return Err(format!(
+            "the execution ended with {}, not a failure",
+            last.event.kind()
+        ));
+    };
+    let cut = cut_point(history, error);
+    let (kept, removed) = history.split_at(cut);
+
+    // What the kept history scheduled and has not seen settle.
+    let mut scheduled: HashMap<u32, &Event> = HashMap::new();
+    let mut settled: HashSet<u32> = HashSet::new();
+    let mut custom_status = None;
+    for row in kept {
+        match &row.event {
+            Event::ActivityScheduled { task, .. }
+            | Event::TimerCreated { task, .. }
+            | Event::ChildScheduled { task, .. } => {
+                scheduled.insert(*task, &row.event);
+            }
+            Event::ActivityCompleted { task, .. }
+            | Event::ActivityFailed { task, .. }
+            | Event::TimerFired { task }
+            | Event::ChildCompleted { task, .. }
+            | Event::ChildFailed { task, .. }
+            | Event::TaskCanceled { task } => {
+                settled.insert(*task);
+            }
+            Event::ExecutionStarted {
+                custom_status: carried,
+                ..
+            } => custom_status = carried.clone(),
+            Event::CustomStatusSet { value } => custom_status = Some(value.clone()),
+            _ => {}
+        }
+    }
+    let open = |task: &u32| scheduled.contains_key(task) && !settled.contains(task);
+
+    let mut messages = vec![(
+        Message::Retry {
+            error: error.clone(),
+            removed: removed.len() as u64,
+        },
+        None,
+    )];
+    // Results that had arrived are delivered again rather than redone.
+    let mut delivered: HashSet<u32> = HashSet::new();
+    let mut status_changed = false;
+    for row in removed {
+        let message = match &row.event {
+            Event::ActivityCompleted { task, result } if open(task) => {
+                Message::ActivityCompleted {
+                    execution_id,
+                    task: *task,
+                    result: result.clone(),
+                }
+            }
+            Event::TimerFired { task } if open(task) => Message::TimerFired {
+                execution_id,
+                task: *task,
+            },
+            Event::ChildCompleted { task, output } if open(task) => Message::ChildCompleted {
+                execution_id,
+                task: *task,
+                output: output.clone(),
+            },
+            Event::EventRaised { name, data } => {
+                messages.push((
+                    Message::Event {
+                        name: name.clone(),
+                        data: data.clone(),
+                    },
+                    None,
+                ));
+                continue;
+            }
+            Event::CustomStatusSet { .. } => {
+                status_changed = true;
+                continue;
+            }
+            _ => continue,
+        };
+        if let Some(task) = message_task(&message) {
+            if delivered.insert(task) {
+                messages.push((message, None));
+            }
+        }
+    }
+
+    let mut activities = Vec::new();
+    let mut open_children = Vec::new();
+    let mut pending: Vec<(&u32, &&Event)> = scheduled
+        .iter()
+        .filter(|(task, _)| open(task) && !delivered.contains(task))
+        .collect();
+    pending.sort_by_key(|(task, _)| **task);
+    for (task, event) in pending {
+        match event {
+            Event::ActivityScheduled {
+                name, input, retry, ..
+            } => activities.push(ActivityRequest {
+                task: *task,
+                name: name.clone(),
+                input: input.clone(),
+                retry: retry.clone(),
+            }),
+            // The timer's row went when the execution ended: it fires when it was due.
+            Event::TimerCreated { fire_at, .. } => messages.push((
+                Message::TimerFired {
+                    execution_id,
+                    task: *task,
+                },
+                Some(*fire_at),
+            )),
+            Event::ChildScheduled { instance_id, .. } => {
+                open_children.push((*task, instance_id.clone()))
+            }
+            _ => {}
+        }
+    }
+
+    Ok(RewindPlan {
+        execution_id,
+        last_event_id: last.event_id,
+        truncate_from: history[cut].event_id,
+        activities,
+        messages,
+        open_children,
+        custom_status: status_changed.then_some(custom_status),
+    })
+}
+
+fn message_task(message: &Message) -> Option<u32> {
+    match message {
+        Message::ActivityCompleted { task, .. }
+        | Message::TimerFired { task, .. }
+        | Message::ChildCompleted { task, .. } => Some(*task),
+        _ => None,
+    }
+}
