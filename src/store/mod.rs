@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use tokio::sync::Notify;
 
 use crate::engine::{
-    HistoryRow, Message, Payload, QueuedMessage, RetryPolicy, StartRequest, TaskError, Terminal,
-    TurnOutcome,
+    payload_from_str, plan_rewind, HistoryRow, Message, Payload, QueuedMessage, RetryPolicy,
+    RewindPlan, StartRequest, TaskError, Terminal, TurnOutcome,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -330,6 +330,12 @@ pub trait Provider: Send + Sync + 'static {
     /// everything queued for them. A running instance is refused unless `force`.
     async fn delete_instance(&self, instance_id: &str, force: bool) -> Result<Deletion>;
 
+    /// Applies a [`RewindPlan`] to a failed instance: removes the failure from its history,
+    /// queues what the plan lists and marks the instance Running, in one transaction.
+    /// `false` (nothing written) unless the instance is still Failed in that execution with
+    /// that history.
+    async fn rewind_instance(&self, instance_id: &str, plan: &RewindPlan) -> Result<bool>;
+
     // --- management ---
     /// A page of instances matching `filter`, in `(created_at, instance_id)` order.
     async fn list_instances(&self, filter: &InstanceFilter) -> Result<InstancePage>;
@@ -442,3 +448,85 @@ pub fn executions_to_prune(
 }
 
 pub type SharedProvider = Arc<dyn Provider>;
+
+/// Why [`retry_instance`] did nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum RetryError {
+    #[error("no instance '{0}'")]
+    NotFound(String),
+    /// Only a Failed instance can be retried.
+    #[error("instance '{0}' is {1}; only a Failed instance can be retried")]
+    NotFailed(String, String),
+    #[error("instance '{0}' cannot be retried: {1}")]
+    Unretryable(String, String),
+    /// It changed between reading and rewinding (retried or deleted meanwhile).
+    #[error("instance '{0}' changed while it was being retried; look at it again")]
+    Conflict(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Re-runs a Failed instance from its last good point (see [`crate::engine::plan_rewind`]):
+/// activities that succeeded before the failure are not run again. Failed sub-orchestrations
+/// the instance still waits for are retried too, after it. Returns the ids retried, the
+/// instance's first.
+pub async fn retry_instance(
+    provider: &dyn Provider,
+    instance_id: &str,
+) -> std::result::Result<Vec<String>, RetryError> {
+    let id = instance_id.to_owned();
+    let info = provider
+        .instance(&id)
+        .await?
+        .ok_or_else(|| RetryError::NotFound(id.clone()))?;
+    if info.status != "Failed" {
+        return Err(RetryError::NotFailed(id, info.status));
+    }
+    let history = provider.history(&id, Some(info.execution_id)).await?;
+    let mut plan = plan_rewind(info.execution_id, &history)
+        .map_err(|why| RetryError::Unretryable(id.clone(), why))?;
+    let mut failed_children = Vec::new();
+    for (task, child_id) in &plan.open_children {
+        let child = provider.instance(child_id).await?.ok_or_else(|| {
+            RetryError::Unretryable(
+                id.clone(),
+                format!("its sub-orchestration '{child_id}' was deleted"),
+            )
+        })?;
+        match child.status.as_str() {
+            // Its result was dropped while the parent was failed: deliver it again.
+            "Completed" => {
+                let output = payload_from_str(child.output.as_deref().unwrap_or("null"))
+                    .map_err(|e| StoreError::Corrupt(format!("output of '{child_id}': {e}")))?;
+                plan.messages.push((
+                    Message::ChildCompleted {
+                        execution_id: info.execution_id,
+                        task: *task,
+                        output,
+                    },
+                    None,
+                ));
+            }
+            "Failed" => {
+                let child_history = provider.history(child_id, Some(child.execution_id)).await?;
+                plan_rewind(child.execution_id, &child_history).map_err(|why| {
+                    RetryError::Unretryable(
+                        id.clone(),
+                        format!("its sub-orchestration '{child_id}' cannot be retried: {why}"),
+                    )
+                })?;
+                failed_children.push(child_id.clone());
+            }
+            // Running: it reports when it ends.
+            _ => {}
+        }
+    }
+    if !provider.rewind_instance(&id, &plan).await? {
+        return Err(RetryError::Conflict(id));
+    }
+    let mut retried = vec![id];
+    for child in failed_children {
+        retried.extend(Box::pin(retry_instance(provider, &child)).await?);
+    }
+    Ok(retried)
+}

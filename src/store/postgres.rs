@@ -22,8 +22,8 @@ use super::{
     PageCursor, Provider, QueueDepths, Result, StoreError, SystemMetrics, TurnCommit, Wakers,
 };
 use crate::engine::{
-    event_data, event_from_row, message_data, message_from_row, HistoryRow, Message, ParentLink,
-    QueuedMessage, StartRequest, TaskError,
+    event_data, event_from_row, message_data, message_from_row, ActivityRequest, HistoryRow,
+    Message, ParentLink, QueuedMessage, RewindPlan, StartRequest, TaskError,
 };
 
 /// The schema used when none is given.
@@ -704,6 +704,96 @@ async fn create_instances(
     Ok(())
 }
 
+async fn insert_activities(
+    conn: &mut PgConnection,
+    instance_id: &str,
+    execution_id: i64,
+    now: i64,
+    activities: &[ActivityRequest],
+) -> Result<()> {
+    if activities.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO worker_queue (instance_id, execution_id, task, name, input, retry, visible_at, created_at)
+         SELECT $1, $2, a.task, a.name, a.input, a.retry, $3, $3
+         FROM UNNEST($4::int[], $5::text[], $6::text[], $7::text[])
+             WITH ORDINALITY AS a(task, name, input, retry, n)
+         ORDER BY a.n",
+    )
+    .bind(instance_id)
+    .bind(execution_id)
+    .bind(now)
+    .bind(activities.iter().map(|a| a.task as i32).collect::<Vec<_>>())
+    .bind(activities.iter().map(|a| a.name.clone()).collect::<Vec<_>>())
+    .bind(
+        activities
+            .iter()
+            .map(|a| a.input.get().to_owned())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        activities
+            .iter()
+            .map(|a| {
+                a.retry
+                    .as_ref()
+                    .map(|r| serde_json::to_string(r).unwrap_or_default())
+            })
+            .collect::<Vec<_>>(),
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Applies a rewind plan (see [`Provider::rewind_instance`]).
+async fn rewind_in(
+    conn: &mut PgConnection,
+    instance_id: &str,
+    plan: &RewindPlan,
+    now: i64,
+) -> Result<bool> {
+    let exec = plan.execution_id as i64;
+    let (status_set, status_value) = match &plan.custom_status {
+        Some(value) => (true, value.as_ref().map(|v| v.get().to_owned())),
+        None => (false, None),
+    };
+    let updated = sqlx::query(
+        "UPDATE instances SET status = 'Running', output = NULL, error = NULL, error_code = NULL,
+            updated_at = $1, lock_owner = NULL, lock_until = 0, generation = generation + 1,
+            custom_status = CASE WHEN $2 THEN $3 ELSE custom_status END,
+            custom_status_version = custom_status_version + CASE WHEN $2 THEN 1 ELSE 0 END
+         WHERE instance_id = $4 AND status = 'Failed' AND execution_id = $5
+           AND (SELECT MAX(event_id) FROM history WHERE instance_id = $4 AND execution_id = $5) = $6",
+    )
+    .bind(now)
+    .bind(status_set)
+    .bind(status_value)
+    .bind(instance_id)
+    .bind(exec)
+    .bind(plan.last_event_id as i64)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if updated == 0 {
+        return Ok(false);
+    }
+    sqlx::query("DELETE FROM history WHERE instance_id = $1 AND execution_id = $2 AND event_id >= $3")
+        .bind(instance_id)
+        .bind(exec)
+        .bind(plan.truncate_from as i64)
+        .execute(&mut *conn)
+        .await?;
+    insert_activities(conn, instance_id, exec, now, &plan.activities).await?;
+    let mut queue = QueueRows::default();
+    for (message, visible_at) in &plan.messages {
+        queue.push(instance_id, message, visible_at.unwrap_or(now));
+    }
+    queue.insert(conn).await?;
+    Ok(true)
+}
+
 async fn commit_turn_in(conn: &mut PgConnection, c: &TurnCommit) -> Result<()> {
     let out = &c.outcome;
     let InstanceUpdate {
@@ -813,43 +903,7 @@ async fn commit_turn_in(conn: &mut PgConnection, c: &TurnCommit) -> Result<()> {
         .execute(&mut *conn)
         .await?;
     }
-    if !out.activities.is_empty() {
-        sqlx::query(
-            "INSERT INTO worker_queue (instance_id, execution_id, task, name, input, retry, visible_at, created_at)
-             SELECT $1, $2, a.task, a.name, a.input, a.retry, $3, $3
-             FROM UNNEST($4::int[], $5::text[], $6::text[], $7::text[])
-                 WITH ORDINALITY AS a(task, name, input, retry, n)
-             ORDER BY a.n",
-        )
-        .bind(&c.instance_id)
-        .bind(exec)
-        .bind(c.now)
-        .bind(
-            out.activities
-                .iter()
-                .map(|a| a.task as i32)
-                .collect::<Vec<_>>(),
-        )
-        .bind(out.activities.iter().map(|a| a.name.clone()).collect::<Vec<_>>())
-        .bind(
-            out.activities
-                .iter()
-                .map(|a| a.input.get().to_owned())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            out.activities
-                .iter()
-                .map(|a| {
-                    a.retry
-                        .as_ref()
-                        .map(|r| serde_json::to_string(r).unwrap_or_default())
-                })
-                .collect::<Vec<_>>(),
-        )
-        .execute(&mut *conn)
-        .await?;
-    }
+    insert_activities(conn, &c.instance_id, exec, c.now, &out.activities).await?;
     let mut queue = QueueRows::default();
     create_instances(conn, &out.starts, c.now, &mut queue).await?;
     for t in &out.timers {
@@ -1038,6 +1092,26 @@ impl Provider for PostgresProvider {
         };
         self.signal(change, true).await;
         Ok(Deletion::Deleted(tree))
+    }
+
+    async fn rewind_instance(&self, instance_id: &str, plan: &RewindPlan) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let now: i64 = sqlx::query_scalar("SELECT reprise_now_ms()")
+            .fetch_one(&mut *tx)
+            .await?;
+        if !rewind_in(&mut tx, instance_id, plan, now).await? {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        tx.commit().await?;
+        let change = Change {
+            orchestrations: true,
+            activities: !plan.activities.is_empty(),
+            instances: vec![instance_id.to_owned()],
+            ..Default::default()
+        };
+        self.signal(change, true).await;
+        Ok(true)
     }
 
     async fn list_instances(&self, f: &InstanceFilter) -> Result<InstancePage> {

@@ -25,8 +25,8 @@ use super::{
     TurnCommit, Wakers,
 };
 use crate::engine::{
-    event_data, event_from_row, message_data, message_from_row, HistoryRow, Message, QueuedMessage,
-    StartRequest,
+    event_data, event_from_row, message_data, message_from_row, ActivityRequest, HistoryRow,
+    Message, QueuedMessage, RewindPlan, StartRequest,
 };
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -419,6 +419,89 @@ fn in_list(qb: &mut QueryBuilder<Sqlite>, values: impl IntoIterator<Item = i64>)
     sep.push_unseparated(")");
 }
 
+async fn insert_activities(
+    conn: &mut SqliteConnection,
+    instance_id: &str,
+    execution_id: i64,
+    now: i64,
+    activities: &[ActivityRequest],
+) -> Result<()> {
+    if activities.is_empty() {
+        return Ok(());
+    }
+    let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+        "INSERT INTO worker_queue (instance_id, execution_id, task, name, input, retry, visible_at, created_at) ",
+    );
+    qb.push_values(activities, |mut b, a| {
+        b.push_bind(instance_id)
+            .push_bind(execution_id)
+            .push_bind(a.task as i64)
+            .push_bind(&a.name)
+            .push_bind(a.input.get())
+            .push_bind(
+                a.retry
+                    .as_ref()
+                    .map(|r| serde_json::to_string(r).unwrap_or_default()),
+            )
+            .push_bind(now)
+            .push_bind(now);
+    });
+    qb.build().execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// Applies a rewind plan (see [`Provider::rewind_instance`]).
+async fn rewind_in(
+    conn: &mut SqliteConnection,
+    instance_id: &str,
+    plan: &RewindPlan,
+    now: i64,
+) -> Result<bool> {
+    let exec = plan.execution_id as i64;
+    let (status_set, status_value) = match &plan.custom_status {
+        Some(value) => (1i64, value.as_ref().map(|v| v.get().to_owned())),
+        None => (0, None),
+    };
+    let updated = sqlx::query(
+        "UPDATE instances SET status = 'Running', output = NULL, error = NULL, error_code = NULL,
+            updated_at = ?1, lock_owner = NULL, lock_until = 0, generation = generation + 1,
+            custom_status = CASE WHEN ?2 THEN ?3 ELSE custom_status END,
+            custom_status_version = custom_status_version + ?2
+         WHERE instance_id = ?4 AND status = 'Failed' AND execution_id = ?5
+           AND (SELECT MAX(event_id) FROM history WHERE instance_id = ?4 AND execution_id = ?5) = ?6",
+    )
+    .bind(now)
+    .bind(status_set)
+    .bind(status_value)
+    .bind(instance_id)
+    .bind(exec)
+    .bind(plan.last_event_id as i64)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if updated == 0 {
+        return Ok(false);
+    }
+    sqlx::query("DELETE FROM history WHERE instance_id = ?1 AND execution_id = ?2 AND event_id >= ?3")
+        .bind(instance_id)
+        .bind(exec)
+        .bind(plan.truncate_from as i64)
+        .execute(&mut *conn)
+        .await?;
+    insert_activities(conn, instance_id, exec, now, &plan.activities).await?;
+    let rows: Vec<QueueInsert> = plan
+        .messages
+        .iter()
+        .map(|(message, visible_at)| QueueInsert {
+            instance_id: instance_id.to_owned(),
+            message: message.clone(),
+            visible_at: visible_at.unwrap_or(now),
+        })
+        .collect();
+    insert_messages(conn, &rows).await?;
+    Ok(true)
+}
+
 async fn commit_turn_in(conn: &mut SqliteConnection, c: TurnCommit) -> Result<()> {
     let out = &c.outcome;
     let InstanceUpdate {
@@ -504,26 +587,7 @@ async fn commit_turn_in(conn: &mut SqliteConnection, c: TurnCommit) -> Result<()
         in_list(&mut qb, out.canceled_timers.iter().map(|t| *t as i64));
         qb.build().execute(&mut *conn).await?;
     }
-    if !out.activities.is_empty() {
-        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "INSERT INTO worker_queue (instance_id, execution_id, task, name, input, retry, visible_at, created_at) ",
-        );
-        qb.push_values(&out.activities, |mut b, a| {
-            b.push_bind(&c.instance_id)
-                .push_bind(exec)
-                .push_bind(a.task as i64)
-                .push_bind(&a.name)
-                .push_bind(a.input.get())
-                .push_bind(
-                    a.retry
-                        .as_ref()
-                        .map(|r| serde_json::to_string(r).unwrap_or_default()),
-                )
-                .push_bind(c.now)
-                .push_bind(c.now);
-        });
-        qb.build().execute(&mut *conn).await?;
-    }
+    insert_activities(conn, &c.instance_id, exec, c.now, &out.activities).await?;
     let mut queue: Vec<QueueInsert> = Vec::new();
     for start in &out.starts {
         let created = create_instance_in(conn, start, c.now).await?;
@@ -687,6 +751,24 @@ impl Provider for SqliteProvider {
             }
         }
         Ok(deletion)
+    }
+
+    async fn rewind_instance(&self, instance_id: &str, plan: &RewindPlan) -> Result<bool> {
+        let id = instance_id.to_owned();
+        let plan_owned = plan.clone();
+        let rewound = self
+            .write(move |conn| {
+                Box::pin(async move { rewind_in(conn, &id, &plan_owned, now_ms()).await })
+            })
+            .await?;
+        if rewound {
+            self.wakers.orchestrations.notify_one();
+            if !plan.activities.is_empty() {
+                self.wakers.activities.notify_one();
+            }
+            self.wakers.instance_changed(instance_id);
+        }
+        Ok(rewound)
     }
 
     async fn list_instances(&self, filter: &InstanceFilter) -> Result<InstancePage> {

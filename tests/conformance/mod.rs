@@ -11,7 +11,7 @@
 use std::time::{Duration, Instant};
 
 use reprise::engine::{
-    payload_from_str, ActivityRequest, Event, HistoryRow, Message, Outbound, ParentLink, Payload,
+    payload_from_str, plan_rewind, ActivityRequest, Event, HistoryRow, Message, Outbound, ParentLink, Payload,
     RetryPolicy, StartRequest, TaskError, Terminal, TimerRequest, TurnOutcome, FORMAT_VERSION,
 };
 use reprise::store::{
@@ -56,6 +56,7 @@ macro_rules! conformance_suite {
             metrics_and_queue_depths,
             bulk_delete_removes_only_finished_instances,
             prune_executions_keeps_the_current_execution,
+            rewind_puts_a_failed_instance_back_to_work,
         );
     };
 }
@@ -2127,4 +2128,103 @@ pub async fn prune_executions_keeps_the_current_execution(p: SharedProvider) {
         vec![(4, 2), (5, 0)]
     );
     assert_eq!(last[1].first_event_at, None);
+}
+
+// ---------------------------------------------------------------------------------------
+// Rewind (retryInstance)
+// ---------------------------------------------------------------------------------------
+
+/// A failed instance is rewound in one step: the failure leaves its history, the failed
+/// activity is queued again (the succeeded one is not), its timer is queued again for its
+/// due time, the custom status goes back, and a second rewind of the same plan is refused.
+pub async fn rewind_puts_a_failed_instance_back_to_work(p: SharedProvider) {
+    let fire_at = p.now().await.unwrap() + 20_000;
+    start_instance_with(&p, "r", "Flow", |o| {
+        schedule_activity(o, 1, "A", "1");
+        schedule_activity(o, 2, "B", "2");
+        schedule_timer(o, 3, fire_at);
+    })
+    .await;
+    let mut work = claim_work(&p, "W", LONG_LEASE).await;
+    work.sort_by_key(|w| w.task);
+    assert!(p
+        .complete_activity(&work[0], ActivityResult::Completed(payload("10")))
+        .await
+        .unwrap());
+    let item = claim_only(&p, "A", LONG_LEASE, "r").await;
+    let outcome = TurnOutcome {
+        events: vec![
+            Event::ActivityCompleted {
+                task: 1,
+                result: payload("10"),
+            },
+            Event::CustomStatusSet {
+                value: payload(r#""halfway""#),
+            },
+        ],
+        consumed: seqs(&item),
+        custom_status: Some(payload(r#""halfway""#)),
+        ..Default::default()
+    };
+    p.commit_turn(turn_commit(&item, outcome)).await.unwrap();
+    assert!(p
+        .complete_activity(&work[1], ActivityResult::Failed(TaskError::new("B broke")))
+        .await
+        .unwrap());
+    let item = claim_only(&p, "A", LONG_LEASE, "r").await;
+    let error = TaskError::new("B broke");
+    let outcome = TurnOutcome {
+        events: vec![
+            Event::ActivityFailed {
+                task: 2,
+                error: error.clone(),
+            },
+            Event::CustomStatusSet {
+                value: payload(r#""failing""#),
+            },
+            Event::ExecutionFailed {
+                error: error.clone(),
+            },
+        ],
+        consumed: seqs(&item),
+        terminal: Some(Terminal::Failed(error)),
+        custom_status: Some(payload(r#""failing""#)),
+        canceled_timers: vec![3],
+        ..Default::default()
+    };
+    p.commit_turn(turn_commit(&item, outcome)).await.unwrap();
+    assert_eq!(instance(&p, "r").await.status, "Failed");
+    assert_eq!(p.next_due().await.unwrap(), None, "the timer went with the failure");
+
+    let failed_history = history(&p, "r", None).await;
+    let plan = plan_rewind(1, &failed_history).expect("a plan");
+    assert!(p.rewind_instance("r", &plan).await.unwrap());
+
+    let info = instance(&p, "r").await;
+    assert_eq!(info.status, "Running");
+    assert_eq!((info.error, info.error_code, info.output), (None, None, None));
+    assert_eq!(info.custom_status.as_deref(), Some(r#""halfway""#));
+    assert_eq!(info.custom_status_version, 3);
+    assert_eq!(
+        history_kinds(&history(&p, "r", None).await),
+        vec![
+            "ExecutionStarted",
+            "ActivityScheduled",
+            "ActivityScheduled",
+            "TimerCreated",
+            "ActivityCompleted",
+            "CustomStatusSet"
+        ]
+    );
+    let again = claim_one_activity(&p, "W", LONG_LEASE).await;
+    assert_eq!((again.task, again.name.as_str(), again.attempt), (2, "B", 1));
+    let item = claim_only(&p, "A", LONG_LEASE, "r").await;
+    assert_eq!(kinds(&item), vec!["Retry"]);
+    assert_eq!(p.next_due().await.unwrap(), Some(fire_at));
+
+    assert!(
+        !p.rewind_instance("r", &plan).await.unwrap(),
+        "a running instance is not rewound again"
+    );
+    assert!(!p.rewind_instance("nobody", &plan).await.unwrap());
 }
