@@ -1,7 +1,8 @@
 'use strict';
 
 const native = require('./native');
-const { InvalidArgumentError, nativeCall } = require('./errors');
+const { InvalidArgumentError, NotFoundError, nativeCall } = require('./errors');
+const { ABORTED, checkEventOptions, unlessAborted } = require('./events');
 const { checkInstanceId, checkName, describe, toJson } = require('./json');
 
 function parseStatus(text) {
@@ -257,6 +258,58 @@ class Client {
       throw new InvalidArgumentError(`timeoutMs must be a number >= 0, got ${describe(timeoutMs)}`);
     }
     return parseStatus(await nativeCall(this._native.waitForStatusChange(instanceId, lastVersion, timeoutMs)));
+  }
+
+  /**
+   * Re-runs a Failed instance from its last good point: the failure and what led to it
+   * leave the history (an `ExecutionRetried` event records it), the failed activities run
+   * again with a fresh retry budget, and activities that had succeeded are not run again.
+   * Failed sub-orchestrations it still waited for are retried too. Resolves to the ids
+   * retried (this instance first). NotFoundError for an unknown id, InvalidStateError
+   * for an instance that is not Failed.
+   */
+  async retryInstance(instanceId) {
+    checkInstanceId(instanceId);
+    return JSON.parse(await nativeCall(this._native.retryInstance(instanceId)));
+  }
+
+  /**
+   * Follows an instance as an async iterator of lifecycle events (see LifecycleEvent):
+   * everything in its history from its first execution (`since: 'start'`, the default) or
+   * only what happens from now on (`since: 'now'`), then live. Ends after the instance's
+   * completion or failure, when `signal` aborts, or when the loop breaks. Woken by commits
+   * in this process; other processes' commits are seen within the provider's poll
+   * interval. `activityStarted`/`activityRetried` are read from the activity queue, so an
+   * attempt that starts and ends between two reads may go unreported (runtime.events()
+   * sees every one in the runtime's own process). NotFoundError if the instance does not
+   * exist when the watch begins.
+   */
+  async *watch(instanceId, options = {}) {
+    checkInstanceId(instanceId);
+    const { signal, types } = checkEventOptions(options, ['signal', 'since', 'types']);
+    const since = options.since === undefined ? 'start' : options.since;
+    if (since !== 'start' && since !== 'now') {
+      throw new InvalidArgumentError(`options.since must be 'start' or 'now', got ${describe(since)}`);
+    }
+    let cursor = JSON.stringify({ executionId: 0, eventId: 0, skipExisting: since === 'now' });
+    let first = true;
+    while (!(signal && signal.aborted)) {
+      const text = await unlessAborted(nativeCall(this._native.watchNext(instanceId, cursor, 1000)), signal);
+      if (text === ABORTED) return;
+      const step = JSON.parse(text);
+      if (step.missing) {
+        if (first) throw new NotFoundError(`no instance '${instanceId}' to watch`);
+        return;
+      }
+      first = false;
+      cursor = JSON.stringify(step.cursor);
+      for (const event of step.events) {
+        if (types && !types.has(event.type)) continue;
+        yield event;
+        if (signal && signal.aborted) return;
+      }
+      if (step.done) return;
+    }
   }
 
   /** Events of one execution (the current one by default): `{eventId, kind, taskId, timestamp, data}`. */

@@ -21,6 +21,12 @@ class InvalidStateError extends RepriseError {
   }
 }
 
+class NotFoundError extends RepriseError {
+  constructor(message) {
+    super(message, 'ERR_NOT_FOUND');
+  }
+}
+
 class TimeoutError extends RepriseError {
   constructor(message) {
     super(message, 'ERR_TIMEOUT');
@@ -56,6 +62,7 @@ class TaskFailedError extends RepriseError {
 const byCode = {
   ERR_INVALID_ARGUMENT: InvalidArgumentError,
   ERR_INVALID_STATE: InvalidStateError,
+  ERR_NOT_FOUND: NotFoundError,
   ERR_TIMEOUT: TimeoutError,
   ERR_NONDETERMINISM: NondeterminismError,
   ERR_NOT_REGISTERED: NotRegisteredError,
@@ -85,6 +92,7 @@ module.exports = {
   RepriseError,
   InvalidArgumentError,
   InvalidStateError,
+  NotFoundError,
   TimeoutError,
   NondeterminismError,
   NotRegisteredError,

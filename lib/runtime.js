@@ -6,6 +6,7 @@ const { prometheusText } = require('./metrics');
 const { ActivityContext } = require('./context');
 const { InvalidArgumentError, InvalidStateError, nativeCall } = require('./errors');
 const { checkName, describe, toJson } = require('./json');
+const { EventSubscription, checkEventOptions } = require('./events');
 
 const DEFAULT_VERSION = '1.0.0';
 const SEMVER = /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$/;
@@ -73,6 +74,7 @@ class Runtime {
     this._orchestrations = new Map(); // name -> Map(version -> fn)
     this._activities = new Map();
     this._running = new Map(); // activity id -> AbortController
+    this._subscriptions = new Set();
     this._state = 'new';
     this._driver = new Driver((name, version) => {
       const versions = this._orchestrations.get(name);
@@ -136,6 +138,7 @@ class Runtime {
       throw error;
     }
     this._state = 'started';
+    this._native.setEvents(this._subscriptions.size > 0);
     if (this._keepAlive) this._timer = setInterval(() => {}, 1 << 30);
   }
 
@@ -149,6 +152,39 @@ class Runtime {
     await nativeCall(this._native.shutdown(timeoutMs));
     if (this._timer) clearInterval(this._timer);
     this._state = 'stopped';
+    for (const subscription of [...this._subscriptions]) subscription.close();
+  }
+
+  /**
+   * Lifecycle events of the work this runtime does, as an async iterator: every history
+   * event its turns commit (instance started/completed/failed/continued-as-new/retried,
+   * activity scheduled/completed/failed, timers, events, custom status...) and each
+   * activity attempt it starts or schedules for retry. Listening begins at this call; it
+   * ends when `signal` aborts, the loop breaks, or the runtime shuts down. `instanceId`
+   * and `types` narrow it. A reader more than `bufferSize` (default 10000) events behind
+   * loses the oldest and is told by an `eventsDropped` event.
+   */
+  events(options = {}) {
+    const checked = checkEventOptions(options, ['signal', 'instanceId', 'types', 'bufferSize']);
+    const { bufferSize = 10000 } = options;
+    if (!Number.isSafeInteger(bufferSize) || bufferSize < 1) {
+      throw new InvalidArgumentError(`options.bufferSize must be an integer >= 1, got ${describe(bufferSize)}`);
+    }
+    if (this._state === 'stopped') throw new InvalidStateError('the runtime has stopped');
+    const subscription = new EventSubscription({ ...checked, bufferSize }, (s) => {
+      this._subscriptions.delete(s);
+      if (this._subscriptions.size > 0) return;
+      if (this._state === 'started') this._native.setEvents(false);
+      clearInterval(this._listening);
+    });
+    if (subscription._closed) return subscription;
+    this._subscriptions.add(subscription);
+    if (this._subscriptions.size === 1) {
+      if (this._state === 'started') this._native.setEvents(true);
+      // A listener keeps the process alive (the runtime alone does not) until it ends.
+      this._listening = setInterval(() => {}, 1 << 30);
+    }
+    return subscription;
   }
 
   /** Counters and gauges: driver calls, jobs sent, turns, activities, lease losses, ... */
@@ -171,6 +207,11 @@ class Runtime {
           break;
         case 'activities':
           for (const item of message.items) this._runActivity(item);
+          break;
+        case 'events':
+          for (const event of message.events) {
+            for (const subscription of this._subscriptions) subscription.push(event);
+          }
           break;
         case 'abort':
           for (const id of message.ids) {

@@ -36,6 +36,17 @@ export declare class NativeClient {
   waitForOrchestration(instanceId: string, timeoutMs: number): Promise<string>
   /** Resolves once the custom status version passes `last_version` or the instance ends. */
   waitForStatusChange(instanceId: string, lastVersion: number, timeoutMs: number): Promise<string>
+  /**
+   * Retries a Failed instance from its last good point; the ids retried, as a JSON array
+   * (the instance first, then failed sub-orchestrations it still waited for).
+   */
+  retryInstance(instanceId: string): Promise<string>
+  /**
+   * The next lifecycle events of an instance after `cursor` (JSON from the previous call,
+   * or `{"executionId":0,"eventId":0,"skipExisting":bool}` to begin), waiting up to
+   * `timeout_ms` for some: `{events, cursor, done, missing}`.
+   */
+  watchNext(instanceId: string, cursor: string, timeoutMs: number): Promise<string>
   /** `[{eventId, kind, taskId, timestamp, data}]` of one execution (the current one by default). */
   readExecutionHistory(instanceId: string, executionId?: number | undefined | null): Promise<string>
 }
@@ -50,6 +61,8 @@ export declare class NativeRuntime {
   start(registry: string): Promise<void>
   completeTurn(token: number, reply: string): void
   completeActivity(id: number, result: string): void
+  /** Lifecycle events on or off (`{"kind":"events"}` driver messages). */
+  setEvents(enabled: boolean): void
   metricsSnapshot(): string
   /** Resolves once in-flight work drained, or at the deadline with the rest abandoned. */
   shutdown(timeoutMs: number): Promise<void>

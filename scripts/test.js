@@ -27,6 +27,6 @@ if (!only || only === 'node') {
   run(process.execPath, ['--test', '--test-concurrency=2', '__test__/']);
   run(process.execPath, ['--test', '--test-concurrency=2', '__test__/'], { REPRISE_TEST_CACHE_SIZE: '0' });
   // The provider-independent suites once more, on PostgreSQL (DATABASE_URL).
-  const portable = ['basics', 'bridge', 'composition', 'lease', 'management'].map((f) => `__test__/${f}.test.js`);
+  const portable = ['basics', 'bridge', 'composition', 'lease', 'management', 'follow'].map((f) => `__test__/${f}.test.js`);
   run(process.execPath, ['--test', '--test-concurrency=2', ...portable], { REPRISE_TEST_PROVIDER: 'postgres' });
 }

@@ -14,9 +14,10 @@ use crate::engine::{payload_from_str, Message, StartRequest};
 use crate::runtime::{Host, Registry, Runtime, RuntimeOptions};
 use crate::store::postgres::{PostgresOptions, PostgresProvider};
 use crate::store::sqlite::{SqliteOptions, SqliteProvider};
+use crate::store::watch::{watch_step, WatchCursor};
 use crate::store::{
-    now_ms, DeleteFilter, Deletion, InstanceFilter, InstanceInfo, PageCursor, SharedProvider,
-    StoreError,
+    now_ms, retry_instance, DeleteFilter, Deletion, InstanceFilter, InstanceInfo, PageCursor,
+    RetryError, SharedProvider, StoreError,
 };
 
 #[napi_derive::module_init]
@@ -501,6 +502,67 @@ impl NativeClient {
         .await
     }
 
+    /// Retries a Failed instance from its last good point; the ids retried, as a JSON array
+    /// (the instance first, then failed sub-orchestrations it still waited for).
+    #[napi]
+    pub async fn retry_instance(&self, instance_id: String) -> Result<String> {
+        match retry_instance(self.provider.as_ref(), &instance_id).await {
+            Ok(ids) => Ok(serde_json::to_string(&ids).expect("strings serialize")),
+            Err(RetryError::Store(e)) => Err(store_err(e)),
+            Err(e @ RetryError::NotFound(_)) => Err(err("ERR_NOT_FOUND", e)),
+            Err(e) => Err(err("ERR_INVALID_STATE", e)),
+        }
+    }
+
+    /// The next lifecycle events of an instance after `cursor` (JSON from the previous call,
+    /// or `{"executionId":0,"eventId":0,"skipExisting":bool}` to begin), waiting up to
+    /// `timeout_ms` for some: `{events, cursor, done, missing}`.
+    #[napi]
+    pub async fn watch_next(
+        &self,
+        instance_id: String,
+        cursor: String,
+        timeout_ms: f64,
+    ) -> Result<String> {
+        let mut cursor: WatchCursor =
+            serde_json::from_str(&cursor).map_err(|e| err("ERR_INVALID_ARGUMENT", e))?;
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_millis(timeout_ms.max(0.0) as u64);
+        let wakers = self.provider.wakers().clone();
+        let changed = wakers.watch(&instance_id);
+        let result = async {
+            loop {
+                let notified = changed.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                let step = watch_step(self.provider.as_ref(), &instance_id, &mut cursor)
+                    .await
+                    .map_err(store_err)?;
+                let now = tokio::time::Instant::now();
+                if !step.events.is_empty() || step.done || now >= deadline {
+                    return Ok(format!(
+                        "{{\"events\":[{}],\"cursor\":{},\"done\":{},\"missing\":{}}}",
+                        step.events.join(","),
+                        serde_json::to_string(&cursor).expect("a cursor serializes"),
+                        step.done,
+                        step.missing
+                    ));
+                }
+                let wake_at = match self.provider.foreign_commit_poll() {
+                    Some(poll) => (now + poll).min(deadline),
+                    None => deadline,
+                };
+                tokio::select! {
+                    _ = notified => {}
+                    _ = tokio::time::sleep_until(wake_at) => {}
+                }
+            }
+        }
+        .await;
+        wakers.unwatch(&instance_id, changed);
+        result
+    }
+
     /// `[{eventId, kind, taskId, timestamp, data}]` of one execution (the current one by default).
     #[napi]
     pub async fn read_execution_history(
@@ -706,6 +768,14 @@ impl NativeRuntime {
     pub fn complete_activity(&self, id: f64, result: String) {
         if let Some(rt) = self.runtime.lock().unwrap().as_ref() {
             rt.complete_activity(id as i64, result);
+        }
+    }
+
+    /// Lifecycle events on or off (`{"kind":"events"}` driver messages).
+    #[napi]
+    pub fn set_events(&self, enabled: bool) {
+        if let Some(rt) = self.runtime.lock().unwrap().as_ref() {
+            rt.set_events(enabled);
         }
     }
 

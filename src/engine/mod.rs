@@ -2,6 +2,7 @@
 //! No I/O, no napi: everything here is tested on synthetic histories.
 
 pub mod history;
+pub mod lifecycle;
 pub mod protocol;
 pub mod rewind;
 pub mod turn;

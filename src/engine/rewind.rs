@@ -136,13 +136,11 @@ pub fn plan_rewind(execution_id: u64, history: &[HistoryRow]) -> Result<RewindPl
     let mut status_changed = false;
     for row in removed {
         let message = match &row.event {
-            Event::ActivityCompleted { task, result } if open(task) => {
-                Message::ActivityCompleted {
-                    execution_id,
-                    task: *task,
-                    result: result.clone(),
-                }
-            }
+            Event::ActivityCompleted { task, result } if open(task) => Message::ActivityCompleted {
+                execution_id,
+                task: *task,
+                result: result.clone(),
+            },
             Event::TimerFired { task } if open(task) => Message::TimerFired {
                 execution_id,
                 task: *task,

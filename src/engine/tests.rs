@@ -651,13 +651,14 @@ fn rewind_reruns_only_the_failed_activity() {
     assert_eq!(turn.jobs.len(), 3);
     assert_eq!(turn.replay_count, 2);
     let out = turn
-        .finish(raw(
-            r#"[{"t":"activity","task":1,"name":"A","input":1},
+        .finish(raw(r#"[{"t":"activity","task":1,"name":"A","input":1},
                 {"t":"activity","task":2,"name":"B","input":7},
-                {"t":"activity","task":3,"name":"C","input":8}]"#,
-        ))
+                {"t":"activity","task":3,"name":"C","input":8}]"#))
         .unwrap();
-    assert!(out.activities.is_empty(), "C is queued by the rewind, not again");
+    assert!(
+        out.activities.is_empty(),
+        "C is queued by the rewind, not again"
+    );
     append(&mut kept, &out);
     assert_eq!(kinds(&kept).last(), Some(&"ExecutionRetried"));
 }
@@ -678,10 +679,13 @@ fn rewind_of_a_fan_out_redelivers_results_that_had_arrived() {
         &mut h,
         &[
             msg(2, completed(1, "1")),
-            msg(3, Message::Event {
-                name: "go".into(),
-                data: p("true"),
-            }),
+            msg(
+                3,
+                Message::Event {
+                    name: "go".into(),
+                    data: p("true"),
+                },
+            ),
             msg(4, failed(2, "bad")),
         ],
         true,

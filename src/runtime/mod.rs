@@ -15,6 +15,7 @@ use serde_json::value::RawValue;
 use tokio::sync::{mpsc, oneshot, Notify};
 use tracing::{debug, info_span, warn, Instrument};
 
+use crate::engine::lifecycle::Lifecycle;
 use crate::engine::{
     prepare, Job, Message, Payload, Plan, TaskError, Terminal, Turn, TurnInput, TurnOutcome,
     TurnReply,
@@ -117,6 +118,8 @@ struct Inner {
     /// A turn or an activity finished: capacity freed, shutdown may be done.
     progress: Notify,
     metrics: Metrics,
+    /// Someone in JavaScript listens to `runtime.events()`: send lifecycle events.
+    events_enabled: AtomicBool,
 }
 
 /// A started runtime.
@@ -180,6 +183,7 @@ impl Runtime {
             stop: Notify::new(),
             progress: Notify::new(),
             metrics: Metrics::default(),
+            events_enabled: AtomicBool::new(false),
         });
         let tasks = vec![
             tokio::spawn(orchestration_loop(inner.clone())),
@@ -203,6 +207,11 @@ impl Runtime {
     /// An activity settled: `{"ok": value}` or `{"err": {message, code, name}}`.
     pub fn complete_activity(&self, id: i64, result: String) {
         let _ = self.inner.completions.send((id, result));
+    }
+
+    /// Turns the lifecycle event feed to JavaScript (`{"kind":"events"}` messages) on or off.
+    pub fn set_events(&self, enabled: bool) {
+        self.inner.events_enabled.store(enabled, Ordering::Relaxed);
     }
 
     pub fn metrics_json(&self) -> String {
@@ -276,6 +285,27 @@ impl Runtime {
         }
         let _ = inner.provider.detach_runtime(&inner.owner).await;
     }
+}
+
+fn events_enabled(inner: &Inner) -> bool {
+    inner.events_enabled.load(Ordering::Relaxed)
+}
+
+/// Sends lifecycle events (JSON objects) to JavaScript.
+fn emit_events(inner: &Inner, events: &[String]) {
+    if events.is_empty() {
+        return;
+    }
+    let message = format!("{{\"kind\":\"events\",\"events\":[{}]}}", events.join(","));
+    inner.host.send(message);
+}
+
+fn activity_event<'a>(kind: &'static str, item: &'a ActivityItem, attempt: u32) -> Lifecycle<'a> {
+    let mut l = Lifecycle::new(kind, &item.instance_id, item.execution_id, now_ms());
+    l.task = Some(item.task);
+    l.name = Some(&item.name);
+    l.attempt = Some(attempt);
+    l
 }
 
 fn stopping(inner: &Inner) -> bool {
@@ -583,17 +613,38 @@ async fn commit(
     let appended = !outcome.events.is_empty();
     let terminal = outcome.terminal.clone();
     let canceled: Vec<u32> = outcome.canceled_activities.clone();
+    let first_event_id = item.history.len() as u64 + 1;
+    let events: Vec<String> = if events_enabled(inner) {
+        outcome
+            .events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                Lifecycle::of_event(
+                    e,
+                    &item.instance_id,
+                    item.execution_id,
+                    first_event_id + i as u64,
+                    item.now,
+                )
+                .to_json()
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let commit = TurnCommit {
         instance_id: item.instance_id.clone(),
         execution_id: item.execution_id,
         generation: item.generation,
         now: item.now,
-        first_event_id: item.history.len() as u64 + 1,
+        first_event_id,
         outcome,
     };
     match inner.provider.commit_turn(commit).await {
         Ok(()) => {
             inc(&inner.metrics.turns_committed);
+            emit_events(inner, &events);
             {
                 let mut cache = inner.cache.lock().unwrap();
                 if driver_ran {
@@ -681,6 +732,7 @@ async fn activity_loop(inner: Arc<Inner>) {
 
 async fn dispatch_activities(inner: &Arc<Inner>, items: Vec<ActivityItem>) {
     let mut deliveries = Vec::with_capacity(items.len());
+    let mut started_events = Vec::new();
     let mut refused = Vec::new();
     for item in items {
         if !inner.registry.activities.contains(&item.name) {
@@ -739,6 +791,10 @@ async fn dispatch_activities(inner: &Arc<Inner>, items: Vec<ActivityItem>) {
                 time_out_activity(&inner, seq, generation).await;
             });
         }
+        if events_enabled(inner) {
+            started_events.push(activity_event("activityStarted", &item, item.attempt).to_json());
+        }
+        inner.provider.wakers().instance_changed(&item.instance_id);
         inner.running.lock().unwrap().insert(
             item.seq,
             RunningActivity {
@@ -758,6 +814,7 @@ async fn dispatch_activities(inner: &Arc<Inner>, items: Vec<ActivityItem>) {
         if !inner.host.send(message) {
             warn!("the JavaScript side is gone; activities will run again later");
         }
+        emit_events(inner, &started_events);
     }
     for (item, error) in refused {
         match error {
@@ -827,13 +884,26 @@ async fn settle_activity(inner: &Inner, item: ActivityItem, result: ActivityResu
             }
             inc(&inner.metrics.activity_retries);
             debug!(activity = %item.name, attempt = item.attempt, error = %error.message, delay, "retrying activity");
-            if let Err(e) = inner
+            let retry_at = now_ms() + delay as i64;
+            match inner
                 .provider
-                .retry_activity(&item, now_ms() + delay as i64, item.attempt + 1)
+                .retry_activity(&item, retry_at, item.attempt + 1)
                 .await
             {
-                inc(&inner.metrics.store_errors);
-                warn!(error = %e, "recording an activity retry failed");
+                Ok(true) => {
+                    inner.provider.wakers().instance_changed(&item.instance_id);
+                    if events_enabled(inner) {
+                        let mut l = activity_event("activityRetried", &item, item.attempt + 1);
+                        l.retry_at = Some(retry_at);
+                        l.error = Some(error);
+                        emit_events(inner, &[l.to_json()]);
+                    }
+                }
+                Ok(false) => inc(&inner.metrics.lease_losses),
+                Err(e) => {
+                    inc(&inner.metrics.store_errors);
+                    warn!(error = %e, "recording an activity retry failed");
+                }
             }
             return;
         }

@@ -3,6 +3,7 @@
 
 pub mod postgres;
 pub mod sqlite;
+pub mod watch;
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -182,6 +183,19 @@ pub struct QueueDepths {
     pub worker_delayed: u64,
 }
 
+/// An activity row of an instance as it is now: its attempt, and whether a worker holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActivityAttempt {
+    pub execution_id: u64,
+    pub task: u32,
+    pub name: String,
+    pub attempt: u32,
+    /// Under a live lease: a worker is running this attempt.
+    pub running: bool,
+    /// When the attempt may start (later than now while a retry waits out its delay).
+    pub visible_at: i64,
+}
+
 /// Which finished instances [`Provider::delete_instances`] removes. Running instances are
 /// never removed; every given field narrows the selection.
 #[derive(Debug, Clone, Default)]
@@ -343,6 +357,8 @@ pub trait Provider: Send + Sync + 'static {
     /// one (empty when the id is unknown).
     async fn list_executions(&self, instance_id: &str) -> Result<Vec<ExecutionInfo>>;
     async fn system_metrics(&self) -> Result<SystemMetrics>;
+    /// The instance's queued and running activities, by execution and task.
+    async fn activity_attempts(&self, instance_id: &str) -> Result<Vec<ActivityAttempt>>;
     async fn queue_depths(&self) -> Result<QueueDepths>;
     /// Removes the finished instances `filter` selects, each as [`Provider::delete_instance`]
     /// without force would (sub-orchestrations and everything queued go too); returns the

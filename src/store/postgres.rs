@@ -17,9 +17,10 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::{
-    executions_to_prune, ActivityItem, ActivityResult, DeleteFilter, Deletion, ExecutionInfo,
-    InstanceFilter, InstanceInfo, InstancePage, InstanceUpdate, Lease, OrchestrationItem,
-    PageCursor, Provider, QueueDepths, Result, StoreError, SystemMetrics, TurnCommit, Wakers,
+    executions_to_prune, ActivityAttempt, ActivityItem, ActivityResult, DeleteFilter, Deletion,
+    ExecutionInfo, InstanceFilter, InstanceInfo, InstancePage, InstanceUpdate, Lease,
+    OrchestrationItem, PageCursor, Provider, QueueDepths, Result, StoreError, SystemMetrics,
+    TurnCommit, Wakers,
 };
 use crate::engine::{
     event_data, event_from_row, message_data, message_from_row, ActivityRequest, HistoryRow,
@@ -779,12 +780,14 @@ async fn rewind_in(
     if updated == 0 {
         return Ok(false);
     }
-    sqlx::query("DELETE FROM history WHERE instance_id = $1 AND execution_id = $2 AND event_id >= $3")
-        .bind(instance_id)
-        .bind(exec)
-        .bind(plan.truncate_from as i64)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "DELETE FROM history WHERE instance_id = $1 AND execution_id = $2 AND event_id >= $3",
+    )
+    .bind(instance_id)
+    .bind(exec)
+    .bind(plan.truncate_from as i64)
+    .execute(&mut *conn)
+    .await?;
     insert_activities(conn, instance_id, exec, now, &plan.activities).await?;
     let mut queue = QueueRows::default();
     for (message, visible_at) in &plan.messages {
@@ -1220,6 +1223,27 @@ impl Provider for PostgresProvider {
         Ok(m)
     }
 
+    async fn activity_attempts(&self, instance_id: &str) -> Result<Vec<ActivityAttempt>> {
+        let rows = sqlx::query(
+            "SELECT execution_id, task, name, attempt, lock_until > reprise_now_ms() AS running, visible_at
+             FROM worker_queue WHERE instance_id = $1 ORDER BY execution_id, task",
+        )
+        .bind(instance_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| ActivityAttempt {
+                execution_id: r.get::<i64, _>("execution_id") as u64,
+                task: r.get::<i32, _>("task") as u32,
+                name: r.get("name"),
+                attempt: r.get::<i32, _>("attempt") as u32,
+                running: r.get::<bool, _>("running"),
+                visible_at: r.get("visible_at"),
+            })
+            .collect())
+    }
+
     async fn queue_depths(&self) -> Result<QueueDepths> {
         let (ov, od, wv, wr, wd): (i64, i64, i64, i64, i64) = sqlx::query_as(
             "WITH t AS (SELECT reprise_now_ms() AS now)
@@ -1502,6 +1526,9 @@ impl Provider for PostgresProvider {
             }
         }
         self.signal(change, false).await;
+        // Watchers in this process follow the instance's history: every commit wakes them
+        // (other processes' watchers poll; the notification only names status changes).
+        self.wakers.instance_changed(&commit.instance_id);
         Ok(())
     }
 

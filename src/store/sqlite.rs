@@ -19,8 +19,8 @@ use sqlx::{ConnectOptions, Executor, QueryBuilder, Row, Sqlite};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    executions_to_prune, now_ms, ActivityItem, ActivityResult, DeleteFilter, Deletion,
-    ExecutionInfo, InstanceFilter, InstanceInfo, InstancePage, InstanceUpdate, Lease,
+    executions_to_prune, now_ms, ActivityAttempt, ActivityItem, ActivityResult, DeleteFilter,
+    Deletion, ExecutionInfo, InstanceFilter, InstanceInfo, InstancePage, InstanceUpdate, Lease,
     OrchestrationItem, PageCursor, Provider, QueueDepths, Result, StoreError, SystemMetrics,
     TurnCommit, Wakers,
 };
@@ -482,12 +482,14 @@ async fn rewind_in(
     if updated == 0 {
         return Ok(false);
     }
-    sqlx::query("DELETE FROM history WHERE instance_id = ?1 AND execution_id = ?2 AND event_id >= ?3")
-        .bind(instance_id)
-        .bind(exec)
-        .bind(plan.truncate_from as i64)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "DELETE FROM history WHERE instance_id = ?1 AND execution_id = ?2 AND event_id >= ?3",
+    )
+    .bind(instance_id)
+    .bind(exec)
+    .bind(plan.truncate_from as i64)
+    .execute(&mut *conn)
+    .await?;
     insert_activities(conn, instance_id, exec, now, &plan.activities).await?;
     let rows: Vec<QueueInsert> = plan
         .messages
@@ -890,6 +892,34 @@ impl Provider for SqliteProvider {
         .await
     }
 
+    async fn activity_attempts(&self, instance_id: &str) -> Result<Vec<ActivityAttempt>> {
+        let id = instance_id.to_owned();
+        self.read(move |conn| {
+            Box::pin(async move {
+                let rows = sqlx::query(
+                    "SELECT execution_id, task, name, attempt, lock_until > ?2 AS running, visible_at
+                     FROM worker_queue WHERE instance_id = ?1 ORDER BY execution_id, task",
+                )
+                .bind(id)
+                .bind(now_ms())
+                .fetch_all(&mut *conn)
+                .await?;
+                Ok(rows
+                    .iter()
+                    .map(|r| ActivityAttempt {
+                        execution_id: r.get::<i64, _>("execution_id") as u64,
+                        task: r.get::<i64, _>("task") as u32,
+                        name: r.get("name"),
+                        attempt: r.get::<i64, _>("attempt") as u32,
+                        running: r.get::<bool, _>("running"),
+                        visible_at: r.get("visible_at"),
+                    })
+                    .collect())
+            })
+        })
+        .await
+    }
+
     async fn queue_depths(&self) -> Result<QueueDepths> {
         self.read(|conn| {
             Box::pin(async move {
@@ -1162,7 +1192,8 @@ impl Provider for SqliteProvider {
         let wakes_orchestrations =
             !out.messages.is_empty() || !out.starts.is_empty() || !out.timers.is_empty();
         let wakes_activities = !out.activities.is_empty();
-        let changed = out.changes_instance().then(|| commit.instance_id.clone());
+        // Watchers of the instance follow its history, so every commit wakes them.
+        let changed = Some(commit.instance_id.clone());
         let started: Vec<String> = out.starts.iter().map(|s| s.instance_id.clone()).collect();
         self.write(move |conn| Box::pin(async move { commit_turn_in(conn, commit).await }))
             .await?;

@@ -11,8 +11,9 @@
 use std::time::{Duration, Instant};
 
 use reprise::engine::{
-    payload_from_str, plan_rewind, ActivityRequest, Event, HistoryRow, Message, Outbound, ParentLink, Payload,
-    RetryPolicy, StartRequest, TaskError, Terminal, TimerRequest, TurnOutcome, FORMAT_VERSION,
+    payload_from_str, plan_rewind, ActivityRequest, Event, HistoryRow, Message, Outbound,
+    ParentLink, Payload, RetryPolicy, StartRequest, TaskError, Terminal, TimerRequest, TurnOutcome,
+    FORMAT_VERSION,
 };
 use reprise::store::{
     ActivityItem, ActivityResult, DeleteFilter, Deletion, InstanceFilter, InstanceInfo,
@@ -2194,7 +2195,11 @@ pub async fn rewind_puts_a_failed_instance_back_to_work(p: SharedProvider) {
     };
     p.commit_turn(turn_commit(&item, outcome)).await.unwrap();
     assert_eq!(instance(&p, "r").await.status, "Failed");
-    assert_eq!(p.next_due().await.unwrap(), None, "the timer went with the failure");
+    assert_eq!(
+        p.next_due().await.unwrap(),
+        None,
+        "the timer went with the failure"
+    );
 
     let failed_history = history(&p, "r", None).await;
     let plan = plan_rewind(1, &failed_history).expect("a plan");
@@ -2202,7 +2207,10 @@ pub async fn rewind_puts_a_failed_instance_back_to_work(p: SharedProvider) {
 
     let info = instance(&p, "r").await;
     assert_eq!(info.status, "Running");
-    assert_eq!((info.error, info.error_code, info.output), (None, None, None));
+    assert_eq!(
+        (info.error, info.error_code, info.output),
+        (None, None, None)
+    );
     assert_eq!(info.custom_status.as_deref(), Some(r#""halfway""#));
     assert_eq!(info.custom_status_version, 3);
     assert_eq!(
@@ -2217,7 +2225,10 @@ pub async fn rewind_puts_a_failed_instance_back_to_work(p: SharedProvider) {
         ]
     );
     let again = claim_one_activity(&p, "W", LONG_LEASE).await;
-    assert_eq!((again.task, again.name.as_str(), again.attempt), (2, "B", 1));
+    assert_eq!(
+        (again.task, again.name.as_str(), again.attempt),
+        (2, "B", 1)
+    );
     let item = claim_only(&p, "A", LONG_LEASE, "r").await;
     assert_eq!(kinds(&item), vec!["Retry"]);
     assert_eq!(p.next_due().await.unwrap(), Some(fire_at));

@@ -1,0 +1,142 @@
+//! Following one instance: its history as lifecycle events, plus what its activity rows
+//! show (an attempt running, a retry waiting). Each step reads what is new since a cursor
+//! the caller keeps, so a watch survives any number of steps and continue-as-new.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use super::{now_ms, Provider, Result};
+use crate::engine::lifecycle::Lifecycle;
+use crate::engine::Event;
+
+/// Where a watch is. `execution_id` 0: not begun yet.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WatchCursor {
+    pub execution_id: u64,
+    /// The last history event reported in that execution.
+    pub event_id: u64,
+    /// Activity attempts already reported (`s:` started, `r:` retried, then exec:task:attempt).
+    #[serde(default)]
+    pub seen: BTreeSet<String>,
+    /// Begin at the end: report only what happens from now on.
+    #[serde(default)]
+    pub skip_existing: bool,
+}
+
+/// What one step found.
+#[derive(Debug, Default)]
+pub struct WatchStep {
+    /// Lifecycle events as JSON objects, in order.
+    pub events: Vec<String>,
+    /// The instance finished (its completion or failure was reported): nothing more comes.
+    pub done: bool,
+    /// No such instance (never was, or deleted).
+    pub missing: bool,
+}
+
+/// Reads what happened to `instance_id` since `cursor`, and moves the cursor past it.
+pub async fn watch_step(
+    provider: &dyn Provider,
+    instance_id: &str,
+    cursor: &mut WatchCursor,
+) -> Result<WatchStep> {
+    let mut step = WatchStep::default();
+    let Some(info) = provider.instance(instance_id).await? else {
+        step.missing = true;
+        step.done = true;
+        return Ok(step);
+    };
+    if cursor.execution_id == 0 {
+        if cursor.skip_existing {
+            if info.status != "Running" {
+                step.done = true;
+                return Ok(step);
+            }
+            cursor.execution_id = info.execution_id;
+            cursor.event_id = provider
+                .history(instance_id, Some(info.execution_id))
+                .await?
+                .last()
+                .map_or(0, |r| r.event_id);
+            for a in provider.activity_attempts(instance_id).await? {
+                let at = format!("{}:{}:{}", a.execution_id, a.task, a.attempt);
+                cursor.seen.insert(format!("s:{at}"));
+                cursor.seen.insert(format!("r:{at}"));
+            }
+            return Ok(step);
+        }
+        cursor.execution_id = provider
+            .list_executions(instance_id)
+            .await?
+            .first()
+            .map_or(info.execution_id, |e| e.execution_id);
+    }
+    loop {
+        let rows = provider
+            .history(instance_id, Some(cursor.execution_id))
+            .await?;
+        let after = cursor.event_id;
+        for row in rows.iter().filter(|r| r.event_id > after) {
+            step.events.push(
+                Lifecycle::of_event(
+                    &row.event,
+                    instance_id,
+                    cursor.execution_id,
+                    row.event_id,
+                    row.ts,
+                )
+                .to_json(),
+            );
+            cursor.event_id = row.event_id;
+            if matches!(
+                row.event,
+                Event::ExecutionCompleted { .. } | Event::ExecutionFailed { .. }
+            ) {
+                step.done = true;
+            }
+        }
+        if cursor.execution_id >= info.execution_id {
+            break;
+        }
+        // An earlier execution is complete once a later one exists: go on to the next.
+        cursor.execution_id += 1;
+        cursor.event_id = 0;
+    }
+    if step.done {
+        return Ok(step);
+    }
+    let attempts = provider.activity_attempts(instance_id).await?;
+    for a in attempts
+        .iter()
+        .filter(|a| a.execution_id == cursor.execution_id)
+    {
+        let at = format!("{}:{}:{}", a.execution_id, a.task, a.attempt);
+        let mut report = |kind: &'static str, key: String, retry_at: Option<i64>| {
+            if cursor.seen.insert(key) {
+                let mut l = Lifecycle::new(kind, instance_id, a.execution_id, now_ms());
+                l.task = Some(a.task);
+                l.name = Some(&a.name);
+                l.attempt = Some(a.attempt);
+                l.retry_at = retry_at;
+                step.events.push(l.to_json());
+            }
+        };
+        if a.attempt > 1 {
+            report("activityRetried", format!("r:{at}"), Some(a.visible_at));
+        }
+        if a.running {
+            report("activityStarted", format!("s:{at}"), None);
+        }
+    }
+    // Attempts whose rows are gone (settled) need no memory.
+    let prefixes: BTreeSet<String> = attempts
+        .iter()
+        .map(|a| format!("{}:{}:", a.execution_id, a.task))
+        .collect();
+    cursor
+        .seen
+        .retain(|k| prefixes.iter().any(|p| k[2..].starts_with(p.as_str())));
+    Ok(step)
+}
