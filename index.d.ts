@@ -260,6 +260,83 @@ export interface RuntimeOptions {
   keepAlive?: boolean;
 }
 
+/** What `client.watch()` and `runtime.events()` report. */
+export type LifecycleEventType =
+  | 'instanceStarted'
+  | 'instanceCompleted'
+  | 'instanceFailed'
+  | 'instanceContinuedAsNew'
+  | 'instanceRetried'
+  | 'cancelRequested'
+  | 'activityScheduled'
+  | 'activityStarted'
+  | 'activityCompleted'
+  | 'activityFailed'
+  | 'activityRetried'
+  | 'timerCreated'
+  | 'timerFired'
+  | 'eventWaitStarted'
+  | 'eventReceived'
+  | 'subOrchestrationScheduled'
+  | 'subOrchestrationCompleted'
+  | 'subOrchestrationFailed'
+  | 'detachedOrchestrationStarted'
+  | 'taskCanceled'
+  | 'customStatusChanged';
+
+/** One thing that happened to an instance; fields beyond the first five depend on `type`. */
+export interface LifecycleEvent {
+  type: LifecycleEventType;
+  instanceId: string;
+  executionId: number;
+  /** The history event it comes from; absent for activityStarted/activityRetried. */
+  eventId?: number;
+  /** Epoch ms. */
+  timestamp: number;
+  task?: number;
+  /** Orchestration, activity, sub-orchestration or event name. */
+  name?: string;
+  version?: string;
+  childInstanceId?: string;
+  /** activityStarted: this attempt; activityRetried: the attempt that comes next. */
+  attempt?: number;
+  input?: unknown;
+  result?: unknown;
+  output?: unknown;
+  /** eventReceived: the event's data. */
+  data?: unknown;
+  /** customStatusChanged: the new custom status. */
+  value?: unknown;
+  error?: { message: string; code?: string; name?: string };
+  reason?: string;
+  fireAt?: number;
+  retryAt?: number;
+  /** instanceRetried: how many events the retry took out of history. */
+  removed?: number;
+}
+
+/** `runtime.events()`: a reader fell behind by more than `bufferSize`; `count` were lost. */
+export interface EventsDroppedEvent {
+  type: 'eventsDropped';
+  count: number;
+  timestamp: number;
+}
+
+export interface WatchOptions {
+  signal?: AbortSignal;
+  /** `'start'` (default): the whole history first; `'now'`: only what happens next. */
+  since?: 'start' | 'now';
+  types?: LifecycleEventType[];
+}
+
+export interface RuntimeEventsOptions {
+  signal?: AbortSignal;
+  instanceId?: string;
+  types?: LifecycleEventType[];
+  /** Events kept for a slow reader (default 10000). */
+  bufferSize?: number;
+}
+
 /** Counters (since start) and gauges (now) of a runtime. */
 export interface MetricsSnapshot {
   activations: number;
@@ -299,6 +376,13 @@ export declare class Runtime {
   /** Resolves once in-flight work drained, or at the deadline with the rest aborted and abandoned (default 30000). */
   shutdown(timeoutMs?: number): Promise<void>;
   metricsSnapshot(): MetricsSnapshot;
+  /**
+   * Lifecycle events of this runtime's work, from this call on: every history event its
+   * turns commit and every activity attempt it starts or schedules for retry. Ends when
+   * `signal` aborts, the loop breaks or the runtime shuts down; keeps the process alive
+   * meanwhile.
+   */
+  events(options?: RuntimeEventsOptions): AsyncIterableIterator<LifecycleEvent | EventsDroppedEvent>;
   /** `metricsSnapshot()` as Prometheus text exposition. */
   metricsPrometheus(options?: PrometheusOptions): string;
 }
@@ -396,16 +480,29 @@ export declare class Client {
   /** Resolves `true` if a cancel was requested; `false` on a finished or unknown instance. */
   cancelInstance(instanceId: string, reason?: string): Promise<boolean>;
   /**
-   * Removes an instance with its sub-orchestrations, their histories and everything queued
-   * for them; resolves to how many instances were removed (0 for an unknown id). A running
-   * instance is refused with an `InvalidStateError` unless `force` is true.
+   * Re-runs a Failed instance from its last good point: activities that had succeeded are
+   * not run again, failed ones run again with a fresh retry budget, and failed
+   * sub-orchestrations it waited for are retried too. Resolves to the ids retried (this
+   * instance first). NotFoundError for an unknown id; InvalidStateError if not Failed.
    */
+  retryInstance(instanceId: string): Promise<string[]>;
+  /**
+   * Follows an instance: its history as lifecycle events (from its first execution, or
+   * from now with `since: 'now'`), then live, until it completes or fails, `signal` aborts
+   * or the loop breaks. NotFoundError if the instance does not exist.
+   */
+  watch(instanceId: string, options?: WatchOptions): AsyncGenerator<LifecycleEvent, void, undefined>;
   /**
    * Resolves once the instance's `customStatusVersion` is greater than `lastVersion` (or it
    * has finished): progress without polling. Rejects with a TimeoutError after `timeoutMs`
    * (default 30000).
    */
   waitForStatusChange<TOutput = unknown, TCustom = unknown>(instanceId: string, lastVersion?: number, timeoutMs?: number): Promise<OrchestrationStatus<TOutput, TCustom>>;
+  /**
+   * Removes an instance with its sub-orchestrations, their histories and everything queued
+   * for them; resolves to how many instances were removed (0 for an unknown id). A running
+   * instance is refused with an `InvalidStateError` unless `force` is true.
+   */
   deleteInstance(instanceId: string, options?: { force?: boolean }): Promise<number>;
   getStatus<TOutput = unknown>(instanceId: string): Promise<OrchestrationStatus<TOutput>>;
   /** Rejects with a TimeoutError after `timeoutMs` (default 30000). */
@@ -441,6 +538,11 @@ export declare class InvalidStateError extends RepriseError {
   readonly code: 'ERR_INVALID_STATE';
 }
 /** `waitForOrchestration` ran out of time (the instance goes on running). */
+/** No instance with that id. */
+export declare class NotFoundError extends RepriseError {
+  constructor(message: string);
+  readonly code: 'ERR_NOT_FOUND';
+}
 export declare class TimeoutError extends RepriseError {
   constructor(message: string);
   readonly code: 'ERR_TIMEOUT';

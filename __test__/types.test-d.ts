@@ -7,7 +7,9 @@ import {
   defineActivity,
   FinishedStatus,
   InvalidArgumentError,
+  LifecycleEvent,
   MetricsSnapshot,
+  NotFoundError,
   OrchestrationContext,
   OrchestrationStatus,
   RepriseError,
@@ -188,6 +190,24 @@ async function main(): Promise<void> {
   // @ts-expect-error: not a history event kind
   if (history[0].kind === 'ActivityStarted') return;
 
+  // Retry and follow.
+  const retried: string[] = await client.retryInstance('wf-1');
+  const controller = new AbortController();
+  for await (const event of client.watch('wf-1', { since: 'now', signal: controller.signal, types: ['activityRetried'] })) {
+    const typed: LifecycleEvent = event;
+    expectType<number | undefined>(event.attempt);
+    void typed;
+  }
+  // @ts-expect-error: since is 'start' or 'now'
+  client.watch('wf-1', { since: 'later' });
+  // @ts-expect-error: not an event type
+  client.watch('wf-1', { types: ['activityExploded'] });
+  for await (const event of runtime.events({ instanceId: 'wf-1', bufferSize: 100 })) {
+    if (event.type === 'eventsDropped') expectType<number>(event.count);
+    else expectType<string>(event.instanceId);
+  }
+  void retried;
+
   const metrics: MetricsSnapshot = runtime.metricsSnapshot();
   expectType<number>(metrics.turns_committed);
   await runtime.shutdown(1000);
@@ -197,6 +217,7 @@ async function main(): Promise<void> {
     await client.waitForOrchestration('wf-3', 10);
   } catch (error) {
     if (error instanceof TimeoutError) assertEqual<typeof error.code, 'ERR_TIMEOUT'>(true);
+    if (error instanceof NotFoundError) assertEqual<typeof error.code, 'ERR_NOT_FOUND'>(true);
     if (error instanceof InvalidArgumentError) assertEqual<typeof error.code, 'ERR_INVALID_ARGUMENT'>(true);
     if (error instanceof TaskFailedError) expectType<string | undefined>(error.originalName);
     if (error instanceof RepriseError) expectType<string>(error.code);
