@@ -256,6 +256,8 @@ export interface RuntimeOptions {
   maxTurnMs?: number;
   /** An activity attempt running longer fails with ERR_TIMEOUT (default 300000). */
   activityTimeoutMs?: number;
+  /** How often the snapshot's queue_* gauges are read from the store (default 5000). */
+  metricsIntervalMs?: number;
   /** Keep Node alive while the runtime runs (for worker processes). Default false. */
   keepAlive?: boolean;
 }
@@ -362,7 +364,19 @@ export interface MetricsSnapshot {
   store_errors: number;
   turns_abandoned: number;
   turns_committed: number;
-  [name: string]: number;
+  activity_claims: number;
+  activity_claimed_items: number;
+  /** Queue depths across all processes, read every `metricsIntervalMs` (absent until the first reading). */
+  queue_orchestrator_visible?: number;
+  queue_orchestrator_delayed?: number;
+  queue_worker_visible?: number;
+  queue_worker_running?: number;
+  queue_worker_delayed?: number;
+  queue_depth_age_ms?: number;
+  /** SQLite only: the writer's transactions and the operations they carried. */
+  store_transactions?: number;
+  store_operations?: number;
+  [name: string]: number | undefined;
 }
 
 export declare class Runtime {

@@ -113,6 +113,37 @@ test('a cache smaller than the number of live instances still completes everythi
   }
 });
 
+test('metrics show queue depths across the store and batch sizes', async () => {
+  let release;
+  const gate = new Promise((r) => {
+    release = r;
+  });
+  const env = await startEnv((rt) => {
+    rt.registerActivity('Wait', () => gate);
+    rt.registerOrchestration('W', function* (ctx) {
+      return yield ctx.scheduleActivity('Wait');
+    });
+  }, { workerConcurrency: 1, metricsIntervalMs: 100 });
+  try {
+    for (const id of ['q1', 'q2', 'q3']) await env.client.startOrchestration(id, 'W');
+    const m = await eventually(() => {
+      const s = env.runtime.metricsSnapshot();
+      return s.queue_worker_running === 1 && s.queue_worker_visible === 2 && s;
+    }, 10000, 'one activity running and two waiting');
+    assert.ok(m.queue_depth_age_ms < 10000);
+    assert.equal(m.queue_orchestrator_delayed, 0);
+    assert.ok(m.activity_claims >= 1 && m.activity_claimed_items === m.activity_claims, 'one activity per claim at concurrency 1');
+    assert.ok(m.claimed_items >= m.claims);
+    if (env.path.startsWith('pg:')) assert.equal(m.store_transactions, undefined);
+    else assert.ok(m.store_operations >= m.store_transactions && m.store_transactions > 0);
+    release('done');
+    for (const id of ['q1', 'q2', 'q3']) assert.equal((await env.client.waitForOrchestration(id, 10000)).status, 'Completed');
+    await eventually(() => env.runtime.metricsSnapshot().queue_worker_visible === 0, 10000, 'the worker queue drained');
+  } finally {
+    await env.drop();
+  }
+});
+
 test('metrics render as Prometheus text', async () => {
   const { prometheusText } = require('..');
   const env = await startEnv((rt) => {
@@ -128,6 +159,7 @@ test('metrics render as Prometheus text', async () => {
     assert.match(text, /^# TYPE reprise_turns_committed_total counter$/m);
     assert.match(text, /^reprise_turns_committed_total\{process="a\\"b"\} 2$/m);
     assert.match(text, /^# TYPE reprise_inflight_turns gauge$/m);
+    await eventually(() => /^# TYPE reprise_queue_worker_visible gauge$/m.test(env.runtime.metricsPrometheus()), 10000, 'queue gauges');
     assert.match(text, /^reprise_activities_completed_total\{process="a\\"b"\} 1$/m);
     assert.equal(prometheusText({ claims: 3 }, { prefix: 'x_' }), '# HELP x_claims_total Claims that returned work\n# TYPE x_claims_total counter\nx_claims_total 3\n');
   } finally {

@@ -3,7 +3,17 @@
 // Prometheus text exposition (format 0.0.4) of a runtime's metrics snapshot.
 
 /** Snapshot keys that are gauges (current values); every other key is a counter. */
-const GAUGES = new Set(['inflight_turns', 'running_activities', 'cached_generators']);
+const GAUGES = new Set([
+  'inflight_turns',
+  'running_activities',
+  'cached_generators',
+  'queue_orchestrator_visible',
+  'queue_orchestrator_delayed',
+  'queue_worker_visible',
+  'queue_worker_running',
+  'queue_worker_delayed',
+  'queue_depth_age_ms',
+]);
 
 const HELP = {
   driver_calls: 'Calls into the JavaScript driver (each carries a batch of activations)',
@@ -26,6 +36,16 @@ const HELP = {
   store_errors: 'Store operations that failed and were retried',
   claims: 'Claims that returned work',
   claimed_items: 'Instances claimed (claimed_items / claims is the mean claim batch)',
+  activity_claims: 'Activity claims that returned work',
+  activity_claimed_items: 'Activities claimed (activity_claimed_items / activity_claims is the mean batch)',
+  store_transactions: 'Write transactions of the SQLite writer',
+  store_operations: 'Store operations those transactions carried (mean write batch = operations / transactions)',
+  queue_orchestrator_visible: 'Orchestrator messages visible now (all processes)',
+  queue_orchestrator_delayed: 'Orchestrator messages visible later: timers, abandoned messages',
+  queue_worker_visible: 'Activities claimable now',
+  queue_worker_running: 'Activities under a lease, in any process',
+  queue_worker_delayed: 'Activities waiting out a retry delay',
+  queue_depth_age_ms: 'Age of the queue_* readings (read every metricsIntervalMs, default 5 s)',
   inflight_turns: 'Orchestration turns in flight',
   running_activities: 'Activities running in this process',
   cached_generators: 'Live generators kept between turns',

@@ -22,6 +22,7 @@ const OPTIONS = {
   notRegisteredGraceMs: 0,
   maxTurnMs: 100,
   activityTimeoutMs: 1,
+  metricsIntervalMs: 100,
 };
 
 function checkOptions(options) {

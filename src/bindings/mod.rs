@@ -682,6 +682,7 @@ struct OptionsIn {
     not_registered_grace_ms: Option<i64>,
     max_turn_ms: Option<u64>,
     activity_timeout_ms: Option<u64>,
+    metrics_interval_ms: Option<u64>,
 }
 
 #[derive(serde::Deserialize)]
@@ -714,6 +715,7 @@ impl NativeRuntime {
                     .unwrap_or(d.not_registered_grace_ms),
                 max_turn_ms: o.max_turn_ms.unwrap_or(d.max_turn_ms),
                 activity_timeout_ms: o.activity_timeout_ms.unwrap_or(d.activity_timeout_ms),
+                metrics_interval_ms: o.metrics_interval_ms.unwrap_or(d.metrics_interval_ms),
             },
             driver: Mutex::new(None),
             runtime: Arc::new(Mutex::new(None)),

@@ -42,6 +42,8 @@ counters!(
     store_errors,
     claims,
     claimed_items,
+    activity_claims,
+    activity_claimed_items,
 );
 
 pub fn inc(counter: &AtomicU64) {

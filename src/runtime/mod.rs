@@ -21,8 +21,8 @@ use crate::engine::{
     TurnReply,
 };
 use crate::store::{
-    now_ms, ActivityItem, ActivityResult, Lease, OrchestrationItem, SharedProvider, StoreError,
-    TurnCommit,
+    now_ms, ActivityItem, ActivityResult, Lease, OrchestrationItem, QueueDepths, SharedProvider,
+    StoreError, TurnCommit,
 };
 use cache::GeneratorCache;
 use metrics::{add, inc, Metrics};
@@ -51,6 +51,8 @@ pub struct RuntimeOptions {
     /// An activity attempt running longer than this fails with `ERR_TIMEOUT` (unless its
     /// retry policy sets its own `timeoutMs`).
     pub activity_timeout_ms: u64,
+    /// How often the queue depth gauges of the metrics snapshot are read from the store.
+    pub metrics_interval_ms: u64,
 }
 
 impl Default for RuntimeOptions {
@@ -65,6 +67,7 @@ impl Default for RuntimeOptions {
             not_registered_grace_ms: 10_000,
             max_turn_ms: 60_000,
             activity_timeout_ms: 300_000,
+            metrics_interval_ms: 5_000,
         }
     }
 }
@@ -118,6 +121,8 @@ struct Inner {
     /// A turn or an activity finished: capacity freed, shutdown may be done.
     progress: Notify,
     metrics: Metrics,
+    /// The latest queue depths read from the store, and when.
+    queue_depths: Mutex<Option<(Instant, QueueDepths)>>,
     /// Someone in JavaScript listens to `runtime.events()`: send lifecycle events.
     events_enabled: AtomicBool,
 }
@@ -184,12 +189,14 @@ impl Runtime {
             progress: Notify::new(),
             metrics: Metrics::default(),
             events_enabled: AtomicBool::new(false),
+            queue_depths: Mutex::new(None),
         });
         let tasks = vec![
             tokio::spawn(orchestration_loop(inner.clone())),
             tokio::spawn(activity_loop(inner.clone())),
             tokio::spawn(completion_loop(inner.clone(), completion_rx)),
             tokio::spawn(lease_loop(inner.clone())),
+            tokio::spawn(queue_depth_loop(inner.clone())),
         ];
         Ok(Runtime {
             inner,
@@ -229,6 +236,18 @@ impl Runtime {
                 self.inner.cache.lock().unwrap().len() as u64,
             ),
         ];
+        let mut gauges = gauges.to_vec();
+        if let Some((at, d)) = self.inner.queue_depths.lock().unwrap().as_ref() {
+            gauges.extend([
+                ("queue_orchestrator_visible", d.orchestrator_visible),
+                ("queue_orchestrator_delayed", d.orchestrator_delayed),
+                ("queue_worker_visible", d.worker_visible),
+                ("queue_worker_running", d.worker_running),
+                ("queue_worker_delayed", d.worker_delayed),
+                ("queue_depth_age_ms", at.elapsed().as_millis() as u64),
+            ]);
+        }
+        gauges.extend(self.inner.provider.counters());
         self.inner.metrics.snapshot_json(&gauges)
     }
 
@@ -723,7 +742,11 @@ async fn activity_loop(inner: Arc<Inner>) {
             .claim_activities(&inner.owner, inner.options.lease_ms, free.min(256))
             .await
         {
-            Ok(items) if !items.is_empty() => dispatch_activities(&inner, items).await,
+            Ok(items) if !items.is_empty() => {
+                inc(&inner.metrics.activity_claims);
+                add(&inner.metrics.activity_claimed_items, items.len() as u64);
+                dispatch_activities(&inner, items).await
+            }
             Ok(_) => idle_wait(&inner, &wakers.activities).await,
             Err(e) => store_error_pause(&inner, "claiming activities", &e).await,
         }
@@ -948,6 +971,23 @@ async fn time_out_activity(inner: &Inner, seq: i64, generation: i64) {
     settle_activity(inner, r.item, ActivityResult::Failed(error)).await;
     inner.progress.notify_waiters();
     inner.provider.wakers().activities.notify_one();
+}
+
+/// Keeps the queue depth gauges of `metricsSnapshot()` fresh (one cheap query per period).
+async fn queue_depth_loop(inner: Arc<Inner>) {
+    while !stopping(&inner) {
+        match inner.provider.queue_depths().await {
+            Ok(depths) => *inner.queue_depths.lock().unwrap() = Some((Instant::now(), depths)),
+            Err(e) => {
+                inc(&inner.metrics.store_errors);
+                debug!(error = %e, "reading queue depths failed");
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(inner.options.metrics_interval_ms)) => {}
+            _ = inner.stop.notified() => {}
+        }
+    }
 }
 
 /// Renews the leases of in-flight work (so a busy JavaScript thread does not by itself

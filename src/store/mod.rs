@@ -440,6 +440,12 @@ pub trait Provider: Send + Sync + 'static {
     /// The earliest future time at which queued work becomes visible.
     async fn next_due(&self) -> Result<Option<i64>>;
 
+    /// The store's own counters, for metrics (`store_operations / store_transactions` is the
+    /// mean write batch where the store batches writes).
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
+
     /// How often a waiting client must re-read an instance to see commits made by other
     /// processes; `None` when every commit that matters signals this process's [`Wakers`].
     fn foreign_commit_poll(&self) -> Option<std::time::Duration>;

@@ -8,6 +8,7 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -91,6 +92,7 @@ pub struct SqliteOptions {
 
 pub struct SqliteProvider {
     ops: mpsc::UnboundedSender<Box<dyn WriteOp>>,
+    batches: Arc<BatchCounters>,
     wakers: Arc<Wakers>,
     path: Option<PathBuf>,
     runtime_lock: Mutex<Option<File>>,
@@ -157,9 +159,11 @@ impl SqliteProvider {
             .run_direct(&mut conn)
             .await?;
         let (ops, rx) = mpsc::unbounded_channel();
-        tokio::spawn(writer(conn, rx));
+        let batches = Arc::new(BatchCounters::default());
+        tokio::spawn(writer(conn, rx, batches.clone()));
         Ok(Arc::new(SqliteProvider {
             ops,
+            batches,
             wakers: Arc::new(Wakers::default()),
             path,
             runtime_lock: Mutex::new(None),
@@ -206,7 +210,18 @@ impl SqliteProvider {
     }
 }
 
-async fn writer(mut conn: SqliteConnection, mut rx: mpsc::UnboundedReceiver<Box<dyn WriteOp>>) {
+/// How the writer batches: transactions, and the operations they carried.
+#[derive(Default)]
+struct BatchCounters {
+    transactions: AtomicU64,
+    operations: AtomicU64,
+}
+
+async fn writer(
+    mut conn: SqliteConnection,
+    mut rx: mpsc::UnboundedReceiver<Box<dyn WriteOp>>,
+    batches: Arc<BatchCounters>,
+) {
     while let Some(first) = rx.recv().await {
         let mut ops = vec![first];
         while ops.len() < MAX_BATCH {
@@ -215,6 +230,10 @@ async fn writer(mut conn: SqliteConnection, mut rx: mpsc::UnboundedReceiver<Box<
                 Err(_) => break,
             }
         }
+        batches.transactions.fetch_add(1, Ordering::Relaxed);
+        batches
+            .operations
+            .fetch_add(ops.len() as u64, Ordering::Relaxed);
         if let Err(e) = conn.execute("BEGIN IMMEDIATE").await {
             for op in ops {
                 op.finish(Err(e.to_string()));
@@ -1423,6 +1442,19 @@ impl Provider for SqliteProvider {
             })
         })
         .await
+    }
+
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        vec![
+            (
+                "store_transactions",
+                self.batches.transactions.load(Ordering::Relaxed),
+            ),
+            (
+                "store_operations",
+                self.batches.operations.load(Ordering::Relaxed),
+            ),
+        ]
     }
 
     fn foreign_commit_poll(&self) -> Option<Duration> {
