@@ -165,8 +165,9 @@ test('reprise list, show, cancel and delete against a live SQLite file', { timeo
     [[...db, '--schema', 'x', 'list'], /--schema applies to PostgreSQL only/],
     [['--db', 'mysql://localhost/x', 'list'], /neither a SQLite path nor a postgres:\/\/ URL/],
     [['--db', 'postgres://u:secret@[bad/x', 'list'], /invalid PostgreSQL URL 'postgres:\/\/u:\*\*\*@\[bad/],
-    [[...db, 'watch', 'main-1'], /not available yet/],
-    [[...db, 'retry', 'main-1'], /not available yet/],
+    [[...db, 'watch'], /'watch' needs an instance ID/],
+    [[...db, 'watch', 'main-1', '--since', 'later'], /--since must be 'start' or 'now'/],
+    [[...db, 'retry', 'main-1', '--force'], /'retry' takes no --force/],
   ];
   for (const [args, message] of usage) {
     r = await cli(args);
@@ -179,4 +180,86 @@ test('reprise list, show, cancel and delete against a live SQLite file', { timeo
   r = await cli(['--help']);
   assert.equal(r.code, 0);
   assert.match(r.stdout, /^Usage: reprise/);
+});
+
+test('reprise watch follows a live instance from another process; reprise retry revives a failed one', { timeout: 30000 }, async (t) => {
+  const file = dbPath('cli-follow');
+  const provider = await SqliteProvider.open(file);
+  const client = new Client(provider);
+  const runtime = new Runtime(provider, runtimeOptions({ pollIntervalMs: 50 }));
+  let healthy = false;
+  const calls = { Fetch: 0, Store: 0 };
+  runtime.registerActivity('Fetch', async () => {
+    calls.Fetch += 1;
+    return 41;
+  });
+  runtime.registerActivity('Store', async (ctx, n) => {
+    calls.Store += 1;
+    if (!healthy) throw new Error('database is down');
+    return n + 1;
+  });
+  runtime.registerOrchestration('Pipeline', function* (ctx) {
+    const n = yield ctx.scheduleActivity('Fetch');
+    ctx.setCustomStatus('storing');
+    return yield ctx.scheduleActivity('Store', n);
+  });
+  runtime.registerOrchestration('Waiter', function* (ctx) {
+    return yield ctx.waitForEvent('go');
+  });
+  await runtime.start();
+  t.after(() => runtime.shutdown(5000));
+  const db = ['--db', file];
+
+  await client.startOrchestration('pipe-1', 'Pipeline');
+  assert.equal((await client.waitForOrchestration('pipe-1', 5000)).status, 'Failed');
+
+  // watch of a failed instance: its story, then exit 1.
+  let r = await cli([...db, 'watch', 'pipe-1']);
+  assertClean(r);
+  assert.equal(r.code, 1);
+  assert.match(r.stdout, /^\S+Z  instanceStarted\s+Pipeline 1\.0\.0 input=null$/m);
+  assert.match(r.stdout, /^\S+Z  activityCompleted\s+#1 Fetch result=41$/m);
+  assert.match(r.stdout, /^\S+Z  activityFailed\s+#2 Store error: database is down$/m);
+  assert.match(r.stdout, /^\S+Z  customStatusChanged\s+value="storing"$/m);
+  assert.match(r.stdout, /^\S+Z  instanceFailed\s+error: TaskFailedError: database is down \(ERR_TASK_FAILED\)$/m);
+  assert.equal(r.stderr, "reprise: instance 'pipe-1' failed: TaskFailedError: database is down (ERR_TASK_FAILED)\n");
+
+  // retry from the CLI; the runtime here finishes it without fetching again.
+  healthy = true;
+  r = await cli([...db, 'retry', 'pipe-1']);
+  assertClean(r);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, "retrying 'pipe-1' from its last good point\n");
+  assert.equal((await client.waitForOrchestration('pipe-1', 5000)).output, 42);
+  assert.deepEqual(calls, { Fetch: 1, Store: 2 });
+  r = await cli([...db, '--json', 'retry', 'pipe-1']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /^reprise: instance 'pipe-1' is Completed; only a Failed instance can be retried\n/);
+  r = await cli([...db, 'retry', 'nobody']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /^reprise: no instance 'nobody'/);
+
+  // watch --json of the retried instance: one JSON object per line, ending completed.
+  r = await cli([...db, 'watch', 'pipe-1', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const events = r.stdout.trim().split('\n').map((line) => JSON.parse(line));
+  assert.deepEqual(events.map((e) => e.type).filter((t) => t.startsWith('instance')), ['instanceStarted', 'instanceRetried', 'instanceCompleted']);
+  assert.equal(events.at(-1).output, 42);
+
+  // A live watch in another process sees what happens after it began, then exits 0.
+  await client.startOrchestration('wait-1', 'Waiter');
+  await eventually(async () => (await client.readExecutionHistory('wait-1')).length >= 2, 5000, 'the wait');
+  const watching = cli([...db, 'watch', 'wait-1', '--since', 'now']);
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  await client.raiseEvent('wait-1', 'go', 'yes');
+  r = await watching;
+  assertClean(r);
+  assert.equal(r.code, 0, r.stderr);
+  const lines = r.stdout.trim().split('\n');
+  assert.match(lines[0], /eventReceived\s+go data="yes"$/);
+  assert.match(lines.at(-1), /instanceCompleted\s+output="yes"$/);
+
+  r = await cli([...db, 'watch', 'nobody']);
+  assert.equal(r.code, 1);
+  assert.equal(r.stderr, "reprise: no instance 'nobody'\n");
 });

@@ -12,6 +12,12 @@ Commands:
   list [--status S] [--name N] [--limit N] [--cursor C]
                           List instances in creation order (S: Running, Completed, Failed)
   show ID [--execution N] Show an instance and the timeline of its current (or Nth) execution
+  watch ID [--since start|now]
+                          Print the instance's lifecycle events as they happen, from its
+                          start (default) or from now, until it completes or fails
+                          (exit 1 if it fails); --json prints one JSON object per line
+  retry ID                Re-run a failed instance from its last good point (activities
+                          that succeeded are not run again; failed sub-orchestrations too)
   cancel ID [--reason R]  Cancel a running instance (and its sub-orchestrations)
   delete ID [--force]     Delete an instance with its sub-orchestrations;
                           a running instance needs --force
@@ -20,7 +26,7 @@ Global options:
   --db URL        sqlite:PATH, a SQLite file path, or postgres://user:pass@host:port/db
                   (default: the REPRISE_DB environment variable)
   --schema NAME   PostgreSQL schema (default: public)
-  --json          Print one JSON document on stdout
+  --json          Print one JSON document on stdout (watch: one per event)
   -h, --help      Show this help
 
 Exit codes: 0 success, 1 operation error, 2 usage error.
@@ -38,15 +44,17 @@ const OPTIONS = {
   execution: { type: 'string' },
   reason: { type: 'string' },
   force: { type: 'boolean' },
+  since: { type: 'string' },
 };
 const GLOBAL = ['db', 'schema', 'json', 'help'];
 const COMMANDS = {
   list: { options: ['status', 'name', 'limit', 'cursor'], id: false },
   show: { options: ['execution'], id: true },
+  watch: { options: ['since'], id: true },
+  retry: { options: [], id: true },
   cancel: { options: ['reason'], id: true },
   delete: { options: ['force'], id: true },
 };
-const NOT_AVAILABLE = ['watch', 'retry'];
 const STATUSES = ['Running', 'Completed', 'Failed'];
 
 class UsageError extends Error {}
@@ -159,6 +167,8 @@ function summarize(event, names) {
       return `output=${short(d.output)}`;
     case 'ExecutionFailed':
       return `error: ${errorText(d.error)}`;
+    case 'ExecutionRetried':
+      return `retried after: ${errorText(d.error)} (${d.removed} events rewound)`;
     case 'ContinuedAsNew':
       return `input=${short(d.input)}${d.version ? ` version ${d.version}` : ''}`;
     default:
@@ -232,6 +242,87 @@ async function show(client, id, values, out) {
   out(lines.join('\n'));
 }
 
+/**
+ * One line for a lifecycle event from `client.watch`; `names` remembers what each task
+ * runs, so results and failures say which activity they belong to.
+ */
+function describeEvent(e, names) {
+  if (e.task !== undefined && e.name !== undefined && e.type.endsWith('Scheduled')) names.set(e.task, e.name);
+  const task = e.task === undefined ? '' : `#${e.task} `;
+  const known = e.name === undefined ? names.get(e.task) : e.name;
+  const name = known === undefined ? '' : `${known} `;
+  const parts = [];
+  switch (e.type) {
+    case 'instanceStarted':
+      parts.push(`${e.name}${e.version ? ` ${e.version}` : ''}`, `input=${short(e.input)}`);
+      break;
+    case 'activityStarted':
+      parts.push(`${task}${name}attempt ${e.attempt}`);
+      break;
+    case 'activityRetried':
+      parts.push(`${task}${name}attempt ${e.attempt} at ${iso(e.retryAt)}`);
+      break;
+    case 'timerCreated':
+      parts.push(`${task}fires at ${iso(e.fireAt)}`);
+      break;
+    case 'subOrchestrationScheduled':
+    case 'detachedOrchestrationStarted':
+      parts.push(`${task}${name}(${e.childInstanceId}) input=${short(e.input)}`);
+      break;
+    default:
+      if (task || name) parts.push(`${task}${name}`.trim());
+      if (e.input !== undefined) parts.push(`input=${short(e.input)}`);
+      if (e.result !== undefined) parts.push(`result=${short(e.result)}`);
+      if (e.output !== undefined) parts.push(`output=${short(e.output)}`);
+      if (e.data !== undefined) parts.push(`data=${short(e.data)}`);
+      if (e.value !== undefined) parts.push(`value=${short(e.value)}`);
+      if (e.reason !== undefined) parts.push(`reason=${short(e.reason)}`);
+      if (e.error !== undefined) parts.push(`error: ${errorText(e.error)}`);
+      if (e.removed !== undefined) parts.push(`(${e.removed} events rewound)`);
+  }
+  return `${iso(e.timestamp)}  ${e.type.padEnd(26)} ${parts.join(' ')}`.trimEnd();
+}
+
+async function watch(client, id, values, out) {
+  const since = values.since === undefined ? 'start' : values.since;
+  if (since !== 'start' && since !== 'now') throw new UsageError(`--since must be 'start' or 'now', got '${since}'`);
+  const controller = new AbortController();
+  process.once('SIGINT', () => controller.abort());
+  let last = null;
+  const names = new Map();
+  try {
+    for await (const event of client.watch(id, { since, signal: controller.signal })) {
+      last = event;
+      process.stdout.write(`${values.json ? JSON.stringify(event) : describeEvent(event, names)}\n`);
+    }
+  } catch (e) {
+    if (e && e.code === 'ERR_NOT_FOUND') throw new OperationError(`no instance '${id}'`);
+    throw e;
+  }
+  if (controller.signal.aborted) return;
+  if (last === null) {
+    // since=now on a finished instance: say how it ended.
+    const status = await client.getStatus(id);
+    if (!values.json) out(`'${id}' is already ${status.status}`);
+    if (status.status === 'Failed') throw new OperationError(`instance '${id}' failed: ${status.error}`);
+    return;
+  }
+  if (last.type === 'instanceFailed') throw new OperationError(`instance '${id}' failed: ${errorText(last.error)}`);
+}
+
+async function retry(client, id, values, out) {
+  let retried;
+  try {
+    retried = await client.retryInstance(id);
+  } catch (e) {
+    if (e && (e.code === 'ERR_NOT_FOUND' || e.code === 'ERR_INVALID_STATE')) throw new OperationError(e.message);
+    throw e;
+  }
+  if (values.json) return out({ instanceId: id, retried });
+  const children = retried.slice(1);
+  out(`retrying '${id}' from its last good point${children.length ? `, with sub-orchestration${children.length === 1 ? '' : 's'} ${children.join(', ')}` : ''}`);
+}
+
 async function cancel(client, id, values, out) {
   const canceled = await client.cancelInstance(id, values.reason);
   if (values.json) return out({ instanceId: id, canceled });
@@ -271,7 +362,6 @@ async function main(argv, out) {
   }
   const [command, ...args] = positionals;
   if (command === undefined) throw new UsageError('no command given');
-  if (NOT_AVAILABLE.includes(command)) throw new UsageError(`'${command}' is not available yet`);
   const spec = COMMANDS[command];
   if (!spec) throw new UsageError(`unknown command '${command}'`);
   for (const key of Object.keys(values)) {
@@ -302,6 +392,8 @@ async function main(argv, out) {
   if (command === 'list') return list(client, values, print);
   if (command === 'show') return show(client, args[0], values, print);
   if (command === 'cancel') return cancel(client, args[0], values, print);
+  if (command === 'watch') return watch(client, args[0], values, print);
+  if (command === 'retry') return retry(client, args[0], values, print);
   return remove(client, args[0], values, print);
 }
 
