@@ -21,6 +21,16 @@ const expected = {
     // The retried step ran twice, the steps before it once.
     assert.match(out, /checkpointed steps: 3; runs: \{"find-sources":1,"analyze":1,"summarize":2\}\n$/);
   },
+  'retry-runs.js': (out) => assert.equal(out, [
+    'steps run: {"fetch":1,"save":1}',
+    'steps run: {"fetch":1,"save":2}',
+    'activityScheduled#1 activityCompleted#1 activityScheduled#2 activityCompleted#2',
+    'Started: sync-org-1',
+    'Failed: API rate limited',
+    'Retried: sync-org-1',
+    'Done: {"saved":3}',
+    '',
+  ].join('\n')),
   'sync-users.js': (out) => {
     const lines = out.trimEnd().split('\n');
     assert.match(lines[0], /^(Running|Completed)$/);
