@@ -6,7 +6,7 @@ const assert = require('node:assert/strict');
 const path = require('node:path');
 const { execFile } = require('node:child_process');
 const { SqliteProvider, Client, Runtime } = require('..');
-const { dbPath, runtimeOptions, eventually } = require('./helpers');
+const { dbPath, runtimeOptions, eventually, startEnv, databaseUrl } = require('./helpers');
 
 const CLI = path.join(__dirname, '..', 'bin', 'reprise.js');
 
@@ -262,4 +262,39 @@ test('reprise watch follows a live instance from another process; reprise retry 
   r = await cli([...db, 'watch', 'nobody']);
   assert.equal(r.code, 1);
   assert.equal(r.stderr, "reprise: no instance 'nobody'\n");
+});
+
+test('reprise list, show, retry and watch on PostgreSQL, against a runtime in another process', { timeout: 30000 }, async () => {
+  const schema = `t_cli_${process.pid}_${Math.floor(Math.random() * 1e6)}`;
+  let healthy = false;
+  const env = await startEnv((rt) => {
+    rt.registerActivity('Charge', async (ctx, n) => {
+      if (!healthy) throw new Error('card service down');
+      return n * 2;
+    });
+    rt.registerOrchestration('Pay', function* (ctx, n) {
+      return yield ctx.scheduleActivity('Charge', n);
+    });
+  }, runtimeOptions({ pollIntervalMs: 50 }), `pg:${schema}`);
+  try {
+    const db = ['--db', databaseUrl, '--schema', schema];
+    await env.client.startOrchestration('pay-1', 'Pay', 21);
+    assert.equal((await env.client.waitForOrchestration('pay-1', 10000)).status, 'Failed');
+    let r = await cli([...db, 'list', '--status', 'Failed']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^pay-1\s+Pay\s+1\.0\.0\s+Failed/m);
+    healthy = true;
+    r = await cli([...db, '--json', 'retry', 'pay-1']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout), { instanceId: 'pay-1', retried: ['pay-1'] });
+    r = await cli([...db, 'watch', 'pay-1']);
+    assertClean(r);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /instanceRetried\s+error: .*card service down.*\(2 events rewound\)$/m);
+    assert.match(r.stdout, /instanceCompleted\s+output=42$/m);
+    r = await cli([...db, 'show', 'pay-1']);
+    assert.match(r.stdout, /ExecutionRetried\s+retried after: .*card service down/);
+  } finally {
+    await env.drop();
+  }
 });
