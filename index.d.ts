@@ -106,7 +106,11 @@ export declare class PostgresProvider {
   /** The URL with its password masked. */
   readonly url: string;
   readonly schema: string;
-  /** Connects to `postgres://user:password@host:port/database` on the `public` schema, creating the tables if needed. */
+  /**
+   * Connects to `postgres://user:password@host:port/database` on the `public` schema, creating the tables if needed.
+   * A bad URL or option rejects with InvalidArgumentError; a server that cannot be reached within
+   * `connectTimeoutMs`, with a StoreError whose code is `ERR_UNAVAILABLE`.
+   */
   static connect(url: string, options?: PostgresConnectOptions): Promise<PostgresProvider>;
   /** Like `connect`, on `schema` (1 to 63 letters, digits or underscores; created if missing). */
   static connectWithSchema(url: string, schema: string, options?: PostgresConnectOptions): Promise<PostgresProvider>;

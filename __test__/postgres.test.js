@@ -6,7 +6,7 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const { spawnSync } = require('node:child_process');
-const { PostgresProvider, Client, Runtime, InvalidArgumentError } = require('..');
+const { PostgresProvider, Client, Runtime, InvalidArgumentError, StoreError } = require('..');
 const { runtimeOptions, eventually } = require('./helpers');
 
 const url = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test';
@@ -140,7 +140,7 @@ test('an unreachable server fails fast, saying where it looked', async () => {
   const started = Date.now();
   await assert.rejects(
     PostgresProvider.connectWithSchema('postgres://postgres:hunter2@127.0.0.1:1/test', 'unused'),
-    (e) => e.code === 'ERR_INVALID_ARGUMENT' && /cannot connect to PostgreSQL at 127\.0\.0\.1:1\/test/.test(e.message) && !e.message.includes('hunter2'),
+    (e) => e instanceof StoreError && e.code === 'ERR_UNAVAILABLE' && /cannot connect to PostgreSQL at 127\.0\.0\.1:1\/test/.test(e.message) && !e.message.includes('hunter2'),
   );
   assert.ok(Date.now() - started < 5000, `took ${Date.now() - started} ms`);
 });

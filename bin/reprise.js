@@ -377,16 +377,8 @@ async function main(argv, out) {
   }
 
   const { Client } = require('..');
-  let provider;
-  try {
-    provider = await openProvider(db, values.schema);
-  } catch (e) {
-    // A malformed URL is a usage error; a database that cannot be reached is not.
-    if (e && e.code === 'ERR_INVALID_ARGUMENT' && /cannot connect|communicating|timed? ?out/i.test(e.message)) {
-      throw new OperationError(e.message);
-    }
-    throw e;
-  }
+  // A malformed URL is a usage error (ERR_INVALID_ARGUMENT); an unreachable database is not.
+  const provider = await openProvider(db, values.schema);
   const client = new Client(provider);
   const print = (value) => out(values.json ? JSON.stringify(value, null, 2) : value);
   if (command === 'list') return list(client, values, print);

@@ -101,7 +101,8 @@ class PostgresProvider {
   /**
    * Connects to `postgres://user:password@host:port/database` and uses the `public` schema,
    * creating the tables if needed. `options`: `{poolSize = 10, pollIntervalMs = 1000,
-   * connectTimeoutMs = 10000}`.
+   * connectTimeoutMs = 10000}`. A bad URL or option rejects with InvalidArgumentError; a
+   * server that cannot be reached, with StoreError code `ERR_UNAVAILABLE`.
    */
   static async connect(url, options) {
     checkPostgresUrl(url, 'PostgresProvider.connect(url)');

@@ -309,6 +309,14 @@ fn expect_config<T>(result: Result<T, StoreError>, what: &str) -> String {
     }
 }
 
+fn expect_unavailable<T>(result: Result<T, StoreError>, what: &str) -> String {
+    match result {
+        Err(StoreError::Unavailable(message)) => message,
+        Err(other) => panic!("{what}: expected StoreError::Unavailable, got {other:?}"),
+        Ok(_) => panic!("{what}: expected StoreError::Unavailable, got a provider"),
+    }
+}
+
 /// Bad URLs and schema names fail at once, naming the problem (never the password).
 #[tokio::test]
 async fn malformed_urls_and_schema_names_fail_fast_with_a_clear_error() {
@@ -373,7 +381,7 @@ async fn unreachable_servers_fail_fast_with_a_clear_error() {
 
     // Nothing listens on port 1: refused at once (not retried until a pool timeout).
     let started = Instant::now();
-    let message = expect_config(
+    let message = expect_unavailable(
         PostgresProvider::connect(
             "postgres://postgres:hunter2@127.0.0.1:1/test",
             PostgresOptions::default(),
@@ -394,7 +402,7 @@ async fn unreachable_servers_fail_fast_with_a_clear_error() {
 
     // An address that never answers: bounded by the connect timeout.
     let started = Instant::now();
-    let message = expect_config(
+    let message = expect_unavailable(
         PostgresProvider::connect(
             "postgres://postgres@10.255.255.1:5432/test",
             PostgresOptions {
@@ -420,7 +428,7 @@ async fn unreachable_servers_fail_fast_with_a_clear_error() {
     let path = url.rfind('/').expect("a database in DATABASE_URL");
     url.truncate(path);
     url.push_str("/reprise_no_such_database");
-    let message = expect_config(
+    let message = expect_unavailable(
         PostgresProvider::connect(&url, PostgresOptions::default()).await,
         "missing database",
     );

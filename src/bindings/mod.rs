@@ -39,6 +39,7 @@ fn err(code: &str, message: impl std::fmt::Display) -> Error {
 fn store_err(e: StoreError) -> Error {
     let code = match &e {
         StoreError::Config(_) => "ERR_INVALID_ARGUMENT",
+        StoreError::Unavailable(_) => "ERR_UNAVAILABLE",
         StoreError::Locked(_) => "ERR_LOCKED",
         StoreError::LeaseLost(_) => "ERR_LEASE_LOST",
         _ => "ERR_STORE",

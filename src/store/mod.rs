@@ -23,6 +23,9 @@ pub enum StoreError {
     LeaseLost(String),
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The database server could not be reached (or refused the connection).
+    #[error("{0}")]
+    Unavailable(String),
     /// Another runtime already holds this database.
     #[error("{0}")]
     Locked(String),

@@ -189,13 +189,14 @@ fn quote_ident(ident: &str) -> String {
 }
 
 fn connect_error(target: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Config(format!("cannot connect to PostgreSQL at {target}: {e}"))
+    StoreError::Unavailable(format!("cannot connect to PostgreSQL at {target}: {e}"))
 }
 
 impl PostgresProvider {
     /// Connects, creates the schema if missing and runs the migrations in it, then starts
     /// listening for other processes' changes. An unreachable server or a bad URL fails
-    /// within `connect_timeout_ms` with a [`StoreError::Config`] naming the problem.
+    /// within `connect_timeout_ms` with a [`StoreError::Unavailable`] naming the server (a bad
+    /// URL or option: [`StoreError::Config`]).
     pub async fn connect(url: &str, options: PostgresOptions) -> Result<Arc<Self>> {
         let schema = validate_schema(options.schema.as_deref().unwrap_or(DEFAULT_SCHEMA))?;
         if options.pool_size == 0 {
