@@ -343,6 +343,14 @@ pub trait Provider: Send + Sync + 'static {
         instance_id: &str,
         execution_id: Option<u64>,
     ) -> Result<Vec<HistoryRow>>;
+    /// The events of one execution after `after_event_id`, in order (what a watcher has
+    /// not seen yet).
+    async fn history_after(
+        &self,
+        instance_id: &str,
+        execution_id: u64,
+        after_event_id: u64,
+    ) -> Result<Vec<HistoryRow>>;
     /// Removes an instance with its sub-orchestrations (recursively), their histories and
     /// everything queued for them. A running instance is refused unless `force`.
     async fn delete_instance(&self, instance_id: &str, force: bool) -> Result<Deletion>;

@@ -1055,6 +1055,27 @@ impl Provider for PostgresProvider {
         .collect()
     }
 
+    async fn history_after(
+        &self,
+        instance_id: &str,
+        execution_id: u64,
+        after_event_id: u64,
+    ) -> Result<Vec<HistoryRow>> {
+        sqlx::query(
+            "SELECT event_id, ts, kind, data FROM history
+             WHERE instance_id = $1 AND execution_id = $2 AND event_id > $3
+             ORDER BY event_id",
+        )
+        .bind(instance_id)
+        .bind(execution_id as i64)
+        .bind(after_event_id as i64)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(history_row)
+        .collect()
+    }
+
     async fn delete_instance(&self, instance_id: &str, force: bool) -> Result<Deletion> {
         let mut tx = self.pool.begin().await?;
         let tree: Vec<String> = sqlx::query_scalar(

@@ -724,6 +724,33 @@ impl Provider for SqliteProvider {
         .await
     }
 
+    async fn history_after(
+        &self,
+        instance_id: &str,
+        execution_id: u64,
+        after_event_id: u64,
+    ) -> Result<Vec<HistoryRow>> {
+        let id = instance_id.to_owned();
+        self.read(move |conn| {
+            Box::pin(async move {
+                sqlx::query(
+                    "SELECT event_id, ts, kind, data FROM history
+                     WHERE instance_id = ?1 AND execution_id = ?2 AND event_id > ?3
+                     ORDER BY event_id",
+                )
+                .bind(id)
+                .bind(execution_id as i64)
+                .bind(after_event_id as i64)
+                .fetch_all(&mut *conn)
+                .await?
+                .iter()
+                .map(history_row)
+                .collect()
+            })
+        })
+        .await
+    }
+
     async fn delete_instance(&self, instance_id: &str, force: bool) -> Result<Deletion> {
         let id = instance_id.to_owned();
         let deletion = self

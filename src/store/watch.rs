@@ -75,10 +75,9 @@ pub async fn watch_step(
     }
     loop {
         let rows = provider
-            .history(instance_id, Some(cursor.execution_id))
+            .history_after(instance_id, cursor.execution_id, cursor.event_id)
             .await?;
-        let after = cursor.event_id;
-        for row in rows.iter().filter(|r| r.event_id > after) {
+        for row in &rows {
             step.events.push(
                 Lifecycle::of_event(
                     &row.event,

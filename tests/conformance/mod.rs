@@ -2224,6 +2224,10 @@ pub async fn rewind_puts_a_failed_instance_back_to_work(p: SharedProvider) {
             "CustomStatusSet"
         ]
     );
+    let tail = p.history_after("r", 1, 4).await.unwrap();
+    assert_eq!(event_ids(&tail), vec![5, 6], "history after an event id");
+    assert!(p.history_after("r", 1, 6).await.unwrap().is_empty());
+    assert!(p.history_after("r", 2, 0).await.unwrap().is_empty());
     let again = claim_one_activity(&p, "W", LONG_LEASE).await;
     assert_eq!(
         (again.task, again.name.as_str(), again.attempt),
