@@ -879,68 +879,123 @@ fn parse_activity_result(text: &str) -> ActivityResult {
     }
 }
 
+/// Most activity outcomes recorded in one store call.
+const MAX_OUTCOME_BATCH: usize = 256;
+
 async fn completion_loop(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<(i64, String)>) {
-    while let Some((id, text)) = rx.recv().await {
-        let removed = inner.running.lock().unwrap().remove(&id);
-        let Some(running) = removed else {
-            continue; // abandoned (shutdown or lost lease): the result is not ours to record
-        };
+    while let Some(first) = rx.recv().await {
+        // Whatever else has settled meanwhile goes in the same store call (no waiting for more).
+        let mut settled = vec![first];
+        while settled.len() < MAX_OUTCOME_BATCH {
+            match rx.try_recv() {
+                Ok(next) => settled.push(next),
+                Err(_) => break,
+            }
+        }
+        let mut outcomes = Vec::with_capacity(settled.len());
+        for (id, text) in settled {
+            let removed = inner.running.lock().unwrap().remove(&id);
+            // Not running: abandoned (shutdown or lost lease), not ours to record.
+            if let Some(running) = removed {
+                outcomes.push((running.item, parse_activity_result(&text)));
+            }
+        }
+        if outcomes.is_empty() {
+            continue;
+        }
         let inner = inner.clone();
         tokio::spawn(async move {
-            settle_activity(&inner, running.item, parse_activity_result(&text)).await;
+            settle_activities(&inner, outcomes).await;
             inner.progress.notify_waiters();
             inner.provider.wakers().activities.notify_one();
         });
     }
 }
 
-async fn settle_activity(inner: &Inner, item: ActivityItem, result: ActivityResult) {
-    if let ActivityResult::Failed(error) = &result {
-        if let Some(policy) = item
-            .retry
-            .as_ref()
-            .filter(|p| item.attempt < p.max_attempts)
-        {
-            let mut delay = policy.delay_before(item.attempt + 1);
-            if policy.jitter && delay > 0 {
-                delay = rand::random_range(delay / 2..=delay);
-            }
-            inc(&inner.metrics.activity_retries);
-            debug!(activity = %item.name, attempt = item.attempt, error = %error.message, delay, "retrying activity");
-            let retry_at = now_ms() + delay as i64;
-            match inner
-                .provider
-                .retry_activity(&item, retry_at, item.attempt + 1)
-                .await
-            {
-                Ok(true) => {
-                    inner.provider.wakers().instance_changed(&item.instance_id);
-                    if events_enabled(inner) {
-                        let mut l = activity_event("activityRetried", &item, item.attempt + 1);
-                        l.retry_at = Some(retry_at);
-                        l.error = Some(error);
-                        emit_events(inner, &[l.to_json()]);
-                    }
-                }
-                Ok(false) => inc(&inner.metrics.lease_losses),
-                Err(e) => {
-                    inc(&inner.metrics.store_errors);
-                    warn!(error = %e, "recording an activity retry failed");
-                }
-            }
-            return;
-        }
-        inc(&inner.metrics.activities_failed);
-    } else {
-        inc(&inner.metrics.activities_completed);
+/// Schedules a failed attempt again if its policy allows; `false` when the failure is final.
+async fn retry_if_allowed(inner: &Inner, item: &ActivityItem, error: &TaskError) -> bool {
+    let Some(policy) = item
+        .retry
+        .as_ref()
+        .filter(|p| item.attempt < p.max_attempts)
+    else {
+        return false;
+    };
+    let mut delay = policy.delay_before(item.attempt + 1);
+    if policy.jitter && delay > 0 {
+        delay = rand::random_range(delay / 2..=delay);
     }
-    match inner.provider.complete_activity(&item, result).await {
-        Ok(true) => {}
+    inc(&inner.metrics.activity_retries);
+    debug!(activity = %item.name, attempt = item.attempt, error = %error.message, delay, "retrying activity");
+    let retry_at = now_ms() + delay as i64;
+    match inner
+        .provider
+        .retry_activity(item, retry_at, item.attempt + 1)
+        .await
+    {
+        Ok(true) => {
+            inner.provider.wakers().instance_changed(&item.instance_id);
+            if events_enabled(inner) {
+                let mut l = activity_event("activityRetried", item, item.attempt + 1);
+                l.retry_at = Some(retry_at);
+                l.error = Some(error);
+                emit_events(inner, &[l.to_json()]);
+            }
+        }
         Ok(false) => inc(&inner.metrics.lease_losses),
         Err(e) => {
             inc(&inner.metrics.store_errors);
-            warn!(error = %e, activity = %item.name, "recording an activity result failed; it will run again");
-            let _ = inner.provider.abandon_activity(&item, 1_000).await;
+            warn!(error = %e, "recording an activity retry failed");
+        }
+    }
+    true
+}
+
+/// Retries what its policy allows and records the other outcomes in one store call.
+async fn settle_activities(inner: &Inner, outcomes: Vec<(ActivityItem, ActivityResult)>) {
+    let mut finals = Vec::with_capacity(outcomes.len());
+    for (item, result) in outcomes {
+        if let ActivityResult::Failed(error) = &result {
+            if retry_if_allowed(inner, &item, error).await {
+                continue;
+            }
+            inc(&inner.metrics.activities_failed);
+        } else {
+            inc(&inner.metrics.activities_completed);
+        }
+        finals.push((item, result));
+    }
+    if finals.is_empty() {
+        return;
+    }
+    // Kept to give the rows back if the store call fails (without copying their inputs).
+    let items: Vec<ActivityItem> = finals
+        .iter()
+        .map(|(item, _)| ActivityItem {
+            seq: item.seq,
+            generation: item.generation,
+            instance_id: item.instance_id.clone(),
+            execution_id: item.execution_id,
+            task: item.task,
+            name: item.name.clone(),
+            input: String::new(),
+            attempt: item.attempt,
+            retry: None,
+            deliveries: item.deliveries,
+            created_at: item.created_at,
+        })
+        .collect();
+    match inner.provider.complete_activities(finals).await {
+        Ok(recorded) => {
+            let lost = recorded.iter().filter(|r| !**r).count();
+            add(&inner.metrics.lease_losses, lost as u64);
+        }
+        Err(e) => {
+            inc(&inner.metrics.store_errors);
+            warn!(error = %e, activities = items.len(), "recording activity results failed; they will run again");
+            for item in &items {
+                let _ = inner.provider.abandon_activity(item, 1_000).await;
+            }
         }
     }
 }
@@ -968,7 +1023,7 @@ async fn time_out_activity(inner: &Inner, seq: i64, generation: i64) {
         ),
         "ERR_TIMEOUT",
     );
-    settle_activity(inner, r.item, ActivityResult::Failed(error)).await;
+    settle_activities(inner, vec![(r.item, ActivityResult::Failed(error))]).await;
     inner.progress.notify_waiters();
     inner.provider.wakers().activities.notify_one();
 }

@@ -306,6 +306,24 @@ pub enum ActivityResult {
     Failed(TaskError),
 }
 
+impl ActivityResult {
+    /// The message that reports this outcome of `item` to its instance.
+    pub fn message(self, item: &ActivityItem) -> Message {
+        match self {
+            ActivityResult::Completed(result) => Message::ActivityCompleted {
+                execution_id: item.execution_id,
+                task: item.task,
+                result,
+            },
+            ActivityResult::Failed(error) => Message::ActivityFailed {
+                execution_id: item.execution_id,
+                task: item.task,
+                error,
+            },
+        }
+    }
+}
+
 /// A lease on an orchestration instance or an activity row.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Lease {
@@ -437,6 +455,18 @@ pub trait Provider: Send + Sync + 'static {
     /// Records an activity's final outcome for its instance; `false` if the lease was lost
     /// or the activity was cancelled meanwhile (the result is dropped).
     async fn complete_activity(&self, item: &ActivityItem, result: ActivityResult) -> Result<bool>;
+    /// Records several final outcomes at once (one transaction where the backend can), each
+    /// as [`Provider::complete_activity`] would; one `bool` per item, in order.
+    async fn complete_activities(
+        &self,
+        outcomes: Vec<(ActivityItem, ActivityResult)>,
+    ) -> Result<Vec<bool>> {
+        let mut recorded = Vec::with_capacity(outcomes.len());
+        for (item, result) in outcomes {
+            recorded.push(self.complete_activity(&item, result).await?);
+        }
+        Ok(recorded)
+    }
     /// Makes a failed attempt visible again at `visible_at` as attempt `next_attempt`.
     async fn retry_activity(
         &self,

@@ -1619,18 +1619,7 @@ impl Provider for PostgresProvider {
     }
 
     async fn complete_activity(&self, item: &ActivityItem, result: ActivityResult) -> Result<bool> {
-        let message = match result {
-            ActivityResult::Completed(result) => Message::ActivityCompleted {
-                execution_id: item.execution_id,
-                task: item.task,
-                result,
-            },
-            ActivityResult::Failed(error) => Message::ActivityFailed {
-                execution_id: item.execution_id,
-                task: item.task,
-                error,
-            },
-        };
+        let message = result.message(item);
         // Fenced by the worker row's generation: a lost lease or a cancelled activity
         // records nothing.
         let recorded = sqlx::query(
@@ -1652,6 +1641,63 @@ impl Provider for PostgresProvider {
         .rows_affected()
             == 1;
         if recorded {
+            let change = Change {
+                orchestrations: true,
+                ..Default::default()
+            };
+            self.signal(change, false).await;
+        }
+        Ok(recorded)
+    }
+
+    async fn complete_activities(
+        &self,
+        outcomes: Vec<(ActivityItem, ActivityResult)>,
+    ) -> Result<Vec<bool>> {
+        if outcomes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut seqs = Vec::with_capacity(outcomes.len());
+        let mut generations = Vec::with_capacity(outcomes.len());
+        let mut kinds = Vec::with_capacity(outcomes.len());
+        let mut data = Vec::with_capacity(outcomes.len());
+        for (item, result) in outcomes {
+            let message = result.message(&item);
+            seqs.push(item.seq);
+            generations.push(item.generation);
+            kinds.push(message.kind());
+            data.push(message_data(&message));
+        }
+        // One statement for the batch, fenced row by row by generation; messages are queued
+        // in the batch's order.
+        let deleted: HashSet<i64> = sqlx::query_scalar(
+            "WITH d AS (
+                SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[])
+                    WITH ORDINALITY AS d(seq, generation, kind, data, n)
+            ),
+            done AS (
+                DELETE FROM worker_queue w USING d
+                WHERE w.seq = d.seq AND w.generation = d.generation
+                RETURNING w.seq, w.instance_id, w.execution_id, w.task
+            ),
+            queued AS (
+                INSERT INTO orchestrator_queue (instance_id, kind, execution_id, task, visible_at, data)
+                SELECT done.instance_id, d.kind, done.execution_id, done.task, reprise_now_ms(), d.data
+                FROM done JOIN d ON d.seq = done.seq
+                ORDER BY d.n
+            )
+            SELECT seq FROM done",
+        )
+        .bind(&seqs)
+        .bind(&generations)
+        .bind(&kinds)
+        .bind(&data)
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .collect();
+        let recorded: Vec<bool> = seqs.iter().map(|s| deleted.contains(s)).collect();
+        if !deleted.is_empty() {
             let change = Change {
                 orchestrations: true,
                 ..Default::default()

@@ -1334,18 +1334,7 @@ impl Provider for SqliteProvider {
 
     async fn complete_activity(&self, item: &ActivityItem, result: ActivityResult) -> Result<bool> {
         let (seq, generation) = (item.seq, item.generation);
-        let message = match result {
-            ActivityResult::Completed(result) => Message::ActivityCompleted {
-                execution_id: item.execution_id,
-                task: item.task,
-                result,
-            },
-            ActivityResult::Failed(error) => Message::ActivityFailed {
-                execution_id: item.execution_id,
-                task: item.task,
-                error,
-            },
-        };
+        let message = result.message(item);
         let instance_id = item.instance_id.clone();
         let recorded = self
             .write(move |conn| {
@@ -1374,6 +1363,70 @@ impl Provider for SqliteProvider {
             })
             .await?;
         if recorded {
+            self.wakers.orchestrations.notify_one();
+        }
+        Ok(recorded)
+    }
+
+    async fn complete_activities(
+        &self,
+        outcomes: Vec<(ActivityItem, ActivityResult)>,
+    ) -> Result<Vec<bool>> {
+        if outcomes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<(i64, i64, QueueInsert)> = outcomes
+            .into_iter()
+            .map(|(item, result)| {
+                let message = result.message(&item);
+                let row = QueueInsert {
+                    instance_id: item.instance_id,
+                    message,
+                    visible_at: 0,
+                };
+                (item.seq, item.generation, row)
+            })
+            .collect();
+        let recorded = self
+            .write(move |conn| {
+                Box::pin(async move {
+                    // Fenced by each row's generation: a lost lease or a cancelled activity
+                    // records nothing.
+                    let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+                        "DELETE FROM worker_queue WHERE (seq, generation) IN (VALUES ",
+                    );
+                    let mut sep = qb.separated(", ");
+                    for (seq, generation, _) in &rows {
+                        sep.push("(")
+                            .push_bind_unseparated(*seq)
+                            .push_unseparated(", ")
+                            .push_bind_unseparated(*generation)
+                            .push_unseparated(")");
+                    }
+                    qb.push(") RETURNING seq");
+                    let deleted: std::collections::HashSet<i64> = qb
+                        .build_query_scalar::<i64>()
+                        .fetch_all(&mut *conn)
+                        .await?
+                        .into_iter()
+                        .collect();
+                    let now = now_ms();
+                    let mut recorded = Vec::with_capacity(rows.len());
+                    let mut queue = Vec::new();
+                    for (seq, _, mut row) in rows {
+                        let done = deleted.contains(&seq);
+                        if done {
+                            row.visible_at = now;
+                            queue.push(row);
+                        }
+                        recorded.push(done);
+                    }
+                    insert_messages(conn, &queue).await?;
+                    Ok(recorded)
+                })
+            })
+            .await?;
+        if recorded.contains(&true) {
             self.wakers.orchestrations.notify_one();
         }
         Ok(recorded)

@@ -58,6 +58,7 @@ macro_rules! conformance_suite {
             bulk_delete_removes_only_finished_instances,
             prune_executions_keeps_the_current_execution,
             rewind_puts_a_failed_instance_back_to_work,
+            batched_activity_outcomes_are_fenced_one_by_one,
         );
     };
 }
@@ -2242,4 +2243,71 @@ pub async fn rewind_puts_a_failed_instance_back_to_work(p: SharedProvider) {
         "a running instance is not rewound again"
     );
     assert!(!p.rewind_instance("nobody", &plan).await.unwrap());
+}
+
+// ---------------------------------------------------------------------------------------
+// Batched activity outcomes
+// ---------------------------------------------------------------------------------------
+
+/// `complete_activities` records a batch in order, each outcome fenced by its own row's
+/// generation: a row whose lease was taken over, or that was removed, records nothing.
+pub async fn batched_activity_outcomes_are_fenced_one_by_one(p: SharedProvider) {
+    start_instance_with(&p, "b", "Flow", |o| {
+        schedule_activity(o, 1, "One", "1");
+        schedule_activity(o, 2, "Two", "2");
+        schedule_activity(o, 3, "Three", "3");
+    })
+    .await;
+    let mut work = claim_work(&p, "W", 200).await;
+    work.sort_by_key(|w| w.task);
+    assert_eq!(work.len(), 3);
+    // Task 2's lease expires and another worker takes it: the first claim is stale.
+    let keep = [&work[0], &work[2]].map(|w| Lease::Activity(w.seq, w.generation));
+    assert!(p.renew_leases(&keep, LONG_LEASE).await.unwrap().is_empty());
+    sleep_ms(350).await;
+    let retaken = claim_work(&p, "V", LONG_LEASE).await;
+    assert_eq!(
+        retaken.iter().map(|w| w.task).collect::<Vec<_>>(),
+        vec![2],
+        "only task 2 is claimed again"
+    );
+    let recorded = p
+        .complete_activities(vec![
+            (
+                work[2].clone(),
+                ActivityResult::Failed(TaskError::new("three broke")),
+            ),
+            (
+                work[1].clone(),
+                ActivityResult::Completed(payload("\"stale\"")),
+            ),
+            (work[0].clone(), ActivityResult::Completed(payload("10"))),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(recorded, vec![true, false, true]);
+    let item = claim_only(&p, "A", LONG_LEASE, "b").await;
+    assert_eq!(
+        kinds(&item),
+        vec!["ActivityFailed", "ActivityCompleted"],
+        "in the batch's order"
+    );
+    let tasks: Vec<u32> = item
+        .messages
+        .iter()
+        .map(|m| match &m.message {
+            Message::ActivityFailed { task, .. } | Message::ActivityCompleted { task, .. } => *task,
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(tasks, vec![3, 1]);
+    assert!(
+        p.complete_activities(vec![(
+            retaken[0].clone(),
+            ActivityResult::Completed(payload("2"))
+        )])
+        .await
+        .unwrap()[0]
+    );
+    assert!(p.complete_activities(vec![]).await.unwrap().is_empty());
 }
