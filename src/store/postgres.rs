@@ -798,6 +798,10 @@ async fn rewind_in(
     Ok(true)
 }
 
+/// Commits a turn. Everything but the creation of child instances is one statement (one
+/// round trip, atomic on its own): every write in it is gated on the fencing update, so
+/// nothing is written unless this generation still holds the instance. A turn that starts
+/// instances runs inside a transaction (the caller's) with a second statement for them.
 async fn commit_turn_in(conn: &mut PgConnection, c: &TurnCommit) -> Result<()> {
     let out = &c.outcome;
     let InstanceUpdate {
@@ -810,106 +814,7 @@ async fn commit_turn_in(conn: &mut PgConnection, c: &TurnCommit) -> Result<()> {
         version,
     } = InstanceUpdate::of(out);
     let exec = c.execution_id as i64;
-    // Fencing first: nothing is written unless this generation still holds the instance.
-    let fenced = sqlx::query(
-        "UPDATE instances SET lock_owner = NULL, lock_until = 0, updated_at = $1,
-            name = COALESCE($2, name), version = COALESCE($3, version),
-            status = COALESCE($4, status), output = COALESCE($5, output),
-            error = COALESCE($6, error), error_code = COALESCE($7, error_code),
-            custom_status = COALESCE($8, custom_status),
-            custom_status_version = custom_status_version
-                + CASE WHEN $8::text IS NULL THEN 0 ELSE 1 END,
-            execution_id = execution_id + $9
-         WHERE instance_id = $10 AND generation = $11 AND execution_id = $12",
-    )
-    .bind(c.now)
-    .bind(name)
-    .bind(version)
-    .bind(status)
-    .bind(output)
-    .bind(error)
-    .bind(error_code)
-    .bind(out.custom_status.as_ref().map(|v| v.get().to_owned()))
-    .bind(continued as i64)
-    .bind(&c.instance_id)
-    .bind(c.generation)
-    .bind(exec)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    if fenced == 0 {
-        return Err(StoreError::LeaseLost(format!(
-            "instance '{}' (generation {})",
-            c.instance_id, c.generation
-        )));
-    }
-    if !out.events.is_empty() {
-        sqlx::query(
-            "INSERT INTO history (instance_id, execution_id, event_id, kind, task, ts, data)
-             SELECT $1, $2, e.event_id, e.kind, e.task, $3, e.data
-             FROM UNNEST($4::bigint[], $5::text[], $6::int[], $7::text[])
-                 AS e(event_id, kind, task, data)",
-        )
-        .bind(&c.instance_id)
-        .bind(exec)
-        .bind(c.now)
-        .bind(
-            (0..out.events.len())
-                .map(|i| (c.first_event_id + i as u64) as i64)
-                .collect::<Vec<_>>(),
-        )
-        .bind(out.events.iter().map(|e| e.kind()).collect::<Vec<_>>())
-        .bind(
-            out.events
-                .iter()
-                .map(|e| e.task().map(|t| t as i32))
-                .collect::<Vec<_>>(),
-        )
-        .bind(out.events.iter().map(event_data).collect::<Vec<_>>())
-        .execute(&mut *conn)
-        .await?;
-    }
-    if !out.consumed.is_empty() {
-        sqlx::query("DELETE FROM orchestrator_queue WHERE seq = ANY($1)")
-            .bind(&out.consumed)
-            .execute(&mut *conn)
-            .await?;
-    }
-    // Race losers, and everything still queued when the execution ends.
-    if !out.canceled_activities.is_empty() {
-        sqlx::query(
-            "DELETE FROM worker_queue WHERE instance_id = $1 AND execution_id = $2 AND task = ANY($3)",
-        )
-        .bind(&c.instance_id)
-        .bind(exec)
-        .bind(
-            out.canceled_activities
-                .iter()
-                .map(|t| *t as i32)
-                .collect::<Vec<_>>(),
-        )
-        .execute(&mut *conn)
-        .await?;
-    }
-    if !out.canceled_timers.is_empty() {
-        sqlx::query(
-            "DELETE FROM orchestrator_queue
-             WHERE kind = 'TimerFired' AND instance_id = $1 AND execution_id = $2 AND task = ANY($3)",
-        )
-        .bind(&c.instance_id)
-        .bind(exec)
-        .bind(
-            out.canceled_timers
-                .iter()
-                .map(|t| *t as i32)
-                .collect::<Vec<_>>(),
-        )
-        .execute(&mut *conn)
-        .await?;
-    }
-    insert_activities(conn, &c.instance_id, exec, c.now, &out.activities).await?;
     let mut queue = QueueRows::default();
-    create_instances(conn, &out.starts, c.now, &mut queue).await?;
     for t in &out.timers {
         queue.push(
             &c.instance_id,
@@ -923,7 +828,122 @@ async fn commit_turn_in(conn: &mut PgConnection, c: &TurnCommit) -> Result<()> {
     for m in &out.messages {
         queue.push(&m.instance_id, &m.message, c.now);
     }
-    queue.insert(conn).await
+    let tasks = |t: &[u32]| t.iter().map(|t| *t as i32).collect::<Vec<_>>();
+    let fenced: i64 = sqlx::query_scalar(
+        "WITH fenced AS (
+            UPDATE instances SET lock_owner = NULL, lock_until = 0, updated_at = $1,
+                name = COALESCE($2, name), version = COALESCE($3, version),
+                status = COALESCE($4, status), output = COALESCE($5, output),
+                error = COALESCE($6, error), error_code = COALESCE($7, error_code),
+                custom_status = COALESCE($8, custom_status),
+                custom_status_version = custom_status_version
+                    + CASE WHEN $8::text IS NULL THEN 0 ELSE 1 END,
+                execution_id = execution_id + $9
+            WHERE instance_id = $10 AND generation = $11 AND execution_id = $12
+            RETURNING 1
+        ), appended AS (
+            INSERT INTO history (instance_id, execution_id, event_id, kind, task, ts, data)
+            SELECT $10, $12, e.event_id, e.kind, e.task, $1, e.data
+            FROM UNNEST($13::bigint[], $14::text[], $15::int[], $16::text[])
+                AS e(event_id, kind, task, data)
+            WHERE EXISTS (SELECT 1 FROM fenced)
+        ), consumed AS (
+            DELETE FROM orchestrator_queue
+            WHERE seq = ANY($17) AND EXISTS (SELECT 1 FROM fenced)
+        ), dropped_activities AS (
+            DELETE FROM worker_queue
+            WHERE instance_id = $10 AND execution_id = $12 AND task = ANY($18)
+              AND EXISTS (SELECT 1 FROM fenced)
+        ), dropped_timers AS (
+            DELETE FROM orchestrator_queue
+            WHERE kind = 'TimerFired' AND instance_id = $10 AND execution_id = $12
+              AND task = ANY($19) AND EXISTS (SELECT 1 FROM fenced)
+        ), activities AS (
+            INSERT INTO worker_queue (instance_id, execution_id, task, name, input, retry,
+                visible_at, created_at)
+            SELECT $10, $12, a.task, a.name, a.input, a.retry, $1, $1
+            FROM UNNEST($20::int[], $21::text[], $22::text[], $23::text[])
+                WITH ORDINALITY AS a(task, name, input, retry, n)
+            WHERE EXISTS (SELECT 1 FROM fenced)
+            ORDER BY a.n
+        ), queued AS (
+            INSERT INTO orchestrator_queue (instance_id, kind, execution_id, task, visible_at, data)
+            SELECT m.instance_id, m.kind, m.execution_id, m.task, m.visible_at, m.data
+            FROM UNNEST($24::text[], $25::text[], $26::bigint[], $27::int[], $28::bigint[], $29::text[])
+                WITH ORDINALITY AS m(instance_id, kind, execution_id, task, visible_at, data, n)
+            WHERE EXISTS (SELECT 1 FROM fenced)
+            ORDER BY m.n
+        )
+        SELECT COUNT(*) FROM fenced",
+    )
+    .bind(c.now)
+    .bind(name)
+    .bind(version)
+    .bind(status)
+    .bind(output)
+    .bind(error)
+    .bind(error_code)
+    .bind(out.custom_status.as_ref().map(|v| v.get().to_owned()))
+    .bind(continued as i64)
+    .bind(&c.instance_id)
+    .bind(c.generation)
+    .bind(exec)
+    .bind(
+        (0..out.events.len())
+            .map(|i| (c.first_event_id + i as u64) as i64)
+            .collect::<Vec<_>>(),
+    )
+    .bind(out.events.iter().map(|e| e.kind()).collect::<Vec<_>>())
+    .bind(
+        out.events
+            .iter()
+            .map(|e| e.task().map(|t| t as i32))
+            .collect::<Vec<_>>(),
+    )
+    .bind(out.events.iter().map(event_data).collect::<Vec<_>>())
+    .bind(&out.consumed)
+    .bind(tasks(&out.canceled_activities))
+    .bind(tasks(&out.canceled_timers))
+    .bind(tasks(
+        &out.activities.iter().map(|a| a.task).collect::<Vec<_>>(),
+    ))
+    .bind(out.activities.iter().map(|a| a.name.clone()).collect::<Vec<_>>())
+    .bind(
+        out.activities
+            .iter()
+            .map(|a| a.input.get().to_owned())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        out.activities
+            .iter()
+            .map(|a| {
+                a.retry
+                    .as_ref()
+                    .map(|r| serde_json::to_string(r).unwrap_or_default())
+            })
+            .collect::<Vec<_>>(),
+    )
+    .bind(queue.instance_id)
+    .bind(queue.kind)
+    .bind(queue.execution_id)
+    .bind(queue.task)
+    .bind(queue.visible_at)
+    .bind(queue.data)
+    .fetch_one(&mut *conn)
+    .await?;
+    if fenced == 0 {
+        return Err(StoreError::LeaseLost(format!(
+            "instance '{}' (generation {})",
+            c.instance_id, c.generation
+        )));
+    }
+    if !out.starts.is_empty() {
+        let mut refused = QueueRows::default();
+        create_instances(conn, &out.starts, c.now, &mut refused).await?;
+        refused.insert(conn).await?;
+    }
+    Ok(())
 }
 
 /// Releases claimed instances (each under its claim's generation), giving back the claim's
@@ -1539,12 +1559,18 @@ impl Provider for PostgresProvider {
             instances,
             ..Default::default()
         };
-        let mut tx = self.pool.begin().await?;
-        match commit_turn_in(&mut tx, &commit).await {
-            Ok(()) => tx.commit().await?,
-            Err(e) => {
-                let _ = tx.rollback().await;
-                return Err(e);
+        if out.starts.is_empty() {
+            // One statement: atomic without a transaction around it.
+            let mut conn = self.pool.acquire().await?;
+            commit_turn_in(&mut conn, &commit).await?;
+        } else {
+            let mut tx = self.pool.begin().await?;
+            match commit_turn_in(&mut tx, &commit).await {
+                Ok(()) => tx.commit().await?,
+                Err(e) => {
+                    let _ = tx.rollback().await;
+                    return Err(e);
+                }
             }
         }
         self.signal(change, false).await;
