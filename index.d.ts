@@ -370,6 +370,8 @@ export interface MetricsSnapshot {
   turns_committed: number;
   activity_claims: number;
   activity_claimed_items: number;
+  /** Activities claimed by the very commit that scheduled them, when this runtime had free worker slots. */
+  activities_claimed_on_commit: number;
   /** Queue depths across all processes, read every `metricsIntervalMs` (absent until the first reading). */
   queue_orchestrator_visible?: number;
   queue_orchestrator_delayed?: number;

@@ -132,7 +132,10 @@ test('metrics show queue depths across the store and batch sizes', async () => {
     }, 10000, 'one activity running and two waiting');
     assert.ok(m.queue_depth_age_ms < 10000);
     assert.equal(m.queue_orchestrator_delayed, 0);
-    assert.ok(m.activity_claims >= 1 && m.activity_claimed_items === m.activity_claims, 'one activity per claim at concurrency 1');
+    // The first activity is claimed by the commit that scheduled it; with the one worker
+    // slot taken, the others wait in the queue.
+    assert.equal(m.activities_claimed_on_commit, 1);
+    assert.equal(m.activity_claimed_items, m.activity_claims, 'one activity per claim at concurrency 1');
     assert.ok(m.claimed_items >= m.claims);
     if (env.path.startsWith('pg:')) assert.equal(m.store_transactions, undefined);
     else assert.ok(m.store_operations >= m.store_transactions && m.store_transactions > 0);

@@ -38,6 +38,7 @@ const HELP = {
   claimed_items: 'Instances claimed (claimed_items / claims is the mean claim batch)',
   activity_claims: 'Activity claims that returned work',
   activity_claimed_items: 'Activities claimed (activity_claimed_items / activity_claims is the mean batch)',
+  activities_claimed_on_commit: 'Activities claimed by the commit that scheduled them (no separate claim)',
   store_transactions: 'Write transactions of the SQLite writer',
   store_operations: 'Store operations those transactions carried (mean write batch = operations / transactions)',
   queue_orchestrator_visible: 'Orchestrator messages visible now (all processes)',

@@ -44,6 +44,7 @@ counters!(
     claimed_items,
     activity_claims,
     activity_claimed_items,
+    activities_claimed_on_commit,
 );
 
 pub fn inc(counter: &AtomicU64) {

@@ -6,7 +6,7 @@ pub mod cache;
 pub mod metrics;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,8 +21,8 @@ use crate::engine::{
     TurnReply,
 };
 use crate::store::{
-    now_ms, ActivityItem, ActivityResult, Lease, OrchestrationItem, QueueDepths, SharedProvider,
-    StoreError, TurnCommit,
+    now_ms, ActivityItem, ActivityResult, DirectClaim, Lease, OrchestrationItem, QueueDepths,
+    SharedProvider, StoreError, TurnCommit,
 };
 use cache::GeneratorCache;
 use metrics::{add, inc, Metrics};
@@ -121,6 +121,8 @@ struct Inner {
     /// A turn or an activity finished: capacity freed, shutdown may be done.
     progress: Notify,
     metrics: Metrics,
+    /// Worker slots promised to activities a commit is claiming (not yet in `running`).
+    reserved_workers: AtomicUsize,
     /// The latest queue depths read from the store, and when.
     queue_depths: Mutex<Option<(Instant, QueueDepths)>>,
     /// Someone in JavaScript listens to `runtime.events()`: send lifecycle events.
@@ -190,6 +192,7 @@ impl Runtime {
             metrics: Metrics::default(),
             events_enabled: AtomicBool::new(false),
             queue_depths: Mutex::new(None),
+            reserved_workers: AtomicUsize::new(0),
         });
         let tasks = vec![
             tokio::spawn(orchestration_loop(inner.clone())),
@@ -652,6 +655,12 @@ async fn commit(
     } else {
         Vec::new()
     };
+    let direct = reserve_direct_claims(inner, &outcome);
+    let claim = (direct > 0).then(|| DirectClaim {
+        owner: inner.owner.clone(),
+        lease_ms: inner.options.lease_ms,
+        count: direct,
+    });
     let commit = TurnCommit {
         instance_id: item.instance_id.clone(),
         execution_id: item.execution_id,
@@ -659,11 +668,21 @@ async fn commit(
         now: item.now,
         first_event_id,
         outcome,
+        claim,
     };
-    match inner.provider.commit_turn(commit).await {
-        Ok(()) => {
+    let committed = inner.provider.commit_turn(commit).await;
+    match committed {
+        Ok(claimed) => {
             inc(&inner.metrics.turns_committed);
             emit_events(inner, &events);
+            if !claimed.is_empty() {
+                add(
+                    &inner.metrics.activities_claimed_on_commit,
+                    claimed.len() as u64,
+                );
+                dispatch_activities(inner, claimed).await;
+            }
+            inner.reserved_workers.fetch_sub(direct, Ordering::SeqCst);
             {
                 let mut cache = inner.cache.lock().unwrap();
                 if driver_ran {
@@ -701,6 +720,7 @@ async fn commit(
             );
         }
         Err(e) => {
+            inner.reserved_workers.fetch_sub(direct, Ordering::SeqCst);
             {
                 let mut cache = inner.cache.lock().unwrap();
                 if driver_ran {
@@ -723,6 +743,28 @@ async fn commit(
     finish_inflight(inner, &item.instance_id);
 }
 
+/// How many of a turn's first activities its commit may claim for this runtime: those this
+/// process can run, within free worker capacity (reserved until they are running).
+fn reserve_direct_claims(inner: &Inner, outcome: &TurnOutcome) -> usize {
+    if outcome.activities.is_empty() || stopping(inner) {
+        return 0;
+    }
+    let running = inner.running.lock().unwrap().len();
+    let reserved = inner.reserved_workers.load(Ordering::SeqCst);
+    let free = inner
+        .options
+        .worker_concurrency
+        .saturating_sub(running + reserved);
+    let count = outcome
+        .activities
+        .iter()
+        .take(free)
+        .take_while(|a| inner.registry.activities.contains(&a.name))
+        .count();
+    inner.reserved_workers.fetch_add(count, Ordering::SeqCst);
+    count
+}
+
 fn finish_inflight(inner: &Inner, instance_id: &str) {
     inner.inflight.lock().unwrap().remove(instance_id);
     inner.progress.notify_waiters();
@@ -733,7 +775,8 @@ fn finish_inflight(inner: &Inner, instance_id: &str) {
 async fn activity_loop(inner: Arc<Inner>) {
     let wakers = inner.provider.wakers().clone();
     while !stopping(&inner) {
-        let busy = inner.running.lock().unwrap().len();
+        let busy =
+            inner.running.lock().unwrap().len() + inner.reserved_workers.load(Ordering::SeqCst);
         let Some(free) = free_capacity(&inner, inner.options.worker_concurrency, busy).await else {
             continue;
         };

@@ -282,6 +282,43 @@ pub struct TurnCommit {
     /// The event id of the first event in `outcome.events`.
     pub first_event_id: u64,
     pub outcome: TurnOutcome,
+    /// Claim the turn's first activities for the committing runtime as they are written.
+    pub claim: Option<DirectClaim>,
+}
+
+/// Activities a commit claims for its own runtime, saving a separate claim and its wake-up.
+#[derive(Debug, Clone)]
+pub struct DirectClaim {
+    pub owner: String,
+    pub lease_ms: i64,
+    /// How many of the turn's activities (its first ones, in order).
+    pub count: usize,
+}
+
+/// The items a commit claimed directly, built from what it wrote (`seq` by task).
+pub fn directly_claimed(c: &TurnCommit, seqs: &[(u32, i64)]) -> Vec<ActivityItem> {
+    let count = c.claim.as_ref().map_or(0, |d| d.count);
+    c.outcome
+        .activities
+        .iter()
+        .take(count)
+        .filter_map(|a| {
+            let seq = seqs.iter().find(|(task, _)| *task == a.task)?.1;
+            Some(ActivityItem {
+                seq,
+                generation: 1,
+                instance_id: c.instance_id.clone(),
+                execution_id: c.execution_id,
+                task: a.task,
+                name: a.name.clone(),
+                input: a.input.get().to_owned(),
+                attempt: 1,
+                retry: a.retry.clone(),
+                deliveries: 1,
+                created_at: c.now,
+            })
+        })
+        .collect()
 }
 
 /// A claimed activity.
@@ -436,7 +473,9 @@ pub trait Provider: Send + Sync + 'static {
         max: usize,
     ) -> Result<Vec<OrchestrationItem>>;
     /// Commits a turn; `StoreError::LeaseLost` (and nothing written) if the generation moved.
-    async fn commit_turn(&self, commit: TurnCommit) -> Result<()>;
+    /// Returns the activities it claimed for `commit.claim` (leased, generation 1, first
+    /// delivery), which no other claim will return while the lease holds.
+    async fn commit_turn(&self, commit: TurnCommit) -> Result<Vec<ActivityItem>>;
     /// Releases an instance without a turn; its visible messages reappear after `delay_ms`.
     /// `count_delivery: false` gives the claim's delivery back (waiting is not failing).
     async fn abandon_orchestration(

@@ -17,10 +17,10 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::{
-    executions_to_prune, ActivityAttempt, ActivityItem, ActivityResult, DeleteFilter, Deletion,
-    ExecutionInfo, InstanceFilter, InstanceInfo, InstancePage, InstanceUpdate, Lease,
-    OrchestrationItem, PageCursor, Provider, QueueDepths, Result, StoreError, SystemMetrics,
-    TurnCommit, Wakers,
+    directly_claimed, executions_to_prune, ActivityAttempt, ActivityItem, ActivityResult,
+    DeleteFilter, Deletion, ExecutionInfo, InstanceFilter, InstanceInfo, InstancePage,
+    InstanceUpdate, Lease, OrchestrationItem, PageCursor, Provider, QueueDepths, Result,
+    StoreError, SystemMetrics, TurnCommit, Wakers,
 };
 use crate::engine::{
     event_data, event_from_row, message_data, message_from_row, ActivityRequest, HistoryRow,
@@ -802,7 +802,7 @@ async fn rewind_in(
 /// round trip, atomic on its own): every write in it is gated on the fencing update, so
 /// nothing is written unless this generation still holds the instance. A turn that starts
 /// instances runs inside a transaction (the caller's) with a second statement for them.
-async fn commit_turn_in(conn: &mut PgConnection, c: &TurnCommit) -> Result<()> {
+async fn commit_turn_in(conn: &mut PgConnection, c: &TurnCommit) -> Result<Vec<ActivityItem>> {
     let out = &c.outcome;
     let InstanceUpdate {
         status,
@@ -829,7 +829,7 @@ async fn commit_turn_in(conn: &mut PgConnection, c: &TurnCommit) -> Result<()> {
         queue.push(&m.instance_id, &m.message, c.now);
     }
     let tasks = |t: &[u32]| t.iter().map(|t| *t as i32).collect::<Vec<_>>();
-    let fenced: i64 = sqlx::query_scalar(
+    let rows = sqlx::query(
         "WITH fenced AS (
             UPDATE instances SET lock_owner = NULL, lock_until = 0, updated_at = $1,
                 name = COALESCE($2, name), version = COALESCE($3, version),
@@ -860,12 +860,17 @@ async fn commit_turn_in(conn: &mut PgConnection, c: &TurnCommit) -> Result<()> {
               AND task = ANY($19) AND EXISTS (SELECT 1 FROM fenced)
         ), activities AS (
             INSERT INTO worker_queue (instance_id, execution_id, task, name, input, retry,
-                visible_at, created_at)
-            SELECT $10, $12, a.task, a.name, a.input, a.retry, $1, $1
+                visible_at, created_at, lock_owner, lock_until, generation, deliveries)
+            SELECT $10, $12, a.task, a.name, a.input, a.retry, $1, $1,
+                CASE WHEN a.n <= $30 THEN $31 END,
+                CASE WHEN a.n <= $30 THEN $1 + $32 ELSE 0 END,
+                CASE WHEN a.n <= $30 THEN 1 ELSE 0 END,
+                CASE WHEN a.n <= $30 THEN 1 ELSE 0 END
             FROM UNNEST($20::int[], $21::text[], $22::text[], $23::text[])
                 WITH ORDINALITY AS a(task, name, input, retry, n)
             WHERE EXISTS (SELECT 1 FROM fenced)
             ORDER BY a.n
+            RETURNING task, seq, lock_owner IS NOT NULL AS leased
         ), queued AS (
             INSERT INTO orchestrator_queue (instance_id, kind, execution_id, task, visible_at, data)
             SELECT m.instance_id, m.kind, m.execution_id, m.task, m.visible_at, m.data
@@ -874,7 +879,9 @@ async fn commit_turn_in(conn: &mut PgConnection, c: &TurnCommit) -> Result<()> {
             WHERE EXISTS (SELECT 1 FROM fenced)
             ORDER BY m.n
         )
-        SELECT COUNT(*) FROM fenced",
+        SELECT (SELECT COUNT(*) FROM fenced) AS fenced, a.task, a.seq
+        FROM (SELECT 1) AS one
+        LEFT JOIN activities a ON a.leased",
     )
     .bind(c.now)
     .bind(name)
@@ -930,8 +937,20 @@ async fn commit_turn_in(conn: &mut PgConnection, c: &TurnCommit) -> Result<()> {
     .bind(queue.task)
     .bind(queue.visible_at)
     .bind(queue.data)
-    .fetch_one(&mut *conn)
+    .bind(c.claim.as_ref().map_or(0, |d| d.count as i64))
+    .bind(c.claim.as_ref().map(|d| d.owner.clone()))
+    .bind(c.claim.as_ref().map_or(0, |d| d.lease_ms))
+    .fetch_all(&mut *conn)
     .await?;
+    let fenced: i64 = rows.first().map_or(0, |r| r.get("fenced"));
+    let claimed: Vec<(u32, i64)> = rows
+        .iter()
+        .filter_map(|r| {
+            let task: Option<i32> = r.get("task");
+            let seq: Option<i64> = r.get("seq");
+            Some((task? as u32, seq?))
+        })
+        .collect();
     if fenced == 0 {
         return Err(StoreError::LeaseLost(format!(
             "instance '{}' (generation {})",
@@ -943,7 +962,7 @@ async fn commit_turn_in(conn: &mut PgConnection, c: &TurnCommit) -> Result<()> {
         create_instances(conn, &out.starts, c.now, &mut refused).await?;
         refused.insert(conn).await?;
     }
-    Ok(())
+    Ok(directly_claimed(c, &claimed))
 }
 
 /// Releases claimed instances (each under its claim's generation), giving back the claim's
@@ -1545,7 +1564,7 @@ impl Provider for PostgresProvider {
         Ok(items)
     }
 
-    async fn commit_turn(&self, commit: TurnCommit) -> Result<()> {
+    async fn commit_turn(&self, commit: TurnCommit) -> Result<Vec<ActivityItem>> {
         let out = &commit.outcome;
         let mut instances: Vec<String> = out.starts.iter().map(|s| s.instance_id.clone()).collect();
         if out.changes_instance() {
@@ -1555,29 +1574,33 @@ impl Provider for PostgresProvider {
             orchestrations: !out.messages.is_empty()
                 || !out.starts.is_empty()
                 || !out.timers.is_empty(),
-            activities: !out.activities.is_empty(),
+            // Activities claimed by the commit itself need no other worker's attention.
+            activities: out.activities.len() > commit.claim.as_ref().map_or(0, |d| d.count),
             instances,
             ..Default::default()
         };
-        if out.starts.is_empty() {
+        let claimed = if out.starts.is_empty() {
             // One statement: atomic without a transaction around it.
             let mut conn = self.pool.acquire().await?;
-            commit_turn_in(&mut conn, &commit).await?;
+            commit_turn_in(&mut conn, &commit).await?
         } else {
             let mut tx = self.pool.begin().await?;
             match commit_turn_in(&mut tx, &commit).await {
-                Ok(()) => tx.commit().await?,
+                Ok(claimed) => {
+                    tx.commit().await?;
+                    claimed
+                }
                 Err(e) => {
                     let _ = tx.rollback().await;
                     return Err(e);
                 }
             }
-        }
+        };
         self.signal(change, false).await;
         // Watchers in this process follow the instance's history: every commit wakes them
         // (other processes' watchers poll; the notification only names status changes).
         self.wakers.instance_changed(&commit.instance_id);
-        Ok(())
+        Ok(claimed)
     }
 
     async fn abandon_orchestration(

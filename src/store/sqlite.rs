@@ -20,10 +20,10 @@ use sqlx::{ConnectOptions, Executor, QueryBuilder, Row, Sqlite};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    executions_to_prune, now_ms, ActivityAttempt, ActivityItem, ActivityResult, DeleteFilter,
-    Deletion, ExecutionInfo, InstanceFilter, InstanceInfo, InstancePage, InstanceUpdate, Lease,
-    OrchestrationItem, PageCursor, Provider, QueueDepths, Result, StoreError, SystemMetrics,
-    TurnCommit, Wakers,
+    directly_claimed, executions_to_prune, now_ms, ActivityAttempt, ActivityItem, ActivityResult,
+    DeleteFilter, Deletion, DirectClaim, ExecutionInfo, InstanceFilter, InstanceInfo, InstancePage,
+    InstanceUpdate, Lease, OrchestrationItem, PageCursor, Provider, QueueDepths, Result,
+    StoreError, SystemMetrics, TurnCommit, Wakers,
 };
 use crate::engine::{
     event_data, event_from_row, message_data, message_from_row, ActivityRequest, HistoryRow,
@@ -438,20 +438,26 @@ fn in_list(qb: &mut QueryBuilder<Sqlite>, values: impl IntoIterator<Item = i64>)
     sep.push_unseparated(")");
 }
 
+/// Inserts worker rows; with `claim`, the first `claim.count` are written already leased to
+/// `claim.owner` (generation 1, first delivery). Returns `(task, seq)` of the claimed rows.
 async fn insert_activities(
     conn: &mut SqliteConnection,
     instance_id: &str,
     execution_id: i64,
     now: i64,
     activities: &[ActivityRequest],
-) -> Result<()> {
+    claim: Option<&DirectClaim>,
+) -> Result<Vec<(u32, i64)>> {
     if activities.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
+    let claimed = claim.map_or(0, |d| d.count);
     let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-        "INSERT INTO worker_queue (instance_id, execution_id, task, name, input, retry, visible_at, created_at) ",
+        "INSERT INTO worker_queue (instance_id, execution_id, task, name, input, retry, visible_at,
+            created_at, lock_owner, lock_until, generation, deliveries) ",
     );
-    qb.push_values(activities, |mut b, a| {
+    qb.push_values(activities.iter().enumerate(), |mut b, (i, a)| {
+        let lease = claim.filter(|_| i < claimed);
         b.push_bind(instance_id)
             .push_bind(execution_id)
             .push_bind(a.task as i64)
@@ -463,10 +469,23 @@ async fn insert_activities(
                     .map(|r| serde_json::to_string(r).unwrap_or_default()),
             )
             .push_bind(now)
-            .push_bind(now);
+            .push_bind(now)
+            .push_bind(lease.map(|d| d.owner.clone()))
+            .push_bind(lease.map_or(0, |d| now + d.lease_ms))
+            .push_bind(lease.is_some() as i64)
+            .push_bind(lease.is_some() as i64);
     });
-    qb.build().execute(&mut *conn).await?;
-    Ok(())
+    if claimed == 0 {
+        qb.build().execute(&mut *conn).await?;
+        return Ok(Vec::new());
+    }
+    qb.push(" RETURNING task, seq, lock_owner IS NOT NULL AS leased");
+    let rows = qb.build().fetch_all(&mut *conn).await?;
+    Ok(rows
+        .iter()
+        .filter(|r| r.get::<bool, _>("leased"))
+        .map(|r| (r.get::<i64, _>("task") as u32, r.get::<i64, _>("seq")))
+        .collect())
 }
 
 /// Applies a rewind plan (see [`Provider::rewind_instance`]).
@@ -509,7 +528,7 @@ async fn rewind_in(
     .bind(plan.truncate_from as i64)
     .execute(&mut *conn)
     .await?;
-    insert_activities(conn, instance_id, exec, now, &plan.activities).await?;
+    insert_activities(conn, instance_id, exec, now, &plan.activities, None).await?;
     let rows: Vec<QueueInsert> = plan
         .messages
         .iter()
@@ -523,7 +542,7 @@ async fn rewind_in(
     Ok(true)
 }
 
-async fn commit_turn_in(conn: &mut SqliteConnection, c: TurnCommit) -> Result<()> {
+async fn commit_turn_in(conn: &mut SqliteConnection, c: TurnCommit) -> Result<Vec<ActivityItem>> {
     let out = &c.outcome;
     let InstanceUpdate {
         status,
@@ -608,7 +627,15 @@ async fn commit_turn_in(conn: &mut SqliteConnection, c: TurnCommit) -> Result<()
         in_list(&mut qb, out.canceled_timers.iter().map(|t| *t as i64));
         qb.build().execute(&mut *conn).await?;
     }
-    insert_activities(conn, &c.instance_id, exec, c.now, &out.activities).await?;
+    let claimed = insert_activities(
+        conn,
+        &c.instance_id,
+        exec,
+        c.now,
+        &out.activities,
+        c.claim.as_ref(),
+    )
+    .await?;
     let mut queue: Vec<QueueInsert> = Vec::new();
     for start in &out.starts {
         let created = create_instance_in(conn, start, c.now).await?;
@@ -641,7 +668,8 @@ async fn commit_turn_in(conn: &mut SqliteConnection, c: TurnCommit) -> Result<()
         message: m.message.clone(),
         visible_at: c.now,
     }));
-    insert_messages(conn, &queue).await
+    insert_messages(conn, &queue).await?;
+    Ok(directly_claimed(&c, &claimed))
 }
 
 #[async_trait]
@@ -1233,15 +1261,17 @@ impl Provider for SqliteProvider {
         .await
     }
 
-    async fn commit_turn(&self, commit: TurnCommit) -> Result<()> {
+    async fn commit_turn(&self, commit: TurnCommit) -> Result<Vec<ActivityItem>> {
         let out = &commit.outcome;
         let wakes_orchestrations =
             !out.messages.is_empty() || !out.starts.is_empty() || !out.timers.is_empty();
-        let wakes_activities = !out.activities.is_empty();
+        // Activities claimed by the commit itself need no other worker's attention.
+        let wakes_activities = out.activities.len() > commit.claim.as_ref().map_or(0, |d| d.count);
         // Watchers of the instance follow its history, so every commit wakes them.
         let changed = Some(commit.instance_id.clone());
         let started: Vec<String> = out.starts.iter().map(|s| s.instance_id.clone()).collect();
-        self.write(move |conn| Box::pin(async move { commit_turn_in(conn, commit).await }))
+        let claimed = self
+            .write(move |conn| Box::pin(async move { commit_turn_in(conn, commit).await }))
             .await?;
         if wakes_orchestrations {
             self.wakers.orchestrations.notify_one();
@@ -1255,7 +1285,7 @@ impl Provider for SqliteProvider {
         for id in started {
             self.wakers.instance_changed(&id);
         }
-        Ok(())
+        Ok(claimed)
     }
 
     async fn abandon_orchestration(

@@ -16,9 +16,9 @@ use reprise::engine::{
     FORMAT_VERSION,
 };
 use reprise::store::{
-    ActivityItem, ActivityResult, DeleteFilter, Deletion, InstanceFilter, InstanceInfo,
-    InstancePage, Lease, OrchestrationItem, PageCursor, QueueDepths, SharedProvider, StoreError,
-    SystemMetrics, TurnCommit,
+    ActivityItem, ActivityResult, DeleteFilter, Deletion, DirectClaim, InstanceFilter,
+    InstanceInfo, InstancePage, Lease, OrchestrationItem, PageCursor, QueueDepths, SharedProvider,
+    StoreError, SystemMetrics, TurnCommit,
 };
 
 /// Generates one `#[tokio::test]` per case name. `$factory` is an async fn returning
@@ -59,6 +59,7 @@ macro_rules! conformance_suite {
             prune_executions_keeps_the_current_execution,
             rewind_puts_a_failed_instance_back_to_work,
             batched_activity_outcomes_are_fenced_one_by_one,
+            a_commit_claims_its_first_activities_for_its_runtime,
         );
     };
 }
@@ -197,6 +198,7 @@ pub fn turn_commit(item: &OrchestrationItem, outcome: TurnOutcome) -> TurnCommit
         now: item.now,
         first_event_id: item.history.len() as u64 + 1,
         outcome,
+        claim: None,
     }
 }
 
@@ -304,13 +306,13 @@ fn assert_lease_lost<T: std::fmt::Debug>(result: Result<T, StoreError>, what: &s
 // 1. Atomic turn commit
 // ---------------------------------------------------------------------------------------
 
-fn assert_commit_failed(result: Result<(), StoreError>) {
+fn assert_commit_failed(result: Result<Vec<ActivityItem>, StoreError>) {
     match result {
         Err(StoreError::LeaseLost(e)) => {
             panic!("the lease is held: the failure must not be a lease loss ({e})")
         }
         Err(_) => {}
-        Ok(()) => panic!("a commit whose event ids collide with history must fail"),
+        Ok(_) => panic!("a commit whose event ids collide with history must fail"),
     }
 }
 
@@ -2310,4 +2312,98 @@ pub async fn batched_activity_outcomes_are_fenced_one_by_one(p: SharedProvider) 
         .unwrap()[0]
     );
     assert!(p.complete_activities(vec![]).await.unwrap().is_empty());
+}
+
+// ---------------------------------------------------------------------------------------
+// Activities claimed by the commit that schedules them
+// ---------------------------------------------------------------------------------------
+
+/// A commit with a direct claim returns its first activities already leased (generation 1,
+/// first delivery); no other claim returns them while the lease holds; the others are
+/// queued as usual; results recorded under the returned items are accepted; a commit that
+/// loses its lease claims nothing.
+pub async fn a_commit_claims_its_first_activities_for_its_runtime(p: SharedProvider) {
+    assert!(p
+        .create_instance(&start_request("d", "Flow", "null"))
+        .await
+        .unwrap());
+    let item = claim_only(&p, "A", LONG_LEASE, "d").await;
+    let mut outcome = start_outcome(&item);
+    schedule_activity(&mut outcome, 1, "One", "1");
+    schedule_activity(&mut outcome, 2, "Two", "2");
+    schedule_activity(&mut outcome, 3, "Three", "3");
+    let commit = TurnCommit {
+        claim: Some(DirectClaim {
+            owner: "A".to_owned(),
+            lease_ms: 300,
+            count: 2,
+        }),
+        ..turn_commit(&item, outcome)
+    };
+    let claimed = p.commit_turn(commit).await.unwrap();
+    assert_eq!(
+        claimed
+            .iter()
+            .map(|w| (
+                w.task,
+                w.name.as_str(),
+                w.input.as_str(),
+                w.attempt,
+                w.deliveries,
+                w.generation
+            ))
+            .collect::<Vec<_>>(),
+        vec![(1, "One", "1", 1, 1, 1), (2, "Two", "2", 1, 1, 1)]
+    );
+    assert!(claimed
+        .iter()
+        .all(|w| w.instance_id == "d" && w.execution_id == 1));
+    let others = claim_work(&p, "B", LONG_LEASE).await;
+    assert_eq!(others.iter().map(|w| w.task).collect::<Vec<_>>(), vec![3]);
+    assert!(p
+        .complete_activity(&claimed[0], ActivityResult::Completed(payload("10")))
+        .await
+        .unwrap());
+    // Task 2's direct lease runs out: another worker may take it, and the first one's
+    // result is then refused.
+    sleep_ms(450).await;
+    let retaken = claim_work(&p, "C", LONG_LEASE).await;
+    assert_eq!(
+        retaken
+            .iter()
+            .map(|w| (w.task, w.deliveries))
+            .collect::<Vec<_>>(),
+        vec![(2, 2)]
+    );
+    assert!(!p
+        .complete_activity(&claimed[1], ActivityResult::Completed(payload("20")))
+        .await
+        .unwrap());
+
+    // (Its result waits for "d"; hold "d" so only "e" is claimable below.)
+    let _held = claim_only(&p, "Z", LONG_LEASE, "d").await;
+
+    // A stale commit claims nothing and writes nothing.
+    assert!(p
+        .create_instance(&start_request("e", "Flow", "null"))
+        .await
+        .unwrap());
+    let stale = claim_only(&p, "A", 200, "e").await;
+    sleep_ms(350).await;
+    let _fresh = claim_only(&p, "B", LONG_LEASE, "e").await;
+    let mut outcome = start_outcome(&stale);
+    schedule_activity(&mut outcome, 1, "One", "1");
+    let commit = TurnCommit {
+        claim: Some(DirectClaim {
+            owner: "A".to_owned(),
+            lease_ms: LONG_LEASE,
+            count: 1,
+        }),
+        ..turn_commit(&stale, outcome)
+    };
+    assert_lease_lost(
+        p.commit_turn(commit).await,
+        "a stale commit with a direct claim",
+    );
+    assert!(claim_work(&p, "W", LONG_LEASE).await.is_empty());
 }
