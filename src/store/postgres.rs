@@ -863,7 +863,7 @@ async fn commit_turn_in(conn: &mut PgConnection, c: &TurnCommit) -> Result<Vec<A
                 visible_at, created_at, lock_owner, lock_until, generation, deliveries)
             SELECT $10, $12, a.task, a.name, a.input, a.retry, $1, $1,
                 CASE WHEN a.n <= $30 THEN $31 END,
-                CASE WHEN a.n <= $30 THEN $1 + $32 ELSE 0 END,
+                CASE WHEN a.n <= $30 THEN reprise_now_ms() + $32 ELSE 0 END,
                 CASE WHEN a.n <= $30 THEN 1 ELSE 0 END,
                 CASE WHEN a.n <= $30 THEN 1 ELSE 0 END
             FROM UNNEST($20::int[], $21::text[], $22::text[], $23::text[])

@@ -471,7 +471,8 @@ async fn insert_activities(
             .push_bind(now)
             .push_bind(now)
             .push_bind(lease.map(|d| d.owner.clone()))
-            .push_bind(lease.map_or(0, |d| now + d.lease_ms))
+            // From the clock now, not the turn's claim time: the turn may have run long.
+            .push_bind(lease.map_or(0, |d| now_ms() + d.lease_ms))
             .push_bind(lease.is_some() as i64)
             .push_bind(lease.is_some() as i64);
     });
