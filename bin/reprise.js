@@ -67,10 +67,11 @@ function parsePositiveInt(text, option) {
   return Number(text);
 }
 
-async function openProvider(db, schema) {
+async function openProvider(db, schema, command) {
   const { SqliteProvider, PostgresProvider } = require('..');
   if (/^postgres(ql)?:\/\//.test(db)) {
-    const options = { poolSize: 2, connectTimeoutMs: 5000 };
+    // `watch` sees other processes' commits by polling: a short interval keeps it live.
+    const options = { poolSize: 2, connectTimeoutMs: 5000, pollIntervalMs: command === 'watch' ? 200 : 1000 };
     return schema === undefined
       ? PostgresProvider.connect(db, options)
       : PostgresProvider.connectWithSchema(db, schema, options);
@@ -378,7 +379,7 @@ async function main(argv, out) {
 
   const { Client } = require('..');
   // A malformed URL is a usage error (ERR_INVALID_ARGUMENT); an unreachable database is not.
-  const provider = await openProvider(db, values.schema);
+  const provider = await openProvider(db, values.schema, command);
   const client = new Client(provider);
   const print = (value) => out(values.json ? JSON.stringify(value, null, 2) : value);
   if (command === 'list') return list(client, values, print);
