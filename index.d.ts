@@ -372,6 +372,8 @@ export interface MetricsSnapshot {
   activity_claimed_items: number;
   /** Activities claimed by the very commit that scheduled them, when this runtime had free worker slots. */
   activities_claimed_on_commit: number;
+  /** Instances claimed by the store call that recorded the activity results waking them (SQLite). */
+  turns_claimed_on_completion: number;
   /** Queue depths across all processes, read every `metricsIntervalMs` (absent until the first reading). */
   queue_orchestrator_visible?: number;
   queue_orchestrator_delayed?: number;

@@ -39,6 +39,7 @@ const HELP = {
   activity_claims: 'Activity claims that returned work',
   activity_claimed_items: 'Activities claimed (activity_claimed_items / activity_claims is the mean batch)',
   activities_claimed_on_commit: 'Activities claimed by the commit that scheduled them (no separate claim)',
+  turns_claimed_on_completion: 'Instances claimed by the store call that recorded the activity results waking them (SQLite)',
   store_transactions: 'Write transactions of the SQLite writer',
   store_operations: 'Store operations those transactions carried (mean write batch = operations / transactions)',
   queue_orchestrator_visible: 'Orchestrator messages visible now (all processes)',

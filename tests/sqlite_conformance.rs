@@ -39,3 +39,13 @@ mod memory {
         continue_as_new_starts_a_new_execution,
     );
 }
+
+/// The SQLite store claims the woken instance in the completion's own transaction.
+#[tokio::test]
+async fn sqlite_completions_claim_in_the_same_transaction() {
+    let (provider, _dir) = file_provider().await;
+    assert_eq!(
+        conformance::completions_may_claim_the_instances_they_wake(provider).await,
+        1
+    );
+}

@@ -45,6 +45,7 @@ counters!(
     activity_claims,
     activity_claimed_items,
     activities_claimed_on_commit,
+    turns_claimed_on_completion,
 );
 
 pub fn inc(counter: &AtomicU64) {

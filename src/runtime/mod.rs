@@ -21,8 +21,8 @@ use crate::engine::{
     TurnReply,
 };
 use crate::store::{
-    now_ms, ActivityItem, ActivityResult, DirectClaim, Lease, OrchestrationItem, QueueDepths,
-    SharedProvider, StoreError, TurnCommit,
+    now_ms, ActivityItem, ActivityResult, DirectClaim, Lease, OrchestrationClaim,
+    OrchestrationItem, QueueDepths, SharedProvider, StoreError, TurnCommit,
 };
 use cache::GeneratorCache;
 use metrics::{add, inc, Metrics};
@@ -123,6 +123,8 @@ struct Inner {
     metrics: Metrics,
     /// Worker slots promised to activities a commit is claiming (not yet in `running`).
     reserved_workers: AtomicUsize,
+    /// Turn slots promised to instances an activity completion is claiming.
+    reserved_turns: AtomicUsize,
     /// The latest queue depths read from the store, and when.
     queue_depths: Mutex<Option<(Instant, QueueDepths)>>,
     /// Someone in JavaScript listens to `runtime.events()`: send lifecycle events.
@@ -193,6 +195,7 @@ impl Runtime {
             events_enabled: AtomicBool::new(false),
             queue_depths: Mutex::new(None),
             reserved_workers: AtomicUsize::new(0),
+            reserved_turns: AtomicUsize::new(0),
         });
         let tasks = vec![
             tokio::spawn(orchestration_loop(inner.clone())),
@@ -381,7 +384,8 @@ async fn free_capacity(inner: &Inner, limit: usize, busy: usize) -> Option<usize
 async fn orchestration_loop(inner: Arc<Inner>) {
     let wakers = inner.provider.wakers().clone();
     while !stopping(&inner) {
-        let busy = inner.inflight.lock().unwrap().len();
+        let busy =
+            inner.inflight.lock().unwrap().len() + inner.reserved_turns.load(Ordering::SeqCst);
         let Some(free) = free_capacity(&inner, inner.options.orchestration_concurrency, busy).await
         else {
             continue;
@@ -743,6 +747,23 @@ async fn commit(
     finish_inflight(inner, &item.instance_id);
 }
 
+/// Reserves up to `wanted` free turn slots (none while stopping); release them with
+/// `reserved_turns.fetch_sub` once the claimed turns are in flight.
+fn reserve_turn_slots(inner: &Inner, wanted: usize) -> usize {
+    if stopping(inner) {
+        return 0;
+    }
+    let inflight = inner.inflight.lock().unwrap().len();
+    let reserved = inner.reserved_turns.load(Ordering::SeqCst);
+    let free = inner
+        .options
+        .orchestration_concurrency
+        .saturating_sub(inflight + reserved)
+        .min(wanted);
+    inner.reserved_turns.fetch_add(free, Ordering::SeqCst);
+    free
+}
+
 /// How many of a turn's first activities its commit may claim for this runtime: those this
 /// process can run, within free worker capacity (reserved until they are running).
 fn reserve_direct_claims(inner: &Inner, outcome: &TurnOutcome) -> usize {
@@ -995,7 +1016,7 @@ async fn retry_if_allowed(inner: &Inner, item: &ActivityItem, error: &TaskError)
 }
 
 /// Retries what its policy allows and records the other outcomes in one store call.
-async fn settle_activities(inner: &Inner, outcomes: Vec<(ActivityItem, ActivityResult)>) {
+async fn settle_activities(inner: &Arc<Inner>, outcomes: Vec<(ActivityItem, ActivityResult)>) {
     let mut finals = Vec::with_capacity(outcomes.len());
     for (item, result) in outcomes {
         if let ActivityResult::Failed(error) = &result {
@@ -1028,11 +1049,38 @@ async fn settle_activities(inner: &Inner, outcomes: Vec<(ActivityItem, ActivityR
             created_at: item.created_at,
         })
         .collect();
-    match inner.provider.complete_activities(finals).await {
-        Ok(recorded) => {
+    // The instances these results wake may be claimed in the same store call, within free
+    // turn slots (reserved until the turns are in flight).
+    let slots = reserve_turn_slots(inner, finals.len());
+    let claim = OrchestrationClaim {
+        owner: inner.owner.clone(),
+        lease_ms: inner.options.lease_ms,
+        max: slots,
+    };
+    let settled = inner
+        .provider
+        .complete_activities_and_claim(finals, &claim)
+        .await;
+    let settled = match settled {
+        Ok((recorded, claimed)) => {
             let lost = recorded.iter().filter(|r| !**r).count();
             add(&inner.metrics.lease_losses, lost as u64);
+            if !claimed.is_empty() {
+                inc(&inner.metrics.claims);
+                add(&inner.metrics.claimed_items, claimed.len() as u64);
+                add(
+                    &inner.metrics.turns_claimed_on_completion,
+                    claimed.len() as u64,
+                );
+                dispatch_turns(inner, claimed);
+            }
+            Ok(())
         }
+        Err(e) => Err(e),
+    };
+    inner.reserved_turns.fetch_sub(slots, Ordering::SeqCst);
+    match settled {
+        Ok(()) => {}
         Err(e) => {
             inc(&inner.metrics.store_errors);
             warn!(error = %e, activities = items.len(), "recording activity results failed; they will run again");
@@ -1048,7 +1096,7 @@ fn lease_period(inner: &Inner) -> Duration {
 }
 
 /// Fails an activity attempt that ran past its timeout (if that attempt is still running).
-async fn time_out_activity(inner: &Inner, seq: i64, generation: i64) {
+async fn time_out_activity(inner: &Arc<Inner>, seq: i64, generation: i64) {
     let removed = {
         let mut running = inner.running.lock().unwrap();
         match running.get(&seq) {

@@ -286,6 +286,14 @@ pub struct TurnCommit {
     pub claim: Option<DirectClaim>,
 }
 
+/// Instances a store call may claim for a runtime along the way.
+#[derive(Debug, Clone)]
+pub struct OrchestrationClaim {
+    pub owner: String,
+    pub lease_ms: i64,
+    pub max: usize,
+}
+
 /// Activities a commit claims for its own runtime, saving a separate claim and its wake-up.
 #[derive(Debug, Clone)]
 pub struct DirectClaim {
@@ -505,6 +513,18 @@ pub trait Provider: Send + Sync + 'static {
             recorded.push(self.complete_activity(&item, result).await?);
         }
         Ok(recorded)
+    }
+    /// Like [`Provider::complete_activities`], and claims for `claim.owner` (at most
+    /// `claim.max`) the instances the recorded outcomes woke, in the same transaction where
+    /// the backend can (then no dispatcher has to wake up and claim them). The default
+    /// claims nothing.
+    async fn complete_activities_and_claim(
+        &self,
+        outcomes: Vec<(ActivityItem, ActivityResult)>,
+        claim: &OrchestrationClaim,
+    ) -> Result<(Vec<bool>, Vec<OrchestrationItem>)> {
+        let _ = claim;
+        Ok((self.complete_activities(outcomes).await?, Vec::new()))
     }
     /// Makes a failed attempt visible again at `visible_at` as attempt `next_attempt`.
     async fn retry_activity(

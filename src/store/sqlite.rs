@@ -22,8 +22,8 @@ use tokio::sync::{mpsc, oneshot};
 use super::{
     directly_claimed, executions_to_prune, now_ms, ActivityAttempt, ActivityItem, ActivityResult,
     DeleteFilter, Deletion, DirectClaim, ExecutionInfo, InstanceFilter, InstanceInfo, InstancePage,
-    InstanceUpdate, Lease, OrchestrationItem, PageCursor, Provider, QueueDepths, Result,
-    StoreError, SystemMetrics, TurnCommit, Wakers,
+    InstanceUpdate, Lease, OrchestrationClaim, OrchestrationItem, PageCursor, Provider,
+    QueueDepths, Result, StoreError, SystemMetrics, TurnCommit, Wakers,
 };
 use crate::engine::{
     event_data, event_from_row, message_data, message_from_row, ActivityRequest, HistoryRow,
@@ -543,6 +543,135 @@ async fn rewind_in(
     Ok(true)
 }
 
+/// Claims up to `max` instances with visible messages and no live lease (only among `only`
+/// when given): their messages (deliveries + 1) and current histories.
+async fn claim_in(
+    conn: &mut SqliteConnection,
+    owner: &str,
+    lease_ms: i64,
+    max: usize,
+    only: Option<&[String]>,
+) -> Result<Vec<OrchestrationItem>> {
+    if max == 0 || only.is_some_and(|ids| ids.is_empty()) {
+        return Ok(Vec::new());
+    }
+    let now = now_ms();
+    let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new("UPDATE instances SET lock_owner = ");
+    qb.push_bind(owner.to_owned())
+        .push(", lock_until = ")
+        .push_bind(now + lease_ms)
+        .push(
+            ", generation = generation + 1 WHERE instance_id IN (
+                    SELECT DISTINCT q.instance_id FROM orchestrator_queue q
+                    JOIN instances i ON i.instance_id = q.instance_id
+                    WHERE q.visible_at <= ",
+        )
+        .push_bind(now)
+        .push(" AND i.lock_until <= ")
+        .push_bind(now);
+    if let Some(ids) = only {
+        qb.push(" AND q.instance_id IN (");
+        let mut sep = qb.separated(", ");
+        for id in ids {
+            sep.push_bind(id.clone());
+        }
+        sep.push_unseparated(")");
+    }
+    qb.push(" LIMIT ")
+        .push_bind(max as i64)
+        .push(") RETURNING instance_id, execution_id, generation, name, created_at");
+    let claimed = qb.build().fetch_all(&mut *conn).await?;
+    if claimed.is_empty() {
+        return Ok(vec![]);
+    }
+    // One statement for every claimed instance's messages, one for histories.
+    let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+        "UPDATE orchestrator_queue SET deliveries = deliveries + 1 WHERE visible_at <= ",
+    );
+    qb.push_bind(now).push(" AND instance_id IN (");
+    let mut sep = qb.separated(", ");
+    for row in &claimed {
+        sep.push_bind(row.get::<String, _>("instance_id"));
+    }
+    qb.push(") RETURNING instance_id, seq, kind, data, deliveries");
+    let mut messages: HashMap<String, Vec<SqliteRow>> = HashMap::new();
+    for r in qb.build().fetch_all(&mut *conn).await? {
+        messages.entry(r.get("instance_id")).or_default().push(r);
+    }
+    let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "SELECT instance_id, event_id, ts, kind, data FROM history WHERE (instance_id, execution_id) IN (VALUES ",
+        );
+    let mut sep = qb.separated(", ");
+    for row in &claimed {
+        sep.push("(")
+            .push_bind_unseparated(row.get::<String, _>("instance_id"))
+            .push_unseparated(", ")
+            .push_bind_unseparated(row.get::<i64, _>("execution_id"))
+            .push_unseparated(")");
+    }
+    qb.push(") ORDER BY instance_id, event_id");
+    let mut histories: HashMap<String, Vec<SqliteRow>> = HashMap::new();
+    for r in qb.build().fetch_all(&mut *conn).await? {
+        histories.entry(r.get("instance_id")).or_default().push(r);
+    }
+    let mut items = Vec::with_capacity(claimed.len());
+    let mut unreadable = Vec::new();
+    for row in claimed {
+        let instance_id: String = row.get("instance_id");
+        let parsed = (|| -> Result<(Vec<QueuedMessage>, Vec<HistoryRow>)> {
+            let mut queued = messages
+                .remove(&instance_id)
+                .unwrap_or_default()
+                .iter()
+                .map(|r| {
+                    Ok(QueuedMessage {
+                        seq: r.get("seq"),
+                        deliveries: r.get::<i64, _>("deliveries") as u32,
+                        message: message_from_row(r.get("kind"), r.get("data")).map_err(corrupt)?,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            queued.sort_by_key(|m| m.seq);
+            let history = histories
+                .remove(&instance_id)
+                .unwrap_or_default()
+                .iter()
+                .map(history_row)
+                .collect::<Result<Vec<_>>>()?;
+            Ok((queued, history))
+        })();
+        match parsed {
+            Ok((messages, history)) => items.push(OrchestrationItem {
+                execution_id: row.get::<i64, _>("execution_id") as u64,
+                generation: row.get("generation"),
+                name: row.get("name"),
+                created_at: row.get("created_at"),
+                instance_id,
+                history,
+                messages,
+                now,
+            }),
+            Err(e) => {
+                // One unreadable row must not stall every other instance.
+                tracing::warn!(%instance_id, error = %e, "instance has an unreadable row; set aside for a minute");
+                unreadable.push(instance_id);
+            }
+        }
+    }
+    if !unreadable.is_empty() {
+        let mut qb = QueryBuilder::new("UPDATE instances SET lock_until = ");
+        qb.push_bind(now + UNREADABLE_RETRY_MS)
+            .push(" WHERE instance_id IN (");
+        let mut sep = qb.separated(", ");
+        for id in unreadable {
+            sep.push_bind(id);
+        }
+        sep.push_unseparated(")");
+        qb.build().execute(&mut *conn).await?;
+    }
+    Ok(items)
+}
+
 async fn commit_turn_in(conn: &mut SqliteConnection, c: TurnCommit) -> Result<Vec<ActivityItem>> {
     let out = &c.outcome;
     let InstanceUpdate {
@@ -671,6 +800,86 @@ async fn commit_turn_in(conn: &mut SqliteConnection, c: TurnCommit) -> Result<Ve
     }));
     insert_messages(conn, &queue).await?;
     Ok(directly_claimed(&c, &claimed))
+}
+
+impl SqliteProvider {
+    /// Records activity outcomes (each fenced by its row's generation) and, with `claim`,
+    /// claims the instances they woke in the same transaction.
+    async fn settle_and_claim(
+        &self,
+        outcomes: Vec<(ActivityItem, ActivityResult)>,
+        claim: Option<OrchestrationClaim>,
+    ) -> Result<(Vec<bool>, Vec<OrchestrationItem>)> {
+        if outcomes.is_empty() {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        let rows: Vec<(i64, i64, QueueInsert)> = outcomes
+            .into_iter()
+            .map(|(item, result)| {
+                let message = result.message(&item);
+                let row = QueueInsert {
+                    instance_id: item.instance_id,
+                    message,
+                    visible_at: 0,
+                };
+                (item.seq, item.generation, row)
+            })
+            .collect();
+        let (recorded, claimed) = self
+            .write(move |conn| {
+                Box::pin(async move {
+                    // Fenced by each row's generation: a lost lease or a cancelled activity
+                    // records nothing.
+                    let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+                        "DELETE FROM worker_queue WHERE (seq, generation) IN (VALUES ",
+                    );
+                    let mut sep = qb.separated(", ");
+                    for (seq, generation, _) in &rows {
+                        sep.push("(")
+                            .push_bind_unseparated(*seq)
+                            .push_unseparated(", ")
+                            .push_bind_unseparated(*generation)
+                            .push_unseparated(")");
+                    }
+                    qb.push(") RETURNING seq");
+                    let deleted: std::collections::HashSet<i64> = qb
+                        .build_query_scalar::<i64>()
+                        .fetch_all(&mut *conn)
+                        .await?
+                        .into_iter()
+                        .collect();
+                    let now = now_ms();
+                    let mut recorded = Vec::with_capacity(rows.len());
+                    let mut queue = Vec::new();
+                    for (seq, _, mut row) in rows {
+                        let done = deleted.contains(&seq);
+                        if done {
+                            row.visible_at = now;
+                            queue.push(row);
+                        }
+                        recorded.push(done);
+                    }
+                    insert_messages(conn, &queue).await?;
+                    let claimed = match claim {
+                        Some(c) => {
+                            let mut woken: Vec<String> =
+                                queue.into_iter().map(|r| r.instance_id).collect();
+                            woken.sort();
+                            woken.dedup();
+                            claim_in(conn, &c.owner, c.lease_ms, c.max, Some(&woken)).await?
+                        }
+                        None => Vec::new(),
+                    };
+                    Ok((recorded, claimed))
+                })
+            })
+            .await?;
+        // Woken instances this call did not claim are for the dispatcher.
+        if recorded.iter().filter(|r| **r).count() > claimed.len() {
+            self.wakers.orchestrations.notify_one();
+        }
+        Ok((recorded, claimed))
+    }
 }
 
 #[async_trait]
@@ -1150,114 +1359,7 @@ impl Provider for SqliteProvider {
     ) -> Result<Vec<OrchestrationItem>> {
         let owner = owner.to_owned();
         self.write(move |conn| {
-            Box::pin(async move {
-                let now = now_ms();
-                let claimed = sqlx::query(
-                    "UPDATE instances SET lock_owner = ?1, lock_until = ?2, generation = generation + 1
-                     WHERE instance_id IN (
-                        SELECT DISTINCT q.instance_id FROM orchestrator_queue q
-                        JOIN instances i ON i.instance_id = q.instance_id
-                        WHERE q.visible_at <= ?3 AND i.lock_until <= ?3
-                        LIMIT ?4)
-                     RETURNING instance_id, execution_id, generation, name, created_at",
-                )
-                .bind(&owner)
-                .bind(now + lease_ms)
-                .bind(now)
-                .bind(max as i64)
-                .fetch_all(&mut *conn)
-                .await?;
-                if claimed.is_empty() {
-                    return Ok(vec![]);
-                }
-                // One statement for every claimed instance's messages, one for histories.
-                let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-                    "UPDATE orchestrator_queue SET deliveries = deliveries + 1 WHERE visible_at <= ",
-                );
-                qb.push_bind(now).push(" AND instance_id IN (");
-                let mut sep = qb.separated(", ");
-                for row in &claimed {
-                    sep.push_bind(row.get::<String, _>("instance_id"));
-                }
-                qb.push(") RETURNING instance_id, seq, kind, data, deliveries");
-                let mut messages: HashMap<String, Vec<SqliteRow>> = HashMap::new();
-                for r in qb.build().fetch_all(&mut *conn).await? {
-                    messages.entry(r.get("instance_id")).or_default().push(r);
-                }
-                let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-                    "SELECT instance_id, event_id, ts, kind, data FROM history WHERE (instance_id, execution_id) IN (VALUES ",
-                );
-                let mut sep = qb.separated(", ");
-                for row in &claimed {
-                    sep.push("(")
-                        .push_bind_unseparated(row.get::<String, _>("instance_id"))
-                        .push_unseparated(", ")
-                        .push_bind_unseparated(row.get::<i64, _>("execution_id"))
-                        .push_unseparated(")");
-                }
-                qb.push(") ORDER BY instance_id, event_id");
-                let mut histories: HashMap<String, Vec<SqliteRow>> = HashMap::new();
-                for r in qb.build().fetch_all(&mut *conn).await? {
-                    histories.entry(r.get("instance_id")).or_default().push(r);
-                }
-                let mut items = Vec::with_capacity(claimed.len());
-                let mut unreadable = Vec::new();
-                for row in claimed {
-                    let instance_id: String = row.get("instance_id");
-                    let parsed = (|| -> Result<(Vec<QueuedMessage>, Vec<HistoryRow>)> {
-                        let mut queued = messages
-                            .remove(&instance_id)
-                            .unwrap_or_default()
-                            .iter()
-                            .map(|r| {
-                                Ok(QueuedMessage {
-                                    seq: r.get("seq"),
-                                    deliveries: r.get::<i64, _>("deliveries") as u32,
-                                    message: message_from_row(r.get("kind"), r.get("data"))
-                                        .map_err(corrupt)?,
-                                })
-                            })
-                            .collect::<Result<Vec<_>>>()?;
-                        queued.sort_by_key(|m| m.seq);
-                        let history = histories
-                            .remove(&instance_id)
-                            .unwrap_or_default()
-                            .iter()
-                            .map(history_row)
-                            .collect::<Result<Vec<_>>>()?;
-                        Ok((queued, history))
-                    })();
-                    match parsed {
-                        Ok((messages, history)) => items.push(OrchestrationItem {
-                            execution_id: row.get::<i64, _>("execution_id") as u64,
-                            generation: row.get("generation"),
-                            name: row.get("name"),
-                            created_at: row.get("created_at"),
-                            instance_id,
-                            history,
-                            messages,
-                            now,
-                        }),
-                        Err(e) => {
-                            // One unreadable row must not stall every other instance.
-                            tracing::warn!(%instance_id, error = %e, "instance has an unreadable row; set aside for a minute");
-                            unreadable.push(instance_id);
-                        }
-                    }
-                }
-                if !unreadable.is_empty() {
-                    let mut qb = QueryBuilder::new("UPDATE instances SET lock_until = ");
-                    qb.push_bind(now + UNREADABLE_RETRY_MS)
-                        .push(" WHERE instance_id IN (");
-                    let mut sep = qb.separated(", ");
-                    for id in unreadable {
-                        sep.push_bind(id);
-                    }
-                    sep.push_unseparated(")");
-                    qb.build().execute(&mut *conn).await?;
-                }
-                Ok(items)
-            })
+            Box::pin(async move { claim_in(conn, &owner, lease_ms, max, None).await })
         })
         .await
     }
@@ -1403,64 +1505,15 @@ impl Provider for SqliteProvider {
         &self,
         outcomes: Vec<(ActivityItem, ActivityResult)>,
     ) -> Result<Vec<bool>> {
-        if outcomes.is_empty() {
-            return Ok(Vec::new());
-        }
-        let rows: Vec<(i64, i64, QueueInsert)> = outcomes
-            .into_iter()
-            .map(|(item, result)| {
-                let message = result.message(&item);
-                let row = QueueInsert {
-                    instance_id: item.instance_id,
-                    message,
-                    visible_at: 0,
-                };
-                (item.seq, item.generation, row)
-            })
-            .collect();
-        let recorded = self
-            .write(move |conn| {
-                Box::pin(async move {
-                    // Fenced by each row's generation: a lost lease or a cancelled activity
-                    // records nothing.
-                    let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-                        "DELETE FROM worker_queue WHERE (seq, generation) IN (VALUES ",
-                    );
-                    let mut sep = qb.separated(", ");
-                    for (seq, generation, _) in &rows {
-                        sep.push("(")
-                            .push_bind_unseparated(*seq)
-                            .push_unseparated(", ")
-                            .push_bind_unseparated(*generation)
-                            .push_unseparated(")");
-                    }
-                    qb.push(") RETURNING seq");
-                    let deleted: std::collections::HashSet<i64> = qb
-                        .build_query_scalar::<i64>()
-                        .fetch_all(&mut *conn)
-                        .await?
-                        .into_iter()
-                        .collect();
-                    let now = now_ms();
-                    let mut recorded = Vec::with_capacity(rows.len());
-                    let mut queue = Vec::new();
-                    for (seq, _, mut row) in rows {
-                        let done = deleted.contains(&seq);
-                        if done {
-                            row.visible_at = now;
-                            queue.push(row);
-                        }
-                        recorded.push(done);
-                    }
-                    insert_messages(conn, &queue).await?;
-                    Ok(recorded)
-                })
-            })
-            .await?;
-        if recorded.contains(&true) {
-            self.wakers.orchestrations.notify_one();
-        }
-        Ok(recorded)
+        Ok(self.settle_and_claim(outcomes, None).await?.0)
+    }
+
+    async fn complete_activities_and_claim(
+        &self,
+        outcomes: Vec<(ActivityItem, ActivityResult)>,
+        claim: &OrchestrationClaim,
+    ) -> Result<(Vec<bool>, Vec<OrchestrationItem>)> {
+        self.settle_and_claim(outcomes, Some(claim.clone())).await
     }
 
     async fn retry_activity(

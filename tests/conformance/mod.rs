@@ -17,8 +17,8 @@ use reprise::engine::{
 };
 use reprise::store::{
     ActivityItem, ActivityResult, DeleteFilter, Deletion, DirectClaim, InstanceFilter,
-    InstanceInfo, InstancePage, Lease, OrchestrationItem, PageCursor, QueueDepths, SharedProvider,
-    StoreError, SystemMetrics, TurnCommit,
+    InstanceInfo, InstancePage, Lease, OrchestrationClaim, OrchestrationItem, PageCursor,
+    QueueDepths, SharedProvider, StoreError, SystemMetrics, TurnCommit,
 };
 
 /// Generates one `#[tokio::test]` per case name. `$factory` is an async fn returning
@@ -60,6 +60,7 @@ macro_rules! conformance_suite {
             rewind_puts_a_failed_instance_back_to_work,
             batched_activity_outcomes_are_fenced_one_by_one,
             a_commit_claims_its_first_activities_for_its_runtime,
+            completions_may_claim_the_instances_they_wake,
         );
     };
 }
@@ -2406,4 +2407,63 @@ pub async fn a_commit_claims_its_first_activities_for_its_runtime(p: SharedProvi
         "a stale commit with a direct claim",
     );
     assert!(claim_work(&p, "W", LONG_LEASE).await.is_empty());
+}
+
+// ---------------------------------------------------------------------------------------
+// Completions that claim the instances they wake
+// ---------------------------------------------------------------------------------------
+
+/// `complete_activities_and_claim` records every outcome and claims at most `max` of the
+/// woken instances (a backend may claim none) with their messages and histories, leased to
+/// the owner; the rest stay claimable. Returns how many it claimed.
+pub async fn completions_may_claim_the_instances_they_wake(p: SharedProvider) -> usize {
+    for id in ["x", "y"] {
+        start_instance_with(&p, id, "Flow", |o| schedule_activity(o, 1, "Work", "1")).await;
+    }
+    let work = claim_work(&p, "W", LONG_LEASE).await;
+    assert_eq!(work.len(), 2);
+    let outcomes = work
+        .iter()
+        .map(|w| (w.clone(), ActivityResult::Completed(payload("7"))))
+        .collect();
+    let room = OrchestrationClaim {
+        owner: "R".to_owned(),
+        lease_ms: LONG_LEASE,
+        max: 1,
+    };
+    let (recorded, claimed) = p
+        .complete_activities_and_claim(outcomes, &room)
+        .await
+        .unwrap();
+    assert_eq!(recorded, vec![true, true]);
+    assert!(claimed.len() <= 1, "at most max instances are claimed");
+    for item in &claimed {
+        assert!(["x", "y"].contains(&item.instance_id.as_str()));
+        assert_eq!(kinds(item), vec!["ActivityCompleted"]);
+        assert_eq!(deliveries(item), vec![1]);
+        assert_eq!(
+            history_kinds(&item.history),
+            vec!["ExecutionStarted", "ActivityScheduled"]
+        );
+    }
+    // The others are left for a dispatcher; the claimed one is leased.
+    let rest = claim(&p, "D", LONG_LEASE).await;
+    assert_eq!(rest.len(), 2 - claimed.len());
+    for item in &rest {
+        assert!(claimed.iter().all(|c| c.instance_id != item.instance_id));
+    }
+    // With no room, nothing is claimed and nothing is lost.
+    start_instance_with(&p, "z", "Flow", |o| schedule_activity(o, 1, "Work", "1")).await;
+    let work = claim_work(&p, "W", LONG_LEASE).await;
+    let none = OrchestrationClaim { max: 0, ..room };
+    let (recorded, claimed_none) = p
+        .complete_activities_and_claim(
+            vec![(work[0].clone(), ActivityResult::Completed(payload("8")))],
+            &none,
+        )
+        .await
+        .unwrap();
+    assert_eq!((recorded, claimed_none.len()), (vec![true], 0));
+    assert_eq!(claim_only(&p, "D", LONG_LEASE, "z").await.messages.len(), 1);
+    claimed.len()
 }
