@@ -530,7 +530,7 @@ impl NativeClient {
         let deadline =
             tokio::time::Instant::now() + Duration::from_millis(timeout_ms.max(0.0) as u64);
         let wakers = self.provider.wakers().clone();
-        let changed = wakers.watch(&instance_id);
+        let changed = wakers.follow(&instance_id);
         let result = async {
             loop {
                 let notified = changed.notified();
@@ -560,7 +560,7 @@ impl NativeClient {
             }
         }
         .await;
-        wakers.unwatch(&instance_id, changed);
+        wakers.unfollow(&instance_id, changed);
         result
     }
 

@@ -881,7 +881,10 @@ async fn dispatch_activities(inner: &Arc<Inner>, items: Vec<ActivityItem>) {
         if events_enabled(inner) {
             started_events.push(activity_event("activityStarted", &item, item.attempt).to_json());
         }
-        inner.provider.wakers().instance_changed(&item.instance_id);
+        inner
+            .provider
+            .wakers()
+            .instance_progressed(&item.instance_id);
         inner.running.lock().unwrap().insert(
             item.seq,
             RunningActivity {
@@ -998,7 +1001,10 @@ async fn retry_if_allowed(inner: &Inner, item: &ActivityItem, error: &TaskError)
         .await
     {
         Ok(true) => {
-            inner.provider.wakers().instance_changed(&item.instance_id);
+            inner
+                .provider
+                .wakers()
+                .instance_progressed(&item.instance_id);
             if events_enabled(inner) {
                 let mut l = activity_event("activityRetried", item, item.attempt + 1);
                 l.retry_at = Some(retry_at);

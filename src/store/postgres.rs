@@ -1597,9 +1597,9 @@ impl Provider for PostgresProvider {
             }
         };
         self.signal(change, false).await;
-        // Watchers in this process follow the instance's history: every commit wakes them
-        // (other processes' watchers poll; the notification only names status changes).
-        self.wakers.instance_changed(&commit.instance_id);
+        // Followers in this process hear of every commit (other processes' followers poll;
+        // the notification only names status changes).
+        self.wakers.instance_progressed(&commit.instance_id);
         Ok(claimed)
     }
 

@@ -1370,8 +1370,8 @@ impl Provider for SqliteProvider {
             !out.messages.is_empty() || !out.starts.is_empty() || !out.timers.is_empty();
         // Activities claimed by the commit itself need no other worker's attention.
         let wakes_activities = out.activities.len() > commit.claim.as_ref().map_or(0, |d| d.count);
-        // Watchers of the instance follow its history, so every commit wakes them.
-        let changed = Some(commit.instance_id.clone());
+        let changed = out.changes_instance().then(|| commit.instance_id.clone());
+        let progressed = commit.instance_id.clone();
         let started: Vec<String> = out.starts.iter().map(|s| s.instance_id.clone()).collect();
         let claimed = self
             .write(move |conn| Box::pin(async move { commit_turn_in(conn, commit).await }))
@@ -1382,8 +1382,9 @@ impl Provider for SqliteProvider {
         if wakes_activities {
             self.wakers.activities.notify_one();
         }
-        if let Some(id) = changed {
-            self.wakers.instance_changed(&id);
+        match changed {
+            Some(id) => self.wakers.instance_changed(&id),
+            None => self.wakers.instance_progressed(&progressed),
         }
         for id in started {
             self.wakers.instance_changed(&id);
