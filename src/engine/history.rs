@@ -12,6 +12,10 @@ pub const FORMAT_VERSION: u32 = 1;
 /// A user value as JSON text.
 pub type Payload = Box<RawValue>;
 
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
 /// The JSON `null` payload.
 pub fn null_payload() -> Payload {
     RawValue::from_string("null".to_owned()).expect("null is valid JSON")
@@ -194,6 +198,10 @@ pub enum Event {
     },
     ExecutionFailed {
         error: TaskError,
+        /// The engine failed the execution for the code (nondeterminism, poison, protocol,
+        /// not registered): the code itself did not throw.
+        #[serde(default, skip_serializing_if = "is_false")]
+        by_engine: bool,
     },
     ContinuedAsNew {
         input: Payload,

@@ -135,7 +135,7 @@ impl<'a> Lifecycle<'a> {
             Event::ActivityCompleted { result, .. } => l.result = Some(result),
             Event::ActivityFailed { error, .. }
             | Event::ChildFailed { error, .. }
-            | Event::ExecutionFailed { error } => l.error = Some(error),
+            | Event::ExecutionFailed { error, .. } => l.error = Some(error),
             Event::TimerCreated { fire_at, .. } => l.fire_at = Some(*fire_at),
             Event::EventWaitStarted { name, .. } => l.name = Some(name),
             Event::EventRaised { name, data } => {

@@ -7,17 +7,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::history::{Event, HistoryRow, Message, Payload, TaskError};
+use super::history::{Event, HistoryRow, Message, Payload};
 use super::turn::ActivityRequest;
-
-/// Failures the runtime decided for the code (it never threw): such an execution is retried
-/// by replaying all of its history again, typically with fixed or newly registered code.
-const RUNTIME_FAILURES: &[&str] = &[
-    "ERR_NONDETERMINISM",
-    "ERR_POISON",
-    "ERR_NOT_REGISTERED",
-    "ERR_PROTOCOL",
-];
 
 /// The writes that put a failed execution back to work.
 #[derive(Debug, Clone)]
@@ -53,21 +44,25 @@ fn is_arrival(event: &Event) -> bool {
 }
 
 /// Where the failed execution's last good point is: the index of the first event to remove.
-fn cut_point(history: &[HistoryRow], error: &TaskError) -> usize {
+///
+/// Only the failing turn is ever undone, so nothing that had succeeded runs again:
+/// - the engine failed the execution for the code (nondeterminism, poison, not registered):
+///   only the failure goes, and the turn replays with the code as it is now;
+/// - a cancellation: its `CancelRequested` goes too;
+/// - a task failure that the code did not outlive (no later turn: nothing but the failing
+///   turn's own commands follow it): the failure goes with the arrivals just before it, which
+///   no code has acted on yet, so the task runs again;
+/// - otherwise (the code threw by itself, or caught a failure and carried on before it threw;
+///   or undoing would start a sub-orchestration twice): only the failure goes.
+fn cut_point(history: &[HistoryRow], by_engine: bool) -> usize {
     let failed_at = history.len() - 1;
-    if error
-        .code
-        .as_deref()
-        .is_some_and(|c| RUNTIME_FAILURES.contains(&c))
-    {
+    if by_engine {
         return failed_at;
     }
     if failed_at > 0 && matches!(history[failed_at - 1].event, Event::CancelRequested { .. }) {
         return failed_at - 1;
     }
-    // The last task failure caused it (possibly through code that caught and rethrew, or
-    // compensated first). Arrivals just before it go too: nothing was decided on them yet.
-    let Some(mut cut) = history[..failed_at].iter().rposition(|r| {
+    let Some(failure) = history[..failed_at].iter().rposition(|r| {
         matches!(
             r.event,
             Event::ActivityFailed { .. } | Event::ChildFailed { .. }
@@ -75,8 +70,21 @@ fn cut_point(history: &[HistoryRow], error: &TaskError) -> usize {
     }) else {
         return failed_at;
     };
+    let mut cut = failure;
     while cut > 0 && is_arrival(&history[cut - 1].event) {
         cut -= 1;
+    }
+    // Arrivals right after the failure belong to the same turn; a command and then another
+    // arrival means a later turn: the code outlived the failure.
+    let mut seen_command = false;
+    for row in &history[failure + 1..failed_at] {
+        match &row.event {
+            e if is_arrival(e) && seen_command => return failed_at,
+            e if is_arrival(e) => {}
+            // Started instances exist by now: running the turn again would start them twice.
+            Event::ChildScheduled { .. } | Event::DetachedStarted { .. } => return failed_at,
+            _ => seen_command = true,
+        }
     }
     cut
 }
@@ -86,13 +94,13 @@ pub fn plan_rewind(execution_id: u64, history: &[HistoryRow]) -> Result<RewindPl
     let Some(last) = history.last() else {
         return Err("the execution has no history to retry from".into());
     };
-    let Event::ExecutionFailed { error } = &last.event else {
+    let Event::ExecutionFailed { error, by_engine } = &last.event else {
         return Err(format!(
             "the execution ended with {}, not a failure",
             last.event.kind()
         ));
     };
-    let cut = cut_point(history, error);
+    let cut = cut_point(history, *by_engine);
     let (kept, removed) = history.split_at(cut);
 
     // What the kept history scheduled and has not seen settle.

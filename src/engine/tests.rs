@@ -767,3 +767,70 @@ fn rewind_refuses_an_execution_that_did_not_fail() {
     assert!(plan_rewind(1, &h).unwrap_err().contains("not a failure"));
     assert!(plan_rewind(1, &[]).is_err());
 }
+
+#[test]
+fn rewind_reruns_a_task_whose_runtime_error_code_the_code_rethrew() {
+    // The activity was not registered anywhere; the code let the failure through.
+    let mut h = two_step_history();
+    let failure = Message::ActivityFailed {
+        execution_id: 1,
+        task: 2,
+        error: TaskError::with_code("activity 'B' is not registered", "ERR_NOT_REGISTERED"),
+    };
+    run(
+        &mut h,
+        &[msg(3, failure)],
+        true,
+        r#"[{"t":"fail","error":{"message":"activity 'B' is not registered","code":"ERR_NOT_REGISTERED"}}]"#,
+    )
+    .unwrap();
+    let plan = plan_rewind(1, &h).unwrap();
+    assert_eq!(
+        plan.truncate_from,
+        h.len() as u64 - 1,
+        "the task failure goes"
+    );
+    assert_eq!(plan.activities.len(), 1);
+    assert_eq!(plan.activities[0].name, "B");
+}
+
+#[test]
+fn rewind_never_undoes_work_done_after_a_caught_failure() {
+    // A fails and is caught; C is scheduled and succeeds (a charge); then the code throws.
+    let mut h = two_step_history();
+    run(
+        &mut h,
+        &[msg(3, failed(2, "B broke"))],
+        true,
+        r#"[{"t":"activity","task":3,"name":"C","input":0}]"#,
+    )
+    .unwrap();
+    run(
+        &mut h,
+        &[msg(4, completed(3, "\"charged\""))],
+        true,
+        r#"[{"t":"fail","error":{"message":"a bug"}}]"#,
+    )
+    .unwrap();
+    let plan = plan_rewind(1, &h).unwrap();
+    assert_eq!(plan.truncate_from, h.len() as u64, "only the failure goes");
+    assert!(plan.activities.is_empty(), "C is not run again");
+}
+
+#[test]
+fn rewind_keeps_a_failing_turn_that_started_a_sub_orchestration() {
+    let mut h = two_step_history();
+    run(
+        &mut h,
+        &[msg(3, failed(2, "B broke"))],
+        true,
+        r#"[{"t":"child","task":3,"name":"Undo","input":null},{"t":"fail","error":{"message":"B broke"}}]"#,
+    )
+    .unwrap();
+    let plan = plan_rewind(1, &h).unwrap();
+    assert_eq!(
+        plan.truncate_from,
+        h.len() as u64,
+        "the child exists: the turn stays"
+    );
+}

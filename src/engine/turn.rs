@@ -624,6 +624,7 @@ fn cancel_outcome(
     let error = TaskError::with_code(format!("canceled: {reason}"), "ERR_CANCELED");
     events.push(Event::ExecutionFailed {
         error: error.clone(),
+        by_engine: false,
     });
     let mut messages: Vec<Outbound> = view
         .open_children()
@@ -707,6 +708,7 @@ impl Turn {
         let mut out = self.base_outcome();
         out.events.push(Event::ExecutionFailed {
             error: error.clone(),
+            by_engine: true,
         });
         let terminal = Terminal::Failed(error);
         out.messages.extend(parent_notice(&self.view, &terminal));
@@ -920,7 +922,10 @@ impl Turn {
                 let terminal = Terminal::Failed(error.clone());
                 out.messages.extend(parent_notice(view, &terminal));
                 out.terminal = Some(terminal);
-                Event::ExecutionFailed { error }
+                Event::ExecutionFailed {
+                    error,
+                    by_engine: false,
+                }
             }
             Command::ContinueAsNew {
                 input,

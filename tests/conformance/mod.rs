@@ -1278,6 +1278,7 @@ pub async fn terminal_turn_completes_and_cleans_up(p: SharedProvider) {
     let mut outcome = start_outcome(&item);
     outcome.events.push(Event::ExecutionFailed {
         error: error.clone(),
+        by_engine: false,
     });
     outcome.terminal = Some(Terminal::Failed(error));
     p.commit_turn(turn_commit(&item, outcome)).await.unwrap();
@@ -1581,6 +1582,7 @@ pub async fn finished_instance(
             let error = TaskError::with_code("broken", "ERR_BROKEN");
             outcome.events.push(Event::ExecutionFailed {
                 error: error.clone(),
+                by_engine: false,
             });
             outcome.terminal = Some(Terminal::Failed(error));
         }
@@ -2189,6 +2191,7 @@ pub async fn rewind_puts_a_failed_instance_back_to_work(p: SharedProvider) {
             },
             Event::ExecutionFailed {
                 error: error.clone(),
+                by_engine: false,
             },
         ],
         consumed: seqs(&item),
