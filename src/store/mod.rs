@@ -462,7 +462,17 @@ pub trait Provider: Send + Sync + 'static {
     /// queues what the plan lists and marks the instance Running, in one transaction.
     /// `false` (nothing written) unless the instance is still Failed in that execution with
     /// that history.
-    async fn rewind_instance(&self, instance_id: &str, plan: &RewindPlan) -> Result<bool>;
+    ///
+    /// Also fenced on `updated_at` (the instance row as the plan was made from it), and it
+    /// withdraws what would undo the retry: sub-orchestration results queued for the
+    /// execution (the plan re-delivers them from each child's state) and cancels still queued
+    /// for its open children.
+    async fn rewind_instance(
+        &self,
+        instance_id: &str,
+        plan: &RewindPlan,
+        updated_at: i64,
+    ) -> Result<bool>;
 
     // --- management ---
     /// A page of instances matching `filter`, in `(created_at, instance_id)` order.
@@ -648,6 +658,7 @@ pub async fn retry_instance(
     let mut plan = plan_rewind(info.execution_id, &history)
         .map_err(|why| RetryError::Unretryable(id.clone(), why))?;
     let mut failed_children = Vec::new();
+    let mut running_children = Vec::new();
     for (task, child_id) in &plan.open_children {
         let child = provider.instance(child_id).await?.ok_or_else(|| {
             RetryError::Unretryable(
@@ -655,6 +666,13 @@ pub async fn retry_instance(
                 format!("its sub-orchestration '{child_id}' was deleted"),
             )
         })?;
+        if child.parent_instance_id.as_deref() != Some(id.as_str()) {
+            // The id was taken by another instance (the child was never started).
+            return Err(RetryError::Unretryable(
+                id,
+                format!("the instance '{child_id}' it waits for is not its sub-orchestration"),
+            ));
+        }
         match child.status.as_str() {
             // Its result was dropped while the parent was failed: deliver it again.
             "Completed" => {
@@ -680,11 +698,40 @@ pub async fn retry_instance(
                 failed_children.push(child_id.clone());
             }
             // Running: it reports when it ends.
-            _ => {}
+            _ => running_children.push((*task, child_id.clone())),
         }
     }
-    if !provider.rewind_instance(&id, &plan).await? {
+    if !provider
+        .rewind_instance(&id, &plan, info.updated_at)
+        .await?
+    {
         return Err(RetryError::Conflict(id));
+    }
+    // A child that ended between the read above and the rewind reported to a failed parent
+    // (its result was dropped): deliver it again. A second delivery is dropped by the engine.
+    for (task, child_id) in running_children {
+        let Some(child) = provider.instance(&child_id).await? else {
+            continue;
+        };
+        let message = match child.status.as_str() {
+            "Completed" => Message::ChildCompleted {
+                execution_id: info.execution_id,
+                task,
+                output: payload_from_str(child.output.as_deref().unwrap_or("null"))
+                    .map_err(|e| StoreError::Corrupt(format!("output of '{child_id}': {e}")))?,
+            },
+            "Failed" => Message::ChildFailed {
+                execution_id: info.execution_id,
+                task,
+                error: TaskError {
+                    message: child.error.unwrap_or_default(),
+                    code: child.error_code,
+                    name: None,
+                },
+            },
+            _ => continue,
+        };
+        provider.enqueue(&id, &message).await?;
     }
     let mut retried = vec![id];
     for child in failed_children {

@@ -754,6 +754,7 @@ async fn rewind_in(
     conn: &mut PgConnection,
     instance_id: &str,
     plan: &RewindPlan,
+    updated_at: i64,
     now: i64,
 ) -> Result<bool> {
     let exec = plan.execution_id as i64;
@@ -766,7 +767,7 @@ async fn rewind_in(
             updated_at = $1, lock_owner = NULL, lock_until = 0, generation = generation + 1,
             custom_status = CASE WHEN $2 THEN $3 ELSE custom_status END,
             custom_status_version = custom_status_version + CASE WHEN $2 THEN 1 ELSE 0 END
-         WHERE instance_id = $4 AND status = 'Failed' AND execution_id = $5
+         WHERE instance_id = $4 AND status = 'Failed' AND execution_id = $5 AND updated_at = $7
            AND (SELECT MAX(event_id) FROM history WHERE instance_id = $4 AND execution_id = $5) = $6",
     )
     .bind(now)
@@ -775,6 +776,7 @@ async fn rewind_in(
     .bind(instance_id)
     .bind(exec)
     .bind(plan.last_event_id as i64)
+    .bind(updated_at)
     .execute(&mut *conn)
     .await?
     .rows_affected();
@@ -789,6 +791,27 @@ async fn rewind_in(
     .bind(plan.truncate_from as i64)
     .execute(&mut *conn)
     .await?;
+    sqlx::query(
+        "DELETE FROM orchestrator_queue WHERE instance_id = $1 AND execution_id = $2
+           AND kind IN ('ChildCompleted', 'ChildFailed')",
+    )
+    .bind(instance_id)
+    .bind(exec)
+    .execute(&mut *conn)
+    .await?;
+    if !plan.open_children.is_empty() {
+        sqlx::query(
+            "DELETE FROM orchestrator_queue WHERE kind = 'Cancel' AND instance_id = ANY($1)",
+        )
+        .bind(
+            plan.open_children
+                .iter()
+                .map(|(_, child)| child.clone())
+                .collect::<Vec<_>>(),
+        )
+        .execute(&mut *conn)
+        .await?;
+    }
     insert_activities(conn, instance_id, exec, now, &plan.activities).await?;
     let mut queue = QueueRows::default();
     for (message, visible_at) in &plan.messages {
@@ -1158,12 +1181,17 @@ impl Provider for PostgresProvider {
         Ok(Deletion::Deleted(tree))
     }
 
-    async fn rewind_instance(&self, instance_id: &str, plan: &RewindPlan) -> Result<bool> {
+    async fn rewind_instance(
+        &self,
+        instance_id: &str,
+        plan: &RewindPlan,
+        updated_at: i64,
+    ) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
         let now: i64 = sqlx::query_scalar("SELECT reprise_now_ms()")
             .fetch_one(&mut *tx)
             .await?;
-        if !rewind_in(&mut tx, instance_id, plan, now).await? {
+        if !rewind_in(&mut tx, instance_id, plan, updated_at, now).await? {
             tx.rollback().await?;
             return Ok(false);
         }

@@ -494,6 +494,7 @@ async fn rewind_in(
     conn: &mut SqliteConnection,
     instance_id: &str,
     plan: &RewindPlan,
+    updated_at: i64,
     now: i64,
 ) -> Result<bool> {
     let exec = plan.execution_id as i64;
@@ -506,7 +507,7 @@ async fn rewind_in(
             updated_at = ?1, lock_owner = NULL, lock_until = 0, generation = generation + 1,
             custom_status = CASE WHEN ?2 THEN ?3 ELSE custom_status END,
             custom_status_version = custom_status_version + ?2
-         WHERE instance_id = ?4 AND status = 'Failed' AND execution_id = ?5
+         WHERE instance_id = ?4 AND status = 'Failed' AND execution_id = ?5 AND updated_at = ?7
            AND (SELECT MAX(event_id) FROM history WHERE instance_id = ?4 AND execution_id = ?5) = ?6",
     )
     .bind(now)
@@ -515,6 +516,7 @@ async fn rewind_in(
     .bind(instance_id)
     .bind(exec)
     .bind(plan.last_event_id as i64)
+    .bind(updated_at)
     .execute(&mut *conn)
     .await?
     .rows_affected();
@@ -529,6 +531,25 @@ async fn rewind_in(
     .bind(plan.truncate_from as i64)
     .execute(&mut *conn)
     .await?;
+    sqlx::query(
+        "DELETE FROM orchestrator_queue WHERE instance_id = ?1 AND execution_id = ?2
+           AND kind IN ('ChildCompleted', 'ChildFailed')",
+    )
+    .bind(instance_id)
+    .bind(exec)
+    .execute(&mut *conn)
+    .await?;
+    if !plan.open_children.is_empty() {
+        let mut qb = QueryBuilder::new(
+            "DELETE FROM orchestrator_queue WHERE kind = 'Cancel' AND instance_id IN (",
+        );
+        let mut sep = qb.separated(", ");
+        for (_, child) in &plan.open_children {
+            sep.push_bind(child.clone());
+        }
+        sep.push_unseparated(")");
+        qb.build().execute(&mut *conn).await?;
+    }
     insert_activities(conn, instance_id, exec, now, &plan.activities, None).await?;
     let rows: Vec<QueueInsert> = plan
         .messages
@@ -1039,12 +1060,19 @@ impl Provider for SqliteProvider {
         Ok(deletion)
     }
 
-    async fn rewind_instance(&self, instance_id: &str, plan: &RewindPlan) -> Result<bool> {
+    async fn rewind_instance(
+        &self,
+        instance_id: &str,
+        plan: &RewindPlan,
+        updated_at: i64,
+    ) -> Result<bool> {
         let id = instance_id.to_owned();
         let plan_owned = plan.clone();
         let rewound = self
             .write(move |conn| {
-                Box::pin(async move { rewind_in(conn, &id, &plan_owned, now_ms()).await })
+                Box::pin(
+                    async move { rewind_in(conn, &id, &plan_owned, updated_at, now_ms()).await },
+                )
             })
             .await?;
         if rewound {

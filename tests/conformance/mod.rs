@@ -2210,7 +2210,25 @@ pub async fn rewind_puts_a_failed_instance_back_to_work(p: SharedProvider) {
 
     let failed_history = history(&p, "r", None).await;
     let plan = plan_rewind(1, &failed_history).expect("a plan");
-    assert!(p.rewind_instance("r", &plan).await.unwrap());
+    // A sub-orchestration result queued while the instance was failed is withdrawn (the
+    // retry re-delivers results from each child's state).
+    p.enqueue(
+        "r",
+        &Message::ChildFailed {
+            execution_id: 1,
+            task: 9,
+            error: TaskError::new("stale"),
+        },
+    )
+    .await
+    .unwrap();
+    let updated_at = instance(&p, "r").await.updated_at;
+    assert!(
+        !p.rewind_instance("r", &plan, updated_at - 1).await.unwrap(),
+        "a plan made from an older instance row is refused"
+    );
+    assert_eq!(instance(&p, "r").await.status, "Failed");
+    assert!(p.rewind_instance("r", &plan, updated_at).await.unwrap());
 
     let info = instance(&p, "r").await;
     assert_eq!(info.status, "Running");
@@ -2244,11 +2262,15 @@ pub async fn rewind_puts_a_failed_instance_back_to_work(p: SharedProvider) {
     assert_eq!(kinds(&item), vec!["Retry"]);
     assert_eq!(p.next_due().await.unwrap(), Some(fire_at));
 
+    let updated_at = instance(&p, "r").await.updated_at;
     assert!(
-        !p.rewind_instance("r", &plan).await.unwrap(),
+        !p.rewind_instance("r", &plan, updated_at).await.unwrap(),
         "a running instance is not rewound again"
     );
-    assert!(!p.rewind_instance("nobody", &plan).await.unwrap());
+    assert!(!p
+        .rewind_instance("nobody", &plan, updated_at)
+        .await
+        .unwrap());
 }
 
 // ---------------------------------------------------------------------------------------
