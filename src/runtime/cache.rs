@@ -5,11 +5,14 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+/// Where a generator is in its instance's history: execution, history length, and the
+/// timestamp of the last event. The timestamp tells apart a history that was rewound
+/// (`retryInstance`) and grew back to the same length: its new events have new times.
+pub type Position = (u64, u64, i64);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Entry {
-    execution_id: u64,
-    /// History length the cached generator has consumed.
-    history_len: u64,
+    position: Position,
     stamp: u64,
 }
 
@@ -40,13 +43,13 @@ impl GeneratorCache {
         self.capacity > 0
     }
 
-    /// Whether the driver's generator for this instance is exactly at `history_len`.
-    pub fn is_current(&self, instance_id: &str, execution_id: u64, history_len: u64) -> bool {
-        matches!(self.entries.get(instance_id), Some(e) if e.execution_id == execution_id && e.history_len == history_len)
+    /// Whether the driver's generator for this instance is exactly at `position`.
+    pub fn is_current(&self, instance_id: &str, position: Position) -> bool {
+        matches!(self.entries.get(instance_id), Some(e) if e.position == position)
     }
 
-    /// Records that the driver's generator advanced to `history_len` (a committed turn).
-    pub fn advance(&mut self, instance_id: &str, execution_id: u64, history_len: u64) {
+    /// Records that the driver's generator advanced to `position` (a committed turn).
+    pub fn advance(&mut self, instance_id: &str, position: Position) {
         if !self.enabled() {
             return;
         }
@@ -54,8 +57,7 @@ impl GeneratorCache {
         if let Some(old) = self.entries.insert(
             instance_id.to_owned(),
             Entry {
-                execution_id,
-                history_len,
+                position,
                 stamp: self.clock,
             },
         ) {
@@ -79,13 +81,13 @@ impl GeneratorCache {
         self.inflight.insert(instance_id.to_owned());
     }
 
-    /// The turn ended: `advanced_to` is `(execution, history length)` when it committed
-    /// and the driver's generator is now at that point; `None` when it is not usable.
-    pub fn end_turn(&mut self, instance_id: &str, advanced_to: Option<(u64, u64)>) {
+    /// The turn ended: `advanced_to` is the position when it committed and the driver's
+    /// generator is now at that point; `None` when it is not usable.
+    pub fn end_turn(&mut self, instance_id: &str, advanced_to: Option<Position>) {
         self.inflight.remove(instance_id);
         let dirty = self.dirty.remove(instance_id);
         match advanced_to {
-            Some((execution_id, len)) if !dirty => self.advance(instance_id, execution_id, len),
+            Some(position) if !dirty => self.advance(instance_id, position),
             _ => self.evict(instance_id),
         }
     }
@@ -124,13 +126,13 @@ mod tests {
     #[test]
     fn least_recently_advanced_entries_are_evicted_and_reported() {
         let mut c = GeneratorCache::new(2);
-        c.advance("a", 1, 3);
-        c.advance("b", 1, 3);
-        c.advance("a", 1, 5);
-        c.advance("c", 1, 2);
-        assert!(c.is_current("a", 1, 5));
-        assert!(!c.is_current("b", 1, 3));
-        assert!(!c.is_current("a", 2, 5));
+        c.advance("a", (1, 3, 0));
+        c.advance("b", (1, 3, 0));
+        c.advance("a", (1, 5, 0));
+        c.advance("c", (1, 2, 0));
+        assert!(c.is_current("a", (1, 5, 0)));
+        assert!(!c.is_current("b", (1, 3, 0)));
+        assert!(!c.is_current("a", (2, 5, 0)));
         assert_eq!(c.take_evictions(), vec!["b".to_owned()]);
         c.evict("a");
         assert_eq!(c.take_evictions(), vec!["a".to_owned()]);
@@ -140,25 +142,34 @@ mod tests {
     #[test]
     fn an_instance_evicted_during_its_turn_is_not_recorded_as_cached() {
         let mut c = GeneratorCache::new(1);
-        c.advance("a", 1, 3);
+        c.advance("a", (1, 3, 0));
         c.begin_turn("a");
-        c.advance("b", 1, 2); // pushes "a" out while its turn runs
+        c.advance("b", (1, 2, 0)); // pushes "a" out while its turn runs
         assert_eq!(c.take_evictions(), vec!["a".to_owned()]);
-        c.end_turn("a", Some((1, 5)));
-        assert!(!c.is_current("a", 1, 5));
+        c.end_turn("a", Some((1, 5, 0)));
+        assert!(!c.is_current("a", (1, 5, 0)));
         // ... and the driver is told again, after the activation it already processed.
         assert_eq!(c.take_evictions(), vec!["a".to_owned()]);
         c.begin_turn("b");
-        c.end_turn("b", Some((1, 4)));
-        assert!(c.is_current("b", 1, 4));
+        c.end_turn("b", Some((1, 4, 0)));
+        assert!(c.is_current("b", (1, 4, 0)));
     }
 
     #[test]
     fn capacity_zero_caches_nothing() {
         let mut c = GeneratorCache::new(0);
-        c.advance("a", 1, 3);
+        c.advance("a", (1, 3, 0));
         c.evict("a");
-        assert!(!c.is_current("a", 1, 3));
+        assert!(!c.is_current("a", (1, 3, 0)));
         assert!(c.take_evictions().is_empty());
+    }
+
+    #[test]
+    fn a_history_rewound_to_the_same_length_is_not_current() {
+        let mut c = GeneratorCache::new(4);
+        c.advance("a", (1, 5, 100));
+        assert!(c.is_current("a", (1, 5, 100)));
+        // Retried: events 4.. were replaced by newer ones and the length is 5 again.
+        assert!(!c.is_current("a", (1, 5, 250)));
     }
 }

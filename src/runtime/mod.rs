@@ -436,8 +436,11 @@ fn plan_item(inner: &Inner, mut item: OrchestrationItem) -> Prepared {
     }
     let incremental = inner.cache.lock().unwrap().is_current(
         &item.instance_id,
-        item.execution_id,
-        item.history.len() as u64,
+        (
+            item.execution_id,
+            item.history.len() as u64,
+            item.history.last().map_or(0, |r| r.ts),
+        ),
     );
     let plan = prepare(TurnInput {
         instance_id: &item.instance_id,
@@ -690,9 +693,16 @@ async fn commit(
             {
                 let mut cache = inner.cache.lock().unwrap();
                 if driver_ran {
-                    let advanced = terminal
-                        .is_none()
-                        .then_some((item.execution_id, history_len));
+                    // Committed events all carry the turn's time.
+                    let last_ts = if appended {
+                        item.now
+                    } else {
+                        item.history.last().map_or(0, |r| r.ts)
+                    };
+                    let advanced =
+                        terminal
+                            .is_none()
+                            .then_some((item.execution_id, history_len, last_ts));
                     cache.end_turn(&item.instance_id, advanced);
                 } else if appended || terminal.is_some() {
                     // History moved without the driver: its generator (if any) is stale.
