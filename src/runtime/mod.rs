@@ -6,7 +6,7 @@ pub mod cache;
 pub mod metrics;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -121,10 +121,10 @@ struct Inner {
     /// A turn or an activity finished: capacity freed, shutdown may be done.
     progress: Notify,
     metrics: Metrics,
-    /// Worker slots promised to activities a commit is claiming (not yet in `running`).
-    reserved_workers: AtomicUsize,
-    /// Turn slots promised to instances an activity completion is claiming.
-    reserved_turns: AtomicUsize,
+    /// Worker slots promised to activities being claimed (not yet in `running`).
+    worker_slots: Slots,
+    /// Turn slots promised to instances being claimed (not yet in `inflight`).
+    turn_slots: Slots,
     /// The latest queue depths read from the store, and when.
     queue_depths: Mutex<Option<(Instant, QueueDepths)>>,
     /// Someone in JavaScript listens to `runtime.events()`: send lifecycle events.
@@ -194,8 +194,8 @@ impl Runtime {
             metrics: Metrics::default(),
             events_enabled: AtomicBool::new(false),
             queue_depths: Mutex::new(None),
-            reserved_workers: AtomicUsize::new(0),
-            reserved_turns: AtomicUsize::new(0),
+            worker_slots: Slots::default(),
+            turn_slots: Slots::default(),
         });
         let tasks = vec![
             tokio::spawn(orchestration_loop(inner.clone())),
@@ -368,40 +368,93 @@ async fn store_error_pause(inner: &Inner, what: &str, e: &StoreError) {
     }
 }
 
-/// Free slots below `limit`; when there are none, waits for progress and says so.
-async fn free_capacity(inner: &Inner, limit: usize, busy: usize) -> Option<usize> {
-    let free = limit.saturating_sub(busy);
-    if free > 0 {
-        return Some(free);
+/// Capacity shared by a dispatcher loop and the shortcuts that claim work along the way (a
+/// commit claiming its activities, a completion claiming the instances it woke). Every
+/// claim reserves its slots first, under one lock, so two claimers never take the same slot;
+/// the reservation is released once the work is counted as in flight.
+#[derive(Default)]
+struct Slots {
+    reserved: Mutex<usize>,
+}
+
+impl Slots {
+    /// Reserves up to `wanted` of the slots below `limit` not taken by `in_flight()` or by
+    /// other reservations.
+    fn reserve(&self, limit: usize, in_flight: impl FnOnce() -> usize, wanted: usize) -> usize {
+        let mut reserved = self.reserved.lock().unwrap();
+        let free = limit.saturating_sub(in_flight() + *reserved).min(wanted);
+        *reserved += free;
+        free
     }
+
+    fn release(&self, n: usize) {
+        let mut reserved = self.reserved.lock().unwrap();
+        *reserved = reserved.saturating_sub(n);
+    }
+}
+
+/// No free slot: wait for progress (or a short while) before looking again.
+async fn wait_for_capacity(inner: &Inner) {
     tokio::select! {
         _ = inner.progress.notified() => {}
         _ = tokio::time::sleep(Duration::from_millis(50)) => {}
     }
-    None
+}
+
+fn reserve_workers(inner: &Inner, wanted: usize) -> usize {
+    if stopping(inner) {
+        return 0;
+    }
+    inner.worker_slots.reserve(
+        inner.options.worker_concurrency,
+        || inner.running.lock().unwrap().len(),
+        wanted,
+    )
+}
+
+fn reserve_turns(inner: &Inner, wanted: usize) -> usize {
+    if stopping(inner) {
+        return 0;
+    }
+    inner.turn_slots.reserve(
+        inner.options.orchestration_concurrency,
+        || inner.inflight.lock().unwrap().len(),
+        wanted,
+    )
 }
 
 async fn orchestration_loop(inner: Arc<Inner>) {
     let wakers = inner.provider.wakers().clone();
     while !stopping(&inner) {
-        let busy =
-            inner.inflight.lock().unwrap().len() + inner.reserved_turns.load(Ordering::SeqCst);
-        let Some(free) = free_capacity(&inner, inner.options.orchestration_concurrency, busy).await
-        else {
+        let slots = reserve_turns(&inner, 128);
+        if slots == 0 {
+            wait_for_capacity(&inner).await;
             continue;
-        };
-        match inner
+        }
+        let claimed = inner
             .provider
-            .claim_orchestrations(&inner.owner, inner.options.lease_ms, free.min(128))
-            .await
-        {
-            Ok(items) if !items.is_empty() => {
+            .claim_orchestrations(&inner.owner, inner.options.lease_ms, slots)
+            .await;
+        let got_work = matches!(&claimed, Ok(items) if !items.is_empty());
+        if let Ok(items) = &claimed {
+            if !items.is_empty() {
                 inc(&inner.metrics.claims);
                 add(&inner.metrics.claimed_items, items.len() as u64);
-                dispatch_turns(&inner, items);
             }
-            Ok(_) => idle_wait(&inner, &wakers.orchestrations).await,
-            Err(e) => store_error_pause(&inner, "claiming orchestrations", &e).await,
+        }
+        match claimed {
+            Ok(items) if got_work => {
+                dispatch_turns(&inner, items);
+                inner.turn_slots.release(slots);
+            }
+            Ok(_) => {
+                inner.turn_slots.release(slots);
+                idle_wait(&inner, &wakers.orchestrations).await
+            }
+            Err(e) => {
+                inner.turn_slots.release(slots);
+                store_error_pause(&inner, "claiming orchestrations", &e).await
+            }
         }
     }
 }
@@ -689,7 +742,7 @@ async fn commit(
                 );
                 dispatch_activities(inner, claimed).await;
             }
-            inner.reserved_workers.fetch_sub(direct, Ordering::SeqCst);
+            inner.worker_slots.release(direct);
             {
                 let mut cache = inner.cache.lock().unwrap();
                 if driver_ran {
@@ -734,7 +787,7 @@ async fn commit(
             );
         }
         Err(e) => {
-            inner.reserved_workers.fetch_sub(direct, Ordering::SeqCst);
+            inner.worker_slots.release(direct);
             {
                 let mut cache = inner.cache.lock().unwrap();
                 if driver_ran {
@@ -757,43 +810,18 @@ async fn commit(
     finish_inflight(inner, &item.instance_id);
 }
 
-/// Reserves up to `wanted` free turn slots (none while stopping); release them with
-/// `reserved_turns.fetch_sub` once the claimed turns are in flight.
-fn reserve_turn_slots(inner: &Inner, wanted: usize) -> usize {
-    if stopping(inner) {
-        return 0;
-    }
-    let inflight = inner.inflight.lock().unwrap().len();
-    let reserved = inner.reserved_turns.load(Ordering::SeqCst);
-    let free = inner
-        .options
-        .orchestration_concurrency
-        .saturating_sub(inflight + reserved)
-        .min(wanted);
-    inner.reserved_turns.fetch_add(free, Ordering::SeqCst);
-    free
-}
-
 /// How many of a turn's first activities its commit may claim for this runtime: those this
-/// process can run, within free worker capacity (reserved until they are running).
+/// process can run, within free worker slots (reserved until they are running).
 fn reserve_direct_claims(inner: &Inner, outcome: &TurnOutcome) -> usize {
-    if outcome.activities.is_empty() || stopping(inner) {
-        return 0;
-    }
-    let running = inner.running.lock().unwrap().len();
-    let reserved = inner.reserved_workers.load(Ordering::SeqCst);
-    let free = inner
-        .options
-        .worker_concurrency
-        .saturating_sub(running + reserved);
-    let count = outcome
+    let runnable = outcome
         .activities
         .iter()
-        .take(free)
         .take_while(|a| inner.registry.activities.contains(&a.name))
         .count();
-    inner.reserved_workers.fetch_add(count, Ordering::SeqCst);
-    count
+    if runnable == 0 {
+        return 0;
+    }
+    reserve_workers(inner, runnable)
 }
 
 fn finish_inflight(inner: &Inner, instance_id: &str) {
@@ -806,23 +834,30 @@ fn finish_inflight(inner: &Inner, instance_id: &str) {
 async fn activity_loop(inner: Arc<Inner>) {
     let wakers = inner.provider.wakers().clone();
     while !stopping(&inner) {
-        let busy =
-            inner.running.lock().unwrap().len() + inner.reserved_workers.load(Ordering::SeqCst);
-        let Some(free) = free_capacity(&inner, inner.options.worker_concurrency, busy).await else {
+        let slots = reserve_workers(&inner, 256);
+        if slots == 0 {
+            wait_for_capacity(&inner).await;
             continue;
-        };
+        }
         match inner
             .provider
-            .claim_activities(&inner.owner, inner.options.lease_ms, free.min(256))
+            .claim_activities(&inner.owner, inner.options.lease_ms, slots)
             .await
         {
             Ok(items) if !items.is_empty() => {
                 inc(&inner.metrics.activity_claims);
                 add(&inner.metrics.activity_claimed_items, items.len() as u64);
-                dispatch_activities(&inner, items).await
+                dispatch_activities(&inner, items).await;
+                inner.worker_slots.release(slots);
             }
-            Ok(_) => idle_wait(&inner, &wakers.activities).await,
-            Err(e) => store_error_pause(&inner, "claiming activities", &e).await,
+            Ok(_) => {
+                inner.worker_slots.release(slots);
+                idle_wait(&inner, &wakers.activities).await
+            }
+            Err(e) => {
+                inner.worker_slots.release(slots);
+                store_error_pause(&inner, "claiming activities", &e).await
+            }
         }
     }
 }
@@ -1067,7 +1102,7 @@ async fn settle_activities(inner: &Arc<Inner>, outcomes: Vec<(ActivityItem, Acti
         .collect();
     // The instances these results wake may be claimed in the same store call, within free
     // turn slots (reserved until the turns are in flight).
-    let slots = reserve_turn_slots(inner, finals.len());
+    let slots = reserve_turns(inner, finals.len());
     let claim = OrchestrationClaim {
         owner: inner.owner.clone(),
         lease_ms: inner.options.lease_ms,
@@ -1094,7 +1129,7 @@ async fn settle_activities(inner: &Arc<Inner>, outcomes: Vec<(ActivityItem, Acti
         }
         Err(e) => Err(e),
     };
-    inner.reserved_turns.fetch_sub(slots, Ordering::SeqCst);
+    inner.turn_slots.release(slots);
     match settled {
         Ok(()) => {}
         Err(e) => {
