@@ -113,9 +113,11 @@ class EventSubscription {
     this._wake();
   }
 
-  close() {
+  /** Ends the subscription; with `drain`, events already queued are still read first. */
+  close(drain = false) {
     if (this._closed) return;
     this._closed = true;
+    this._drain = drain;
     if (this._signal && this._onAbort) this._signal.removeEventListener('abort', this._onAbort);
     this._onClose(this);
     this._wake();
@@ -129,7 +131,7 @@ class EventSubscription {
 
   async next() {
     for (;;) {
-      if (this._closed) {
+      if (this._closed && !(this._drain && this._queue.length > 0)) {
         this._queue.length = 0;
         return { done: true, value: undefined };
       }
@@ -146,6 +148,7 @@ class EventSubscription {
   }
 
   async return() {
+    this._drain = false;
     this.close();
     return { done: true, value: undefined };
   }

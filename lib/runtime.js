@@ -153,7 +153,8 @@ class Runtime {
     await nativeCall(this._native.shutdown(timeoutMs));
     if (this._timer) clearInterval(this._timer);
     this._state = 'stopped';
-    for (const subscription of [...this._subscriptions]) subscription.close();
+    // Listeners still read what was emitted before the shutdown, then end.
+    for (const subscription of [...this._subscriptions]) subscription.close(true);
   }
 
   /**

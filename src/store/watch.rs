@@ -15,8 +15,11 @@ use crate::engine::Event;
 #[serde(rename_all = "camelCase")]
 pub struct WatchCursor {
     pub execution_id: u64,
-    /// The last history event reported in that execution.
+    /// The last history event reported in that execution, and its time: a different time
+    /// at that id later means the history was rewound (`retryInstance`) under the watch.
     pub event_id: u64,
+    #[serde(default)]
+    pub event_ts: i64,
     /// Activity attempts already reported (`s:` started, `r:` retried, then exec:task:attempt).
     #[serde(default)]
     pub seen: BTreeSet<String>,
@@ -55,15 +58,21 @@ pub async fn watch_step(
                 return Ok(step);
             }
             cursor.execution_id = info.execution_id;
-            cursor.event_id = provider
+            let last = provider
                 .history(instance_id, Some(info.execution_id))
                 .await?
                 .last()
-                .map_or(0, |r| r.event_id);
+                .map(|r| (r.event_id, r.ts));
+            (cursor.event_id, cursor.event_ts) = last.unwrap_or((0, 0));
+            // What is already under way is not news; an attempt still waiting to start is.
             for a in provider.activity_attempts(instance_id).await? {
                 let at = format!("{}:{}:{}", a.execution_id, a.task, a.attempt);
-                cursor.seen.insert(format!("s:{at}"));
-                cursor.seen.insert(format!("r:{at}"));
+                if a.running {
+                    cursor.seen.insert(format!("s:{at}"));
+                }
+                if a.attempt > 1 {
+                    cursor.seen.insert(format!("r:{at}"));
+                }
             }
             return Ok(step);
         }
@@ -74,9 +83,32 @@ pub async fn watch_step(
             .map_or(info.execution_id, |e| e.execution_id);
     }
     loop {
-        let rows = provider
-            .history_after(instance_id, cursor.execution_id, cursor.event_id)
+        // Read from the last reported event on, to check it is still there.
+        let mut rows = provider
+            .history_after(
+                instance_id,
+                cursor.execution_id,
+                cursor.event_id.saturating_sub(1),
+            )
             .await?;
+        if cursor.event_id > 0 {
+            let same = rows
+                .first()
+                .is_some_and(|r| r.event_id == cursor.event_id && r.ts == cursor.event_ts);
+            if same {
+                rows.remove(0);
+            } else {
+                // Rewound: go on from where the retry took over.
+                let all = provider
+                    .history(instance_id, Some(cursor.execution_id))
+                    .await?;
+                let from = all
+                    .iter()
+                    .rposition(|r| matches!(r.event, Event::ExecutionRetried { .. }))
+                    .unwrap_or(all.len());
+                rows = all[from..].to_vec();
+            }
+        }
         for row in &rows {
             step.events.push(
                 Lifecycle::of_event(
@@ -89,6 +121,7 @@ pub async fn watch_step(
                 .to_json(),
             );
             cursor.event_id = row.event_id;
+            cursor.event_ts = row.ts;
             if matches!(
                 row.event,
                 Event::ExecutionCompleted { .. } | Event::ExecutionFailed { .. }
@@ -102,6 +135,7 @@ pub async fn watch_step(
         // An earlier execution is complete once a later one exists: go on to the next.
         cursor.execution_id += 1;
         cursor.event_id = 0;
+        cursor.event_ts = 0;
     }
     if step.done {
         return Ok(step);

@@ -61,6 +61,7 @@ macro_rules! conformance_suite {
             batched_activity_outcomes_are_fenced_one_by_one,
             a_commit_claims_its_first_activities_for_its_runtime,
             completions_may_claim_the_instances_they_wake,
+            a_watch_follows_a_history_rewound_under_it,
         );
     };
 }
@@ -2491,4 +2492,127 @@ pub async fn completions_may_claim_the_instances_they_wake(p: SharedProvider) ->
     assert_eq!((recorded, claimed_none.len()), (vec![true], 0));
     assert_eq!(claim_only(&p, "D", LONG_LEASE, "z").await.messages.len(), 1);
     claimed.len()
+}
+
+// ---------------------------------------------------------------------------------------
+// Watching across a rewind
+// ---------------------------------------------------------------------------------------
+
+/// Lifecycle event types from a watch step's JSON events.
+fn watched_types(step: &reprise::store::watch::WatchStep) -> Vec<String> {
+    step.events
+        .iter()
+        .map(|e| {
+            let v: serde_json::Value = serde_json::from_str(e).expect("an event is JSON");
+            v["type"].as_str().expect("a type").to_owned()
+        })
+        .collect()
+}
+
+/// A watcher whose cursor is past the point a retry rewinds to (it saw a result that the
+/// rewind took out to deliver again) notices and goes on from the `ExecutionRetried` event.
+pub async fn a_watch_follows_a_history_rewound_under_it(p: SharedProvider) {
+    use reprise::store::watch::{watch_step, WatchCursor};
+    start_instance_with(&p, "w", "Flow", |o| {
+        schedule_activity(o, 1, "A", "1");
+        schedule_activity(o, 2, "B", "2");
+    })
+    .await;
+    let mut work = claim_work(&p, "W", LONG_LEASE).await;
+    work.sort_by_key(|w| w.task);
+    // A's result arrives in a turn of its own that decides nothing.
+    assert!(p
+        .complete_activity(&work[0], ActivityResult::Completed(payload("1")))
+        .await
+        .unwrap());
+    let item = claim_only(&p, "A", LONG_LEASE, "w").await;
+    let outcome = TurnOutcome {
+        events: vec![Event::ActivityCompleted {
+            task: 1,
+            result: payload("1"),
+        }],
+        consumed: seqs(&item),
+        ..Default::default()
+    };
+    p.commit_turn(turn_commit(&item, outcome)).await.unwrap();
+
+    let mut cursor = WatchCursor::default();
+    let step = watch_step(p.as_ref(), "w", &mut cursor).await.unwrap();
+    assert_eq!(
+        watched_types(&step),
+        vec![
+            "instanceStarted",
+            "activityScheduled",
+            "activityScheduled",
+            "activityCompleted",
+            "activityStarted"
+        ],
+        "B is running under W's lease"
+    );
+    assert_eq!(cursor.event_id, 4);
+
+    // B fails the execution in the next turn; before the watcher looks again, the instance is
+    // retried (A's result, event 4, is taken out to be delivered again) and runs on.
+    sleep_ms(5).await;
+    assert!(p
+        .complete_activity(&work[1], ActivityResult::Failed(TaskError::new("B broke")))
+        .await
+        .unwrap());
+    let item = claim_only(&p, "A", LONG_LEASE, "w").await;
+    let error = TaskError::new("B broke");
+    let outcome = TurnOutcome {
+        events: vec![
+            Event::ActivityFailed {
+                task: 2,
+                error: error.clone(),
+            },
+            Event::ExecutionFailed {
+                error: error.clone(),
+                by_engine: false,
+            },
+        ],
+        consumed: seqs(&item),
+        terminal: Some(Terminal::Failed(error)),
+        ..Default::default()
+    };
+    p.commit_turn(turn_commit(&item, outcome)).await.unwrap();
+    let plan = plan_rewind(1, &history(&p, "w", None).await).unwrap();
+    assert_eq!(plan.truncate_from, 4, "A's result goes back to the queue");
+    let updated_at = instance(&p, "w").await.updated_at;
+    assert!(p.rewind_instance("w", &plan, updated_at).await.unwrap());
+    sleep_ms(5).await;
+    let mut work = claim_work(&p, "W", LONG_LEASE).await;
+    let item = claim_only(&p, "A", LONG_LEASE, "w").await;
+    assert_eq!(kinds(&item), vec!["Retry", "ActivityCompleted"]);
+    let retried = match &item.messages[0].message {
+        Message::Retry { error, removed } => Event::ExecutionRetried {
+            error: error.clone(),
+            removed: *removed,
+        },
+        other => panic!("unexpected {other:?}"),
+    };
+    let outcome = TurnOutcome {
+        events: vec![
+            retried,
+            Event::ActivityCompleted {
+                task: 1,
+                result: payload("1"),
+            },
+        ],
+        consumed: seqs(&item),
+        ..Default::default()
+    };
+    p.commit_turn(turn_commit(&item, outcome)).await.unwrap();
+    assert!(p
+        .complete_activity(&work.remove(0), ActivityResult::Completed(payload("2")))
+        .await
+        .unwrap());
+
+    let step = watch_step(p.as_ref(), "w", &mut cursor).await.unwrap();
+    assert_eq!(
+        watched_types(&step),
+        vec!["instanceRetried", "activityCompleted"],
+        "the watch goes on from the retry, not from its stale event id"
+    );
+    assert_eq!(cursor.event_id, 5);
 }
