@@ -1,7 +1,7 @@
 // The package is importable from ESM by name.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { Runtime, SqliteProvider, Client, TimeoutError, RepriseError } from '../index.js';
+import { Runtime, SqliteProvider, Client, TimeoutError, NotFoundError, RepriseError } from '../index.js';
 
 test('named ESM imports', async () => {
   const provider = await SqliteProvider.inMemory();
@@ -16,4 +16,6 @@ test('named ESM imports', async () => {
   assert.equal((await client.waitForOrchestration('esm-1', 10000)).output, 'hi esm');
   await runtime.shutdown();
   assert.ok(new TimeoutError('x') instanceof RepriseError);
+  assert.ok(new NotFoundError('x') instanceof RepriseError);
+  await assert.rejects(client.retryInstance('nobody'), NotFoundError);
 });
