@@ -316,3 +316,45 @@ test('runtime.events reports every activity attempt and the lifecycle of the run
     await env.drop();
   }
 });
+
+test('runtime.events reports every activity as scheduled before it started', async () => {
+  const env = await startEnv((rt) => {
+    rt.registerActivity('Quick', async (ctx, n) => n);
+    rt.registerOrchestration('Fan', function* (ctx, n) {
+      const tasks = [];
+      for (let i = 0; i < n; i++) tasks.push(ctx.scheduleActivity('Quick', i));
+      // 'Elsewhere' (registered in no process) comes first: the commit claims none of these
+      // activities itself, so the activity loop races the commit's events for them.
+      const first = yield ctx.race(ctx.scheduleActivity('Elsewhere'), ctx.all(tasks));
+      return first.value.length;
+    });
+  }, { workerConcurrency: 3 });
+  try {
+    const { client, runtime } = env;
+    const stop = new AbortController();
+    const seen = [];
+    let completed = 0;
+    const listening = (async () => {
+      for await (const e of runtime.events({ signal: stop.signal, types: ['activityScheduled', 'activityStarted', 'instanceCompleted'] })) {
+        seen.push(e);
+        if (e.type === 'instanceCompleted' && ++completed === 10) stop.abort();
+      }
+    })();
+    for (let i = 0; i < 10; i++) await client.startOrchestration(`fan-${i}`, 'Fan', 8);
+    await listening;
+    const scheduled = new Set();
+    let started = 0;
+    for (const e of seen) {
+      const key = `${e.instanceId}#${e.task}`;
+      if (e.type === 'activityScheduled') scheduled.add(key);
+      if (e.type === 'activityStarted') {
+        started += 1;
+        assert.ok(scheduled.has(key), `${key} started before it was scheduled`);
+      }
+    }
+    assert.equal(scheduled.size, 90, 'eight Quick and one Elsewhere per instance');
+    assert.equal(started, 80);
+  } finally {
+    await env.drop();
+  }
+});

@@ -129,6 +129,9 @@ struct Inner {
     queue_depths: Mutex<Option<(Instant, QueueDepths)>>,
     /// Someone in JavaScript listens to `runtime.events()`: send lifecycle events.
     events_enabled: AtomicBool,
+    /// Instances whose commit's events are not sent yet, with events held back until they
+    /// are (an activity the commit queued may start first elsewhere in this runtime).
+    held_events: Mutex<HashMap<String, Vec<String>>>,
 }
 
 /// A started runtime.
@@ -193,6 +196,7 @@ impl Runtime {
             progress: Notify::new(),
             metrics: Metrics::default(),
             events_enabled: AtomicBool::new(false),
+            held_events: Mutex::new(HashMap::new()),
             queue_depths: Mutex::new(None),
             worker_slots: Slots::default(),
             turn_slots: Slots::default(),
@@ -730,11 +734,27 @@ async fn commit(
         outcome,
         claim,
     };
+    let holding = !events.is_empty();
+    if holding {
+        inner
+            .held_events
+            .lock()
+            .unwrap()
+            .entry(item.instance_id.clone())
+            .or_default();
+    }
     let committed = inner.provider.commit_turn(commit).await;
+    if holding {
+        // The commit's events first, then whatever waited for them.
+        let held = inner.held_events.lock().unwrap().remove(&item.instance_id);
+        if committed.is_ok() {
+            emit_events(inner, &events);
+        }
+        emit_events(inner, &held.unwrap_or_default());
+    }
     match committed {
         Ok(claimed) => {
             inc(&inner.metrics.turns_committed);
-            emit_events(inner, &events);
             if !claimed.is_empty() {
                 add(
                     &inner.metrics.activities_claimed_on_commit,
@@ -924,7 +944,10 @@ async fn dispatch_activities(inner: &Arc<Inner>, items: Vec<ActivityItem>) {
             });
         }
         if events_enabled(inner) {
-            started_events.push(activity_event("activityStarted", &item, item.attempt).to_json());
+            started_events.push((
+                item.instance_id.clone(),
+                activity_event("activityStarted", &item, item.attempt).to_json(),
+            ));
         }
         inner
             .provider
@@ -949,7 +972,18 @@ async fn dispatch_activities(inner: &Arc<Inner>, items: Vec<ActivityItem>) {
         if !inner.host.send(message) {
             warn!("the JavaScript side is gone; activities will run again later");
         }
-        emit_events(inner, &started_events);
+        // An activity can start before its scheduling turn's events are sent: hold its
+        // event back until they are.
+        let mut held = inner.held_events.lock().unwrap();
+        let mut now = Vec::with_capacity(started_events.len());
+        for (instance_id, event) in started_events {
+            match held.get_mut(&instance_id) {
+                Some(waiting) => waiting.push(event),
+                None => now.push(event),
+            }
+        }
+        drop(held);
+        emit_events(inner, &now);
     }
     for (item, error) in refused {
         match error {
