@@ -24,9 +24,9 @@ if (!only || only === 'rust') {
 }
 if (!only || only === 'node') {
   run(process.execPath, [require.resolve('typescript/bin/tsc'), '--noEmit', '-p', '__test__']);
-  run(process.execPath, ['--test', '--test-concurrency=2', '__test__/']);
-  run(process.execPath, ['--test', '--test-concurrency=2', '__test__/'], { REPRISE_TEST_CACHE_SIZE: '0' });
+  run(process.execPath, ['--test', '--test-concurrency=2', '--test-timeout=300000', '__test__/']);
+  run(process.execPath, ['--test', '--test-concurrency=2', '--test-timeout=300000', '__test__/'], { REPRISE_TEST_CACHE_SIZE: '0' });
   // The provider-independent suites once more, on PostgreSQL (DATABASE_URL).
   const portable = ['basics', 'bridge', 'composition', 'lease', 'management', 'follow'].map((f) => `__test__/${f}.test.js`);
-  run(process.execPath, ['--test', '--test-concurrency=2', ...portable], { REPRISE_TEST_PROVIDER: 'postgres' });
+  run(process.execPath, ['--test', '--test-concurrency=2', '--test-timeout=300000', ...portable], { REPRISE_TEST_PROVIDER: 'postgres' });
 }
