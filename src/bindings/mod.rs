@@ -549,14 +549,7 @@ impl NativeClient {
                         step.missing
                     ));
                 }
-                let wake_at = match self.provider.foreign_commit_poll() {
-                    Some(poll) => (now + poll).min(deadline),
-                    None => deadline,
-                };
-                tokio::select! {
-                    _ = notified => {}
-                    _ = tokio::time::sleep_until(wake_at) => {}
-                }
+                self.until_woken(notified, deadline).await;
             }
         }
         .await;
@@ -599,6 +592,23 @@ impl NativeClient {
 }
 
 impl NativeClient {
+    /// Waits for `notified` (a commit in this process), the next look at other processes'
+    /// commits (when the provider needs polling for them), or `deadline`.
+    async fn until_woken(
+        &self,
+        notified: std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>,
+        deadline: tokio::time::Instant,
+    ) {
+        let wake_at = match self.provider.foreign_commit_poll() {
+            Some(poll) => (tokio::time::Instant::now() + poll).min(deadline),
+            None => deadline,
+        };
+        tokio::select! {
+            _ = notified => {}
+            _ = tokio::time::sleep_until(wake_at) => {}
+        }
+    }
+
     /// Re-reads the instance until `done` holds, woken by commits in this process and
     /// polling only for other processes' commits; the status JSON, or ERR_TIMEOUT.
     async fn wait_until(
@@ -625,14 +635,7 @@ impl NativeClient {
                 if info.as_ref().is_some_and(&done) {
                     return Ok(status_json(info.as_ref()));
                 }
-                let wake_at = match self.provider.foreign_commit_poll() {
-                    Some(poll) => (tokio::time::Instant::now() + poll).min(deadline),
-                    None => deadline,
-                };
-                tokio::select! {
-                    _ = notified => {}
-                    _ = tokio::time::sleep_until(wake_at) => {}
-                }
+                self.until_woken(notified, deadline).await;
                 if tokio::time::Instant::now() >= deadline {
                     return Err(err(
                         "ERR_TIMEOUT",

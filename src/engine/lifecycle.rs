@@ -8,7 +8,7 @@ use serde_json::value::RawValue;
 use super::history::{Event, TaskError};
 
 /// One lifecycle event, serialized as a flat camelCase JSON object with a `type`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Lifecycle<'a> {
     #[serde(rename = "type")]
@@ -65,23 +65,8 @@ impl<'a> Lifecycle<'a> {
             kind,
             instance_id,
             execution_id,
-            event_id: None,
             timestamp,
-            task: None,
-            name: None,
-            version: None,
-            child_instance_id: None,
-            attempt: None,
-            input: None,
-            result: None,
-            output: None,
-            data: None,
-            value: None,
-            error: None,
-            reason: None,
-            fire_at: None,
-            retry_at: None,
-            removed: None,
+            ..Default::default()
         }
     }
 

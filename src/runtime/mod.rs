@@ -435,19 +435,14 @@ async fn orchestration_loop(inner: Arc<Inner>) {
             wait_for_capacity(&inner).await;
             continue;
         }
-        let claimed = inner
+        match inner
             .provider
             .claim_orchestrations(&inner.owner, inner.options.lease_ms, slots)
-            .await;
-        let got_work = matches!(&claimed, Ok(items) if !items.is_empty());
-        if let Ok(items) = &claimed {
-            if !items.is_empty() {
+            .await
+        {
+            Ok(items) if !items.is_empty() => {
                 inc(&inner.metrics.claims);
                 add(&inner.metrics.claimed_items, items.len() as u64);
-            }
-        }
-        match claimed {
-            Ok(items) if got_work => {
                 dispatch_turns(&inner, items);
                 inner.turn_slots.release(slots);
             }

@@ -551,19 +551,19 @@ pub trait Provider: Send + Sync + 'static {
     ) -> Result<Vec<ActivityItem>>;
     /// Records an activity's final outcome for its instance; `false` if the lease was lost
     /// or the activity was cancelled meanwhile (the result is dropped).
-    async fn complete_activity(&self, item: &ActivityItem, result: ActivityResult) -> Result<bool>;
-    /// Records several final outcomes at once (one transaction where the backend can), each
-    /// as [`Provider::complete_activity`] would; one `bool` per item, in order.
+    async fn complete_activity(&self, item: &ActivityItem, result: ActivityResult) -> Result<bool> {
+        let recorded = self
+            .complete_activities(vec![(item.clone(), result)])
+            .await?;
+        Ok(recorded[0])
+    }
+    /// Records several final outcomes at once (one transaction), each fenced by its own
+    /// row's generation as [`Provider::complete_activity`] describes; one `bool` per item,
+    /// in order.
     async fn complete_activities(
         &self,
         outcomes: Vec<(ActivityItem, ActivityResult)>,
-    ) -> Result<Vec<bool>> {
-        let mut recorded = Vec::with_capacity(outcomes.len());
-        for (item, result) in outcomes {
-            recorded.push(self.complete_activity(&item, result).await?);
-        }
-        Ok(recorded)
-    }
+    ) -> Result<Vec<bool>>;
     /// Like [`Provider::complete_activities`], and claims for `claim.owner` (at most
     /// `claim.max`) the instances the recorded outcomes woke, in the same transaction where
     /// the backend can (then no dispatcher has to wake up and claim them). The default
@@ -638,6 +638,17 @@ pub enum RetryError {
     Store(#[from] StoreError),
 }
 
+/// The result a completed child reports to its parent's execution and task.
+fn child_completed(child: &InstanceInfo, execution_id: u64, task: u32) -> Result<Message> {
+    let output = payload_from_str(child.output.as_deref().unwrap_or("null"))
+        .map_err(|e| StoreError::Corrupt(format!("output of '{}': {e}", child.instance_id)))?;
+    Ok(Message::ChildCompleted {
+        execution_id,
+        task,
+        output,
+    })
+}
+
 /// Re-runs a Failed instance from its last good point (see [`crate::engine::plan_rewind`]):
 /// activities that succeeded before the failure are not run again. Failed sub-orchestrations
 /// the instance still waits for are retried too, after it. Returns the ids retried, the
@@ -676,16 +687,8 @@ pub async fn retry_instance(
         match child.status.as_str() {
             // Its result was dropped while the parent was failed: deliver it again.
             "Completed" => {
-                let output = payload_from_str(child.output.as_deref().unwrap_or("null"))
-                    .map_err(|e| StoreError::Corrupt(format!("output of '{child_id}': {e}")))?;
-                plan.messages.push((
-                    Message::ChildCompleted {
-                        execution_id: info.execution_id,
-                        task: *task,
-                        output,
-                    },
-                    None,
-                ));
+                let message = child_completed(&child, info.execution_id, *task)?;
+                plan.messages.push((message, None));
             }
             "Failed" => {
                 let child_history = provider.history(child_id, Some(child.execution_id)).await?;
@@ -714,12 +717,7 @@ pub async fn retry_instance(
             continue;
         };
         let message = match child.status.as_str() {
-            "Completed" => Message::ChildCompleted {
-                execution_id: info.execution_id,
-                task,
-                output: payload_from_str(child.output.as_deref().unwrap_or("null"))
-                    .map_err(|e| StoreError::Corrupt(format!("output of '{child_id}': {e}")))?,
-            },
+            "Completed" => child_completed(&child, info.execution_id, task)?,
             "Failed" => Message::ChildFailed {
                 execution_id: info.execution_id,
                 task,

@@ -1695,38 +1695,6 @@ impl Provider for PostgresProvider {
         Ok(items)
     }
 
-    async fn complete_activity(&self, item: &ActivityItem, result: ActivityResult) -> Result<bool> {
-        let message = result.message(item);
-        // Fenced by the worker row's generation: a lost lease or a cancelled activity
-        // records nothing.
-        let recorded = sqlx::query(
-            "WITH done AS (
-                DELETE FROM worker_queue WHERE seq = $1 AND generation = $2
-                RETURNING instance_id
-            )
-            INSERT INTO orchestrator_queue (instance_id, kind, execution_id, task, visible_at, data)
-            SELECT instance_id, $3, $4, $5, reprise_now_ms(), $6 FROM done",
-        )
-        .bind(item.seq)
-        .bind(item.generation)
-        .bind(message.kind())
-        .bind(item.execution_id as i64)
-        .bind(item.task as i32)
-        .bind(message_data(&message))
-        .execute(&self.pool)
-        .await?
-        .rows_affected()
-            == 1;
-        if recorded {
-            let change = Change {
-                orchestrations: true,
-                ..Default::default()
-            };
-            self.signal(change, false).await;
-        }
-        Ok(recorded)
-    }
-
     async fn complete_activities(
         &self,
         outcomes: Vec<(ActivityItem, ActivityResult)>,

@@ -1494,42 +1494,6 @@ impl Provider for SqliteProvider {
         .await
     }
 
-    async fn complete_activity(&self, item: &ActivityItem, result: ActivityResult) -> Result<bool> {
-        let (seq, generation) = (item.seq, item.generation);
-        let message = result.message(item);
-        let instance_id = item.instance_id.clone();
-        let recorded = self
-            .write(move |conn| {
-                Box::pin(async move {
-                    let deleted =
-                        sqlx::query("DELETE FROM worker_queue WHERE seq = ?1 AND generation = ?2")
-                            .bind(seq)
-                            .bind(generation)
-                            .execute(&mut *conn)
-                            .await?
-                            .rows_affected();
-                    if deleted == 0 {
-                        return Ok(false);
-                    }
-                    insert_messages(
-                        conn,
-                        &[QueueInsert {
-                            instance_id,
-                            message,
-                            visible_at: now_ms(),
-                        }],
-                    )
-                    .await?;
-                    Ok(true)
-                })
-            })
-            .await?;
-        if recorded {
-            self.wakers.orchestrations.notify_one();
-        }
-        Ok(recorded)
-    }
-
     async fn complete_activities(
         &self,
         outcomes: Vec<(ActivityItem, ActivityResult)>,
