@@ -358,3 +358,27 @@ test('runtime.events reports every activity as scheduled before it started', asy
     await env.drop();
   }
 });
+
+test('retryInstance refuses when the sub-orchestration id it waits for belongs to another instance', async () => {
+  const env = await startEnv((rt) => {
+    rt.registerOrchestration('Idle', function* (ctx) {
+      return yield ctx.waitForEvent('go');
+    });
+    rt.registerOrchestration('Taker', function* (ctx) {
+      return yield ctx.scheduleSubOrchestrationWithId('Idle', 'taken', null);
+    });
+  });
+  try {
+    const { client } = env;
+    await client.startOrchestration('taken', 'Idle');
+    await client.startOrchestration('taker', 'Taker');
+    const failed = await client.waitForOrchestration('taker', 10000);
+    assert.equal(failed.errorCode, 'ERR_ALREADY_EXISTS');
+    const before = await client.readExecutionHistory('taker');
+    await assert.rejects(client.retryInstance('taker'), (e) => e instanceof InvalidStateError && /'taken' it waits for is not its sub-orchestration/.test(e.message));
+    assert.deepEqual(await client.readExecutionHistory('taker'), before, 'nothing changed');
+    assert.equal((await client.getStatus('taker')).status, 'Failed');
+  } finally {
+    await env.drop();
+  }
+});
