@@ -84,4 +84,4 @@ function normalizedHistory(events) {
   });
 }
 
-module.exports = { cacheSize, providerKind, databaseUrl, tempDir, dbPath, storeLocation, runtimeOptions, startEnv, sleep, eventually, normalizedHistory };
+module.exports = { cacheSize, providerKind, databaseUrl, tempDir, dbPath, storeLocation, openStore, dropStore, runtimeOptions, startEnv, sleep, eventually, normalizedHistory };
