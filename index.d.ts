@@ -359,6 +359,9 @@ export interface MetricsSnapshot {
   full_replays: number;
   inflight_turns: number;
   jobs_sent: number;
+  /** Leases of running turns and activities renewed by the lease keeper. */
+  lease_renewals: number;
+  /** Leases found lost: at a renewal, or a late turn commit or activity result refused. */
   lease_losses: number;
   nondeterminism_errors: number;
   orchestrations_completed: number;

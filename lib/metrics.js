@@ -32,6 +32,7 @@ const HELP = {
   activity_retries: 'Failed activity attempts scheduled again',
   activities_abandoned: 'Activities abandoned at shutdown (they run again later)',
   poisoned: 'Messages or activities quarantined after too many deliveries',
+  lease_renewals: 'Leases renewed while their work ran (instances and activities)',
   lease_losses: 'Leases lost (expired and taken over, or fenced)',
   store_errors: 'Store operations that failed and were retried',
   claims: 'Claims that returned work',

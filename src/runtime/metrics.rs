@@ -38,6 +38,7 @@ counters!(
     activity_retries,
     activities_abandoned,
     poisoned,
+    lease_renewals,
     lease_losses,
     store_errors,
     claims,

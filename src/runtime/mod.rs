@@ -1261,6 +1261,10 @@ async fn lease_loop(inner: Arc<Inner>) {
             .await
         {
             Ok(lost) => {
+                add(
+                    &inner.metrics.lease_renewals,
+                    leases.len().saturating_sub(lost.len()) as u64,
+                );
                 for lease in lost {
                     inc(&inner.metrics.lease_losses);
                     if let Lease::Activity(seq, _) = lease {

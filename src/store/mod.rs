@@ -5,6 +5,7 @@ pub mod postgres;
 pub mod sqlite;
 pub mod watch;
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -47,6 +48,24 @@ pub fn now_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+/// A store clock kept in this process: the system clock plus an offset that only
+/// [`Provider::shift_clock`] moves.
+#[derive(Debug, Default)]
+pub struct Clock {
+    offset_ms: AtomicI64,
+}
+
+impl Clock {
+    /// Epoch milliseconds of this clock.
+    pub fn now_ms(&self) -> i64 {
+        now_ms() + self.offset_ms.load(Ordering::Relaxed)
+    }
+
+    pub fn shift(&self, by_ms: i64) {
+        self.offset_ms.fetch_add(by_ms, Ordering::Relaxed);
+    }
 }
 
 /// In-process wake-ups, signalled after commits so nothing has to poll within a process.
@@ -433,6 +452,10 @@ pub trait Provider: Send + Sync + 'static {
 
     /// The store's clock, epoch ms.
     async fn now(&self) -> Result<i64>;
+    /// Moves the store's clock forward by `by_ms` (backward when negative), for tests that
+    /// reach timers, delays and lease expiries without waiting. Every reader of this store
+    /// sees it: on PostgreSQL every connection to the schema, on SQLite this provider.
+    async fn shift_clock(&self, by_ms: i64) -> Result<()>;
 
     // --- client ---
     /// Creates the instance and its start message; `false` if the id already exists.

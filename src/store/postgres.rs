@@ -1035,6 +1035,34 @@ impl Provider for PostgresProvider {
             .await?)
     }
 
+    async fn shift_clock(&self, by_ms: i64) -> Result<()> {
+        // The offset is a constant in the schema's own clock function: every process sees
+        // it at once, and an unshifted store pays nothing for it. Replacing the function
+        // invalidates the plans that inlined it.
+        let mut tx = self.pool.begin().await?;
+        // One shift at a time per schema: each reads the offset the last one wrote.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('reprise_clock:' || current_schema()))")
+            .execute(&mut *tx)
+            .await?;
+        let offset: i64 = sqlx::query_scalar(
+            "SELECT reprise_now_ms() - floor(extract(epoch FROM now()) * 1000)::bigint",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        let offset = offset.checked_add(by_ms).ok_or_else(|| {
+            StoreError::Config(format!("shifting the clock by {by_ms} ms overflows"))
+        })?;
+        sqlx::query(&format!(
+            "CREATE OR REPLACE FUNCTION reprise_now_ms() RETURNS BIGINT
+                LANGUAGE sql STABLE PARALLEL SAFE
+                AS $$ SELECT floor(extract(epoch FROM now()) * 1000)::bigint + ({offset}) $$"
+        ))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn create_instance(&self, start: &StartRequest) -> Result<bool> {
         let created = sqlx::query(
             "WITH created AS (

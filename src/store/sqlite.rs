@@ -20,7 +20,7 @@ use sqlx::{ConnectOptions, Executor, QueryBuilder, Row, Sqlite};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    directly_claimed, executions_to_prune, now_ms, ActivityAttempt, ActivityItem, ActivityResult,
+    directly_claimed, executions_to_prune, ActivityAttempt, Clock, ActivityItem, ActivityResult,
     DeleteFilter, Deletion, DirectClaim, ExecutionInfo, InstanceFilter, InstanceInfo, InstancePage,
     InstanceUpdate, Lease, OrchestrationClaim, OrchestrationItem, PageCursor, Provider,
     QueueDepths, Result, StoreError, SystemMetrics, TurnCommit, Wakers,
@@ -96,6 +96,7 @@ pub struct SqliteProvider {
     wakers: Arc<Wakers>,
     path: Option<PathBuf>,
     runtime_lock: Mutex<Option<File>>,
+    clock: Arc<Clock>,
     /// A runtime runs on this provider object: it is the file's only runtime, so every
     /// commit that changes an instance happens here and signals the wakers.
     local_runtime: std::sync::atomic::AtomicBool,
@@ -167,6 +168,7 @@ impl SqliteProvider {
             wakers: Arc::new(Wakers::default()),
             path,
             runtime_lock: Mutex::new(None),
+            clock: Arc::new(Clock::default()),
             local_runtime: std::sync::atomic::AtomicBool::new(false),
         }))
     }
@@ -446,12 +448,12 @@ async fn insert_activities(
     execution_id: i64,
     now: i64,
     activities: &[ActivityRequest],
-    claim: Option<&DirectClaim>,
+    claim: Option<(&DirectClaim, i64)>,
 ) -> Result<Vec<(u32, i64)>> {
     if activities.is_empty() {
         return Ok(Vec::new());
     }
-    let claimed = claim.map_or(0, |d| d.count);
+    let claimed = claim.map_or(0, |(d, _)| d.count);
     let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
         "INSERT INTO worker_queue (instance_id, execution_id, task, name, input, retry, visible_at,
             created_at, lock_owner, lock_until, generation, deliveries) ",
@@ -470,9 +472,9 @@ async fn insert_activities(
             )
             .push_bind(now)
             .push_bind(now)
-            .push_bind(lease.map(|d| d.owner.clone()))
-            // From the clock now, not the turn's claim time: the turn may have run long.
-            .push_bind(lease.map_or(0, |d| now_ms() + d.lease_ms))
+            .push_bind(lease.map(|(d, _)| d.owner.clone()))
+            // From the clock at commit, not the turn's claim time: the turn may have run long.
+            .push_bind(lease.map_or(0, |(d, commit_now)| commit_now + d.lease_ms))
             .push_bind(lease.is_some() as i64)
             .push_bind(lease.is_some() as i64);
     });
@@ -572,11 +574,11 @@ async fn claim_in(
     lease_ms: i64,
     max: usize,
     only: Option<&[String]>,
+    now: i64,
 ) -> Result<Vec<OrchestrationItem>> {
     if max == 0 || only.is_some_and(|ids| ids.is_empty()) {
         return Ok(Vec::new());
     }
-    let now = now_ms();
     let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new("UPDATE instances SET lock_owner = ");
     qb.push_bind(owner.to_owned())
         .push(", lock_until = ")
@@ -693,7 +695,12 @@ async fn claim_in(
     Ok(items)
 }
 
-async fn commit_turn_in(conn: &mut SqliteConnection, c: TurnCommit) -> Result<Vec<ActivityItem>> {
+/// `clock_now` is the store's clock as the transaction runs (direct claims lease from it).
+async fn commit_turn_in(
+    conn: &mut SqliteConnection,
+    c: TurnCommit,
+    clock_now: i64,
+) -> Result<Vec<ActivityItem>> {
     let out = &c.outcome;
     let InstanceUpdate {
         status,
@@ -784,7 +791,7 @@ async fn commit_turn_in(conn: &mut SqliteConnection, c: TurnCommit) -> Result<Ve
         exec,
         c.now,
         &out.activities,
-        c.claim.as_ref(),
+        c.claim.as_ref().map(|d| (d, clock_now)),
     )
     .await?;
     let mut queue: Vec<QueueInsert> = Vec::new();
@@ -846,6 +853,7 @@ impl SqliteProvider {
                 (item.seq, item.generation, row)
             })
             .collect();
+        let clock = self.clock.clone();
         let (recorded, claimed) = self
             .write(move |conn| {
                 Box::pin(async move {
@@ -869,7 +877,7 @@ impl SqliteProvider {
                         .await?
                         .into_iter()
                         .collect();
-                    let now = now_ms();
+                    let now = clock.now_ms();
                     let mut recorded = Vec::with_capacity(rows.len());
                     let mut queue = Vec::new();
                     for (seq, _, mut row) in rows {
@@ -887,7 +895,7 @@ impl SqliteProvider {
                                 queue.into_iter().map(|r| r.instance_id).collect();
                             woken.sort();
                             woken.dedup();
-                            claim_in(conn, &c.owner, c.lease_ms, c.max, Some(&woken)).await?
+                            claim_in(conn, &c.owner, c.lease_ms, c.max, Some(&woken), now).await?
                         }
                         None => Vec::new(),
                     };
@@ -910,15 +918,24 @@ impl Provider for SqliteProvider {
     }
 
     async fn now(&self) -> Result<i64> {
-        Ok(now_ms())
+        Ok(self.clock.now_ms())
+    }
+
+    async fn shift_clock(&self, by_ms: i64) -> Result<()> {
+        self.clock.shift(by_ms);
+        // Work that became due must not wait for a poll.
+        self.wakers.orchestrations.notify_one();
+        self.wakers.activities.notify_one();
+        Ok(())
     }
 
     async fn create_instance(&self, start: &StartRequest) -> Result<bool> {
         let start = start.clone();
         let id = start.instance_id.clone();
+        let clock = self.clock.clone();
         let created = self
             .write(move |conn| {
-                Box::pin(async move { create_instance_in(conn, &start, now_ms()).await })
+                Box::pin(async move { create_instance_in(conn, &start, clock.now_ms()).await })
             })
             .await?;
         if created {
@@ -932,7 +949,7 @@ impl Provider for SqliteProvider {
         let row = QueueInsert {
             instance_id: instance_id.to_owned(),
             message: message.clone(),
-            visible_at: now_ms(),
+            visible_at: self.clock.now_ms(),
         };
         self.write(move |conn| Box::pin(async move { insert_messages(conn, &[row]).await }))
             .await?;
@@ -1068,11 +1085,12 @@ impl Provider for SqliteProvider {
     ) -> Result<bool> {
         let id = instance_id.to_owned();
         let plan_owned = plan.clone();
+        let clock = self.clock.clone();
         let rewound = self
             .write(move |conn| {
-                Box::pin(
-                    async move { rewind_in(conn, &id, &plan_owned, updated_at, now_ms()).await },
-                )
+                Box::pin(async move {
+                    rewind_in(conn, &id, &plan_owned, updated_at, clock.now_ms()).await
+                })
             })
             .await?;
         if rewound {
@@ -1206,6 +1224,7 @@ impl Provider for SqliteProvider {
 
     async fn activity_attempts(&self, instance_id: &str) -> Result<Vec<ActivityAttempt>> {
         let id = instance_id.to_owned();
+        let now = self.clock.now_ms();
         self.read(move |conn| {
             Box::pin(async move {
                 let rows = sqlx::query(
@@ -1213,7 +1232,7 @@ impl Provider for SqliteProvider {
                      FROM worker_queue WHERE instance_id = ?1 ORDER BY execution_id, task",
                 )
                 .bind(id)
-                .bind(now_ms())
+                .bind(now)
                 .fetch_all(&mut *conn)
                 .await?;
                 Ok(rows
@@ -1233,9 +1252,10 @@ impl Provider for SqliteProvider {
     }
 
     async fn queue_depths(&self) -> Result<QueueDepths> {
-        self.read(|conn| {
+        let clock = self.clock.clone();
+        self.read(move |conn| {
             Box::pin(async move {
-                let now = now_ms();
+                let now = clock.now_ms();
                 let row = sqlx::query(
                     "SELECT
                         (SELECT COUNT(*) FROM orchestrator_queue WHERE visible_at <= ?1) AS ov,
@@ -1386,8 +1406,9 @@ impl Provider for SqliteProvider {
         max: usize,
     ) -> Result<Vec<OrchestrationItem>> {
         let owner = owner.to_owned();
+        let clock = self.clock.clone();
         self.write(move |conn| {
-            Box::pin(async move { claim_in(conn, &owner, lease_ms, max, None).await })
+            Box::pin(async move { claim_in(conn, &owner, lease_ms, max, None, clock.now_ms()).await })
         })
         .await
     }
@@ -1401,8 +1422,11 @@ impl Provider for SqliteProvider {
         let changed = out.changes_instance().then(|| commit.instance_id.clone());
         let progressed = commit.instance_id.clone();
         let started: Vec<String> = out.starts.iter().map(|s| s.instance_id.clone()).collect();
+        let clock = self.clock.clone();
         let claimed = self
-            .write(move |conn| Box::pin(async move { commit_turn_in(conn, commit).await }))
+            .write(move |conn| {
+                Box::pin(async move { commit_turn_in(conn, commit, clock.now_ms()).await })
+            })
             .await?;
         if wakes_orchestrations {
             self.wakers.orchestrations.notify_one();
@@ -1428,9 +1452,10 @@ impl Provider for SqliteProvider {
         count_delivery: bool,
     ) -> Result<()> {
         let id = instance_id.to_owned();
+        let clock = self.clock.clone();
         self.write(move |conn| {
             Box::pin(async move {
-                let now = now_ms();
+                let now = clock.now_ms();
                 let released = sqlx::query(
                     "UPDATE instances SET lock_owner = NULL, lock_until = 0 WHERE instance_id = ?1 AND generation = ?2",
                 )
@@ -1469,9 +1494,10 @@ impl Provider for SqliteProvider {
         max: usize,
     ) -> Result<Vec<ActivityItem>> {
         let owner = owner.to_owned();
+        let clock = self.clock.clone();
         self.write(move |conn| {
             Box::pin(async move {
-                let now = now_ms();
+                let now = clock.now_ms();
                 let rows = sqlx::query(
                     "UPDATE worker_queue SET lock_owner = ?1, lock_until = ?2, generation = generation + 1,
                         deliveries = deliveries + 1
@@ -1541,13 +1567,14 @@ impl Provider for SqliteProvider {
 
     async fn abandon_activity(&self, item: &ActivityItem, delay_ms: i64) -> Result<()> {
         let (seq, generation) = (item.seq, item.generation);
+        let clock = self.clock.clone();
         self.write(move |conn| {
             Box::pin(async move {
                 sqlx::query(
                     "UPDATE worker_queue SET lock_owner = NULL, lock_until = 0, visible_at = ?1
                      WHERE seq = ?2 AND generation = ?3",
                 )
-                .bind(now_ms() + delay_ms)
+                .bind(clock.now_ms() + delay_ms)
                 .bind(seq)
                 .bind(generation)
                 .execute(&mut *conn)
@@ -1562,9 +1589,10 @@ impl Provider for SqliteProvider {
 
     async fn renew_leases(&self, leases: &[Lease], lease_ms: i64) -> Result<Vec<Lease>> {
         let leases = leases.to_vec();
+        let clock = self.clock.clone();
         self.write(move |conn| {
             Box::pin(async move {
-                let until = now_ms() + lease_ms;
+                let until = clock.now_ms() + lease_ms;
                 let mut lost = Vec::new();
                 // A lease released by a commit, abandon or retry (lock_until = 0) is not
                 // held any more: renewing it must not lock the row again.
@@ -1623,9 +1651,10 @@ impl Provider for SqliteProvider {
     }
 
     async fn next_due(&self) -> Result<Option<i64>> {
-        self.read(|conn| {
+        let clock = self.clock.clone();
+        self.read(move |conn| {
             Box::pin(async move {
-                let now = now_ms();
+                let now = clock.now_ms();
                 let due: Option<i64> = sqlx::query_scalar(
                     "SELECT MIN(t) FROM (
                         SELECT MIN(visible_at) AS t FROM orchestrator_queue WHERE visible_at > ?1

@@ -8,7 +8,7 @@
 //! Timing-based cases use leases and timers of a few hundred milliseconds and leave wide
 //! margins on both sides of every deadline.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reprise::engine::{
     payload_from_str, plan_rewind, ActivityRequest, Event, HistoryRow, Message, Outbound,
@@ -42,6 +42,7 @@ macro_rules! conformance_suite {
         conformance_tests!($factory =>
             atomic_turn_commit,
             fencing_of_stale_generation,
+            a_stale_commit_consumes_and_deletes_nothing,
             lease_expiry_and_renewal,
             per_instance_message_order,
             timer_visibility,
@@ -96,6 +97,12 @@ pub fn event_message(name: &str, data: &str) -> Message {
 
 pub async fn sleep_ms(ms: u64) {
     tokio::time::sleep(Duration::from_millis(ms)).await;
+}
+
+/// Moves the store's clock forward: leases, delays and timers run out without waiting, and
+/// "not yet" holds however slow the machine is.
+pub async fn advance(p: &SharedProvider, ms: i64) {
+    p.shift_clock(ms).await.expect("shift_clock");
 }
 
 /// Claims every claimable instance (sorted by id).
@@ -624,7 +631,7 @@ pub async fn fencing_of_stale_generation(p: SharedProvider) {
         .unwrap());
     let a = claim_only(&p, "A", 200, "f").await;
     assert_nothing_claimable(&p, "B", "while A's lease holds").await;
-    sleep_ms(350).await;
+    advance(&p, 350).await;
     let b = claim_only(&p, "B", LONG_LEASE, "f").await;
     assert_ne!(
         b.generation, a.generation,
@@ -697,7 +704,7 @@ pub async fn fencing_of_stale_generation(p: SharedProvider) {
     // --- activities ---
     let wa = claim_one_activity(&p, "WA", 200).await;
     assert!(claim_work(&p, "WB", LONG_LEASE).await.is_empty());
-    sleep_ms(350).await;
+    advance(&p, 350).await;
     let wb = claim_one_activity(&p, "WB", LONG_LEASE).await;
     assert_eq!(wb.seq, wa.seq);
     assert_ne!(wb.generation, wa.generation);
@@ -747,12 +754,126 @@ pub async fn fencing_of_stale_generation(p: SharedProvider) {
     }
 }
 
+/// A commit under a stale generation changes nothing, including rows the live claim does
+/// not hold: messages of other instances and messages that arrived after the live claim
+/// (consumed), the execution's queued activities and timers (canceled), outbound messages,
+/// child starts and the instance's status.
+pub async fn a_stale_commit_consumes_and_deletes_nothing(p: SharedProvider) {
+    assert!(p
+        .create_instance(&start_request("s", "Flow", "null"))
+        .await
+        .unwrap());
+    let first = claim_only(&p, "A", LONG_LEASE, "s").await;
+    let fire_at = first.now + 10 * LONG_LEASE;
+    let mut outcome = start_outcome(&first);
+    schedule_activity(&mut outcome, 1, "One", "1");
+    schedule_activity(&mut outcome, 2, "Two", "2");
+    schedule_timer(&mut outcome, 3, fire_at);
+    p.commit_turn(turn_commit(&first, outcome)).await.unwrap();
+
+    // Another instance with a visible message, held by its own claim meanwhile.
+    assert!(p
+        .create_instance(&start_request("other", "Flow", "null"))
+        .await
+        .unwrap());
+    let o = claim_only(&p, "O", LONG_LEASE, "other").await;
+    p.commit_turn(turn_commit(&o, start_outcome(&o)))
+        .await
+        .unwrap();
+    p.enqueue("other", &event_message("x", "1")).await.unwrap();
+    let o = claim_only(&p, "O", LONG_LEASE, "other").await;
+    let other_seqs = seqs(&o);
+
+    // A's claim goes stale; B holds the instance now. e2 arrives after B's claim.
+    p.enqueue("s", &event_message("e1", "1")).await.unwrap();
+    let a = claim_only(&p, "A", 200, "s").await;
+    advance(&p, 350).await;
+    let b = claim_only(&p, "B", LONG_LEASE, "s").await;
+    assert_eq!(event_names(&b), vec!["e1"]);
+    p.enqueue("s", &event_message("e2", "2")).await.unwrap();
+    let before = p.queue_depths().await.unwrap();
+    assert_eq!(
+        (
+            before.orchestrator_visible,
+            before.orchestrator_delayed,
+            before.worker_visible
+        ),
+        (3, 1, 2),
+        "x, e1, e2 visible; the timer delayed; both activities queued"
+    );
+
+    let mut stale = TurnOutcome {
+        events: vec![Event::EventRaised {
+            name: "e1".to_owned(),
+            data: payload("1"),
+        }],
+        consumed: seqs(&a).into_iter().chain(other_seqs.clone()).collect(),
+        canceled_activities: vec![1, 2],
+        canceled_timers: vec![3],
+        terminal: Some(Terminal::Completed(payload(r#""stale""#))),
+        ..Default::default()
+    };
+    stale.messages.push(Outbound {
+        instance_id: "other".to_owned(),
+        message: event_message("fromStale", "0"),
+    });
+    stale.starts.push(StartRequest {
+        parent: Some(ParentLink {
+            instance_id: "s".to_owned(),
+            execution_id: 1,
+            task: 4,
+        }),
+        ..start_request("s-child", "Child", "null")
+    });
+    assert_lease_lost(
+        p.commit_turn(turn_commit(&a, stale)).await,
+        "commit under a stale generation",
+    );
+
+    assert_eq!(
+        p.queue_depths().await.unwrap(),
+        before,
+        "the stale commit removed or added queue rows"
+    );
+    assert_eq!(p.next_due().await.unwrap(), Some(fire_at), "the timer is still queued");
+    assert!(p.instance("s-child").await.unwrap().is_none(), "no child started");
+    let info = instance(&p, "s").await;
+    assert_eq!(info.status, "Running");
+    assert_eq!(info.output, None);
+    assert_eq!(
+        history_kinds(&history(&p, "s", None).await),
+        vec!["ExecutionStarted", "ActivityScheduled", "ActivityScheduled", "TimerCreated"]
+    );
+    let mut work = claim_work(&p, "W", LONG_LEASE).await;
+    work.sort_by_key(|w| w.task);
+    assert_eq!(work.iter().map(|w| w.task).collect::<Vec<_>>(), vec![1, 2]);
+    p.abandon_orchestration("other", o.generation, 0, false)
+        .await
+        .unwrap();
+    let o = claim_only(&p, "O", LONG_LEASE, "other").await;
+    assert_eq!(event_names(&o), vec!["x"], "x kept, nothing from the stale turn");
+    assert_eq!(seqs(&o), other_seqs);
+
+    // B, the live claim, still commits what it holds; e2 waits for the next turn.
+    let fresh = TurnOutcome {
+        events: vec![Event::EventRaised {
+            name: "e1".to_owned(),
+            data: payload("1"),
+        }],
+        consumed: seqs(&b),
+        ..Default::default()
+    };
+    p.commit_turn(turn_commit(&b, fresh)).await.unwrap();
+    let c = claim_only(&p, "C", LONG_LEASE, "s").await;
+    assert_eq!(event_names(&c), vec!["e2"]);
+}
+
 // ---------------------------------------------------------------------------------------
 // 3. Lease expiry and renewal
 // ---------------------------------------------------------------------------------------
 
 const SHORT_LEASE: i64 = 400;
-const RENEW_EVERY: u64 = 130;
+const RENEW_EVERY: i64 = 130;
 
 /// A lease excludes others while it holds, renewals extend it, it expires once renewals
 /// stop; renewals report the leases that are no longer held.
@@ -761,11 +882,11 @@ pub async fn lease_expiry_and_renewal(p: SharedProvider) {
         .create_instance(&start_request("l", "Flow", "null"))
         .await
         .unwrap());
-    let started = Instant::now();
+    let started = p.now().await.unwrap();
     let a = claim_only(&p, "A", SHORT_LEASE, "l").await;
     let lease_a = Lease::Instance("l".to_owned(), a.generation);
     for _ in 0..6 {
-        sleep_ms(RENEW_EVERY).await;
+        advance(&p, RENEW_EVERY).await;
         let lost = p
             .renew_leases(std::slice::from_ref(&lease_a), SHORT_LEASE)
             .await;
@@ -773,10 +894,10 @@ pub async fn lease_expiry_and_renewal(p: SharedProvider) {
         assert_nothing_claimable(&p, "B", "while A renews its lease").await;
     }
     assert!(
-        started.elapsed() >= Duration::from_millis(2 * SHORT_LEASE as u64 - 50),
+        p.now().await.unwrap() - started >= 2 * SHORT_LEASE - 50,
         "renewals carried the lease well past its original expiry"
     );
-    sleep_ms(SHORT_LEASE as u64 + 200).await;
+    advance(&p, SHORT_LEASE + 200).await;
     let b = claim_only(&p, "B", LONG_LEASE, "l").await;
     assert_ne!(b.generation, a.generation);
     let lease_b = Lease::Instance("l".to_owned(), b.generation);
@@ -815,11 +936,11 @@ pub async fn lease_expiry_and_renewal(p: SharedProvider) {
     assert_eq!(deliveries(&d), vec![2]);
 
     // --- activity rows ---
-    let started = Instant::now();
+    let started = p.now().await.unwrap();
     let wa = claim_one_activity(&p, "WA", SHORT_LEASE).await;
     let lease_wa = Lease::Activity(wa.seq, wa.generation);
     for _ in 0..6 {
-        sleep_ms(RENEW_EVERY).await;
+        advance(&p, RENEW_EVERY).await;
         let lost = p
             .renew_leases(std::slice::from_ref(&lease_wa), SHORT_LEASE)
             .await;
@@ -829,8 +950,8 @@ pub async fn lease_expiry_and_renewal(p: SharedProvider) {
             "while WA renews its lease"
         );
     }
-    assert!(started.elapsed() >= Duration::from_millis(2 * SHORT_LEASE as u64 - 50));
-    sleep_ms(SHORT_LEASE as u64 + 200).await;
+    assert!(p.now().await.unwrap() - started >= 2 * SHORT_LEASE - 50);
+    advance(&p, SHORT_LEASE + 200).await;
     let wb = claim_one_activity(&p, "WB", LONG_LEASE).await;
     assert_eq!(wb.seq, wa.seq);
     assert_eq!(wb.deliveries, 2);
@@ -937,8 +1058,8 @@ pub async fn timer_visibility(p: SharedProvider) {
         .unwrap());
     let a = claim_only(&p, "A", LONG_LEASE, "t").await;
     let now = p.now().await.unwrap();
-    let fire_at = now + 400;
-    let later = now + LONG_LEASE;
+    let fire_at = now + 10_000;
+    let later = now + 10 * LONG_LEASE;
     let mut outcome = start_outcome(&a);
     schedule_timer(&mut outcome, 1, fire_at);
     schedule_timer(&mut outcome, 2, later);
@@ -946,22 +1067,17 @@ pub async fn timer_visibility(p: SharedProvider) {
 
     assert_eq!(p.next_due().await.unwrap(), Some(fire_at));
     let items = claim(&p, "B", LONG_LEASE).await;
-    if p.now().await.unwrap() < fire_at {
-        assert!(
-            items.is_empty(),
-            "a timer is not claimable before it fires, got {:?}",
-            instance_ids(&items)
-        );
-    }
-    sleep_ms(150).await;
+    assert!(
+        items.is_empty(),
+        "a timer is not claimable before it fires, got {:?}",
+        instance_ids(&items)
+    );
+    advance(&p, 9_000).await;
     let items = claim(&p, "B", LONG_LEASE).await;
-    if p.now().await.unwrap() < fire_at {
-        assert!(items.is_empty(), "a timer is not claimable before it fires");
-        assert_eq!(p.next_due().await.unwrap(), Some(fire_at));
-    }
+    assert!(items.is_empty(), "a timer is not claimable before it fires");
+    assert_eq!(p.next_due().await.unwrap(), Some(fire_at));
 
-    let wait = (fire_at - p.now().await.unwrap()).max(0) as u64;
-    sleep_ms(wait + 50).await;
+    advance(&p, 1_050).await;
     assert_eq!(
         p.next_due().await.unwrap(),
         Some(later),
@@ -1039,16 +1155,16 @@ pub async fn poison_after_bounded_deliveries(p: SharedProvider) {
 
     // An abandon with a delay hides the messages until then.
     let before = p.now().await.unwrap();
-    p.abandon_orchestration("p", item.generation, 400, true)
+    p.abandon_orchestration("p", item.generation, 10_000, true)
         .await
         .unwrap();
     let due = p.next_due().await.unwrap().expect("the delayed messages");
-    assert!(due >= before + 400, "due {due}, abandoned at {before}");
+    assert!(due >= before + 10_000, "due {due}, abandoned at {before}");
     let items = claim(&p, "B", LONG_LEASE).await;
-    if p.now().await.unwrap() < before + 400 {
-        assert!(items.is_empty(), "abandoned messages wait for the delay");
-    }
-    sleep_ms(550).await;
+    assert!(items.is_empty(), "abandoned messages wait for the delay");
+    advance(&p, 9_000).await;
+    assert!(claim(&p, "B", LONG_LEASE).await.is_empty(), "still waiting");
+    advance(&p, 1_100).await;
     let item = claim_only(&p, "B", LONG_LEASE, "p").await;
     assert_eq!(deliveries(&item), vec![N + 2, 2]);
 
@@ -1059,31 +1175,32 @@ pub async fn poison_after_bounded_deliveries(p: SharedProvider) {
 
     let w1 = claim_one_activity(&p, "W", 200).await;
     assert_eq!((w1.deliveries, w1.attempt), (1, 1));
-    sleep_ms(350).await;
+    advance(&p, 350).await;
     let w2 = claim_one_activity(&p, "W", LONG_LEASE).await;
     assert_eq!((w2.seq, w2.deliveries, w2.attempt), (w1.seq, 2, 1));
     p.abandon_activity(&w2, 0).await.unwrap();
     let w3 = claim_one_activity(&p, "W", LONG_LEASE).await;
     assert_eq!((w3.deliveries, w3.attempt), (3, 1));
     let before = p.now().await.unwrap();
-    p.abandon_activity(&w3, 400).await.unwrap();
+    p.abandon_activity(&w3, 10_000).await.unwrap();
+    assert!(p.next_due().await.unwrap().unwrap() >= before + 10_000);
     let work = claim_work(&p, "W", LONG_LEASE).await;
-    if p.now().await.unwrap() < before + 400 {
-        assert!(work.is_empty(), "an abandoned activity waits for the delay");
-    }
-    sleep_ms(550).await;
+    assert!(work.is_empty(), "an abandoned activity waits for the delay");
+    advance(&p, 9_000).await;
+    assert!(claim_work(&p, "W", LONG_LEASE).await.is_empty(), "still waiting");
+    advance(&p, 1_100).await;
     let w4 = claim_one_activity(&p, "W", LONG_LEASE).await;
     assert_eq!((w4.deliveries, w4.attempt), (4, 1));
 
     // A retry is a new attempt: deliveries start over.
-    let visible_at = p.now().await.unwrap() + 400;
+    let visible_at = p.now().await.unwrap() + 10_000;
     assert!(p.retry_activity(&w4, visible_at, 2).await.unwrap());
     assert_eq!(p.next_due().await.unwrap(), Some(visible_at));
     let work = claim_work(&p, "W", LONG_LEASE).await;
-    if p.now().await.unwrap() < visible_at {
-        assert!(work.is_empty(), "a retry waits for its visible_at");
-    }
-    sleep_ms(550).await;
+    assert!(work.is_empty(), "a retry waits for its visible_at");
+    advance(&p, 9_000).await;
+    assert!(claim_work(&p, "W", LONG_LEASE).await.is_empty(), "still waiting");
+    advance(&p, 1_100).await;
     let w5 = claim_one_activity(&p, "W", LONG_LEASE).await;
     assert_eq!(w5.seq, w1.seq);
     assert_eq!((w5.deliveries, w5.attempt), (1, 2));
@@ -2293,7 +2410,7 @@ pub async fn batched_activity_outcomes_are_fenced_one_by_one(p: SharedProvider) 
     // Task 2's lease expires and another worker takes it: the first claim is stale.
     let keep = [&work[0], &work[2]].map(|w| Lease::Activity(w.seq, w.generation));
     assert!(p.renew_leases(&keep, LONG_LEASE).await.unwrap().is_empty());
-    sleep_ms(350).await;
+    advance(&p, 350).await;
     let retaken = claim_work(&p, "V", LONG_LEASE).await;
     assert_eq!(
         retaken.iter().map(|w| w.task).collect::<Vec<_>>(),
@@ -2393,7 +2510,7 @@ pub async fn a_commit_claims_its_first_activities_for_its_runtime(p: SharedProvi
         .unwrap());
     // Task 2's direct lease runs out: another worker may take it, and the first one's
     // result is then refused.
-    sleep_ms(450).await;
+    advance(&p, 450).await;
     let retaken = claim_work(&p, "C", LONG_LEASE).await;
     assert_eq!(
         retaken
@@ -2416,7 +2533,7 @@ pub async fn a_commit_claims_its_first_activities_for_its_runtime(p: SharedProvi
         .await
         .unwrap());
     let stale = claim_only(&p, "A", 200, "e").await;
-    sleep_ms(350).await;
+    advance(&p, 350).await;
     let _fresh = claim_only(&p, "B", LONG_LEASE, "e").await;
     let mut outcome = start_outcome(&stale);
     schedule_activity(&mut outcome, 1, "One", "1");
