@@ -3,17 +3,46 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const { startEnv, eventually } = require('./helpers');
 
-test('an activity that blocks the JS thread for three lease durations runs exactly once (leases renew in Rust)', async () => {
+// With pollIntervalMs 50 the runtime's own dispatchers look for lapsed leases every 50 ms:
+// without renewal, the blocked work would be claimed again (and delivered a second time)
+// one lease after it started.
+const LEASE = 300;
+
+/** Blocks the JavaScript thread (and so the event loop) for `ms`. */
+function blockFor(ms) {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    // busy-wait
+  }
+}
+
+/**
+ * Between two marks taken inside the blocked work the lease keeper renewed at least once per
+ * lease and lost nothing. Measured inside the work because a lease released by a commit while
+ * a renewal is in flight also counts as a loss, so the whole-run counter is not exact.
+ */
+function assertRenewedThroughout(from, to) {
+  assert.ok('lease_renewals' in to, 'metricsSnapshot() has lease_renewals');
+  assert.equal(to.lease_losses - from.lease_losses, 0, 'no lease was lost while the work ran');
+  const renewals = to.lease_renewals - from.lease_renewals;
+  const leases = Math.floor((to.at - from.at) / LEASE);
+  assert.ok(leases >= 3, `the measured stretch spans ${leases} leases`);
+  assert.ok(renewals >= leases, `${renewals} renewals in ${to.at - from.at} ms (lease ${LEASE} ms)`);
+}
+
+test('an activity that blocks the JS thread for three leases runs once: its lease is renewed in Rust while the runtime polls for lapsed ones', async () => {
   let runs = 0;
-  const LEASE = 300;
-  const env = await startEnv(
+  const marks = {};
+  let env;
+  const mark = () => ({ at: Date.now(), ...env.runtime.metricsSnapshot() });
+  env = await startEnv(
     (rt) => {
       rt.registerActivity('Busy', async () => {
         runs++;
-        const end = Date.now() + 3 * LEASE;
-        while (Date.now() < end) {
-          // busy-wait: the event loop is blocked the whole time
-        }
+        blockFor(LEASE / 2); // the commit that claimed it is done by then
+        marks.from = mark();
+        blockFor(3 * LEASE + 50);
+        marks.to = mark();
         return 'done';
       });
       rt.registerOrchestration('BusyFlow', function* (ctx) {
@@ -21,7 +50,7 @@ test('an activity that blocks the JS thread for three lease durations runs exact
         return a;
       });
     },
-    { lockTimeoutMs: LEASE },
+    { lockTimeoutMs: LEASE, pollIntervalMs: 50 },
   );
   try {
     await env.client.startOrchestration('busy-1', 'BusyFlow');
@@ -30,9 +59,50 @@ test('an activity that blocks the JS thread for three lease durations runs exact
     // Give a wrongly re-delivered copy time to show up.
     await new Promise((res) => setTimeout(res, 2 * LEASE));
     assert.equal(runs, 1);
+    assertRenewedThroughout(marks.from, marks.to);
     const m = env.runtime.metricsSnapshot();
     assert.equal(m.activities_started, 1);
-    assert.equal(m.lease_losses, 0);
+    assert.equal(m.activities_abandoned, 0);
+    assert.equal(m.activations, 2, 'the start and the result each reached JS once');
+  } finally {
+    await env.drop();
+  }
+});
+
+test('an orchestration turn that blocks the JS thread for three leases runs once: the instance lease is renewed in Rust while the runtime polls for lapsed ones', async () => {
+  let firstRuns = 0;
+  const marks = {};
+  let env;
+  const mark = () => ({ at: Date.now(), ...env.runtime.metricsSnapshot() });
+  env = await startEnv(
+    (rt) => {
+      rt.registerActivity('Echo', async (ctx, x) => x);
+      rt.registerOrchestration('BusyTurn', function* (ctx) {
+        if (!ctx.isReplaying) {
+          firstRuns++;
+          blockFor(LEASE / 2);
+          marks.from = mark();
+          blockFor(3 * LEASE + 50);
+          marks.to = mark();
+        }
+        return yield ctx.scheduleActivity('Echo', 'turn done');
+      });
+    },
+    { lockTimeoutMs: LEASE, pollIntervalMs: 50 },
+  );
+  try {
+    await env.client.startOrchestration('turn-1', 'BusyTurn');
+    const r = await env.client.waitForOrchestration('turn-1', 10000);
+    assert.equal(r.output, 'turn done');
+    await new Promise((res) => setTimeout(res, 2 * LEASE));
+    assert.equal(firstRuns, 1, 'the blocking turn ran once');
+    assertRenewedThroughout(marks.from, marks.to);
+    const m = env.runtime.metricsSnapshot();
+    assert.equal(m.activations, 2, 'the start and the result each reached JS once');
+    assert.equal(m.turns_abandoned, 0);
+    assert.equal(m.turns_committed, 2);
+    const kinds = (await env.client.readExecutionHistory('turn-1')).map((e) => e.kind);
+    assert.deepEqual(kinds, ['ExecutionStarted', 'ActivityScheduled', 'ActivityCompleted', 'ExecutionCompleted']);
   } finally {
     await env.drop();
   }
