@@ -111,7 +111,11 @@ test('utcNow and newGuid are deterministic values recorded once per turn', async
     await env.client.startOrchestration('clock-1', 'Clock');
     const { output } = await env.client.waitForOrchestration('clock-1', 10000);
     assert.ok(output.t1 >= before - 5 && output.t1 <= Date.now(), 'utcNow is the turn time');
-    assert.ok(output.t2 >= output.t1);
+    // Exactly the time of the history event that resumed the code: the start, then the result.
+    const history = await env.client.readExecutionHistory('clock-1');
+    assert.deepEqual(history.map((e) => e.kind), ['ExecutionStarted', 'ActivityScheduled', 'ActivityCompleted', 'ExecutionCompleted']);
+    assert.equal(output.t1, history[0].timestamp);
+    assert.equal(output.t2, history[2].timestamp);
     assert.match(output.g1, /^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
     assert.notEqual(output.g1, output.g2);
     assert.equal(output.g1.length, 36);

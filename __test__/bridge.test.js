@@ -102,12 +102,23 @@ test('a cache smaller than the number of live instances still completes everythi
     { generatorCacheSize: cacheSize === 0 ? 0 : 2 },
   );
   try {
-    await Promise.all(Array.from({ length: 20 }, (_, i) => env.client.startOrchestration(`three-${i}`, 'Three', i * 10)));
-    for (let i = 0; i < 20; i++) {
-      assert.equal((await env.client.waitForOrchestration(`three-${i}`, 20000)).output, i * 10 + 2);
+    // The gauge, sampled while the instances run, never goes over the cache size.
+    let most = 0;
+    const sampler = setInterval(() => {
+      most = Math.max(most, env.runtime.metricsSnapshot().cached_generators);
+    }, 5);
+    try {
+      await Promise.all(Array.from({ length: 20 }, (_, i) => env.client.startOrchestration(`three-${i}`, 'Three', i * 10)));
+      for (let i = 0; i < 20; i++) {
+        assert.equal((await env.client.waitForOrchestration(`three-${i}`, 20000)).output, i * 10 + 2);
+      }
+    } finally {
+      clearInterval(sampler);
     }
     await eventually(() => env.runtime.metricsSnapshot().inflight_turns === 0);
-    assert.ok(env.runtime.metricsSnapshot().cached_generators <= 2);
+    assert.ok(most <= (cacheSize === 0 ? 0 : 2), `at most ${most} cached generators`);
+    assert.equal(env.runtime.metricsSnapshot().cached_generators, 0, 'finished instances leave the cache');
+    assert.equal(env.runtime.metricsSnapshot().orchestrations_completed, 20);
   } finally {
     await env.drop();
   }

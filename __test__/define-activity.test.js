@@ -88,7 +88,7 @@ test('defined activities run through yield*, plain yield and retries, next to on
     const failed = await env.client.waitForOrchestration('bad-1', 15000);
     assert.equal(failed.status, 'Failed');
     assert.equal(failed.errorCode, 'ERR_INVALID_ARGUMENT');
-    assert.match(failed.error, /definition must come from defineActivity/);
+    assert.equal(failed.error, 'ctx.activity(definition, input): definition must come from defineActivity(name, fn), got "GetUser" (to run an activity by name, use ctx.scheduleActivity("GetUser", input))');
   } finally {
     await env.drop();
   }

@@ -206,7 +206,8 @@ test('client.watch follows an instance from its start to its completion, retries
     ]);
     const retried = seen.find((e) => e.type === 'activityRetried');
     assert.equal(retried.name, 'Flaky');
-    assert.ok(retried.attempt >= 2);
+    assert.equal(retried.attempt, 2);
+    assert.equal(retried.task, 1);
     assert.equal(seen.find((e) => e.type === 'activityCompleted').result, 2);
     assert.deepEqual(seen.at(-1).output, { flaky: 2, go: 'now' });
     assert.equal(seen.find((e) => e.type === 'customStatusChanged').value, 'waiting');
@@ -297,14 +298,23 @@ test('runtime.events reports every activity attempt and the lifecycle of the run
       'activityStarted#2',
       'activityCompleted#',
     ]);
-    assert.ok(seen.find((e) => e.type === 'activityRetried').retryAt >= seen[0].timestamp);
+    // The one retry waits initialDelayMs (300): retryAt is 300 ms after the failure, which
+    // came between the attempt's start and the retry's report.
+    const retried = seen.find((e) => e.type === 'activityRetried');
+    const firstAttempt = seen.find((e) => e.type === 'activityStarted' && e.attempt === 1);
+    assert.ok(retried.retryAt - retried.timestamp <= 300 && retried.retryAt - firstAttempt.timestamp >= 300, `retryAt ${retried.retryAt}: 300 ms after a failure between ${firstAttempt.timestamp} and ${retried.timestamp}`);
+    assert.ok(seen.find((e) => e.type === 'activityStarted' && e.attempt === 2).timestamp >= retried.retryAt, 'attempt 2 waited for retryAt');
     assert.match(seen.find((e) => e.type === 'activityRetried').error.message, /first attempt fails/);
     assertInOrder(types(seen), ['instanceStarted', 'timerCreated', 'timerFired', 'eventReceived', 'instanceCompleted']);
 
     await client.raiseEvent('e2', 'go', 2);
     const next = await others.next();
     assert.equal(next.value.type, 'instanceCompleted');
-    assert.ok(['e1', 'e2'].includes(next.value.instanceId));
+    assert.equal(next.value.instanceId, 'e1', 'e1 finished before e2 got its event');
+    assert.deepEqual(next.value.output, { flaky: 2, go: 'yes' });
+    const second = await others.next();
+    assert.equal(second.value.instanceId, 'e2');
+    assert.equal(second.value.output, 2);
     await env.stop();
     // Shutting down ends every listener.
     for (;;) {
