@@ -159,16 +159,17 @@ test('versions: new instances get the highest, running ones stay pinned, continu
   const seen = [];
   const env = await startEnv((rt) => {
     rt.registerOrchestrationVersioned('Versioned', '1.0.0', function* (ctx, input) {
-      seen.push(`1.0.0:${ctx.orchestrationVersion}`);
+      if (!ctx.isReplaying) seen.push(`${ctx.instanceId} ran 1.0.0 as ${ctx.orchestrationVersion}`);
       if (input === 'upgrade') return yield ctx.continueAsNew('after');
       yield ctx.waitForEvent('go');
       return `v1 ${input}`;
     });
     rt.registerOrchestrationVersioned('Versioned', '1.10.0', function* (ctx, input) {
-      seen.push(`1.10.0:${ctx.orchestrationVersion}`);
+      if (!ctx.isReplaying) seen.push(`${ctx.instanceId} ran 1.10.0 as ${ctx.orchestrationVersion}`);
       return `v1.10 ${input}`;
     });
     rt.registerOrchestrationVersioned('Versioned', '1.2.0', function* (ctx, input) {
+      seen.push(`${ctx.instanceId} ran 1.2.0`);
       return `v1.2 ${input}`;
     });
   });
@@ -183,6 +184,12 @@ test('versions: new instances get the highest, running ones stay pinned, continu
     assert.equal((await env.client.waitForOrchestration('v-upgrade', 10000)).output, 'v1.10 after');
     const started = (await env.client.readExecutionHistory('v-upgrade', 2))[0];
     assert.equal(started.data.version, '1.10.0');
+    assert.deepEqual(seen, [
+      'v-latest ran 1.10.0 as 1.10.0',
+      'v-pinned ran 1.0.0 as 1.0.0',
+      'v-upgrade ran 1.0.0 as 1.0.0',
+      'v-upgrade ran 1.10.0 as 1.10.0',
+    ], 'each function ran under its own version; 1.2.0 never ran');
   } finally {
     await env.drop();
   }
