@@ -203,15 +203,17 @@ async fn notifications_reach_other_providers_on_the_same_schema_only() {
 
     // The runtime's connections can be found by application_name.
     let mut admin = admin().await;
-    let backends: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1")
-            .bind(application_name(&guard.schema))
-            .fetch_one(&mut admin)
-            .await
-            .unwrap();
-    assert!(
-        backends >= 2,
-        "both providers' LISTEN connections are named, found {backends}"
+    let listeners: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity
+         WHERE application_name = $1 AND query LIKE 'LISTEN%'",
+    )
+    .bind(application_name(&guard.schema))
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    assert_eq!(
+        listeners, 2,
+        "both providers' LISTEN connections are named (and the other schema's are not)"
     );
 
     let watch = a2.wakers().watch("n1");
@@ -454,7 +456,10 @@ async fn concurrent_connects_create_and_migrate_a_schema_once() {
         .create_instance(&start_request("x", "Flow", "1"))
         .await
         .unwrap());
-    assert!(p2.instance("x").await.unwrap().is_some());
+    assert_eq!(
+        p2.instance("x").await.unwrap().map(|i| i.name),
+        Some("Flow".to_owned())
+    );
     assert!(!p3
         .create_instance(&start_request("x", "Flow", "1"))
         .await
@@ -563,8 +568,22 @@ async fn the_clock_is_the_databases() {
             .unwrap();
     let store = p.now().await.unwrap();
     assert!((store - db).abs() < 2_000, "store {store} vs database {db}");
-    assert!(
-        p.foreign_commit_poll().is_some(),
-        "polling stays as a fallback"
+    assert_eq!(
+        p.foreign_commit_poll(),
+        Some(Duration::from_millis(
+            PostgresOptions::default().poll_interval_ms
+        )),
+        "polling stays as a fallback, at the configured interval"
+    );
+}
+
+/// The PostgreSQL store records completions without claiming the instances they wake: the
+/// dispatcher claims them.
+#[tokio::test]
+async fn postgres_completions_claim_no_instance() {
+    let (provider, _guard) = fresh("completions_claim").await;
+    assert_eq!(
+        conformance::completions_may_claim_the_instances_they_wake(provider).await,
+        0
     );
 }

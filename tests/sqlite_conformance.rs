@@ -40,9 +40,10 @@ mod memory {
     );
 }
 
-/// The SQLite store claims the woken instance in the completion's own transaction.
+/// The SQLite store claims a woken instance (in the completion's own transaction): as many
+/// as the claim has room for, here one of the two.
 #[tokio::test]
-async fn sqlite_completions_claim_in_the_same_transaction() {
+async fn sqlite_completions_claim_as_many_woken_instances_as_there_is_room_for() {
     let (provider, _dir) = file_provider().await;
     assert_eq!(
         conformance::completions_may_claim_the_instances_they_wake(provider).await,

@@ -216,7 +216,10 @@ fn nondeterminism_task_number_changed() {
     let m = replay_error(
         r#"[{"t":"activity","task":1,"name":"A","input":1},{"t":"activity","task":3,"name":"B","input":7}]"#,
     );
-    assert!(m.contains("(task 2)") && m.contains("(task 3)"), "{m}");
+    assert_eq!(
+        m,
+        "history has activity 'B' (task 2) as step 2 but the code scheduled activity 'B' (task 3)"
+    );
 }
 
 #[test]
@@ -259,7 +262,7 @@ fn nondeterminism_explicit_child_id_changed() {
 #[test]
 fn late_and_stale_completions_are_dropped_without_running_the_driver() {
     let mut h = Vec::new();
-    run(
+    let first = run(
         &mut h,
         &[start_msg(1)],
         false,
@@ -267,6 +270,7 @@ fn late_and_stale_completions_are_dropped_without_running_the_driver() {
     )
     .unwrap();
     // The activity scheduled and cancelled in one turn is never enqueued.
+    assert!(first.activities.is_empty());
     assert_eq!(
         kinds(&h),
         vec![
@@ -310,6 +314,10 @@ fn cancel_in_same_turn_removes_queued_work_and_later_cancel_deletes_rows() {
     )
     .unwrap();
     assert!(out.activities.is_empty());
+    assert!(
+        out.canceled_activities.is_empty(),
+        "removed from the turn's writes, not listed for deletion"
+    );
     assert_eq!(out.timers.len(), 1);
     assert_eq!(out.timers[0].fire_at, 1050);
     let out = run(
@@ -404,9 +412,14 @@ fn cancel_fails_the_execution_and_cascades_to_children() {
         panic!()
     };
     assert_eq!(err.message, "canceled: user asked");
+    assert_eq!(err.code.as_deref(), Some("ERR_CANCELED"));
     assert_eq!(out.messages.len(), 1);
     assert_eq!(out.messages[0].instance_id, "i1:1:1");
-    assert!(matches!(out.messages[0].message, Message::Cancel { .. }));
+    assert!(
+        matches!(&out.messages[0].message, Message::Cancel { reason } if reason == "user asked"),
+        "{:?}",
+        out.messages[0].message
+    );
 }
 
 #[test]
@@ -477,14 +490,22 @@ fn continue_as_new_enqueues_the_next_execution_with_carried_events() {
     )
     .unwrap();
     assert!(matches!(out.terminal, Some(Terminal::ContinuedAsNew)));
+    assert_eq!(out.messages.len(), 1);
+    assert_eq!(out.messages[0].instance_id, "i1");
     match &out.messages[0].message {
         Message::Start {
             input,
             events,
             name,
+            custom_status,
             ..
         } => {
             assert_eq!(name, "Flow");
+            assert_eq!(
+                custom_status.as_ref().map(|s| s.get()),
+                Some(r#"{"p":1}"#),
+                "the custom status is carried over"
+            );
             assert_eq!(input.get(), r#"{"n":2}"#);
             assert_eq!(events.len(), 1);
             assert_eq!(events[0].name, "e");
@@ -506,7 +527,10 @@ fn continue_as_new_with_an_unknown_event_ordinal_is_a_protocol_error() {
     let err = turn
         .finish(raw(r#"[{"t":"continueAsNew","input":1,"carry":[0]}]"#))
         .unwrap_err();
-    assert!(matches!(err, EngineError::Protocol(_)));
+    assert_eq!(
+        err,
+        EngineError::Protocol("continue-as-new carries event #0, but only 0 arrived".into())
+    );
 }
 
 #[test]
@@ -522,10 +546,26 @@ fn a_newer_history_format_is_not_replayed() {
     if let Event::ExecutionStarted { format, .. } = &mut h[0].event {
         *format = FORMAT_VERSION + 1;
     }
-    assert!(matches!(
-        plan_of(&h, &[msg(2, Message::Event { name: "x".into(), data: p("1") })], true),
-        Plan::Unsupported(m) if m.contains("newer")
-    ));
+    let Plan::Unsupported(m) = plan_of(
+        &h,
+        &[msg(
+            2,
+            Message::Event {
+                name: "x".into(),
+                data: p("1"),
+            },
+        )],
+        true,
+    ) else {
+        panic!("a newer format must not be replayed")
+    };
+    assert_eq!(
+        m,
+        format!(
+            "history format {} is newer than this engine's {FORMAT_VERSION}",
+            FORMAT_VERSION + 1
+        )
+    );
 }
 
 #[test]
@@ -536,31 +576,69 @@ fn protocol_errors_are_not_nondeterminism() {
     let err = turn
         .finish(raw(r#"[{"t":"activity","task":1}]"#))
         .unwrap_err();
-    assert!(
-        matches!(err, EngineError::Protocol(ref m) if m.contains("'name'")),
-        "{err:?}"
+    assert_eq!(
+        err,
+        EngineError::Protocol("command 'activity' is missing 'name'".into())
     );
     let err = turn
         .finish(raw(
             r#"[{"t":"activity","task":1,"name":"A"},{"t":"timer","task":1,"delayMs":1}]"#,
         ))
         .unwrap_err();
-    assert!(matches!(err, EngineError::Protocol(_)));
+    assert_eq!(
+        err,
+        EngineError::Protocol("task number 1 is already in use".into())
+    );
     let err = turn
         .finish(raw(r#"[{"t":"timer","task":1,"delayMs":-5}]"#))
         .unwrap_err();
-    assert!(matches!(err, EngineError::Protocol(ref m) if m.contains(">= 0")));
+    assert_eq!(
+        err,
+        EngineError::Protocol("timer delay must be a finite number >= 0, got -5".into())
+    );
 }
 
 #[test]
 fn fail_records_the_error_and_tells_the_parent() {
-    let Plan::Run(turn) = plan_of(&[], &[start_msg(1)], false) else {
+    let start = msg(
+        1,
+        Message::Start {
+            name: "Sub".into(),
+            version: None,
+            input: p("null"),
+            parent: Some(ParentLink {
+                instance_id: "p".into(),
+                execution_id: 2,
+                task: 5,
+            }),
+            events: vec![],
+            custom_status: None,
+        },
+    );
+    let Plan::Run(turn) = plan_of(&[], &[start], false) else {
         panic!()
     };
-    let out = turn.fail(TaskError::with_code("gone", "ERR_NOT_REGISTERED"));
+    let error = TaskError::with_code("gone", "ERR_NOT_REGISTERED");
+    let out = turn.fail(error.clone());
     assert_eq!(
         out.events.iter().map(|e| e.kind()).collect::<Vec<_>>(),
         vec!["ExecutionStarted", "ExecutionFailed"]
+    );
+    assert!(
+        matches!(&out.events[1], Event::ExecutionFailed { error: e, by_engine: true } if *e == error),
+        "{:?}",
+        out.events[1]
+    );
+    assert!(matches!(&out.terminal, Some(Terminal::Failed(e)) if *e == error));
+    assert_eq!(out.messages.len(), 1);
+    assert_eq!(out.messages[0].instance_id, "p");
+    assert!(
+        matches!(
+            &out.messages[0].message,
+            Message::ChildFailed { execution_id: 2, task: 5, error: e } if *e == error
+        ),
+        "{:?}",
+        out.messages[0].message
     );
 }
 
@@ -728,6 +806,24 @@ fn rewind_after_runtime_failure_keeps_the_turn_and_replays_it() {
     assert_eq!(plan.truncate_from, h.len() as u64, "only the failure goes");
     assert!(plan.activities.is_empty());
     assert_eq!(plan.messages.len(), 1);
+    assert!(
+        matches!(
+            &plan.messages[0],
+            (Message::Retry { error, removed: 1 }, None)
+                if error.code.as_deref() == Some("ERR_NONDETERMINISM")
+        ),
+        "{:?}",
+        plan.messages[0]
+    );
+    // The kept turn (the event that arrived) replays; the code after it runs again for real.
+    let kept = &h[..plan.truncate_from as usize - 1];
+    assert_eq!(kinds(kept).last(), Some(&"EventRaised"));
+    let Plan::Run(turn) = plan_of(kept, &[msg(9, plan.messages[0].0.clone())], true) else {
+        panic!("a retry must run the code");
+    };
+    assert!(turn.full_replay);
+    assert_eq!(turn.jobs.len(), 4);
+    assert_eq!(turn.replay_count, 3);
 }
 
 #[test]
@@ -764,8 +860,14 @@ fn rewind_of_a_canceled_execution_reopens_its_children() {
 #[test]
 fn rewind_refuses_an_execution_that_did_not_fail() {
     let h = two_step_history();
-    assert!(plan_rewind(1, &h).unwrap_err().contains("not a failure"));
-    assert!(plan_rewind(1, &[]).is_err());
+    assert_eq!(
+        plan_rewind(1, &h).unwrap_err(),
+        "the execution ended with ActivityScheduled, not a failure"
+    );
+    assert_eq!(
+        plan_rewind(1, &[]).unwrap_err(),
+        "the execution has no history to retry from"
+    );
 }
 
 #[test]

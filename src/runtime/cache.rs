@@ -159,6 +159,7 @@ mod tests {
     fn capacity_zero_caches_nothing() {
         let mut c = GeneratorCache::new(0);
         c.advance("a", (1, 3, 0));
+        assert!(c.is_empty());
         c.evict("a");
         assert!(!c.is_current("a", (1, 3, 0)));
         assert!(c.take_evictions().is_empty());

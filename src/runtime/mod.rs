@@ -113,6 +113,12 @@ struct Inner {
     next_token: AtomicU64,
     turns: Mutex<HashMap<u64, oneshot::Sender<String>>>,
     inflight: Mutex<HashMap<String, i64>>,
+    /// In-flight turns whose lease a renewal found lost: no longer renewed; their commit
+    /// will be refused (and counted then).
+    lost_turns: Mutex<HashSet<String>>,
+    /// Running activities (by seq) whose orchestration cancelled them: their row is gone, so
+    /// a late result or renewal refused for them is not a lost lease.
+    canceled_running: Mutex<HashSet<i64>>,
     cache: Mutex<GeneratorCache>,
     running: Mutex<HashMap<i64, RunningActivity>>,
     completions: mpsc::UnboundedSender<(i64, String)>,
@@ -189,6 +195,8 @@ impl Runtime {
             next_token: AtomicU64::new(1),
             turns: Mutex::new(HashMap::new()),
             inflight: Mutex::new(HashMap::new()),
+            lost_turns: Mutex::new(HashSet::new()),
+            canceled_running: Mutex::new(HashSet::new()),
             running: Mutex::new(HashMap::new()),
             completions,
             stopping: AtomicBool::new(false),
@@ -795,6 +803,11 @@ async fn commit(
                 })
                 .map(|r| r.item.seq)
                 .collect();
+            inner
+                .canceled_running
+                .lock()
+                .unwrap()
+                .extend(aborted.iter().copied());
             abort_in_js(
                 inner,
                 aborted,
@@ -841,6 +854,7 @@ fn reserve_direct_claims(inner: &Inner, outcome: &TurnOutcome) -> usize {
 
 fn finish_inflight(inner: &Inner, instance_id: &str) {
     inner.inflight.lock().unwrap().remove(instance_id);
+    inner.lost_turns.lock().unwrap().remove(instance_id);
     inner.progress.notify_waiters();
     // Freed capacity may let the dispatcher claim more.
     inner.provider.wakers().orchestrations.notify_one();
@@ -1086,7 +1100,11 @@ async fn retry_if_allowed(inner: &Inner, item: &ActivityItem, error: &TaskError)
                 emit_events(inner, &[l.to_json()]);
             }
         }
-        Ok(false) => inc(&inner.metrics.lease_losses),
+        Ok(false) => {
+            if !inner.canceled_running.lock().unwrap().remove(&item.seq) {
+                inc(&inner.metrics.lease_losses);
+            }
+        }
         Err(e) => {
             inc(&inner.metrics.store_errors);
             warn!(error = %e, "recording an activity retry failed");
@@ -1103,12 +1121,13 @@ async fn settle_activities(inner: &Arc<Inner>, outcomes: Vec<(ActivityItem, Acti
             if retry_if_allowed(inner, &item, error).await {
                 continue;
             }
-            inc(&inner.metrics.activities_failed);
-        } else {
-            inc(&inner.metrics.activities_completed);
         }
         finals.push((item, result));
     }
+    let failed: Vec<bool> = finals
+        .iter()
+        .map(|(_, r)| matches!(r, ActivityResult::Failed(_)))
+        .collect();
     if finals.is_empty() {
         return;
     }
@@ -1143,8 +1162,19 @@ async fn settle_activities(inner: &Arc<Inner>, outcomes: Vec<(ActivityItem, Acti
         .await;
     let settled = match settled {
         Ok((recorded, claimed)) => {
-            let lost = recorded.iter().filter(|r| !**r).count();
-            add(&inner.metrics.lease_losses, lost as u64);
+            // A result refused (lease lost, or the activity cancelled meanwhile) is not an
+            // outcome of this runtime's.
+            let mut canceled = inner.canceled_running.lock().unwrap();
+            for ((recorded, failed), item) in recorded.iter().zip(&failed).zip(&items) {
+                let was_canceled = canceled.remove(&item.seq);
+                match (recorded, failed) {
+                    (false, _) if was_canceled => {}
+                    (false, _) => inc(&inner.metrics.lease_losses),
+                    (true, true) => inc(&inner.metrics.activities_failed),
+                    (true, false) => inc(&inner.metrics.activities_completed),
+                }
+            }
+            drop(canceled);
             if !claimed.is_empty() {
                 inc(&inner.metrics.claims);
                 add(&inner.metrics.claimed_items, claimed.len() as u64);
@@ -1225,13 +1255,17 @@ async fn lease_loop(inner: Arc<Inner>) {
             _ = tokio::time::sleep(every) => {}
             _ = inner.stop.notified() => {}
         }
-        let mut leases: Vec<Lease> = inner
-            .inflight
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(id, g)| Lease::Instance(id.clone(), *g))
-            .collect();
+        let mut leases: Vec<Lease> = {
+            let lost_turns = inner.lost_turns.lock().unwrap();
+            inner
+                .inflight
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|(id, _)| !lost_turns.contains(*id))
+                .map(|(id, g)| Lease::Instance(id.clone(), *g))
+                .collect()
+        };
         let mut timed_out = Vec::new();
         {
             let running = inner.running.lock().unwrap();
@@ -1265,13 +1299,30 @@ async fn lease_loop(inner: Arc<Inner>) {
                     &inner.metrics.lease_renewals,
                     leases.len().saturating_sub(lost.len()) as u64,
                 );
+                // A lease released meanwhile (its commit or result recorded while the renewal
+                // ran) is reported too: only work still held here counts as lost.
                 for lease in lost {
-                    inc(&inner.metrics.lease_losses);
-                    if let Lease::Activity(seq, _) = lease {
-                        let removed = inner.running.lock().unwrap().remove(&seq);
-                        if removed.is_some() {
-                            warn!(seq, "an activity's lease was lost; it may run elsewhere");
-                            abort_in_js(&inner, vec![seq], "the activity's lease was lost");
+                    match lease {
+                        Lease::Activity(seq, _) => {
+                            let removed = inner.running.lock().unwrap().remove(&seq);
+                            let canceled = inner.canceled_running.lock().unwrap().remove(&seq);
+                            if removed.is_some() {
+                                // Shutdown may be waiting for running work to drain.
+                                inner.progress.notify_waiters();
+                                if !canceled {
+                                    inc(&inner.metrics.lease_losses);
+                                    warn!(
+                                        seq,
+                                        "an activity's lease was lost; it may run elsewhere"
+                                    );
+                                    abort_in_js(&inner, vec![seq], "the activity's lease was lost");
+                                }
+                            }
+                        }
+                        Lease::Instance(id, generation) => {
+                            if inner.inflight.lock().unwrap().get(&id) == Some(&generation) {
+                                inner.lost_turns.lock().unwrap().insert(id);
+                            }
                         }
                     }
                 }

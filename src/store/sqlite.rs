@@ -20,7 +20,7 @@ use sqlx::{ConnectOptions, Executor, QueryBuilder, Row, Sqlite};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    directly_claimed, executions_to_prune, ActivityAttempt, Clock, ActivityItem, ActivityResult,
+    directly_claimed, executions_to_prune, ActivityAttempt, ActivityItem, ActivityResult, Clock,
     DeleteFilter, Deletion, DirectClaim, ExecutionInfo, InstanceFilter, InstanceInfo, InstancePage,
     InstanceUpdate, Lease, OrchestrationClaim, OrchestrationItem, PageCursor, Provider,
     QueueDepths, Result, StoreError, SystemMetrics, TurnCommit, Wakers,
@@ -1408,7 +1408,9 @@ impl Provider for SqliteProvider {
         let owner = owner.to_owned();
         let clock = self.clock.clone();
         self.write(move |conn| {
-            Box::pin(async move { claim_in(conn, &owner, lease_ms, max, None, clock.now_ms()).await })
+            Box::pin(
+                async move { claim_in(conn, &owner, lease_ms, max, None, clock.now_ms()).await },
+            )
         })
         .await
     }

@@ -8,8 +8,6 @@
 //! Timing-based cases use leases and timers of a few hundred milliseconds and leave wide
 //! margins on both sides of every deadline.
 
-use std::time::Duration;
-
 use reprise::engine::{
     payload_from_str, plan_rewind, ActivityRequest, Event, HistoryRow, Message, Outbound,
     ParentLink, Payload, RetryPolicy, StartRequest, TaskError, Terminal, TimerRequest, TurnOutcome,
@@ -93,10 +91,6 @@ pub fn event_message(name: &str, data: &str) -> Message {
         name: name.to_owned(),
         data: payload(data),
     }
-}
-
-pub async fn sleep_ms(ms: u64) {
-    tokio::time::sleep(Duration::from_millis(ms)).await;
 }
 
 /// Moves the store's clock forward: leases, delays and timers run out without waiting, and
@@ -817,7 +811,10 @@ pub async fn a_stale_commit_consumes_and_deletes_nothing(p: SharedProvider) {
         instance_id: "other".to_owned(),
         message: event_message("fromStale", "0"),
     });
-    stale.starts.push(StartRequest {
+    // Once as a plain turn, once as a turn that also starts a child (a backend may commit
+    // those two differently).
+    let mut with_child = stale.clone();
+    with_child.starts.push(StartRequest {
         parent: Some(ParentLink {
             instance_id: "s".to_owned(),
             execution_id: 1,
@@ -825,24 +822,38 @@ pub async fn a_stale_commit_consumes_and_deletes_nothing(p: SharedProvider) {
         }),
         ..start_request("s-child", "Child", "null")
     });
-    assert_lease_lost(
-        p.commit_turn(turn_commit(&a, stale)).await,
-        "commit under a stale generation",
-    );
+    for (what, outcome) in [("plain", stale), ("starting a child", with_child)] {
+        assert_lease_lost(
+            p.commit_turn(turn_commit(&a, outcome)).await,
+            &format!("commit under a stale generation ({what})"),
+        );
+        assert_eq!(
+            p.queue_depths().await.unwrap(),
+            before,
+            "the stale commit ({what}) removed or added queue rows"
+        );
+    }
 
     assert_eq!(
-        p.queue_depths().await.unwrap(),
-        before,
-        "the stale commit removed or added queue rows"
+        p.next_due().await.unwrap(),
+        Some(fire_at),
+        "the timer is still queued"
     );
-    assert_eq!(p.next_due().await.unwrap(), Some(fire_at), "the timer is still queued");
-    assert!(p.instance("s-child").await.unwrap().is_none(), "no child started");
+    assert!(
+        p.instance("s-child").await.unwrap().is_none(),
+        "no child started"
+    );
     let info = instance(&p, "s").await;
     assert_eq!(info.status, "Running");
     assert_eq!(info.output, None);
     assert_eq!(
         history_kinds(&history(&p, "s", None).await),
-        vec!["ExecutionStarted", "ActivityScheduled", "ActivityScheduled", "TimerCreated"]
+        vec![
+            "ExecutionStarted",
+            "ActivityScheduled",
+            "ActivityScheduled",
+            "TimerCreated"
+        ]
     );
     let mut work = claim_work(&p, "W", LONG_LEASE).await;
     work.sort_by_key(|w| w.task);
@@ -851,7 +862,11 @@ pub async fn a_stale_commit_consumes_and_deletes_nothing(p: SharedProvider) {
         .await
         .unwrap();
     let o = claim_only(&p, "O", LONG_LEASE, "other").await;
-    assert_eq!(event_names(&o), vec!["x"], "x kept, nothing from the stale turn");
+    assert_eq!(
+        event_names(&o),
+        vec!["x"],
+        "x kept, nothing from the stale turn"
+    );
     assert_eq!(seqs(&o), other_seqs);
 
     // B, the live claim, still commits what it holds; e2 waits for the next turn.
@@ -898,8 +913,17 @@ pub async fn lease_expiry_and_renewal(p: SharedProvider) {
         "renewals carried the lease well past its original expiry"
     );
     advance(&p, SHORT_LEASE + 200).await;
+    // A stale renewal neither extends nor keeps the lease of the claim that replaced it.
+    let b0 = claim_only(&p, "B0", SHORT_LEASE, "l").await;
+    let lost = p
+        .renew_leases(std::slice::from_ref(&lease_a), LONG_LEASE)
+        .await
+        .unwrap();
+    assert_eq!(lost, vec![lease_a.clone()]);
+    advance(&p, SHORT_LEASE + 200).await;
     let b = claim_only(&p, "B", LONG_LEASE, "l").await;
     assert_ne!(b.generation, a.generation);
+    assert_ne!(b.generation, b0.generation);
     let lease_b = Lease::Instance("l".to_owned(), b.generation);
     let unknown = Lease::Instance("no-such-instance".to_owned(), 1);
     let lost = p
@@ -952,9 +976,21 @@ pub async fn lease_expiry_and_renewal(p: SharedProvider) {
     }
     assert!(p.now().await.unwrap() - started >= 2 * SHORT_LEASE - 50);
     advance(&p, SHORT_LEASE + 200).await;
+    let wb0 = claim_one_activity(&p, "WB0", SHORT_LEASE).await;
+    let lost = p
+        .renew_leases(std::slice::from_ref(&lease_wa), LONG_LEASE)
+        .await
+        .unwrap();
+    assert_eq!(
+        lost,
+        vec![lease_wa.clone()],
+        "a stale activity lease does not renew"
+    );
+    advance(&p, SHORT_LEASE + 200).await;
     let wb = claim_one_activity(&p, "WB", LONG_LEASE).await;
     assert_eq!(wb.seq, wa.seq);
-    assert_eq!(wb.deliveries, 2);
+    assert_ne!(wb.generation, wb0.generation);
+    assert_eq!(wb.deliveries, 3);
     let lease_wb = Lease::Activity(wb.seq, wb.generation);
     let lost = p
         .renew_leases(&[lease_wb.clone(), lease_wa.clone()], LONG_LEASE)
@@ -970,7 +1006,7 @@ pub async fn lease_expiry_and_renewal(p: SharedProvider) {
         .await;
     assert_eq!(lost.unwrap(), vec![lease_wb]);
     let wc = claim_one_activity(&p, "WC", LONG_LEASE).await;
-    assert_eq!(wc.deliveries, 3);
+    assert_eq!(wc.deliveries, 4);
     // Completed: the row is gone, its lease is lost.
     assert!(p
         .complete_activity(&wc, ActivityResult::Completed(payload("1")))
@@ -1187,7 +1223,10 @@ pub async fn poison_after_bounded_deliveries(p: SharedProvider) {
     let work = claim_work(&p, "W", LONG_LEASE).await;
     assert!(work.is_empty(), "an abandoned activity waits for the delay");
     advance(&p, 9_000).await;
-    assert!(claim_work(&p, "W", LONG_LEASE).await.is_empty(), "still waiting");
+    assert!(
+        claim_work(&p, "W", LONG_LEASE).await.is_empty(),
+        "still waiting"
+    );
     advance(&p, 1_100).await;
     let w4 = claim_one_activity(&p, "W", LONG_LEASE).await;
     assert_eq!((w4.deliveries, w4.attempt), (4, 1));
@@ -1199,7 +1238,10 @@ pub async fn poison_after_bounded_deliveries(p: SharedProvider) {
     let work = claim_work(&p, "W", LONG_LEASE).await;
     assert!(work.is_empty(), "a retry waits for its visible_at");
     advance(&p, 9_000).await;
-    assert!(claim_work(&p, "W", LONG_LEASE).await.is_empty(), "still waiting");
+    assert!(
+        claim_work(&p, "W", LONG_LEASE).await.is_empty(),
+        "still waiting"
+    );
     advance(&p, 1_100).await;
     let w5 = claim_one_activity(&p, "W", LONG_LEASE).await;
     assert_eq!(w5.seq, w1.seq);
@@ -1587,6 +1629,25 @@ pub async fn cancellation_removes_exactly_the_cancelled_work(p: SharedProvider) 
     .unwrap();
     let item = claim_only(&p, "O", LONG_LEASE, "racer").await;
     assert_eq!(kinds(&item), vec!["ActivityCompleted", "Cancel"]);
+    match &item.messages[..] {
+        [completed, cancel] => {
+            assert!(
+                matches!(
+                    &completed.message,
+                    Message::ActivityCompleted { execution_id: 1, task: 2, result }
+                        if result.get() == "2"
+                ),
+                "{:?}",
+                completed.message
+            );
+            assert!(
+                matches!(&cancel.message, Message::Cancel { reason } if reason == "stop"),
+                "{:?}",
+                cancel.message
+            );
+        }
+        other => panic!("expected two messages, got {other:?}"),
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1620,7 +1681,10 @@ pub async fn deletion_removes_the_tree_and_refuses_running_without_force(p: Shar
     );
     assert_eq!(instance(&p, "root").await.status, "Running");
     assert_eq!(history(&p, "root", None).await.len(), 3);
-    assert!(p.instance("root:1:2").await.unwrap().is_some());
+    assert_eq!(
+        instance(&p, "root:1:2").await.parent_instance_id.as_deref(),
+        Some("root")
+    );
 
     match p.delete_instance("root", true).await.unwrap() {
         Deletion::Deleted(mut ids) => {
@@ -1771,7 +1835,6 @@ pub async fn list_instances_pages_stably_over_many_instances(p: SharedProvider) 
             },
         )
         .await;
-        assert!(page.instances.len() <= 100);
         let ids = listed_ids(&page);
         pages.push((cursor.clone(), ids.clone()));
         seen.extend(ids);
@@ -1796,7 +1859,18 @@ pub async fn list_instances_pages_stably_over_many_instances(p: SharedProvider) 
             None => break,
         }
     }
-    assert!(seen.len() >= 1000);
+    // Ten full pages of originals (3 late ids created after each), then the 30 late ids
+    // that existed when the eleventh page was read; 3 more were created after it.
+    assert_eq!(
+        pages.iter().map(|(_, ids)| ids.len()).collect::<Vec<_>>(),
+        std::iter::repeat(100)
+            .take(10)
+            .chain([30])
+            .collect::<Vec<usize>>(),
+        "page sizes"
+    );
+    assert_eq!(inserted, 33);
+    assert_eq!(seen.len(), 1030);
     assert_eq!(
         &seen[..1000],
         &originals[..],
@@ -1805,7 +1879,11 @@ pub async fn list_instances_pages_stably_over_many_instances(p: SharedProvider) 
     let late = &seen[1000..];
     let unique: std::collections::HashSet<&String> = seen.iter().collect();
     assert_eq!(unique.len(), seen.len(), "no id twice");
-    assert!(late.iter().all(|id| id.starts_with("z-")));
+    assert_eq!(
+        late.to_vec(),
+        (0..30).map(|i| format!("z-{i:04}")).collect::<Vec<_>>(),
+        "the late ids, in creation order"
+    );
     // Re-reading any page from its cursor gives the very same rows.
     for (i, (cursor, ids)) in pages.iter().enumerate().take(10) {
         let again = list(
@@ -1858,7 +1936,13 @@ pub async fn list_instances_pages_stably_over_many_instances(p: SharedProvider) 
     )
     .await;
     assert_eq!(listed_ids(&first), vec!["i-0000".to_owned()]);
-    assert!(first.next_cursor.is_some());
+    assert_eq!(
+        first.next_cursor,
+        Some(PageCursor {
+            created_at: first.instances[0].created_at,
+            instance_id: "i-0000".to_owned(),
+        })
+    );
 }
 
 /// Each filter narrows the result: status, name, creation window, parent.
@@ -1870,14 +1954,14 @@ pub async fn list_instances_filters(p: SharedProvider) {
     )
     .await;
     assert_eq!(done.status, "Completed");
-    sleep_ms(5).await;
+    advance(&p, 5).await;
     let t1 = p.now().await.unwrap();
-    sleep_ms(5).await;
+    advance(&p, 5).await;
     finished_instance(&p, start_request("f-failed", "Beta", "null"), None).await;
     start_instance(&p, "f-run", "Alpha").await;
-    sleep_ms(5).await;
+    advance(&p, 5).await;
     let t2 = p.now().await.unwrap();
-    sleep_ms(5).await;
+    advance(&p, 5).await;
     let link = |task| ParentLink {
         instance_id: "f-run".to_owned(),
         execution_id: 1,
@@ -2036,9 +2120,9 @@ pub async fn bulk_delete_removes_only_finished_instances(p: SharedProvider) {
     start_instance(&p, "d-run", "Run").await;
     finished_instance(&p, start_request("d-a", "A", "null"), Some("1")).await;
     finished_instance(&p, start_request("d-b", "B", "null"), Some("1")).await;
-    sleep_ms(5).await;
+    advance(&p, 5).await;
     let cut = p.now().await.unwrap();
-    sleep_ms(5).await;
+    advance(&p, 5).await;
     finished_instance(&p, start_request("d-c", "C", "null"), Some("1")).await;
     finished_instance(&p, start_request("d-f", "F", "null"), None).await;
     // A finished parent whose child still runs: the child goes with it.
@@ -2174,7 +2258,7 @@ async fn continue_as_new(p: &SharedProvider, id: &str) {
 pub async fn prune_executions_keeps_the_current_execution(p: SharedProvider) {
     start_instance(&p, "loop", "Loop").await;
     for _ in 0..3 {
-        sleep_ms(5).await;
+        advance(&p, 5).await;
         continue_as_new(&p, "loop").await;
     }
     let executions = p.list_executions("loop").await.unwrap();
@@ -2670,7 +2754,7 @@ pub async fn a_watch_follows_a_history_rewound_under_it(p: SharedProvider) {
 
     // B fails the execution in the next turn; before the watcher looks again, the instance is
     // retried (A's result, event 4, is taken out to be delivered again) and runs on.
-    sleep_ms(5).await;
+    advance(&p, 5).await;
     assert!(p
         .complete_activity(&work[1], ActivityResult::Failed(TaskError::new("B broke")))
         .await
@@ -2697,8 +2781,15 @@ pub async fn a_watch_follows_a_history_rewound_under_it(p: SharedProvider) {
     assert_eq!(plan.truncate_from, 4, "A's result goes back to the queue");
     let updated_at = instance(&p, "w").await.updated_at;
     assert!(p.rewind_instance("w", &plan, updated_at).await.unwrap());
-    sleep_ms(5).await;
+    advance(&p, 5).await;
     let mut work = claim_work(&p, "W", LONG_LEASE).await;
+    assert_eq!(
+        work.iter()
+            .map(|w| (w.task, w.name.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(2, "B")],
+        "the rewind queues B again, not A"
+    );
     let item = claim_only(&p, "A", LONG_LEASE, "w").await;
     assert_eq!(kinds(&item), vec!["Retry", "ActivityCompleted"]);
     let retried = match &item.messages[0].message {

@@ -1,0 +1,84 @@
+'use strict';
+// Mutation run for the store's SQL guards (fencing, leases, stale-commit gates), which a
+// Rust mutation tool does not reach inside string literals. Each mutant in
+// scripts/store-guard-mutants.json names its file, the function it lives in, an exact text
+// that must occur once there and its replacement. The tree is copied to a temporary folder
+// and mutated there (the working tree is never touched); the named conformance suite must
+// fail for the mutant to count as caught.
+//
+//   node scripts/mutate-store-guards.js [--out results.json] [id ...]
+//
+// Builds in debug, in target/store-guard-mutants (shared between runs, so only the crate
+// itself rebuilds per mutant). Exits 1 when a mutant is missed or cannot be applied.
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { execFileSync, spawnSync } = require('node:child_process');
+
+const root = path.resolve(__dirname, '..');
+const mutants = JSON.parse(fs.readFileSync(path.join(__dirname, 'store-guard-mutants.json'), 'utf8'));
+const args = process.argv.slice(2);
+let out = null;
+const only = [];
+for (let i = 0; i < args.length; i++) {
+  if (args[i] === '--out') out = args[++i];
+  else only.push(args[i]);
+}
+const selected = only.length ? mutants.filter((m) => only.includes(m.id)) : mutants;
+for (const id of only) if (!mutants.some((m) => m.id === id)) throw new Error(`no mutant '${id}'`);
+
+const host = /host: (\S+)/.exec(execFileSync('rustc', ['-vV'], { encoding: 'utf8' }))[1];
+const targetDir = path.join(root, 'target', 'store-guard-mutants');
+const copy = fs.mkdtempSync(path.join(os.tmpdir(), 'reprise-guards-'));
+for (const entry of ['Cargo.toml', 'Cargo.lock', 'build.rs', 'src', 'tests', 'migrations']) {
+  fs.cpSync(path.join(root, entry), path.join(copy, entry), { recursive: true });
+}
+
+function cargoTest(suite) {
+  const r = spawnSync('cargo', ['test', '--target', host, '--test', suite, '--', '--test-threads=2'], {
+    cwd: copy,
+    env: { ...process.env, CARGO_TARGET_DIR: targetDir },
+    encoding: 'utf8',
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  const failed = /^test (\S+) \.\.\. FAILED$/gm;
+  const names = [];
+  for (let m; (m = failed.exec(r.stdout)); ) names.push(m[1]);
+  const built = !/error(\[E\d+\])?: /.test(r.stderr) || /test result/.test(r.stdout);
+  return { status: r.status, built, failing: names, stderr: r.stderr };
+}
+
+const results = [];
+const baselines = new Map();
+for (const m of selected) {
+  if (!baselines.has(m.test)) {
+    const base = cargoTest(m.test);
+    baselines.set(m.test, base.status === 0);
+    console.log(`baseline ${m.test}: ${base.status === 0 ? 'passes' : `FAILS ${base.failing.join(', ')}`}`);
+  }
+  const file = path.join(copy, m.file);
+  const original = fs.readFileSync(file, 'utf8');
+  const occurrences = original.split(m.find).length - 1;
+  let verdict;
+  let failing = [];
+  if (!baselines.get(m.test)) verdict = 'BASELINE-FAIL';
+  else if (occurrences !== 1) verdict = `ERROR (the text occurs ${occurrences} times in ${m.file})`;
+  else {
+    fs.writeFileSync(file, original.replace(m.find, m.replace));
+    const r = cargoTest(m.test);
+    fs.writeFileSync(file, original);
+    if (!r.built) verdict = 'ERROR (does not build)';
+    else if (r.status === 0) verdict = 'MISSED';
+    else {
+      verdict = 'CAUGHT';
+      failing = r.failing;
+    }
+  }
+  results.push({ id: m.id, function: m.function, behaviour: m.behaviour, verdict, failing });
+  console.log(`${verdict.padEnd(8)} ${m.id} (${m.function})${failing.length ? `: ${failing.join(', ')}` : ''}`);
+}
+fs.rmSync(copy, { recursive: true, force: true });
+if (out) fs.writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
+const bad = results.filter((r) => r.verdict !== 'CAUGHT');
+console.log(`\n${results.length - bad.length} caught, ${bad.length} not: ${bad.map((r) => r.id).join(', ') || 'none'}`);
+process.exit(bad.length ? 1 : 0);
