@@ -1,7 +1,7 @@
 'use strict';
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { startEnv, sleep, eventually } = require('./helpers');
+const { startEnv, sleep, eventually, cacheSize } = require('./helpers');
 const { TimeoutError, TaskFailedError } = require('..');
 
 test('activities, timers and events run in order and results come back parsed', async () => {
@@ -237,6 +237,66 @@ test('waitForStatusChange follows custom status as progress, then the end', asyn
     assert.deepEqual(seen, [1, 2, 3]);
     await assert.rejects(env.client.waitForStatusChange('nobody', 0, 50), TimeoutError);
     await assert.rejects(env.client.waitForStatusChange('progress-1', -1), /lastVersion must be an integer >= 0/);
+  } finally {
+    await env.drop();
+  }
+});
+
+test('newGuid is a v5 UUID of instanceId:executionId:counter: two instances get different GUIDs, each stable across replays', async () => {
+  const seen = { 'guid-a': [], 'guid-b': [] };
+  const env = await startEnv((rt) => {
+    rt.registerActivity('Noop', async () => null);
+    rt.registerOrchestration('Guids', function* (ctx) {
+      const g1 = yield ctx.newGuid();
+      seen[ctx.instanceId].push(g1);
+      yield ctx.scheduleActivity('Noop');
+      const g2 = yield ctx.newGuid();
+      return [g1, g2];
+    });
+  });
+  try {
+    await env.client.startOrchestration('guid-a', 'Guids');
+    await env.client.startOrchestration('guid-b', 'Guids');
+    const a = (await env.client.waitForOrchestration('guid-a', 10000)).output;
+    const b = (await env.client.waitForOrchestration('guid-b', 10000)).output;
+    // v5 UUIDs of 'guid-a:1:0', 'guid-a:1:1', … in reprise's namespace. Replays recompute them,
+    // so these values must never change between releases.
+    assert.deepEqual(a, ['22bd4f60-e7cc-5451-b606-0b79532f7cde', '68d68de6-9052-5cfc-9ab9-c9811007089f']);
+    assert.deepEqual(b, ['c759b03a-e5c9-5e48-a47f-d1a762a7b10a', '38006cb2-1ac0-5142-a1e4-4fdddea70650']);
+    assert.equal(new Set([...a, ...b]).size, 4, 'no GUID is shared between the instances');
+    // Each run of the code (one per turn when every turn replays) drew the same first GUID.
+    const runs = cacheSize === 0 ? 2 : 1;
+    assert.deepEqual(seen, { 'guid-a': Array(runs).fill(a[0]), 'guid-b': Array(runs).fill(b[0]) });
+  } finally {
+    await env.drop();
+  }
+});
+
+test('a top-level function or symbol crosses as null: an orchestration output, an activity result', async () => {
+  const env = await startEnv((rt) => {
+    rt.registerActivity('Symbol', async () => Symbol('not JSON'));
+    rt.registerActivity('Fn', async () => () => 'not JSON');
+    rt.registerOrchestration('ReturnsFunction', function* () {
+      return function notJson() {};
+    });
+    rt.registerOrchestration('GetsSymbol', function* (ctx) {
+      const s = yield ctx.scheduleActivity('Symbol');
+      const f = yield ctx.scheduleActivity('Fn');
+      return { s, f };
+    });
+  });
+  try {
+    await env.client.startOrchestration('fn-out', 'ReturnsFunction');
+    await env.client.startOrchestration('sym-result', 'GetsSymbol');
+    const fn = await env.client.waitForOrchestration('fn-out', 10000);
+    assert.equal(fn.status, 'Completed', fn.error);
+    assert.equal(fn.output, null);
+    const history = await env.client.readExecutionHistory('fn-out');
+    assert.deepEqual(history.map((e) => e.kind), ['ExecutionStarted', 'ExecutionCompleted']);
+    assert.deepEqual(history[1].data, { output: null });
+    const sym = await env.client.waitForOrchestration('sym-result', 10000);
+    assert.equal(sym.status, 'Completed', sym.error);
+    assert.deepEqual(sym.output, { s: null, f: null });
   } finally {
     await env.drop();
   }

@@ -391,3 +391,114 @@ test('deleteInstance refuses a running instance without force and removes its su
     await env.drop();
   }
 });
+
+test('a wait that lost a race to a timer takes no event: the next wait of that name gets it', async () => {
+  const env = await startEnv((rt) => {
+    rt.registerOrchestration('WaitsTwice', function* (ctx) {
+      const first = yield ctx.race(ctx.waitForEvent('x'), ctx.scheduleTimer(10));
+      const second = yield ctx.waitForEvent('x');
+      return { first, second };
+    });
+  });
+  try {
+    const { client } = env;
+    await client.startOrchestration('lost-wait', 'WaitsTwice');
+    await waitingFor(client, 'lost-wait', 'EventWaitStarted', 2);
+    await client.raiseEvent('lost-wait', 'x', 'only one');
+    const r = await client.waitForOrchestration('lost-wait', 10000);
+    assert.equal(r.status, 'Completed', r.error);
+    assert.deepEqual(r.output, { first: { index: 1, value: null }, second: 'only one' });
+    const history = await client.readExecutionHistory('lost-wait');
+    assert.deepEqual(history.filter((e) => e.kind === 'TaskCanceled').map((e) => e.taskId), [1]);
+    assert.deepEqual(history.filter((e) => e.kind === 'EventWaitStarted').map((e) => [e.taskId, e.data.name]), [[1, 'x'], [3, 'x']]);
+  } finally {
+    await env.drop();
+  }
+});
+
+test('a race lost by ctx.all cancels every activity inside it: TaskCanceled for each, and their signals fire', async () => {
+  const aborted = [];
+  const env = await startEnv((rt) => {
+    rt.registerActivity('Hang', (ctx, who) => new Promise((resolve) => {
+      ctx.signal.addEventListener('abort', () => {
+        aborted.push({ who, reason: ctx.signal.reason.message });
+        resolve(`late result of ${who}`);
+      });
+    }));
+    rt.registerOrchestration('NestedLoser', function* (ctx) {
+      const r = yield ctx.race(ctx.all([ctx.scheduleActivity('Hang', 'a'), ctx.scheduleActivity('Hang', 'b')]), ctx.scheduleTimer(500));
+      const after = yield ctx.scheduleTimer(100); // time for late results, which must be dropped
+      return { r, after };
+    });
+  });
+  try {
+    const { client } = env;
+    await client.startOrchestration('nested-loser', 'NestedLoser');
+    const r = await client.waitForOrchestration('nested-loser', 10000);
+    assert.equal(r.status, 'Completed', r.error);
+    assert.deepEqual(r.output, { r: { index: 1, value: null }, after: null });
+    const history = await client.readExecutionHistory('nested-loser');
+    assert.deepEqual(history.filter((e) => e.kind === 'TaskCanceled').map((e) => e.taskId), [1, 2]);
+    assert.equal(history.filter((e) => e.kind === 'ActivityCompleted').length, 0, 'the late results were dropped');
+    await eventually(() => aborted.length === 2, 5000, 'both signals');
+    assert.deepEqual(aborted.sort((x, y) => x.who.localeCompare(y.who)), [
+      { who: 'a', reason: 'the orchestration no longer waits for this activity' },
+      { who: 'b', reason: 'the orchestration no longer waits for this activity' },
+    ]);
+    await eventually(() => env.runtime.metricsSnapshot().running_activities === 0, 5000, 'the losers to finish');
+  } finally {
+    await env.drop();
+  }
+});
+
+test('continue-as-new carries two unconsumed events of one name in arrival order', async () => {
+  const env = await startEnv((rt) => {
+    rt.registerOrchestration('Carrier', function* (ctx, round) {
+      if (round === 0) {
+        yield ctx.waitForEvent('next');
+        return yield ctx.continueAsNew(1);
+      }
+      const a = yield ctx.waitForEvent('x');
+      const b = yield ctx.waitForEvent('x');
+      return { a, b, exec: ctx.executionId };
+    });
+  });
+  try {
+    const { client } = env;
+    await client.startOrchestration('carry-order', 'Carrier', 0);
+    await waitingFor(client, 'carry-order', 'EventWaitStarted');
+    await client.raiseEvent('carry-order', 'x', 'first');
+    await client.raiseEvent('carry-order', 'x', 'second');
+    await client.raiseEvent('carry-order', 'next', null);
+    const r = await client.waitForOrchestration('carry-order', 10000);
+    assert.equal(r.status, 'Completed', r.error);
+    assert.deepEqual(r.output, { a: 'first', b: 'second', exec: 2 });
+  } finally {
+    await env.drop();
+  }
+});
+
+test('cancelInstance without a reason fails the instance with “canceled: canceled by client”', async () => {
+  const env = await startEnv((rt) => {
+    rt.registerOrchestration('Idle', function* (ctx) {
+      return yield ctx.waitForEvent('never');
+    });
+  });
+  try {
+    const { client } = env;
+    await client.startOrchestration('cancel-default', 'Idle');
+    await waitingFor(client, 'cancel-default', 'EventWaitStarted');
+    assert.equal(await client.cancelInstance('cancel-default'), true);
+    const r = await client.waitForOrchestration('cancel-default', 10000);
+    assert.equal(r.status, 'Failed');
+    assert.equal(r.error, 'canceled: canceled by client');
+    assert.equal(r.errorCode, 'ERR_CANCELED');
+    const history = await client.readExecutionHistory('cancel-default');
+    assert.deepEqual(history.slice(-2).map((e) => [e.kind, e.data]), [
+      ['CancelRequested', { reason: 'canceled by client' }],
+      ['ExecutionFailed', { error: { message: 'canceled: canceled by client', code: 'ERR_CANCELED' } }],
+    ]);
+  } finally {
+    await env.drop();
+  }
+});

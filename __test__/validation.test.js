@@ -2,7 +2,7 @@
 // Bad input gets a clear error naming what is wrong, and nothing already stored is lost.
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { SqliteProvider, Client, Runtime, InvalidArgumentError, InvalidStateError } = require('..');
+const { SqliteProvider, Client, Runtime, OrchestrationContext, InvalidArgumentError, InvalidStateError } = require('..');
 const { startEnv, dbPath, runtimeOptions } = require('./helpers');
 
 const invalid = (pattern) => (e) => e instanceof InvalidArgumentError && e.code === 'ERR_INVALID_ARGUMENT' && pattern.test(e.message);
@@ -16,6 +16,47 @@ test('runtime options are validated by name', async () => {
   assert.throws(() => new Runtime(provider, { orchestrationConcurency: 2 }), invalid(/options\.orchestrationConcurency is not a Runtime option/));
   assert.throws(() => new Runtime({}, {}), invalid(/provider must come from/));
   assert.doesNotThrow(() => new Runtime(provider, { orchestrationConcurrency: 4, workerConcurrency: 8, generatorCacheSize: 0 }));
+});
+
+test('retry policies: maxAttempts is required, numbers are integers in range, backoff and jitter are checked', () => {
+  const ctx = new OrchestrationContext({ instanceId: 'i', executionId: 1, name: 'O', version: '1.0.0', commands: [], customStatus: null });
+  /** Asserts that `policy` throws InvalidArgumentError with exactly `message`. */
+  const refused = (policy, message) =>
+    assert.throws(
+      () => ctx.scheduleActivityWithRetry('A', null, policy),
+      (e) => e instanceof InvalidArgumentError && e.code === 'ERR_INVALID_ARGUMENT' && e.message === message,
+      JSON.stringify(policy, (k, v) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v)),
+    );
+  refused({}, 'retryPolicy.maxAttempts must be an integer >= 1, got undefined undefined');
+  refused({ backoff: 'fixed', initialDelayMs: 10 }, 'retryPolicy.maxAttempts must be an integer >= 1, got undefined undefined');
+  for (const [key, min] of [['maxAttempts', 1], ['initialDelayMs', 0], ['maxDelayMs', 0], ['timeoutMs', 1]]) {
+    const base = key === 'maxAttempts' ? {} : { maxAttempts: 2 };
+    refused({ ...base, [key]: 1.5 }, `retryPolicy.${key} must be an integer >= ${min}, got number 1.5`);
+    refused({ ...base, [key]: '10' }, `retryPolicy.${key} must be an integer >= ${min}, got "10"`);
+    refused({ ...base, [key]: NaN }, `retryPolicy.${key} must be an integer >= ${min}, got number NaN`);
+    refused({ ...base, [key]: Infinity }, `retryPolicy.${key} must be an integer >= ${min}, got number Infinity`);
+    refused({ ...base, [key]: min - 1 }, `retryPolicy.${key} must be an integer >= ${min}, got number ${min - 1}`);
+  }
+  refused({ maxAttempts: 2, timeoutMs: 0 }, 'retryPolicy.timeoutMs must be an integer >= 1, got number 0');
+  refused({ maxAttempts: 2, backoff: 'quadratic' }, "retryPolicy.backoff must be 'fixed', 'exponential' or 'linear', got \"quadratic\"");
+  refused({ maxAttempts: 2, backoff: null }, "retryPolicy.backoff must be 'fixed', 'exponential' or 'linear', got null");
+  refused({ maxAttempts: 2, jitter: 'yes' }, 'retryPolicy.jitter must be a boolean, got "yes"');
+  refused({ maxAttempts: 2, jitter: 1 }, 'retryPolicy.jitter must be a boolean, got number 1');
+  refused({ maxAttempts: 2, retries: 1 }, 'retryPolicy.retries is not a known option');
+  refused(null, 'retryPolicy must be an object, got null');
+
+  // The smallest valid values, and what the defaults fill in.
+  const retry = (policy) => ctx.scheduleActivityWithRetry('A', null, policy).args.retry;
+  assert.deepEqual(retry({ maxAttempts: 1 }), { maxAttempts: 1, backoff: 'exponential', initialDelayMs: 1000, jitter: false });
+  assert.deepEqual(retry({ maxAttempts: 1, backoff: 'linear', initialDelayMs: 0, maxDelayMs: 0, timeoutMs: 1, jitter: true }), {
+    maxAttempts: 1,
+    backoff: 'linear',
+    initialDelayMs: 0,
+    maxDelayMs: 0,
+    timeoutMs: 1,
+    jitter: true,
+  });
+  assert.deepEqual(retry({ maxAttempts: 3, backoff: 'fixed', jitter: false }), { maxAttempts: 3, backoff: 'fixed', initialDelayMs: 1000, jitter: false });
 });
 
 test('registration refuses async functions, non-generators, bad versions, and anything after start', async () => {
