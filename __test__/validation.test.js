@@ -27,8 +27,8 @@ test('retry policies: maxAttempts is required, numbers are integers in range, ba
       (e) => e instanceof InvalidArgumentError && e.code === 'ERR_INVALID_ARGUMENT' && e.message === message,
       JSON.stringify(policy, (k, v) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v)),
     );
-  refused({}, 'retryPolicy.maxAttempts must be an integer >= 1, got undefined undefined');
-  refused({ backoff: 'fixed', initialDelayMs: 10 }, 'retryPolicy.maxAttempts must be an integer >= 1, got undefined undefined');
+  refused({}, 'retryPolicy.maxAttempts must be an integer >= 1, got undefined');
+  refused({ backoff: 'fixed', initialDelayMs: 10 }, 'retryPolicy.maxAttempts must be an integer >= 1, got undefined');
   for (const [key, min] of [['maxAttempts', 1], ['initialDelayMs', 0], ['maxDelayMs', 0], ['timeoutMs', 1]]) {
     const base = key === 'maxAttempts' ? {} : { maxAttempts: 2 };
     refused({ ...base, [key]: 1.5 }, `retryPolicy.${key} must be an integer >= ${min}, got number 1.5`);

@@ -50,6 +50,7 @@ function checkName(name, what) {
 
 function describe(value) {
   if (value === null) return 'null';
+  if (value === undefined) return 'undefined';
   if (typeof value === 'string') return JSON.stringify(value.length > 40 ? value.slice(0, 40) + '…' : value);
   if (typeof value === 'function') return 'a function';
   if (value && typeof value.then === 'function') return 'a Promise';

@@ -1,10 +1,12 @@
 'use strict';
-// Mutation run for the store's SQL guards (fencing, leases, stale-commit gates), which a
-// Rust mutation tool does not reach inside string literals. Each mutant in
+// Mutation run for the guards a Rust mutation tool does not reach: the store's SQL
+// (fencing, leases, stale-commit gates, inside string literals) and the runtime's lease
+// keeping, which only the node suites exercise. Each mutant in
 // scripts/store-guard-mutants.json names its file, the function it lives in, an exact text
-// that must occur once there and its replacement. The tree is copied to a temporary folder
-// and mutated there (the working tree is never touched); the named conformance suite must
-// fail for the mutant to count as caught.
+// that must occur once there and its replacement, and what must fail: a conformance suite
+// (`test`) or node test files (`node`, run against an addon built from the mutated copy).
+// The tree is copied to a temporary folder and mutated there (the working tree is never
+// touched).
 //
 //   node scripts/mutate-store-guards.js [--out results.json] [id ...]
 //
@@ -30,9 +32,34 @@ for (const id of only) if (!mutants.some((m) => m.id === id)) throw new Error(`n
 const host = /host: (\S+)/.exec(execFileSync('rustc', ['-vV'], { encoding: 'utf8' }))[1];
 const targetDir = path.join(root, 'target', 'store-guard-mutants');
 const copy = fs.mkdtempSync(path.join(os.tmpdir(), 'reprise-guards-'));
-for (const entry of ['Cargo.toml', 'Cargo.lock', 'build.rs', 'src', 'tests', 'migrations']) {
+for (const entry of ['Cargo.toml', 'Cargo.lock', 'build.rs', 'src', 'tests', 'migrations', 'package.json', 'index.js', 'index.d.ts', 'lib', 'bin', '__test__']) {
   fs.cpSync(path.join(root, entry), path.join(copy, entry), { recursive: true });
 }
+fs.mkdirSync(path.join(copy, 'native'));
+fs.symlinkSync(path.join(root, 'node_modules'), path.join(copy, 'node_modules'));
+const addonName = fs.readdirSync(path.join(root, 'native')).find((f) => f.endsWith('.node'));
+
+/** Builds the addon from the copy (profile `mutants`) and runs node test files on it. */
+function nodeTest(files) {
+  const b = spawnSync('cargo', ['build', '--profile', 'mutants', '--lib', '--target', host], {
+    cwd: copy,
+    env: { ...process.env, CARGO_TARGET_DIR: targetDir },
+    encoding: 'utf8',
+  });
+  if (b.status !== 0) return { status: 1, built: false, failing: [], stderr: b.stderr };
+  fs.copyFileSync(path.join(targetDir, host, 'mutants', 'libreprise.so'), path.join(copy, 'native', addonName));
+  const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-timeout=120000', ...files], {
+    cwd: copy,
+    encoding: 'utf8',
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  const failed = /^not ok \d+ - (.+)$/gm;
+  const names = [];
+  for (let m; (m = failed.exec(r.stdout)); ) names.push(m[1]);
+  return { status: r.status, built: true, failing: names, stderr: r.stderr };
+}
+const check = (m) => (m.node ? nodeTest(m.node) : cargoTest(m.test));
+const suiteOf = (m) => (m.node ? m.node.join(' ') : m.test);
 
 function cargoTest(suite) {
   const r = spawnSync('cargo', ['test', '--target', host, '--test', suite, '--', '--test-threads=2'], {
@@ -51,21 +78,21 @@ function cargoTest(suite) {
 const results = [];
 const baselines = new Map();
 for (const m of selected) {
-  if (!baselines.has(m.test)) {
-    const base = cargoTest(m.test);
-    baselines.set(m.test, base.status === 0);
-    console.log(`baseline ${m.test}: ${base.status === 0 ? 'passes' : `FAILS ${base.failing.join(', ')}`}`);
+  if (!baselines.has(suiteOf(m))) {
+    const base = check(m);
+    baselines.set(suiteOf(m), base.status === 0);
+    console.log(`baseline ${suiteOf(m)}: ${base.status === 0 ? 'passes' : `FAILS ${base.failing.join(', ')}`}`);
   }
   const file = path.join(copy, m.file);
   const original = fs.readFileSync(file, 'utf8');
   const occurrences = original.split(m.find).length - 1;
   let verdict;
   let failing = [];
-  if (!baselines.get(m.test)) verdict = 'BASELINE-FAIL';
+  if (!baselines.get(suiteOf(m))) verdict = 'BASELINE-FAIL';
   else if (occurrences !== 1) verdict = `ERROR (the text occurs ${occurrences} times in ${m.file})`;
   else {
     fs.writeFileSync(file, original.replace(m.find, m.replace));
-    const r = cargoTest(m.test);
+    const r = check(m);
     fs.writeFileSync(file, original);
     if (!r.built) verdict = 'ERROR (does not build)';
     else if (r.status === 0) verdict = 'MISSED';

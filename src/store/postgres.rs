@@ -1742,15 +1742,21 @@ impl Provider for PostgresProvider {
             data.push(message_data(&message));
         }
         // One statement for the batch, fenced row by row by generation; messages are queued
-        // in the batch's order.
+        // in the batch's order. Rows are locked in seq order, as renewals lock them, so a
+        // renewal racing a batch that holds some of its rows waits instead of deadlocking.
         let deleted: HashSet<i64> = sqlx::query_scalar(
             "WITH d AS (
                 SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[])
                     WITH ORDINALITY AS d(seq, generation, kind, data, n)
             ),
+            locked AS (
+                SELECT w.seq FROM worker_queue w JOIN d
+                    ON w.seq = d.seq AND w.generation = d.generation
+                ORDER BY w.seq FOR UPDATE OF w
+            ),
             done AS (
-                DELETE FROM worker_queue w USING d
-                WHERE w.seq = d.seq AND w.generation = d.generation
+                DELETE FROM worker_queue w USING locked
+                WHERE w.seq = locked.seq
                 RETURNING w.seq, w.instance_id, w.execution_id, w.task
             ),
             queued AS (
@@ -1844,18 +1850,28 @@ impl Provider for PostgresProvider {
             }
         }
         // A lease released by a commit, abandon or retry (lock_until = 0) is not held any
-        // more: renewing it must not lock the row again.
+        // more: renewing it must not lock the row again. Rows are locked in key order (as
+        // recording activity results locks them) so the two never deadlock.
         let rows = sqlx::query(
-            "WITH held_instances AS (
+            "WITH instance_rows AS (
+                SELECT i.instance_id FROM instances i
+                JOIN UNNEST($2::text[], $3::bigint[]) AS l(instance_id, generation)
+                    ON i.instance_id = l.instance_id AND i.generation = l.generation
+                WHERE i.lock_until > 0
+                ORDER BY i.instance_id FOR UPDATE OF i
+            ), held_instances AS (
                 UPDATE instances i SET lock_until = reprise_now_ms() + $1
-                FROM UNNEST($2::text[], $3::bigint[]) AS l(instance_id, generation)
-                WHERE i.instance_id = l.instance_id AND i.generation = l.generation
-                    AND i.lock_until > 0
+                FROM instance_rows l WHERE i.instance_id = l.instance_id
                 RETURNING i.instance_id, i.generation
+            ), activity_rows AS (
+                SELECT w.seq FROM worker_queue w
+                JOIN UNNEST($4::bigint[], $5::bigint[]) AS l(seq, generation)
+                    ON w.seq = l.seq AND w.generation = l.generation
+                WHERE w.lock_until > 0
+                ORDER BY w.seq FOR UPDATE OF w
             ), held_activities AS (
                 UPDATE worker_queue w SET lock_until = reprise_now_ms() + $1
-                FROM UNNEST($4::bigint[], $5::bigint[]) AS l(seq, generation)
-                WHERE w.seq = l.seq AND w.generation = l.generation AND w.lock_until > 0
+                FROM activity_rows l WHERE w.seq = l.seq
                 RETURNING w.seq, w.generation
             )
             SELECT instance_id, NULL::bigint AS seq, generation FROM held_instances
