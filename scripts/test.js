@@ -1,32 +1,66 @@
 'use strict';
 // `npm test`: the Rust tests (engine, provider conformance), then the type tests
 // (`tsc -p __test__`) and the node:test suites twice: with the generator cache and without it
-// (every turn a full replay).
-const { execFileSync, spawnSync } = require('node:child_process');
+// (every turn a full replay), then the provider-independent suites on PostgreSQL.
+//
+// The long suites (processes SIGKILLed and SIGSTOPped mid-work) mostly wait on their
+// workers, so they run in a parallel phase beside the other node suites, in both cache modes.
+//
+//   node scripts/test.js [rust|node|long]
+const { execFileSync, spawn } = require('node:child_process');
+const fs = require('node:fs');
+const path = require('node:path');
 
 function hostTriple() {
   const out = execFileSync('rustc', ['-vV'], { encoding: 'utf8' });
   return /host: (\S+)/.exec(out)[1];
 }
 
-function run(cmd, args, env = {}) {
-  console.log(`\n$ ${Object.entries(env).map(([k, v]) => `${k}=${v} `).join('')}${cmd} ${args.join(' ')}`);
-  const r = spawnSync(cmd, args, { stdio: 'inherit', env: { ...process.env, ...env } });
-  if (r.status !== 0) {
-    console.error(`\n${cmd} failed (exit ${r.status ?? r.signal})`);
-    process.exit(r.status || 1);
-  }
+/** Runs a command to its end; resolves with its exit status (output goes to ours). */
+function run(cmd, args, env = {}, label = '') {
+  console.log(`\n${label}$ ${Object.entries(env).map(([k, v]) => `${k}=${v} `).join('')}${cmd} ${args.join(' ')}`);
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { stdio: 'inherit', env: { ...process.env, ...env } });
+    child.on('exit', (code, signal) => {
+      if (code !== 0) console.error(`\n${label}${cmd} failed (exit ${code ?? signal})`);
+      resolve(code === 0);
+    });
+  });
 }
 
-const only = process.argv[2];
-if (!only || only === 'rust') {
-  run('cargo', ['test', '--release', '--target', hostTriple()]);
+const NODE_TEST = ['--test', '--test-concurrency=2', '--test-timeout=300000'];
+const LONG = ['crash', 'postgres-processes', 'lease-postgres'].map((f) => `__test__/${f}.test.js`);
+const PORTABLE = ['basics', 'bridge', 'composition', 'lease', 'management', 'follow', 'replay', 'retry-values', 'promises']
+  .map((f) => `__test__/${f}.test.js`)
+  .filter((f) => fs.existsSync(path.join(__dirname, '..', f)));
+const regular = () =>
+  fs
+    .readdirSync(path.join(__dirname, '..', '__test__'))
+    .filter((f) => /\.test\.(js|mjs)$/.test(f))
+    .map((f) => `__test__/${f}`)
+    .filter((f) => !LONG.includes(f));
+
+async function longSuites() {
+  if (!(await run(process.execPath, [...NODE_TEST, ...LONG], {}, '[long] '))) return false;
+  return run(process.execPath, [...NODE_TEST, ...LONG], { REPRISE_TEST_CACHE_SIZE: '0' }, '[long] ');
 }
-if (!only || only === 'node') {
-  run(process.execPath, [require.resolve('typescript/bin/tsc'), '--noEmit', '-p', '__test__']);
-  run(process.execPath, ['--test', '--test-concurrency=2', '--test-timeout=300000', '__test__/']);
-  run(process.execPath, ['--test', '--test-concurrency=2', '--test-timeout=300000', '__test__/'], { REPRISE_TEST_CACHE_SIZE: '0' });
-  // The provider-independent suites once more, on PostgreSQL (DATABASE_URL).
-  const portable = ['basics', 'bridge', 'composition', 'lease', 'management', 'follow'].map((f) => `__test__/${f}.test.js`);
-  run(process.execPath, ['--test', '--test-concurrency=2', '--test-timeout=300000', ...portable], { REPRISE_TEST_PROVIDER: 'postgres' });
+
+async function nodeSuites() {
+  if (!(await run(process.execPath, [require.resolve('typescript/bin/tsc'), '--noEmit', '-p', '__test__']))) return false;
+  if (!(await run(process.execPath, [...NODE_TEST, ...regular()]))) return false;
+  if (!(await run(process.execPath, [...NODE_TEST, ...regular()], { REPRISE_TEST_CACHE_SIZE: '0' }))) return false;
+  return run(process.execPath, [...NODE_TEST, ...PORTABLE], { REPRISE_TEST_PROVIDER: 'postgres' });
 }
+
+async function main() {
+  const only = process.argv[2];
+  if (!only || only === 'rust') {
+    if (!(await run('cargo', ['test', '--release', '--target', hostTriple()]))) return false;
+  }
+  const tracks = [];
+  if (!only || only === 'node') tracks.push(nodeSuites());
+  if (!only || only === 'long' || only === 'node') tracks.push(longSuites());
+  return (await Promise.all(tracks)).every(Boolean);
+}
+
+main().then((ok) => process.exit(ok ? 0 : 1));

@@ -6,7 +6,7 @@ pub mod cache;
 pub mod metrics;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -119,6 +119,9 @@ struct Inner {
     /// Running activities (by seq) whose orchestration cancelled them: their row is gone, so
     /// a late result or renewal refused for them is not a lost lease.
     canceled_running: Mutex<HashSet<i64>>,
+    /// Activities taken out of `running` whose outcomes are being recorded (changed only under
+    /// the `running` lock, so shutdown never sees an outcome in neither).
+    settling: AtomicUsize,
     cache: Mutex<GeneratorCache>,
     running: Mutex<HashMap<i64, RunningActivity>>,
     completions: mpsc::UnboundedSender<(i64, String)>,
@@ -197,6 +200,7 @@ impl Runtime {
             inflight: Mutex::new(HashMap::new()),
             lost_turns: Mutex::new(HashSet::new()),
             canceled_running: Mutex::new(HashSet::new()),
+            settling: AtomicUsize::new(0),
             running: Mutex::new(HashMap::new()),
             completions,
             stopping: AtomicBool::new(false),
@@ -278,8 +282,7 @@ impl Runtime {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let progress = inner.progress.notified();
-            if inner.inflight.lock().unwrap().is_empty() && inner.running.lock().unwrap().is_empty()
-            {
+            if inner.inflight.lock().unwrap().is_empty() && drained_activities(inner) {
                 break;
             }
             if tokio::time::timeout_at(deadline, progress).await.is_err() {
@@ -322,6 +325,12 @@ impl Runtime {
         }
         let _ = inner.provider.detach_runtime(&inner.owner).await;
     }
+}
+
+/// No activity runs here and none has an outcome still being recorded.
+fn drained_activities(inner: &Inner) -> bool {
+    let running = inner.running.lock().unwrap();
+    running.is_empty() && inner.settling.load(Ordering::SeqCst) == 0
 }
 
 fn events_enabled(inner: &Inner) -> bool {
@@ -1049,7 +1058,14 @@ async fn completion_loop(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<(i64
         }
         let mut outcomes = Vec::with_capacity(settled.len());
         for (id, text) in settled {
-            let removed = inner.running.lock().unwrap().remove(&id);
+            let removed = {
+                let mut running = inner.running.lock().unwrap();
+                let removed = running.remove(&id);
+                if removed.is_some() {
+                    inner.settling.fetch_add(1, Ordering::SeqCst);
+                }
+                removed
+            };
             // Not running: abandoned (shutdown or lost lease), not ours to record.
             if let Some(running) = removed {
                 outcomes.push((running.item, parse_activity_result(&text)));
@@ -1060,7 +1076,9 @@ async fn completion_loop(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<(i64
         }
         let inner = inner.clone();
         tokio::spawn(async move {
+            let n = outcomes.len();
             settle_activities(&inner, outcomes).await;
+            inner.settling.fetch_sub(n, Ordering::SeqCst);
             inner.progress.notify_waiters();
             inner.provider.wakers().activities.notify_one();
         });
@@ -1215,6 +1233,7 @@ async fn time_out_activity(inner: &Arc<Inner>, seq: i64, generation: i64) {
         }
     };
     let Some(r) = removed else { return };
+    inner.settling.fetch_add(1, Ordering::SeqCst);
     abort_in_js(inner, vec![seq], "the activity timed out");
     let error = TaskError::with_code(
         format!(
@@ -1225,6 +1244,7 @@ async fn time_out_activity(inner: &Arc<Inner>, seq: i64, generation: i64) {
         "ERR_TIMEOUT",
     );
     settle_activities(inner, vec![(r.item, ActivityResult::Failed(error))]).await;
+    inner.settling.fetch_sub(1, Ordering::SeqCst);
     inner.progress.notify_waiters();
     inner.provider.wakers().activities.notify_one();
 }

@@ -1863,8 +1863,7 @@ pub async fn list_instances_pages_stably_over_many_instances(p: SharedProvider) 
     // that existed when the eleventh page was read; 3 more were created after it.
     assert_eq!(
         pages.iter().map(|(_, ids)| ids.len()).collect::<Vec<_>>(),
-        std::iter::repeat(100)
-            .take(10)
+        std::iter::repeat_n(100, 10)
             .chain([30])
             .collect::<Vec<usize>>(),
         "page sizes"
