@@ -64,6 +64,17 @@ async function startEnv(setup, options = {}, location = storeLocation()) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/** A PostgreSQL schema name of its own for one test: `t_<tag>_<pid>_<random>`. */
+const uniqueSchema = (tag) => `t_${tag}_${process.pid}_${Math.floor(Math.random() * 1e6)}`;
+
+/** Runs one SQL statement on DATABASE_URL with psql; returns its unaligned output. */
+function psql(sql) {
+  const r = spawnSync('psql', [databaseUrl, '-v', 'ON_ERROR_STOP=1', '-At', '-c', sql], { encoding: 'utf8' });
+  if (r.error) throw new Error(`psql is needed for this test: ${r.error.message}`);
+  if (r.status !== 0) throw new Error(`psql failed (${r.status}): ${r.stderr}`);
+  return r.stdout.trim();
+}
+
 /** Polls `check` until it returns a truthy value or `timeoutMs` passes. */
 async function eventually(check, timeoutMs = 10000, what = 'condition') {
   const end = Date.now() + timeoutMs;
@@ -84,4 +95,4 @@ function normalizedHistory(events) {
   });
 }
 
-module.exports = { cacheSize, providerKind, databaseUrl, tempDir, dbPath, storeLocation, openStore, dropStore, runtimeOptions, startEnv, sleep, eventually, normalizedHistory };
+module.exports = { psql, uniqueSchema, cacheSize, providerKind, databaseUrl, tempDir, dbPath, storeLocation, openStore, dropStore, runtimeOptions, startEnv, sleep, eventually, normalizedHistory };

@@ -10,20 +10,13 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 const readline = require('node:readline');
-const { spawn, spawnSync } = require('node:child_process');
+const { spawn } = require('node:child_process');
 const { PostgresProvider, Client } = require('..');
-const { tempDir, sleep, eventually } = require('./helpers');
+const { tempDir, sleep, eventually, psql, uniqueSchema } = require('./helpers');
 
 const url = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test';
 const WORKER = path.join(__dirname, 'fixtures', 'lease-worker.js');
-const uniqueSchema = (tag) => `t_${tag}_${process.pid}_${Math.floor(Math.random() * 1e6)}`;
 
-function psql(sql) {
-  const r = spawnSync('psql', [url, '-v', 'ON_ERROR_STOP=1', '-At', '-c', sql], { encoding: 'utf8' });
-  if (r.error) throw new Error(`psql is needed for this test: ${r.error.message}`);
-  assert.equal(r.status, 0, r.stderr);
-  return r.stdout.trim();
-}
 
 /** Bounds a promise, naming what was awaited. */
 function within(promise, ms, what) {

@@ -7,20 +7,13 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
-const { spawn, spawnSync } = require('node:child_process');
+const { spawn } = require('node:child_process');
 const { PostgresProvider, Client, Runtime } = require('..');
-const { tempDir, sleep, eventually } = require('./helpers');
+const { tempDir, sleep, eventually, psql, uniqueSchema } = require('./helpers');
 
 const url = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test';
 const WORKER = path.join(__dirname, 'fixtures', 'pg-worker.js');
-const uniqueSchema = (tag) => `t_${tag}_${process.pid}_${Math.floor(Math.random() * 1e6)}`;
 
-function psql(sql) {
-  const r = spawnSync('psql', [url, '-v', 'ON_ERROR_STOP=1', '-At', '-c', sql], { encoding: 'utf8' });
-  if (r.error) throw new Error(`psql is needed for this test: ${r.error.message}`);
-  assert.equal(r.status, 0, r.stderr);
-  return r.stdout.trim();
-}
 
 function startWorker(schema, side, leaseMs) {
   const child = spawn(process.execPath, [WORKER, url, schema, side, String(leaseMs)], { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -5,15 +5,9 @@
 // breaks no call and counts nothing. DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test).
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { spawn, spawnSync } = require('node:child_process');
-const { startEnv, eventually, sleep, databaseUrl, dropStore } = require('./helpers');
+const { spawn } = require('node:child_process');
+const { startEnv, eventually, sleep, databaseUrl, dropStore, psql } = require('./helpers');
 
-function psql(sql) {
-  const r = spawnSync('psql', [databaseUrl, '-v', 'ON_ERROR_STOP=1', '-At', '-c', sql], { encoding: 'utf8' });
-  if (r.error) throw new Error(`psql is needed for this test: ${r.error.message}`);
-  assert.equal(r.status, 0, r.stderr);
-  return r.stdout.trim();
-}
 
 function setup(rt) {
   rt.registerActivity('Step', async (ctx, n) => n + 1);
