@@ -936,3 +936,1231 @@ fn rewind_keeps_a_failing_turn_that_started_a_sub_orchestration() {
         "the child exists: the turn stays"
     );
 }
+
+fn rows(events: Vec<Event>) -> Vec<HistoryRow> {
+    events
+        .into_iter()
+        .enumerate()
+        .map(|(i, event)| HistoryRow {
+            event_id: i as u64 + 1,
+            ts: 1000,
+            event,
+        })
+        .collect()
+}
+
+fn event_kinds(events: &[Event]) -> Vec<&'static str> {
+    events.iter().map(|e| e.kind()).collect()
+}
+
+fn timer_fired(execution_id: u64, task: u32) -> Message {
+    Message::TimerFired { execution_id, task }
+}
+
+fn child_completed(execution_id: u64, task: u32, output: &str) -> Message {
+    Message::ChildCompleted {
+        execution_id,
+        task,
+        output: p(output),
+    }
+}
+
+fn child_failed(execution_id: u64, task: u32, message: &str) -> Message {
+    Message::ChildFailed {
+        execution_id,
+        task,
+        error: TaskError::new(message),
+    }
+}
+
+fn activity_failed(execution_id: u64, task: u32, message: &str) -> Message {
+    Message::ActivityFailed {
+        execution_id,
+        task,
+        error: TaskError::new(message),
+    }
+}
+
+/// Open: activity 1, timer 2, children 3 and 4, activity 8. Settled: activity 5, timer 6,
+/// child 7.
+const EVERY_KIND_COMMANDS: &str = r#"[{"t":"activity","task":1,"name":"A","input":1},
+    {"t":"timer","task":2,"delayMs":10},
+    {"t":"child","task":3,"name":"Sub","input":null},
+    {"t":"child","task":4,"name":"Sub","input":null},
+    {"t":"activity","task":5,"name":"B","input":5},
+    {"t":"timer","task":6,"delayMs":10},
+    {"t":"child","task":7,"name":"Sub","input":null},
+    {"t":"activity","task":8,"name":"C","input":8}]"#;
+
+fn tasks_of_every_kind_history() -> Vec<HistoryRow> {
+    let mut h = Vec::new();
+    run(&mut h, &[start_msg(1)], false, EVERY_KIND_COMMANDS).unwrap();
+    run(
+        &mut h,
+        &[
+            msg(2, completed(5, "5")),
+            msg(3, timer_fired(1, 6)),
+            msg(4, child_completed(1, 7, "7")),
+        ],
+        true,
+        "[]",
+    )
+    .unwrap();
+    h
+}
+
+#[test]
+fn results_for_another_execution_or_for_tasks_that_are_not_open_are_dropped() {
+    let h = tasks_of_every_kind_history();
+    assert_eq!(
+        kinds(&h)[h.len() - 3..],
+        ["ActivityCompleted", "TimerFired", "ChildCompleted"]
+    );
+    let stale = [
+        // Another execution's results for task numbers open in this one.
+        Message::ActivityCompleted {
+            execution_id: 2,
+            task: 1,
+            result: p("1"),
+        },
+        activity_failed(2, 1, "x"),
+        timer_fired(2, 2),
+        child_completed(2, 3, "3"),
+        child_failed(2, 4, "x"),
+        // This execution's results for tasks already settled.
+        completed(5, "5"),
+        activity_failed(1, 5, "x"),
+        timer_fired(1, 6),
+        child_completed(1, 7, "7"),
+        child_failed(1, 7, "x"),
+        // Open task numbers of another kind, and an unknown one.
+        activity_failed(1, 2, "x"),
+        timer_fired(1, 1),
+        child_completed(1, 2, "2"),
+        child_failed(1, 1, "x"),
+        timer_fired(1, 99),
+    ];
+    for message in stale {
+        let described = format!("{message:?}");
+        let Plan::Commit(out) = plan_of(&h, &[msg(10, message)], true) else {
+            panic!("{described} must be dropped without running the code")
+        };
+        assert!(out.events.is_empty(), "{described}: {:?}", out.events);
+        assert_eq!(out.consumed, vec![10], "{described}");
+        assert!(!out.changes_instance(), "{described}");
+    }
+}
+
+#[test]
+fn results_for_open_tasks_of_this_execution_become_jobs_of_every_kind() {
+    let h = tasks_of_every_kind_history();
+    let arrivals = [
+        msg(20, activity_failed(1, 8, "C broke")),
+        msg(21, timer_fired(1, 2)),
+        msg(22, child_completed(1, 3, r#""three""#)),
+        msg(23, child_failed(1, 4, "four broke")),
+        msg(24, completed(1, "1")),
+        msg(
+            25,
+            Message::Event {
+                name: "go".into(),
+                data: p("true"),
+            },
+        ),
+    ];
+    let Plan::Run(turn) = plan_of(&h, &arrivals, false) else {
+        panic!("the results must run the code")
+    };
+    // History replays first (the start, then its three results), then the arrivals.
+    assert_eq!(turn.replay_count, 4);
+    assert_eq!(
+        jobs_json(&turn),
+        concat!(
+            r#"[{"t":"start","ts":1000,"input":{"n":1}},"#,
+            r#"{"t":"ok","ts":1000,"task":5,"value":5},"#,
+            r#"{"t":"ok","ts":1000,"task":6,"value":null},"#,
+            r#"{"t":"ok","ts":1000,"task":7,"value":7},"#,
+            r#"{"t":"err","ts":5000,"task":8,"error":{"message":"C broke"}},"#,
+            r#"{"t":"ok","ts":5000,"task":2,"value":null},"#,
+            r#"{"t":"ok","ts":5000,"task":3,"value":"three"},"#,
+            r#"{"t":"err","ts":5000,"task":4,"error":{"message":"four broke"}},"#,
+            r#"{"t":"ok","ts":5000,"task":1,"value":1},"#,
+            r#"{"t":"event","ts":5000,"name":"go","data":true}]"#
+        )
+    );
+    let out = turn.finish(raw(EVERY_KIND_COMMANDS)).unwrap();
+    assert_eq!(
+        event_kinds(&out.events),
+        [
+            "ActivityFailed",
+            "TimerFired",
+            "ChildCompleted",
+            "ChildFailed",
+            "ActivityCompleted",
+            "EventRaised"
+        ]
+    );
+    assert_eq!(out.consumed, vec![20, 21, 22, 23, 24, 25]);
+    assert!(out.activities.is_empty() && out.timers.is_empty() && out.starts.is_empty());
+}
+
+#[test]
+fn a_full_replay_whose_arrivals_were_all_dropped_commits_without_running_the_code() {
+    let h = two_step_history();
+    let Plan::Commit(out) = plan_of(&h, &[msg(3, completed(1, "7"))], false) else {
+        panic!("nothing new for the code: commit only")
+    };
+    assert!(out.events.is_empty());
+    assert_eq!(out.consumed, vec![3]);
+    assert!(!out.changes_instance());
+}
+
+#[test]
+fn a_retry_with_a_new_arrival_replays_all_of_the_kept_history() {
+    let h = failed_after_two_history();
+    let plan = plan_rewind(1, &h).unwrap();
+    let kept = &h[..plan.truncate_from as usize - 1];
+    assert_eq!(
+        kinds(kept),
+        [
+            "ExecutionStarted",
+            "ActivityScheduled",
+            "ActivityCompleted",
+            "ActivityScheduled",
+            "ActivityCompleted",
+            "ActivityScheduled"
+        ]
+    );
+    let arrivals = [
+        msg(9, plan.messages[0].0.clone()),
+        msg(
+            10,
+            Message::Event {
+                name: "go".into(),
+                data: p("1"),
+            },
+        ),
+    ];
+    let Plan::Run(turn) = plan_of(kept, &arrivals, true) else {
+        panic!("a retry must run the code")
+    };
+    assert!(turn.full_replay);
+    assert_eq!(turn.jobs.len(), 4);
+    assert_eq!(turn.replay_count, 3, "the event is the only live job");
+}
+
+/// Started; timer 1, wait 2 'go', detached 3 'Side' (id 'side-1'), custom status, cancel of
+/// timer 1, activity 4 'A': the code's commands in that order.
+const SIX_STEPS: [&str; 6] = [
+    r#"{"t":"timer","task":1,"delayMs":10}"#,
+    r#"{"t":"wait","task":2,"name":"go"}"#,
+    r#"{"t":"detached","task":3,"name":"Side","id":"side-1","input":null}"#,
+    r#"{"t":"status","value":"s"}"#,
+    r#"{"t":"cancel","task":1}"#,
+    r#"{"t":"activity","task":4,"name":"A","input":null}"#,
+];
+
+fn commands_of(steps: &[&str]) -> String {
+    format!("[{}]", steps.join(","))
+}
+
+fn six_step_replay(steps: &[&str]) -> Result<TurnOutcome, EngineError> {
+    let mut h = Vec::new();
+    run(&mut h, &[start_msg(1)], false, &commands_of(&SIX_STEPS)).unwrap();
+    assert_eq!(
+        kinds(&h),
+        [
+            "ExecutionStarted",
+            "TimerCreated",
+            "EventWaitStarted",
+            "DetachedStarted",
+            "CustomStatusSet",
+            "TaskCanceled",
+            "ActivityScheduled"
+        ]
+    );
+    let arrival = msg(
+        2,
+        Message::Event {
+            name: "go".into(),
+            data: p("1"),
+        },
+    );
+    let Plan::Run(turn) = plan_of(&h, &[arrival], false) else {
+        panic!("the event must run the code")
+    };
+    turn.finish(raw(&commands_of(steps)))
+}
+
+#[test]
+fn a_replay_that_reproduces_timers_waits_detached_starts_cancels_and_statuses_writes_nothing_again()
+{
+    let out = six_step_replay(&SIX_STEPS).unwrap();
+    assert_eq!(event_kinds(&out.events), ["EventRaised"]);
+    assert!(out.timers.is_empty() && out.starts.is_empty() && out.activities.is_empty());
+    assert!(out.canceled_timers.is_empty());
+    assert!(out.custom_status.is_none());
+    assert!(!out.changes_instance());
+}
+
+#[test]
+fn a_replay_that_drops_any_recorded_step_is_nondeterminism() {
+    let described = [
+        "timer (task 1)",
+        "wait for event 'go' (task 2)",
+        "detached orchestration 'Side' with id 'side-1' (task 3)",
+        "custom status",
+        "cancel (task 1)",
+        "activity 'A' (task 4)",
+    ];
+    for (k, what) in described.iter().enumerate() {
+        assert_eq!(
+            six_step_replay(&SIX_STEPS[..k]).unwrap_err(),
+            EngineError::Nondeterminism(format!(
+                "history has {what} as step {} but the code no longer schedules it",
+                k + 1
+            ))
+        );
+    }
+}
+
+#[test]
+fn a_replay_that_changes_a_timer_wait_detached_start_cancel_or_status_is_nondeterminism() {
+    let cases = [
+        (
+            0,
+            r#"{"t":"timer","task":5,"delayMs":10}"#,
+            "history has timer (task 1) as step 1 but the code scheduled timer (task 5)",
+        ),
+        (
+            1,
+            r#"{"t":"wait","task":2,"name":"stop"}"#,
+            "history has wait for event 'go' (task 2) as step 2 but the code scheduled wait for event 'stop' (task 2)",
+        ),
+        (
+            2,
+            r#"{"t":"detached","task":3,"name":"Side","id":"side-2","input":null}"#,
+            "history has detached orchestration 'Side' with id 'side-1' (task 3) as step 3 but the code scheduled detached orchestration 'Side' with id 'side-2' (task 3)",
+        ),
+        (
+            3,
+            r#"{"t":"cancel","task":2}"#,
+            "history has custom status as step 4 but the code scheduled cancel (task 2)",
+        ),
+        (
+            4,
+            r#"{"t":"cancel","task":2}"#,
+            "history has cancel (task 1) as step 5 but the code scheduled cancel (task 2)",
+        ),
+    ];
+    for (k, changed, expected) in cases {
+        let mut steps = SIX_STEPS.to_vec();
+        steps[k] = changed;
+        assert_eq!(
+            six_step_replay(&steps).unwrap_err(),
+            EngineError::Nondeterminism(expected.into())
+        );
+    }
+}
+
+#[test]
+fn a_replay_that_fails_or_continues_as_new_early_names_what_the_code_did() {
+    assert_eq!(
+        replay_error(
+            r#"[{"t":"activity","task":1,"name":"A","input":1},{"t":"fail","error":{"message":"x"}}]"#
+        ),
+        "history has activity 'B' (task 2) as step 2 but the code failed instead"
+    );
+    assert_eq!(
+        replay_error(r#"[{"t":"continueAsNew","input":1}]"#),
+        "history has activity 'A' (task 1) as step 1 but the code continued as new instead"
+    );
+}
+
+#[test]
+fn cancel_writes_consume_the_claim_and_cancel_only_open_children() {
+    let mut h = Vec::new();
+    run(
+        &mut h,
+        &[start_msg(1)],
+        false,
+        r#"[{"t":"child","task":1,"name":"Sub","input":null},
+            {"t":"child","task":2,"name":"Sub","id":"kid-b","input":null},
+            {"t":"child","task":3,"name":"Sub","input":null},
+            {"t":"activity","task":4,"name":"A"},
+            {"t":"timer","task":5,"delayMs":100}]"#,
+    )
+    .unwrap();
+    run(&mut h, &[msg(2, child_completed(1, 1, "1"))], true, "[]").unwrap();
+    let arrivals = [
+        msg(
+            3,
+            Message::Event {
+                name: "e".into(),
+                data: p("1"),
+            },
+        ),
+        msg(
+            4,
+            Message::Cancel {
+                reason: "stop".into(),
+            },
+        ),
+        msg(
+            5,
+            Message::Cancel {
+                reason: "again".into(),
+            },
+        ),
+    ];
+    let Plan::Commit(out) = plan_of(&h, &arrivals, true) else {
+        panic!("a cancel does not run the code")
+    };
+    assert_eq!(
+        event_kinds(&out.events),
+        ["EventRaised", "CancelRequested", "ExecutionFailed"]
+    );
+    assert!(
+        matches!(&out.events[1], Event::CancelRequested { reason } if reason == "stop"),
+        "{:?}",
+        out.events[1]
+    );
+    let error = TaskError::with_code("canceled: stop", "ERR_CANCELED");
+    assert!(
+        matches!(&out.events[2], Event::ExecutionFailed { error: e, by_engine: false } if *e == error),
+        "{:?}",
+        out.events[2]
+    );
+    assert_eq!(out.consumed, vec![3, 4, 5]);
+    assert_eq!(out.started, None);
+    assert!(matches!(&out.terminal, Some(Terminal::Failed(e)) if *e == error));
+    assert!(out.custom_status.is_none());
+    let cancels: Vec<(&str, String)> = out
+        .messages
+        .iter()
+        .map(|m| (m.instance_id.as_str(), message_data(&m.message)))
+        .collect();
+    assert_eq!(
+        cancels,
+        [
+            ("kid-b", r#"{"reason":"stop"}"#.to_owned()),
+            ("i1:1:3", r#"{"reason":"stop"}"#.to_owned())
+        ],
+        "the settled child 1 is not told"
+    );
+    assert!(out.messages.iter().all(|m| m.message.kind() == "Cancel"));
+    assert_eq!(out.canceled_activities, vec![4]);
+    assert_eq!(out.canceled_timers, vec![5]);
+    assert!(out.activities.is_empty() && out.timers.is_empty() && out.starts.is_empty());
+    assert!(out.changes_instance());
+}
+
+#[test]
+fn cancel_arriving_with_the_start_records_the_start_and_consumes_both() {
+    let arrivals = [
+        msg(
+            1,
+            Message::Cancel {
+                reason: "early".into(),
+            },
+        ),
+        start_msg(2),
+    ];
+    let Plan::Commit(out) = plan_of(&[], &arrivals, true) else {
+        panic!("a cancel does not run the code")
+    };
+    assert_eq!(
+        event_kinds(&out.events),
+        ["ExecutionStarted", "CancelRequested", "ExecutionFailed"]
+    );
+    assert_eq!(out.consumed, vec![2, 1]);
+    assert_eq!(out.started, Some(("Flow".into(), Some("1.0.0".into()))));
+    assert!(matches!(&out.terminal, Some(Terminal::Failed(e)) if e.message == "canceled: early"));
+    assert!(out.messages.is_empty());
+}
+
+#[test]
+fn an_outcome_changes_the_instance_only_when_it_starts_ends_or_sets_a_status() {
+    assert!(!TurnOutcome::default().changes_instance());
+    let busy = TurnOutcome {
+        events: vec![Event::TimerFired { task: 1 }],
+        consumed: vec![1],
+        activities: vec![ActivityRequest {
+            task: 2,
+            name: "A".into(),
+            input: p("null"),
+            retry: None,
+        }],
+        timers: vec![TimerRequest {
+            task: 3,
+            fire_at: 10,
+        }],
+        canceled_activities: vec![4],
+        canceled_timers: vec![5],
+        ..Default::default()
+    };
+    assert!(!busy.changes_instance());
+    let started = TurnOutcome {
+        started: Some(("Flow".into(), None)),
+        ..Default::default()
+    };
+    assert!(started.changes_instance());
+    let ended = TurnOutcome {
+        terminal: Some(Terminal::ContinuedAsNew),
+        ..Default::default()
+    };
+    assert!(ended.changes_instance());
+    let status = TurnOutcome {
+        custom_status: Some(p(r#""s""#)),
+        ..Default::default()
+    };
+    assert!(status.changes_instance());
+}
+
+#[test]
+fn cancelling_work_scheduled_in_the_same_turn_keeps_the_rest_of_it() {
+    let mut h = Vec::new();
+    let out = run(
+        &mut h,
+        &[start_msg(1)],
+        false,
+        r#"[{"t":"timer","task":1,"delayMs":10},{"t":"timer","task":2,"delayMs":20},
+            {"t":"activity","task":3,"name":"A"},{"t":"activity","task":4,"name":"B"},
+            {"t":"cancel","task":1},{"t":"cancel","task":4}]"#,
+    )
+    .unwrap();
+    assert_eq!(
+        out.timers
+            .iter()
+            .map(|t| (t.task, t.fire_at))
+            .collect::<Vec<_>>(),
+        [(2, 1020)]
+    );
+    assert_eq!(
+        out.activities
+            .iter()
+            .map(|a| (a.task, a.name.as_str()))
+            .collect::<Vec<_>>(),
+        [(3, "A")]
+    );
+    assert!(out.canceled_timers.is_empty() && out.canceled_activities.is_empty());
+}
+
+#[test]
+fn a_timer_of_zero_or_a_fraction_of_a_millisecond_is_accepted() {
+    let mut h = Vec::new();
+    let out = run(
+        &mut h,
+        &[start_msg(1)],
+        false,
+        r#"[{"t":"timer","task":1,"delayMs":0},{"t":"timer","task":2,"delayMs":0.25}]"#,
+    )
+    .unwrap();
+    assert_eq!(
+        out.timers
+            .iter()
+            .map(|t| (t.task, t.fire_at))
+            .collect::<Vec<_>>(),
+        [(1, 1000), (2, 1001)]
+    );
+}
+
+#[test]
+fn events_name_their_task_and_only_completion_failure_and_continue_as_new_end_an_execution() {
+    let err = || TaskError::new("x");
+    let cases: Vec<(Event, Option<u32>, bool)> = vec![
+        (
+            Event::ExecutionStarted {
+                name: "Flow".into(),
+                version: None,
+                input: p("null"),
+                format: FORMAT_VERSION,
+                parent: None,
+                events: vec![],
+                custom_status: None,
+            },
+            None,
+            false,
+        ),
+        (
+            Event::ActivityScheduled {
+                task: 1,
+                name: "A".into(),
+                input: p("null"),
+                retry: None,
+            },
+            Some(1),
+            false,
+        ),
+        (
+            Event::ActivityCompleted {
+                task: 2,
+                result: p("1"),
+            },
+            Some(2),
+            false,
+        ),
+        (
+            Event::ActivityFailed {
+                task: 3,
+                error: err(),
+            },
+            Some(3),
+            false,
+        ),
+        (
+            Event::TimerCreated {
+                task: 4,
+                fire_at: 9,
+            },
+            Some(4),
+            false,
+        ),
+        (Event::TimerFired { task: 5 }, Some(5), false),
+        (
+            Event::EventWaitStarted {
+                task: 6,
+                name: "go".into(),
+            },
+            Some(6),
+            false,
+        ),
+        (
+            Event::EventRaised {
+                name: "go".into(),
+                data: p("1"),
+            },
+            None,
+            false,
+        ),
+        (
+            Event::ChildScheduled {
+                task: 7,
+                name: "Sub".into(),
+                instance_id: "kid".into(),
+                explicit_id: true,
+                input: p("null"),
+                version: None,
+            },
+            Some(7),
+            false,
+        ),
+        (
+            Event::ChildCompleted {
+                task: 8,
+                output: p("1"),
+            },
+            Some(8),
+            false,
+        ),
+        (
+            Event::ChildFailed {
+                task: 9,
+                error: err(),
+            },
+            Some(9),
+            false,
+        ),
+        (
+            Event::DetachedStarted {
+                task: 10,
+                name: "Side".into(),
+                instance_id: "side".into(),
+                input: p("null"),
+                version: None,
+            },
+            Some(10),
+            false,
+        ),
+        (Event::TaskCanceled { task: 11 }, Some(11), false),
+        (Event::CustomStatusSet { value: p("1") }, None, false),
+        (
+            Event::CancelRequested {
+                reason: "stop".into(),
+            },
+            None,
+            false,
+        ),
+        (Event::ExecutionCompleted { output: p("1") }, None, true),
+        (
+            Event::ExecutionFailed {
+                error: err(),
+                by_engine: false,
+            },
+            None,
+            true,
+        ),
+        (
+            Event::ContinuedAsNew {
+                input: p("1"),
+                version: None,
+                events: vec![],
+            },
+            None,
+            true,
+        ),
+        (
+            Event::ExecutionRetried {
+                error: err(),
+                removed: 2,
+            },
+            None,
+            false,
+        ),
+    ];
+    for (event, task, terminal) in cases {
+        assert_eq!(event.task(), task, "{}", event.kind());
+        assert_eq!(event.is_terminal(), terminal, "{}", event.kind());
+    }
+}
+
+#[test]
+fn an_engine_failure_is_stored_with_its_flag_and_a_code_failure_without_one() {
+    let by_code = Event::ExecutionFailed {
+        error: TaskError::new("x"),
+        by_engine: false,
+    };
+    assert_eq!(event_data(&by_code), r#"{"error":{"message":"x"}}"#);
+    let by_engine = Event::ExecutionFailed {
+        error: TaskError::with_code("changed", "ERR_NONDETERMINISM"),
+        by_engine: true,
+    };
+    let data = event_data(&by_engine);
+    assert_eq!(
+        data,
+        r#"{"error":{"message":"changed","code":"ERR_NONDETERMINISM"},"byEngine":true}"#
+    );
+    assert!(matches!(
+        event_from_row("ExecutionFailed", &data).unwrap(),
+        Event::ExecutionFailed {
+            by_engine: true,
+            ..
+        }
+    ));
+    assert!(matches!(
+        event_from_row("ExecutionFailed", r#"{"error":{"message":"x"}}"#).unwrap(),
+        Event::ExecutionFailed {
+            by_engine: false,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn a_retry_policy_without_a_backoff_is_exponential() {
+    let policy: RetryPolicy = serde_json::from_str(r#"{"maxAttempts":3}"#).unwrap();
+    assert_eq!(
+        policy,
+        RetryPolicy {
+            max_attempts: 3,
+            backoff: "exponential".into(),
+            initial_delay_ms: 0,
+            max_delay_ms: None,
+            timeout_ms: None,
+            jitter: false,
+        }
+    );
+    assert_eq!(
+        serde_json::to_string(&policy).unwrap(),
+        r#"{"maxAttempts":3,"backoff":"exponential","initialDelayMs":0,"jitter":false}"#
+    );
+}
+
+#[test]
+fn messages_are_stored_as_their_fields_and_read_back() {
+    let cases = [
+        (
+            Message::Start {
+                name: "Flow".into(),
+                version: Some("1.0.0".into()),
+                input: p(r#"{"n":1}"#),
+                parent: None,
+                events: vec![],
+                custom_status: None,
+            },
+            r#"{"name":"Flow","version":"1.0.0","input":{"n":1}}"#,
+        ),
+        (
+            Message::Start {
+                name: "Sub".into(),
+                version: None,
+                input: p("null"),
+                parent: Some(ParentLink {
+                    instance_id: "p".into(),
+                    execution_id: 2,
+                    task: 5,
+                }),
+                events: vec![BufferedEvent {
+                    name: "e".into(),
+                    data: p("1"),
+                }],
+                custom_status: Some(p(r#""s""#)),
+            },
+            r#"{"name":"Sub","version":null,"input":null,"parent":{"instanceId":"p","executionId":2,"task":5},"events":[{"name":"e","data":1}],"customStatus":"s"}"#,
+        ),
+        (
+            completed(2, "7"),
+            r#"{"executionId":1,"task":2,"result":7}"#,
+        ),
+        (
+            Message::ActivityFailed {
+                execution_id: 1,
+                task: 2,
+                error: TaskError::with_code("bad", "E"),
+            },
+            r#"{"executionId":1,"task":2,"error":{"message":"bad","code":"E"}}"#,
+        ),
+        (timer_fired(1, 3), r#"{"executionId":1,"task":3}"#),
+        (
+            Message::Event {
+                name: "go".into(),
+                data: p("true"),
+            },
+            r#"{"name":"go","data":true}"#,
+        ),
+        (
+            child_completed(2, 4, "[1]"),
+            r#"{"executionId":2,"task":4,"output":[1]}"#,
+        ),
+        (
+            child_failed(2, 4, "x"),
+            r#"{"executionId":2,"task":4,"error":{"message":"x"}}"#,
+        ),
+        (
+            Message::Cancel {
+                reason: "stop".into(),
+            },
+            r#"{"reason":"stop"}"#,
+        ),
+        (
+            Message::Retry {
+                error: TaskError::new("boom"),
+                removed: 2,
+            },
+            r#"{"error":{"message":"boom"},"removed":2}"#,
+        ),
+    ];
+    for (message, data) in cases {
+        assert_eq!(message_data(&message), data, "{}", message.kind());
+        let back = message_from_row(message.kind(), data).unwrap();
+        assert_eq!(back.kind(), message.kind());
+        assert_eq!(message_data(&back), data);
+    }
+}
+
+#[test]
+fn every_history_event_has_its_lifecycle_event() {
+    use super::lifecycle::Lifecycle;
+    let err = || TaskError::with_code("bad", "E");
+    let cases: Vec<(Event, &str)> = vec![
+        (
+            Event::ExecutionStarted {
+                name: "Flow".into(),
+                version: Some("1.0.0".into()),
+                input: p(r#"{"n":1}"#),
+                format: FORMAT_VERSION,
+                parent: None,
+                events: vec![],
+                custom_status: None,
+            },
+            r#""type":"instanceStarted","instanceId":"i1","executionId":2,"eventId":7,"timestamp":1234,"name":"Flow","version":"1.0.0","input":{"n":1}"#,
+        ),
+        (
+            Event::ActivityScheduled {
+                task: 1,
+                name: "A".into(),
+                input: p("[1]"),
+                retry: None,
+            },
+            r#""type":"activityScheduled","instanceId":"i1","executionId":2,"eventId":7,"timestamp":1234,"task":1,"name":"A","input":[1]"#,
+        ),
+        (
+            Event::ActivityCompleted {
+                task: 1,
+                result: p("2"),
+            },
+            r#""type":"activityCompleted","instanceId":"i1","executionId":2,"eventId":7,"timestamp":1234,"task":1,"result":2"#,
+        ),
+        (
+            Event::ActivityFailed {
+                task: 1,
+                error: err(),
+            },
+            r#""type":"activityFailed","instanceId":"i1","executionId":2,"eventId":7,"timestamp":1234,"task":1,"error":{"message":"bad","code":"E"}"#,
+        ),
+        (
+            Event::TimerCreated {
+                task: 2,
+                fire_at: 5000,
+            },
+            r#""type":"timerCreated","instanceId":"i1","executionId":2,"eventId":7,"timestamp":1234,"task":2,"fireAt":5000"#,
+        ),
+        (
+            Event::TimerFired { task: 2 },
+            r#""type":"timerFired","instanceId":"i1","executionId":2,"eventId":7,"timestamp":1234,"task":2"#,
+        ),
+        (
+            Event::EventWaitStarted {
+                task: 3,
+                name: "go".into(),
+            },
+            r#""type":"eventWaitStarted","instanceId":"i1","executionId":2,"eventId":7,"timestamp":1234,"task":3,"name":"go""#,
+        ),
+        (
+            Event::EventRaised {
+                name: "go".into(),
+                data: p("true"),
+            },
+            r#""type":"eventReceived","instanceId":"i1","executionId":2,"eventId":7,"timestamp":1234,"name":"go","data":true"#,
+        ),
+        (
+            Event::ChildScheduled {
+                task: 4,
+                name: "Sub".into(),
+                instance_id: "kid".into(),
+                explicit_id: true,
+                input: p("null"),
+                version: Some("2".into()),
+            },
+            r#""type":"subOrchestrationScheduled","instanceId":"i1","executionId":2,"eventId":7,"timestamp":1234,"task":4,"name":"Sub","childInstanceId":"kid","input":null"#,
+        ),
+        (
+            Event::ChildCompleted {
+                task: 4,
+                output: p(r#""done""#),
+            },
+            r#""type":"subOrchestrationCompleted","instanceId":"i1","executionId":2,"eventId":7,"timestamp":1234,"task":4,"output":"done""#,
+        ),
+        (
+            Event::ChildFailed {
+                task: 4,
+                error: err(),
+            },
+            r#""type":"subOrchestrationFailed","instanceId":"i1","executionId":2,"eventId":7,"timestamp":1234,"task":4,"error":{"message":"bad","code":"E"}"#,
+        ),
+        (
+            Event::DetachedStarted {
+                task: 5,
+                name: "Side".into(),
+                instance_id: "side".into(),
+                input: p("{}"),
+                version: None,
+            },
+            r#""type":"detachedOrchestrationStarted","instanceId":"i1","executionId":2,"eventId":7,"timestamp":1234,"task":5,"name":"Side","childInstanceId":"side","input":{}"#,
+        ),
+        (
+            Event::TaskCanceled { task: 6 },
+            r#""type":"taskCanceled","instanceId":"i1","executionId":2,"eventId":7,"timestamp":1234,"task":6"#,
+        ),
+        (
+            Event::CustomStatusSet {
+                value: p(r#"{"p":1}"#),
+            },
+            r#""type":"customStatusChanged","instanceId":"i1","executionId":2,"eventId":7,"timestamp":1234,"value":{"p":1}"#,
+        ),
+        (
+            Event::CancelRequested {
+                reason: "stop".into(),
+            },
+            r#""type":"cancelRequested","instanceId":"i1","executionId":2,"eventId":7,"timestamp":1234,"reason":"stop""#,
+        ),
+        (
+            Event::ExecutionCompleted { output: p("15") },
+            r#""type":"instanceCompleted","instanceId":"i1","executionId":2,"eventId":7,"timestamp":1234,"output":15"#,
+        ),
+        (
+            Event::ExecutionFailed {
+                error: err(),
+                by_engine: true,
+            },
+            r#""type":"instanceFailed","instanceId":"i1","executionId":2,"eventId":7,"timestamp":1234,"error":{"message":"bad","code":"E"}"#,
+        ),
+        (
+            Event::ContinuedAsNew {
+                input: p(r#"{"n":2}"#),
+                version: None,
+                events: vec![],
+            },
+            r#""type":"instanceContinuedAsNew","instanceId":"i1","executionId":2,"eventId":7,"timestamp":1234,"input":{"n":2}"#,
+        ),
+        (
+            Event::ExecutionRetried {
+                error: err(),
+                removed: 3,
+            },
+            r#""type":"instanceRetried","instanceId":"i1","executionId":2,"eventId":7,"timestamp":1234,"error":{"message":"bad","code":"E"},"removed":3"#,
+        ),
+    ];
+    for (event, fields) in &cases {
+        let l = Lifecycle::of_event(event, "i1", 2, 7, 1234);
+        assert_eq!(l.to_json(), format!("{{{fields}}}"), "{}", event.kind());
+    }
+}
+
+/// Task failures the failing turn took together with other results: activity 1 fails while
+/// activity 2's result, timer 3 and child 4 arrive in the same turn; the code then sets a
+/// status and fails. `kept_status` is set by the first turn.
+fn results_with_the_failure_history(
+    carried: Option<&str>,
+    kept_status: Option<&str>,
+) -> Vec<HistoryRow> {
+    let start = msg(
+        1,
+        Message::Start {
+            name: "Flow".into(),
+            version: None,
+            input: p("null"),
+            parent: None,
+            events: vec![],
+            custom_status: carried.map(p),
+        },
+    );
+    let mut first = vec![
+        r#"{"t":"activity","task":1,"name":"A","input":1}"#.to_owned(),
+        r#"{"t":"activity","task":2,"name":"B","input":2}"#.to_owned(),
+        r#"{"t":"timer","task":3,"delayMs":60000}"#.to_owned(),
+        r#"{"t":"child","task":4,"name":"Sub","input":null}"#.to_owned(),
+    ];
+    if let Some(status) = kept_status {
+        first.push(format!(r#"{{"t":"status","value":{status}}}"#));
+    }
+    let mut h = Vec::new();
+    run(&mut h, &[start], false, &format!("[{}]", first.join(","))).unwrap();
+    run(
+        &mut h,
+        &[
+            msg(2, activity_failed(1, 1, "bad")),
+            msg(3, completed(2, "2")),
+            msg(4, timer_fired(1, 3)),
+            msg(5, child_completed(1, 4, r#""four""#)),
+        ],
+        true,
+        r#"[{"t":"status","value":"failing"},{"t":"fail","error":{"message":"bad"}}]"#,
+    )
+    .unwrap();
+    h
+}
+
+fn plan_messages(plan: &RewindPlan) -> Vec<(&'static str, String, Option<i64>)> {
+    plan.messages
+        .iter()
+        .map(|(m, at)| (m.kind(), message_data(m), *at))
+        .collect()
+}
+
+#[test]
+fn rewind_of_a_failure_taken_with_other_results_redelivers_those_results() {
+    let h = results_with_the_failure_history(None, None);
+    assert_eq!(
+        kinds(&h)[5..],
+        [
+            "ActivityFailed",
+            "ActivityCompleted",
+            "TimerFired",
+            "ChildCompleted",
+            "CustomStatusSet",
+            "ExecutionFailed"
+        ]
+    );
+    let plan = plan_rewind(1, &h).unwrap();
+    assert_eq!(
+        plan.truncate_from, 6,
+        "the failing turn goes from its failure on"
+    );
+    assert_eq!(plan.last_event_id, 11);
+    assert_eq!(
+        plan_messages(&plan),
+        [
+            (
+                "Retry",
+                r#"{"error":{"message":"bad"},"removed":6}"#.to_owned(),
+                None
+            ),
+            (
+                "ActivityCompleted",
+                r#"{"executionId":1,"task":2,"result":2}"#.to_owned(),
+                None
+            ),
+            (
+                "TimerFired",
+                r#"{"executionId":1,"task":3}"#.to_owned(),
+                None
+            ),
+            (
+                "ChildCompleted",
+                r#"{"executionId":1,"task":4,"output":"four"}"#.to_owned(),
+                None
+            ),
+        ]
+    );
+    assert_eq!(
+        plan.activities
+            .iter()
+            .map(|a| (a.task, a.name.as_str(), a.input.get()))
+            .collect::<Vec<_>>(),
+        [(1, "A", "1")]
+    );
+    assert!(
+        plan.open_children.is_empty(),
+        "child 4's result is redelivered"
+    );
+    assert!(matches!(plan.custom_status, Some(None)));
+}
+
+#[test]
+fn rewind_restores_the_custom_status_carried_into_the_execution() {
+    let h = results_with_the_failure_history(Some(r#""carried""#), None);
+    let plan = plan_rewind(1, &h).unwrap();
+    assert_eq!(plan.truncate_from, 6);
+    assert_eq!(
+        plan.custom_status
+            .as_ref()
+            .map(|s| s.as_ref().map(|v| v.get())),
+        Some(Some(r#""carried""#))
+    );
+}
+
+#[test]
+fn rewind_restores_the_custom_status_the_kept_history_set_last() {
+    let h = results_with_the_failure_history(Some(r#""carried""#), Some(r#""kept""#));
+    let plan = plan_rewind(1, &h).unwrap();
+    assert_eq!(plan.truncate_from, 7);
+    assert_eq!(kinds(&h)[5], "CustomStatusSet");
+    assert_eq!(
+        plan.custom_status
+            .as_ref()
+            .map(|s| s.as_ref().map(|v| v.get())),
+        Some(Some(r#""kept""#))
+    );
+}
+
+#[test]
+fn rewind_redelivers_no_result_for_a_task_the_kept_history_no_longer_waits_for() {
+    // History never holds such results (a turn drops them); the rewind does not rely on it.
+    let null = || p("null");
+    let h = rows(vec![
+        Event::ExecutionStarted {
+            name: "Flow".into(),
+            version: None,
+            input: null(),
+            format: FORMAT_VERSION,
+            parent: None,
+            events: vec![],
+            custom_status: None,
+        },
+        Event::ActivityScheduled {
+            task: 1,
+            name: "A".into(),
+            input: null(),
+            retry: None,
+        },
+        Event::TimerCreated {
+            task: 2,
+            fire_at: 2000,
+        },
+        Event::ChildScheduled {
+            task: 3,
+            name: "Sub".into(),
+            instance_id: "i1:1:3".into(),
+            explicit_id: false,
+            input: null(),
+            version: None,
+        },
+        Event::ActivityScheduled {
+            task: 4,
+            name: "D".into(),
+            input: null(),
+            retry: None,
+        },
+        Event::ActivityCompleted {
+            task: 1,
+            result: p("1"),
+        },
+        Event::TimerFired { task: 2 },
+        Event::ChildCompleted {
+            task: 3,
+            output: p("3"),
+        },
+        Event::CustomStatusSet { value: p("1") },
+        // The failing turn: results for settled tasks 1, 2, 3 and an unknown timer 7.
+        Event::ActivityCompleted {
+            task: 1,
+            result: p("1"),
+        },
+        Event::TimerFired { task: 2 },
+        Event::ChildCompleted {
+            task: 3,
+            output: p("3"),
+        },
+        Event::TimerFired { task: 7 },
+        Event::ActivityFailed {
+            task: 4,
+            error: TaskError::new("D broke"),
+        },
+        Event::ExecutionFailed {
+            error: TaskError::new("D broke"),
+            by_engine: false,
+        },
+    ]);
+    let plan = plan_rewind(1, &h).unwrap();
+    assert_eq!(plan.truncate_from, 10);
+    assert_eq!(
+        plan_messages(&plan),
+        [(
+            "Retry",
+            r#"{"error":{"message":"D broke"},"removed":6}"#.to_owned(),
+            None
+        )]
+    );
+    assert_eq!(
+        plan.activities.iter().map(|a| a.task).collect::<Vec<_>>(),
+        [4]
+    );
+    assert!(plan.open_children.is_empty());
+    assert!(plan.custom_status.is_none());
+}
+
+#[test]
+fn rewind_of_a_history_without_its_start_cuts_at_the_first_event() {
+    let failure = || Event::ExecutionFailed {
+        error: TaskError::new("x"),
+        by_engine: false,
+    };
+    let only_failure = rows(vec![failure()]);
+    let plan = plan_rewind(1, &only_failure).unwrap();
+    assert_eq!((plan.truncate_from, plan.last_event_id), (1, 1));
+    assert_eq!(
+        plan_messages(&plan),
+        [(
+            "Retry",
+            r#"{"error":{"message":"x"},"removed":1}"#.to_owned(),
+            None
+        )]
+    );
+
+    let arrivals_first = rows(vec![
+        Event::EventRaised {
+            name: "e".into(),
+            data: p("1"),
+        },
+        Event::ActivityFailed {
+            task: 1,
+            error: TaskError::new("x"),
+        },
+        failure(),
+    ]);
+    let plan = plan_rewind(1, &arrivals_first).unwrap();
+    assert_eq!((plan.truncate_from, plan.last_event_id), (1, 3));
+    assert_eq!(
+        plan_messages(&plan),
+        [
+            (
+                "Retry",
+                r#"{"error":{"message":"x"},"removed":3}"#.to_owned(),
+                None
+            ),
+            ("Event", r#"{"name":"e","data":1}"#.to_owned(), None)
+        ]
+    );
+    assert!(plan.activities.is_empty(), "task 1 was never scheduled");
+}
