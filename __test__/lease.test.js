@@ -164,3 +164,90 @@ test('shutdown resolves as soon as in-flight work drains; at the deadline it abo
     await env.drop();
   }
 });
+
+test('a timeout longer than the lease keeper’s tick is enforced by the lease keeper', async () => {
+  // lockTimeoutMs 300: the keeper ticks every 100 ms, so a 400 ms timeout is its to enforce.
+  const aborted = [];
+  const env = await startEnv(
+    (rt) => {
+      rt.registerActivity('Hang', (ctx) => new Promise((resolve) => {
+        ctx.signal.addEventListener('abort', () => {
+          aborted.push(ctx.signal.reason.message);
+          resolve('too late');
+        });
+      }));
+      rt.registerOrchestration('Timed', function* (ctx) {
+        try {
+          return yield ctx.scheduleActivity('Hang');
+        } catch (e) {
+          return { code: e.code, message: e.message };
+        }
+      });
+    },
+    { lockTimeoutMs: LEASE, activityTimeoutMs: 400 },
+  );
+  try {
+    await env.client.startOrchestration('timed', 'Timed');
+    const r = await env.client.waitForOrchestration('timed', 10000);
+    assert.deepEqual(r.output, { code: 'ERR_TIMEOUT', message: "activity 'Hang' timed out after 400 ms" });
+    assert.deepEqual(aborted, ['the activity timed out']);
+    const m = env.runtime.metricsSnapshot();
+    assert.equal(m.activities_failed, 1);
+    assert.equal(m.lease_losses, 0);
+  } finally {
+    await env.drop();
+  }
+});
+
+/** An instance whose one activity runs until the test releases it (or its signal fires). */
+function heldActivity(rt, seen) {
+  rt.registerActivity('Held', (ctx) => new Promise((resolve) => {
+    seen.running = true;
+    seen.release = () => resolve('released');
+    ctx.signal.addEventListener('abort', () => {
+      seen.aborted = ctx.signal.reason.message;
+      resolve('aborted');
+    });
+  }));
+  rt.registerOrchestration('Holder', function* (ctx) {
+    return yield ctx.scheduleActivity('Held');
+  });
+}
+
+test('an activity whose row is taken away while it runs: the next renewal aborts it and counts one lost lease', async () => {
+  const seen = {};
+  const env = await startEnv((rt) => heldActivity(rt, seen), { lockTimeoutMs: LEASE });
+  try {
+    await env.client.startOrchestration('held', 'Holder');
+    await eventually(() => seen.running, 10000, 'the activity to run');
+    assert.equal(await env.client.deleteInstance('held', { force: true }), 1);
+    await eventually(() => seen.aborted, 10000, 'the abort');
+    assert.equal(seen.aborted, "the activity's lease was lost");
+    await eventually(() => env.runtime.metricsSnapshot().running_activities === 0, 5000, 'the activity to leave');
+    const m = env.runtime.metricsSnapshot();
+    assert.equal(m.lease_losses, 1);
+    assert.equal(m.activities_completed, 0);
+  } finally {
+    await env.drop();
+  }
+});
+
+test('an activity whose row is taken away while it runs: its late result is refused and counts one lost lease', async () => {
+  // The default lease (30 s) renews every 10 s: the result comes long before any renewal.
+  const seen = {};
+  const env = await startEnv((rt) => heldActivity(rt, seen));
+  try {
+    await env.client.startOrchestration('held', 'Holder');
+    await eventually(() => seen.running, 10000, 'the activity to run');
+    assert.equal(await env.client.deleteInstance('held', { force: true }), 1);
+    seen.release();
+    await eventually(() => env.runtime.metricsSnapshot().lease_losses === 1, 5000, 'the refused result to be counted');
+    const m = env.runtime.metricsSnapshot();
+    assert.equal(m.activities_completed, 0, 'a refused result is not a completion');
+    assert.equal(m.running_activities, 0);
+    assert.equal(seen.aborted, undefined, 'no renewal came first');
+    assert.equal((await env.client.getStatus('held')).status, 'NotFound');
+  } finally {
+    await env.drop();
+  }
+});

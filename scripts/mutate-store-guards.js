@@ -40,7 +40,7 @@ fs.symlinkSync(path.join(root, 'node_modules'), path.join(copy, 'node_modules'))
 const addonName = fs.readdirSync(path.join(root, 'native')).find((f) => f.endsWith('.node'));
 
 /** Builds the addon from the copy (profile `mutants`) and runs node test files on it. */
-function nodeTest(files) {
+function nodeTest(files, env = {}) {
   const b = spawnSync('cargo', ['build', '--profile', 'mutants', '--lib', '--target', host], {
     cwd: copy,
     env: { ...process.env, CARGO_TARGET_DIR: targetDir },
@@ -50,6 +50,7 @@ function nodeTest(files) {
   fs.copyFileSync(path.join(targetDir, host, 'mutants', 'libreprise.so'), path.join(copy, 'native', addonName));
   const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-timeout=120000', ...files], {
     cwd: copy,
+    env: { ...process.env, ...env },
     encoding: 'utf8',
     maxBuffer: 64 * 1024 * 1024,
   });
@@ -58,8 +59,8 @@ function nodeTest(files) {
   for (let m; (m = failed.exec(r.stdout)); ) names.push(m[1]);
   return { status: r.status, built: true, failing: names, stderr: r.stderr };
 }
-const check = (m) => (m.node ? nodeTest(m.node) : cargoTest(m.test));
-const suiteOf = (m) => (m.node ? m.node.join(' ') : m.test);
+const check = (m) => (m.node ? nodeTest(m.node, m.env) : cargoTest(m.test));
+const suiteOf = (m) => (m.node ? `${Object.entries(m.env || {}).map(([k, v]) => `${k}=${v} `).join('')}${m.node.join(' ')}` : m.test);
 
 function cargoTest(suite) {
   const r = spawnSync('cargo', ['test', '--target', host, '--test', suite, '--', '--test-threads=2'], {

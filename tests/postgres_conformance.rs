@@ -587,3 +587,34 @@ async fn postgres_completions_claim_no_instance() {
         0
     );
 }
+
+/// A row made unreadable (an unknown message kind) sets its instance aside for a minute.
+#[tokio::test]
+async fn postgres_unreadable_rows_set_their_instance_aside() {
+    let schema = unique_schema("unreadable");
+    let _guard = SchemaGuard {
+        schema: schema.clone(),
+    };
+    let provider: SharedProvider = connect_with(&schema, options(&schema)).await;
+    conformance::unreadable_rows_set_their_instance_aside(provider, |unreadable| {
+        let schema = schema.clone();
+        async move {
+            let mut conn = admin().await;
+            let (kind, from) = if unreadable {
+                ("NoSuchKind", "Event")
+            } else {
+                ("Event", "NoSuchKind")
+            };
+            sqlx::query(&format!(
+                "UPDATE \"{schema}\".orchestrator_queue SET kind = $1 WHERE instance_id = 'u' AND kind = $2"
+            ))
+            .bind(kind)
+            .bind(from)
+            .execute(&mut conn)
+            .await
+            .expect("update");
+            conn.close().await.expect("close");
+        }
+    })
+    .await;
+}

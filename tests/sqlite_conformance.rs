@@ -50,3 +50,27 @@ async fn sqlite_completions_claim_as_many_woken_instances_as_there_is_room_for()
         1
     );
 }
+
+/// A row made unreadable (an unknown message kind) sets its instance aside for a minute.
+#[tokio::test]
+async fn sqlite_unreadable_rows_set_their_instance_aside() {
+    use sqlx::Connection;
+    let (provider, dir) = file_provider().await;
+    let url = format!("sqlite://{}", dir.path().join("reprise.db").display());
+    conformance::unreadable_rows_set_their_instance_aside(provider, |unreadable| {
+        let url = url.clone();
+        async move {
+            let mut conn = sqlx::SqliteConnection::connect(&url).await.expect("open");
+            let kind = if unreadable { "NoSuchKind" } else { "Event" };
+            let from = if unreadable { "Event" } else { "NoSuchKind" };
+            sqlx::query("UPDATE orchestrator_queue SET kind = ?1 WHERE instance_id = 'u' AND kind = ?2")
+                .bind(kind)
+                .bind(from)
+                .execute(&mut conn)
+                .await
+                .expect("update");
+            conn.close().await.expect("close");
+        }
+    })
+    .await;
+}

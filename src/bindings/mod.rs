@@ -748,7 +748,7 @@ impl NativeRuntime {
             .unwrap()
             .take()
             .ok_or_else(|| err("ERR_INVALID_STATE", "setDriver must be called before start"))?;
-        let runtime = Runtime::start(
+        let runtime = Runtime::attach(
             self.provider.clone(),
             Box::new(JsHost { tsfn }),
             self.options.clone(),
@@ -759,7 +759,10 @@ impl NativeRuntime {
         )
         .await
         .map_err(store_err)?;
-        *self.runtime.lock().unwrap() = Some(Arc::new(runtime));
+        // Answers from JavaScript find the runtime before the first work is sent.
+        let runtime = Arc::new(runtime);
+        *self.runtime.lock().unwrap() = Some(runtime.clone());
+        runtime.run();
         Ok(())
     }
 

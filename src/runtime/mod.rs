@@ -125,6 +125,8 @@ struct Inner {
     cache: Mutex<GeneratorCache>,
     running: Mutex<HashMap<i64, RunningActivity>>,
     completions: mpsc::UnboundedSender<(i64, String)>,
+    /// Taken by [`Runtime::run`] for the completion loop.
+    completion_rx: Mutex<Option<mpsc::UnboundedReceiver<(i64, String)>>>,
     stopping: AtomicBool,
     stop: Notify,
     /// A turn or an activity finished: capacity freed, shutdown may be done.
@@ -179,7 +181,9 @@ struct ActivityDelivery<'a> {
 
 impl Runtime {
     /// Starts dispatching. Must be called inside a tokio runtime.
-    pub async fn start(
+    /// Attaches to the store; nothing runs until [`Runtime::run`]. The host must be able to
+    /// hand answers back (`complete_turn`, `complete_activity`) before `run` sends it work.
+    pub async fn attach(
         provider: SharedProvider,
         host: Box<dyn Host>,
         options: RuntimeOptions,
@@ -189,6 +193,7 @@ impl Runtime {
         provider.attach_runtime(&owner).await?;
         let (completions, completion_rx) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
+            completion_rx: Mutex::new(Some(completion_rx)),
             cache: Mutex::new(GeneratorCache::new(options.generator_cache_size)),
             provider,
             host,
@@ -213,17 +218,25 @@ impl Runtime {
             worker_slots: Slots::default(),
             turn_slots: Slots::default(),
         });
-        let tasks = vec![
+        Ok(Runtime {
+            inner,
+            tasks: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Starts claiming and dispatching work (once).
+    pub fn run(&self) {
+        let Some(completion_rx) = self.inner.completion_rx.lock().unwrap().take() else {
+            return;
+        };
+        let inner = &self.inner;
+        self.tasks.lock().unwrap().extend([
             tokio::spawn(orchestration_loop(inner.clone())),
             tokio::spawn(activity_loop(inner.clone())),
             tokio::spawn(completion_loop(inner.clone(), completion_rx)),
             tokio::spawn(lease_loop(inner.clone())),
             tokio::spawn(queue_depth_loop(inner.clone())),
-        ];
-        Ok(Runtime {
-            inner,
-            tasks: Mutex::new(tasks),
-        })
+        ]);
     }
 
     /// The driver's answer for activation `token` (called on the JavaScript thread).
@@ -834,10 +847,15 @@ async fn commit(
                 }
             }
             match e {
-                StoreError::LeaseLost(_) => inc(&inner.metrics.lease_losses),
-                _ => inc(&inner.metrics.store_errors),
+                StoreError::LeaseLost(_) => {
+                    inc(&inner.metrics.lease_losses);
+                    warn!(instance_id = %item.instance_id, "turn commit refused: the instance's lease was lost to another claim");
+                }
+                _ => {
+                    inc(&inner.metrics.store_errors);
+                    warn!(error = %e, instance_id = %item.instance_id, "turn commit failed; the turn will run again");
+                }
             }
-            warn!(error = %e, instance_id = %item.instance_id, "turn commit failed; the turn will run again");
             let _ = inner
                 .provider
                 .abandon_orchestration(&item.instance_id, item.generation, 0, true)

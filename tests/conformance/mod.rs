@@ -883,6 +883,34 @@ pub async fn a_stale_commit_consumes_and_deletes_nothing(p: SharedProvider) {
     assert_eq!(event_names(&c), vec!["e2"]);
 }
 
+/// An instance with a queued row this version cannot read is set aside for a minute: the
+/// claim goes on with the other instances, does not retry it at once (even once the row is
+/// readable again), and takes it after the minute. `set_unreadable(true)` makes the queued
+/// messages of instance "u" unreadable, `false` restores them (run by the backend's test).
+pub async fn unreadable_rows_set_their_instance_aside<F, Fut>(p: SharedProvider, set_unreadable: F)
+where
+    F: Fn(bool) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    for id in ["u", "ok"] {
+        start_instance(&p, id, "Flow").await;
+    }
+    for id in ["u", "ok"] {
+        p.enqueue(id, &event_message("e", "1")).await.unwrap();
+    }
+    set_unreadable(true).await;
+    // "ok" stays claimed past the minute below.
+    let items = claim(&p, "A", 10 * LONG_LEASE).await;
+    assert_eq!(instance_ids(&items), vec!["ok"], "the readable instance is claimed");
+    set_unreadable(false).await;
+    assert_nothing_claimable(&p, "A", "u is set aside even though readable again").await;
+    advance(&p, 59_000).await;
+    assert_nothing_claimable(&p, "A", "u is set aside for a minute").await;
+    advance(&p, 2_000).await;
+    let u = claim_only(&p, "A", LONG_LEASE, "u").await;
+    assert_eq!(event_names(&u), vec!["e"]);
+}
+
 // ---------------------------------------------------------------------------------------
 // 3. Lease expiry and renewal
 // ---------------------------------------------------------------------------------------
