@@ -84,17 +84,21 @@ for (const m of selected) {
     baselines.set(suiteOf(m), base.status === 0);
     console.log(`baseline ${suiteOf(m)}: ${base.status === 0 ? 'passes' : `FAILS ${base.failing.join(', ')}`}`);
   }
-  const file = path.join(copy, m.file);
-  const original = fs.readFileSync(file, 'utf8');
-  const occurrences = original.split(m.find).length - 1;
+  // A mutant is one edit, or several (`also`) where one path alone is covered by another.
+  const edits = [m, ...(m.also || [])].map((e) => {
+    const file = path.join(copy, e.file);
+    const original = fs.readFileSync(file, 'utf8');
+    return { ...e, path: file, original, occurrences: original.split(e.find).length - 1 };
+  });
+  const misplaced = edits.find((e) => e.occurrences !== 1);
   let verdict;
   let failing = [];
   if (!baselines.get(suiteOf(m))) verdict = 'BASELINE-FAIL';
-  else if (occurrences !== 1) verdict = `ERROR (the text occurs ${occurrences} times in ${m.file})`;
+  else if (misplaced) verdict = `ERROR (the text occurs ${misplaced.occurrences} times in ${misplaced.file})`;
   else {
-    fs.writeFileSync(file, original.replace(m.find, m.replace));
+    for (const e of edits) fs.writeFileSync(e.path, fs.readFileSync(e.path, 'utf8').replace(e.find, e.replace));
     const r = check(m);
-    fs.writeFileSync(file, original);
+    for (const e of edits.reverse()) fs.writeFileSync(e.path, e.original);
     if (!r.built) verdict = 'ERROR (does not build)';
     else if (r.status === 0) verdict = 'MISSED';
     else {

@@ -63,12 +63,14 @@ async fn sqlite_unreadable_rows_set_their_instance_aside() {
             let mut conn = sqlx::SqliteConnection::connect(&url).await.expect("open");
             let kind = if unreadable { "NoSuchKind" } else { "Event" };
             let from = if unreadable { "Event" } else { "NoSuchKind" };
-            sqlx::query("UPDATE orchestrator_queue SET kind = ?1 WHERE instance_id = 'u' AND kind = ?2")
-                .bind(kind)
-                .bind(from)
-                .execute(&mut conn)
-                .await
-                .expect("update");
+            sqlx::query(
+                "UPDATE orchestrator_queue SET kind = ?1 WHERE instance_id = 'u' AND kind = ?2",
+            )
+            .bind(kind)
+            .bind(from)
+            .execute(&mut conn)
+            .await
+            .expect("update");
             conn.close().await.expect("close");
         }
     })

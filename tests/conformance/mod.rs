@@ -901,7 +901,11 @@ where
     set_unreadable(true).await;
     // "ok" stays claimed past the minute below.
     let items = claim(&p, "A", 10 * LONG_LEASE).await;
-    assert_eq!(instance_ids(&items), vec!["ok"], "the readable instance is claimed");
+    assert_eq!(
+        instance_ids(&items),
+        vec!["ok"],
+        "the readable instance is claimed"
+    );
     set_unreadable(false).await;
     assert_nothing_claimable(&p, "A", "u is set aside even though readable again").await;
     advance(&p, 59_000).await;
