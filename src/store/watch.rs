@@ -82,6 +82,10 @@ pub async fn watch_step(
             .first()
             .map_or(info.execution_id, |e| e.execution_id);
     }
+    // Attempts before history: an attempt's row is written with its `ActivityScheduled`, so
+    // the history read next holds the scheduling of every attempt reported after it.
+    let attempts = provider.activity_attempts(instance_id).await?;
+    let mut settled_now = BTreeSet::new();
     loop {
         // Read from the last reported event on, to check it is still there.
         let mut rows = provider
@@ -122,6 +126,12 @@ pub async fn watch_step(
             );
             cursor.event_id = row.event_id;
             cursor.event_ts = row.ts;
+            if let Event::ActivityCompleted { task, .. }
+            | Event::ActivityFailed { task, .. }
+            | Event::TaskCanceled { task } = &row.event
+            {
+                settled_now.insert((cursor.execution_id, *task));
+            }
             if matches!(
                 row.event,
                 Event::ExecutionCompleted { .. } | Event::ExecutionFailed { .. }
@@ -140,11 +150,11 @@ pub async fn watch_step(
     if step.done {
         return Ok(step);
     }
-    let attempts = provider.activity_attempts(instance_id).await?;
-    for a in attempts
-        .iter()
-        .filter(|a| a.execution_id == cursor.execution_id)
-    {
+    // An attempt whose task settled in the history just reported is over: reporting it now
+    // would put it after its own outcome.
+    for a in attempts.iter().filter(|a| {
+        a.execution_id == cursor.execution_id && !settled_now.contains(&(a.execution_id, a.task))
+    }) {
         let at = format!("{}:{}:{}", a.execution_id, a.task, a.attempt);
         let mut report = |kind: &'static str, key: String, retry_at: Option<i64>| {
             if cursor.seen.insert(key) {
