@@ -600,11 +600,7 @@ async fn postgres_unreadable_rows_set_their_instance_aside() {
         let schema = schema.clone();
         async move {
             let mut conn = admin().await;
-            let (kind, from) = if unreadable {
-                ("NoSuchKind", "Event")
-            } else {
-                ("Event", "NoSuchKind")
-            };
+            let (kind, from) = conformance::unreadable_kind_swap(unreadable);
             sqlx::query(&format!(
                 "UPDATE \"{schema}\".orchestrator_queue SET kind = $1 WHERE instance_id = 'u' AND kind = $2"
             ))

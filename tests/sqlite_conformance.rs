@@ -61,8 +61,7 @@ async fn sqlite_unreadable_rows_set_their_instance_aside() {
         let url = url.clone();
         async move {
             let mut conn = sqlx::SqliteConnection::connect(&url).await.expect("open");
-            let kind = if unreadable { "NoSuchKind" } else { "Event" };
-            let from = if unreadable { "Event" } else { "NoSuchKind" };
+            let (kind, from) = conformance::unreadable_kind_swap(unreadable);
             sqlx::query(
                 "UPDATE orchestrator_queue SET kind = ?1 WHERE instance_id = 'u' AND kind = ?2",
             )

@@ -883,6 +883,16 @@ pub async fn a_stale_commit_consumes_and_deletes_nothing(p: SharedProvider) {
     assert_eq!(event_names(&c), vec!["e2"]);
 }
 
+/// The `kind` to write over the queued messages of instance "u" and the one to find there,
+/// for [`unreadable_rows_set_their_instance_aside`]: an unknown kind makes a row unreadable.
+pub fn unreadable_kind_swap(unreadable: bool) -> (&'static str, &'static str) {
+    if unreadable {
+        ("NoSuchKind", "Event")
+    } else {
+        ("Event", "NoSuchKind")
+    }
+}
+
 /// An instance with a queued row this version cannot read is set aside for a minute: the
 /// claim goes on with the other instances, does not retry it at once (even once the row is
 /// readable again), and takes it after the minute. `set_unreadable(true)` makes the queued
