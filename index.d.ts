@@ -262,7 +262,10 @@ export interface RuntimeOptions {
   activityTimeoutMs?: number;
   /** How often the snapshot's queue_* gauges are read from the store (default 5000). */
   metricsIntervalMs?: number;
-  /** Keep Node alive while the runtime runs (for worker processes). Default false. */
+  /**
+   * Keep Node alive while the runtime runs, like a listening server (default true). `false`
+   * is the same as `runtime.unref()`: a script then exits once its own work is done.
+   */
   keepAlive?: boolean;
 }
 
@@ -397,7 +400,16 @@ export declare class Runtime {
   registerActivity(definition: ActivityDefinition): this;
   registerOrchestration<I = any, O = any>(name: string, fn: OrchestrationFunction<I, O>): this;
   registerOrchestrationVersioned<I = any, O = any>(name: string, version: string, fn: OrchestrationFunction<I, O>): this;
+  /**
+   * Starts dispatching. The runtime then keeps the process alive until `shutdown()`; on
+   * SIGINT/SIGTERM with no listener of the application's, every started runtime shuts down
+   * (10 s deadline) and the process exits with 128 + the signal number.
+   */
   start(): Promise<void>;
+  /** Lets the process exit while this runtime runs (like `keepAlive: false`). */
+  unref(): this;
+  /** Undoes `unref()`: the runtime keeps the process alive while it runs (the default). */
+  ref(): this;
   /** Resolves once in-flight work drained, or at the deadline with the rest aborted and abandoned (default 30000). */
   shutdown(timeoutMs?: number): Promise<void>;
   metricsSnapshot(): MetricsSnapshot;

@@ -135,6 +135,7 @@ async function main(): Promise<void> {
   new Runtime(provider, { workers: 4 });
   // @ts-expect-error: keepAlive is a boolean
   new Runtime(memory, { keepAlive: 'yes' });
+  expectType<Runtime>(new Runtime(memory).unref().ref());
 
   runtime
     .registerActivity(getUser)

@@ -1,7 +1,8 @@
 'use strict';
 // `npm start`: the quick start on an embedded SQLite file, then a crash-and-resume run: a
 // child process runs a five-step workflow, is killed with SIGKILL in the middle, and a new
-// process picks the workflow up where it stopped.
+// process picks the workflow up where it stopped. Last, a graceful stop: SIGTERM in the
+// middle of a step lets the step finish before the worker exits (code 143).
 const fs = require('node:fs');
 const path = require('node:path');
 const { spawn } = require('node:child_process');
@@ -42,19 +43,23 @@ function runWorker(db, id) {
   return child;
 }
 
-async function crashAndResume() {
-  console.log('\n== 2. Crash and resume');
-  const db = path.join(dataDir, `crash-${Date.now()}.db`);
-  const id = 'pipeline-1';
-  const first = runWorker(db, id);
-  await new Promise((resolve) => {
+function printed(child, line) {
+  return new Promise((resolve) => {
     const timer = setInterval(() => {
-      if (first.lines.some((l) => l.startsWith('step 3 started'))) {
+      if (child.lines.includes(line)) {
         clearInterval(timer);
         resolve();
       }
     }, 5);
   });
+}
+
+async function crashAndResume() {
+  console.log('\n== 2. Crash and resume');
+  const db = path.join(dataDir, `crash-${Date.now()}.db`);
+  const id = 'pipeline-1';
+  const first = runWorker(db, id);
+  await printed(first, 'step 3 started');
   first.kill('SIGKILL');
   const { signal } = await first.exited;
   console.log(`   ${signal}: the process died in the middle of step 3. Starting a new process...`);
@@ -64,8 +69,25 @@ async function crashAndResume() {
   console.log('   Steps 1 and 2 were not run again; step 3 ran once more; the workflow finished.');
 }
 
+async function gracefulStop() {
+  console.log('\n== 3. Graceful stop');
+  const db = path.join(dataDir, `stop-${Date.now()}.db`);
+  const id = 'pipeline-2';
+  const first = runWorker(db, id);
+  await printed(first, 'step 2 started');
+  first.kill('SIGTERM');
+  const { code } = await first.exited;
+  console.log(`   SIGTERM: the worker finished step 2, then exited with code ${code}. Starting a new process...`);
+  const second = runWorker(db, id);
+  const resumed = await second.exited;
+  if (resumed.code !== 0) throw new Error(`the resumed worker failed with exit code ${resumed.code}`);
+  if (second.lines.includes('step 2 started')) throw new Error('step 2 ran again after a graceful stop');
+  console.log('   Step 2 was not run again: the new process went on with step 3.');
+}
+
 quickStart()
   .then(crashAndResume)
+  .then(gracefulStop)
   .catch((error) => {
     console.error(error);
     process.exit(1);

@@ -1,5 +1,7 @@
 'use strict';
-// The demo's worker: runs (or resumes) a five-step workflow and prints what it does.
+// The demo's worker: runs (or resumes) a five-step workflow and prints what it does. The
+// started runtime keeps the process alive, so it shuts down once the workflow is done; on
+// SIGTERM it finishes the step in flight and exits with 143 (reprise's signal handling).
 const { SqliteProvider, Client, Runtime } = require('..');
 
 const [db, id] = process.argv.slice(2);

@@ -1,5 +1,6 @@
 'use strict';
 
+const os = require('node:os');
 const native = require('./native');
 const { Driver, errorFields } = require('./driver');
 const { prometheusText } = require('./metrics');
@@ -46,6 +47,45 @@ function checkOptions(options) {
   return out;
 }
 
+// SIGINT/SIGTERM handling, shared by every runtime of the process: installed by the first
+// start(), removed when the last started runtime has stopped, so a script can still exit.
+const SIGNALS = ['SIGINT', 'SIGTERM'];
+const SIGNAL_SHUTDOWN_MS = 10000;
+// Marks our handlers, so a second copy of this module does not count as "another listener".
+const OURS = Symbol.for('reprise.signalHandler');
+const started = new Set();
+let handlers = null;
+let exitCode = null; // set once a signal began the shutdown
+
+function onSignal(signal) {
+  // A listener of the application's own owns the signal: it decides what happens.
+  if (process.listeners(signal).some((l) => !l[OURS])) return;
+  const code = 128 + os.constants.signals[signal];
+  if (exitCode !== null) process.exit(exitCode); // a second signal: do not wait any more
+  exitCode = code;
+  const stopping = [...started].map((runtime) => runtime._stopping || runtime.shutdown(SIGNAL_SHUTDOWN_MS));
+  Promise.allSettled(stopping).then(() => process.exit(code));
+}
+
+function track(runtime) {
+  started.add(runtime);
+  if (handlers) return;
+  handlers = {};
+  for (const signal of SIGNALS) {
+    const handler = () => onSignal(signal);
+    handler[OURS] = true;
+    handlers[signal] = handler;
+    process.on(signal, handler);
+  }
+}
+
+function untrack(runtime) {
+  started.delete(runtime);
+  if (started.size > 0 || !handlers) return;
+  for (const signal of SIGNALS) process.removeListener(signal, handlers[signal]);
+  handlers = null;
+}
+
 function isGeneratorFunction(fn) {
   return typeof fn === 'function' && fn.constructor && fn.constructor.name === 'GeneratorFunction';
 }
@@ -70,7 +110,7 @@ class Runtime {
       throw new InvalidArgumentError('new Runtime(provider): provider must come from SqliteProvider.open(), SqliteProvider.inMemory() or PostgresProvider.connect()');
     }
     const checked = checkOptions(options);
-    this._keepAlive = Boolean(options && options.keepAlive);
+    this._keepAlive = !(options && options.keepAlive === false);
     this._native = new native.NativeRuntime(provider._native, JSON.stringify(checked));
     this._orchestrations = new Map(); // name -> Map(version -> fn)
     this._activities = new Map();
@@ -140,7 +180,24 @@ class Runtime {
     }
     this._state = 'started';
     this._native.setEvents(this._subscriptions.size > 0);
-    if (this._keepAlive) this._timer = setInterval(() => {}, 1 << 30);
+    // Like a listening server: the process stays up until shutdown() unless unref()'d.
+    this._timer = setInterval(() => {}, 1 << 30);
+    if (!this._keepAlive) this._timer.unref();
+    track(this);
+  }
+
+  /** Lets the process exit while this runtime runs (a script, not a worker). */
+  unref() {
+    this._keepAlive = false;
+    if (this._timer) this._timer.unref();
+    return this;
+  }
+
+  /** Undoes unref(): the runtime keeps the process alive while it runs (the default). */
+  ref() {
+    this._keepAlive = true;
+    if (this._timer) this._timer.ref();
+    return this;
   }
 
   /** Stops taking work; resolves when in-flight work drained or, at the deadline, was abandoned. */
@@ -150,8 +207,14 @@ class Runtime {
     }
     if (this._state !== 'started') return;
     this._state = 'stopping';
-    await nativeCall(this._native.shutdown(timeoutMs));
-    if (this._timer) clearInterval(this._timer);
+    try {
+      this._stopping = nativeCall(this._native.shutdown(timeoutMs));
+      await this._stopping;
+    } finally {
+      // Even a failed shutdown must not hold the process open.
+      clearInterval(this._timer);
+      untrack(this);
+    }
     this._state = 'stopped';
     // Listeners still read what was emitted before the shutdown, then end.
     for (const subscription of [...this._subscriptions]) subscription.close(true);
@@ -183,7 +246,7 @@ class Runtime {
     this._subscriptions.add(subscription);
     if (this._subscriptions.size === 1) {
       if (this._state === 'started') this._native.setEvents(true);
-      // A listener keeps the process alive (the runtime alone does not) until it ends.
+      // A listener keeps the process alive until it ends, even when the runtime is unref()'d.
       this._listening = setInterval(() => {}, 1 << 30);
     }
     return subscription;
