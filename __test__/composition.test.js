@@ -2,7 +2,7 @@
 // Composition: all, race, sub-orchestrations, continue-as-new, versions, cancellation, retries.
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { startEnv, eventually, sleep } = require('./helpers');
+const { startEnv, eventually } = require('./helpers');
 
 const waitingFor = (client, id, kind, n = 1) =>
   eventually(async () => (await client.readExecutionHistory(id)).filter((e) => e.kind === kind).length >= n, 10000, kind);
@@ -30,7 +30,6 @@ test('all over an activity, a timer and an event resolves in order and never thr
 
 test('race: the timer wins, the losing activity is cancelled and its signal fires after the commit', async () => {
   let abortedReason = null;
-  let lateResultRecorded = false;
   const env = await startEnv((rt) => {
     rt.registerActivity('Slow', (ctx) => new Promise((resolve) => {
       ctx.signal.addEventListener('abort', () => {
@@ -52,7 +51,7 @@ test('race: the timer wins, the losing activity is cancelled and its signal fire
     const history = await env.client.readExecutionHistory('race-1');
     const canceled = history.filter((e) => e.kind === 'TaskCanceled').map((e) => e.taskId);
     assert.deepEqual(canceled, [1, 3], 'the activity and the wait were cancelled');
-    lateResultRecorded = history.some((e) => e.kind === 'ActivityCompleted');
+    const lateResultRecorded = history.some((e) => e.kind === 'ActivityCompleted');
     assert.equal(lateResultRecorded, false, 'the late completion was dropped');
   } finally {
     await env.drop();

@@ -1,12 +1,12 @@
 'use strict';
-// `npm test`: the Rust tests (engine, provider conformance), then the type tests
-// (`tsc -p __test__`) and the node:test suites twice: with the generator cache and without it
-// (every turn a full replay), then the provider-independent suites on PostgreSQL.
+// `npm test`: the lint (scripts/lint.js), the Rust tests (engine, provider conformance), then
+// the type tests (`tsc -p __test__`) and the node:test suites twice: with the generator cache
+// and without it (every turn a full replay), then the provider-independent suites on PostgreSQL.
 //
 // The long suites (processes SIGKILLed and SIGSTOPped mid-work) mostly wait on their
 // workers, so they run in a parallel phase beside the other node suites, in both cache modes.
 //
-//   node scripts/test.js [rust|node|long]
+//   node scripts/test.js [lint|rust|node|long]
 const { execFileSync, spawn } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
@@ -54,6 +54,9 @@ async function nodeSuites() {
 
 async function main() {
   const only = process.argv[2];
+  if (!only || only === 'lint') {
+    if (!(await run(process.execPath, [path.join(__dirname, 'lint.js')]))) return false;
+  }
   if (!only || only === 'rust') {
     if (!(await run('cargo', ['test', '--release', '--target', hostTriple()]))) return false;
   }
