@@ -65,7 +65,7 @@ export interface HistoryEvent {
     | 'TimerCreated' | 'TimerFired' | 'EventWaitStarted' | 'EventRaised'
     | 'ChildScheduled' | 'ChildCompleted' | 'ChildFailed' | 'DetachedStarted'
     | 'TaskCanceled' | 'CustomStatusSet' | 'CancelRequested'
-    | 'ExecutionCompleted' | 'ExecutionFailed' | 'ContinuedAsNew';
+    | 'ExecutionCompleted' | 'ExecutionFailed' | 'ContinuedAsNew' | 'ExecutionRetried';
   taskId: number | null;
   /** The turn's timestamp, epoch ms. */
   timestamp: number;
@@ -349,47 +349,47 @@ export interface RuntimeEventsOptions {
 /** Counters (since start) and gauges (now) of a runtime. */
 export interface MetricsSnapshot {
   activations: number;
-  activities_abandoned: number;
-  activities_completed: number;
-  activities_failed: number;
-  activities_started: number;
-  activity_batches: number;
-  activity_retries: number;
-  cached_generators: number;
-  claimed_items: number;
+  activitiesAbandoned: number;
+  activitiesCompleted: number;
+  activitiesFailed: number;
+  activitiesStarted: number;
+  activityBatches: number;
+  activityRetries: number;
+  cachedGenerators: number;
+  claimedItems: number;
   claims: number;
-  driver_calls: number;
-  full_replays: number;
-  inflight_turns: number;
-  jobs_sent: number;
+  driverCalls: number;
+  fullReplays: number;
+  inflightTurns: number;
+  jobsSent: number;
   /** Leases of running turns and activities renewed by the lease keeper. */
-  lease_renewals: number;
+  leaseRenewals: number;
   /** Leases found lost: at a renewal, or a late turn commit or activity result refused. */
-  lease_losses: number;
-  nondeterminism_errors: number;
-  orchestrations_completed: number;
-  orchestrations_failed: number;
+  leaseLosses: number;
+  nondeterminismErrors: number;
+  orchestrationsCompleted: number;
+  orchestrationsFailed: number;
   poisoned: number;
-  running_activities: number;
-  store_errors: number;
-  turns_abandoned: number;
-  turns_committed: number;
-  activity_claims: number;
-  activity_claimed_items: number;
+  runningActivities: number;
+  storeErrors: number;
+  turnsAbandoned: number;
+  turnsCommitted: number;
+  activityClaims: number;
+  activityClaimedItems: number;
   /** Activities claimed by the very commit that scheduled them, when this runtime had free worker slots. */
-  activities_claimed_on_commit: number;
+  activitiesClaimedOnCommit: number;
   /** Instances claimed by the store call that recorded the activity results waking them (SQLite). */
-  turns_claimed_on_completion: number;
+  turnsClaimedOnCompletion: number;
   /** Queue depths across all processes, read every `metricsIntervalMs` (absent until the first reading). */
-  queue_orchestrator_visible?: number;
-  queue_orchestrator_delayed?: number;
-  queue_worker_visible?: number;
-  queue_worker_running?: number;
-  queue_worker_delayed?: number;
-  queue_depth_age_ms?: number;
+  queueOrchestratorVisible?: number;
+  queueOrchestratorDelayed?: number;
+  queueWorkerVisible?: number;
+  queueWorkerRunning?: number;
+  queueWorkerDelayed?: number;
+  queueDepthAgeMs?: number;
   /** SQLite only: the writer's transactions and the operations they carried. */
-  store_transactions?: number;
-  store_operations?: number;
+  storeTransactions?: number;
+  storeOperations?: number;
   [name: string]: number | undefined;
 }
 

@@ -21,21 +21,21 @@ test('a 50-step sequential orchestration makes at most one driver call per turn 
     assert.equal((await env.client.waitForOrchestration('chain-1', 20000)).output, STEPS);
     const turns = STEPS + 1; // the start, then one per completed activity
     // The count goes up just after the last commit, which a waiting client can see first.
-    await eventually(() => env.runtime.metricsSnapshot().turns_committed >= turns, 10000, 'the last commit counted');
+    await eventually(() => env.runtime.metricsSnapshot().turnsCommitted >= turns, 10000, 'the last commit counted');
     const m = env.runtime.metricsSnapshot();
-    assert.equal(m.turns_committed, turns);
-    assert.ok(m.driver_calls <= turns, `driver calls ${m.driver_calls} <= turns ${turns}`);
+    assert.equal(m.turnsCommitted, turns);
+    assert.ok(m.driverCalls <= turns, `driver calls ${m.driverCalls} <= turns ${turns}`);
     assert.equal(m.activations, turns);
     if (cacheSize === 0) {
       // Without the cache every turn replays the whole history: 1 + 2 + ... + 51 jobs.
-      assert.equal(m.full_replays, turns);
-      assert.equal(m.jobs_sent, (turns * (turns + 1)) / 2);
+      assert.equal(m.fullReplays, turns);
+      assert.equal(m.jobsSent, (turns * (turns + 1)) / 2);
     } else {
       // With it each turn sends only its new jobs: the start and one per result.
-      assert.equal(m.full_replays, 1);
-      assert.equal(m.jobs_sent, turns);
+      assert.equal(m.fullReplays, 1);
+      assert.equal(m.jobsSent, turns);
     }
-    assert.equal(m.activities_completed, STEPS);
+    assert.equal(m.activitiesCompleted, STEPS);
   } finally {
     await env.drop();
   }
@@ -81,8 +81,8 @@ async function runMixed(generatorCacheSize) {
 test('the cached and the replay-every-turn modes write identical histories', async () => {
   const cached = await runMixed(100);
   const replayed = await runMixed(0);
-  assert.ok(cached.m.full_replays < cached.m.turns_committed, 'the cached run reused generators');
-  assert.equal(replayed.m.full_replays, replayed.m.activations, 'the uncached run replayed every turn');
+  assert.ok(cached.m.fullReplays < cached.m.turnsCommitted, 'the cached run reused generators');
+  assert.equal(replayed.m.fullReplays, replayed.m.activations, 'the uncached run replayed every turn');
   assert.deepEqual(replayed.output, cached.output);
   assert.deepEqual(replayed.history, cached.history);
   assert.deepEqual(cached.output.both, [{ ok: { x: 'p', attempt: 1 } }, { ok: 'event-data' }]);
@@ -107,7 +107,7 @@ test('a cache smaller than the number of live instances still completes everythi
     // The gauge, sampled while the instances run, never goes over the cache size.
     let most = 0;
     const sampler = setInterval(() => {
-      most = Math.max(most, env.runtime.metricsSnapshot().cached_generators);
+      most = Math.max(most, env.runtime.metricsSnapshot().cachedGenerators);
     }, 5);
     try {
       await Promise.all(Array.from({ length: 20 }, (_, i) => env.client.startOrchestration(`three-${i}`, 'Three', i * 10)));
@@ -117,10 +117,10 @@ test('a cache smaller than the number of live instances still completes everythi
     } finally {
       clearInterval(sampler);
     }
-    await eventually(() => env.runtime.metricsSnapshot().inflight_turns === 0);
+    await eventually(() => env.runtime.metricsSnapshot().inflightTurns === 0);
     assert.ok(most <= (cacheSize === 0 ? 0 : 2), `at most ${most} cached generators`);
-    assert.equal(env.runtime.metricsSnapshot().cached_generators, 0, 'finished instances leave the cache');
-    assert.equal(env.runtime.metricsSnapshot().orchestrations_completed, 20);
+    assert.equal(env.runtime.metricsSnapshot().cachedGenerators, 0, 'finished instances leave the cache');
+    assert.equal(env.runtime.metricsSnapshot().orchestrationsCompleted, 20);
   } finally {
     await env.drop();
   }
@@ -141,20 +141,20 @@ test('metrics show queue depths across the store and batch sizes', async () => {
     for (const id of ['q1', 'q2', 'q3']) await env.client.startOrchestration(id, 'W');
     const m = await eventually(() => {
       const s = env.runtime.metricsSnapshot();
-      return s.queue_worker_running === 1 && s.queue_worker_visible === 2 && s;
+      return s.queueWorkerRunning === 1 && s.queueWorkerVisible === 2 && s;
     }, 10000, 'one activity running and two waiting');
-    assert.ok(m.queue_depth_age_ms < 10000);
-    assert.equal(m.queue_orchestrator_delayed, 0);
+    assert.ok(m.queueDepthAgeMs < 10000);
+    assert.equal(m.queueOrchestratorDelayed, 0);
     // The first activity is claimed by the commit that scheduled it; with the one worker
     // slot taken, the others wait in the queue.
-    assert.equal(m.activities_claimed_on_commit, 1);
-    assert.equal(m.activity_claimed_items, m.activity_claims, 'one activity per claim at concurrency 1');
-    assert.ok(m.claimed_items >= m.claims);
-    if (env.path.startsWith('pg:')) assert.equal(m.store_transactions, undefined);
-    else assert.ok(m.store_operations >= m.store_transactions && m.store_transactions > 0);
+    assert.equal(m.activitiesClaimedOnCommit, 1);
+    assert.equal(m.activityClaimedItems, m.activityClaims, 'one activity per claim at concurrency 1');
+    assert.ok(m.claimedItems >= m.claims);
+    if (env.path.startsWith('pg:')) assert.equal(m.storeTransactions, undefined);
+    else assert.ok(m.storeOperations >= m.storeTransactions && m.storeTransactions > 0);
     release('done');
     for (const id of ['q1', 'q2', 'q3']) assert.equal((await env.client.waitForOrchestration(id, 10000)).status, 'Completed');
-    await eventually(() => env.runtime.metricsSnapshot().queue_worker_visible === 0, 10000, 'the worker queue drained');
+    await eventually(() => env.runtime.metricsSnapshot().queueWorkerVisible === 0, 10000, 'the worker queue drained');
   } finally {
     await env.drop();
   }

@@ -215,7 +215,7 @@ test('cancelInstance cascades to children, fires running activities signals, and
   });
   try {
     await env.client.startOrchestration('cancel-root', 'Root');
-    await eventually(() => aborted.length === 0 && env.runtime.metricsSnapshot().running_activities === 2, 10000, 'both activities running');
+    await eventually(() => aborted.length === 0 && env.runtime.metricsSnapshot().runningActivities === 2, 10000, 'both activities running');
     assert.equal(await env.client.cancelInstance('cancel-root', 'user pressed stop'), true);
     const root = await env.client.waitForOrchestration('cancel-root', 10000);
     assert.equal(root.status, 'Failed');
@@ -274,7 +274,7 @@ for (const backoff of ['fixed', 'linear', 'exponential']) {
       const history = await env.client.readExecutionHistory(`retry-${backoff}`);
       assert.equal(history.filter((e) => e.kind === 'ActivityCompleted').length, 1);
       assert.equal(history.filter((e) => e.kind === 'ActivityFailed').length, 1);
-      assert.equal(env.runtime.metricsSnapshot().activity_retries, 4);
+      assert.equal(env.runtime.metricsSnapshot().activityRetries, 4);
     } finally {
       await env.drop();
     }
@@ -444,7 +444,7 @@ test('a race lost by ctx.all cancels every activity inside it: TaskCanceled for 
       { who: 'a', reason: 'the orchestration no longer waits for this activity' },
       { who: 'b', reason: 'the orchestration no longer waits for this activity' },
     ]);
-    await eventually(() => env.runtime.metricsSnapshot().running_activities === 0, 5000, 'the losers to finish');
+    await eventually(() => env.runtime.metricsSnapshot().runningActivities === 0, 5000, 'the losers to finish');
   } finally {
     await env.drop();
   }

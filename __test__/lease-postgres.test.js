@@ -143,10 +143,10 @@ for (const block of [true, false]) {
 
       const mr = await runner.metrics();
       const mo = await other.metrics();
-      assert.equal(mr.activities_started, 1, 'the runner started Busy only');
-      assert.equal(mo.activities_started, 1, 'the other process started Quick only, never Busy');
-      assert.equal(mr.activities_abandoned + mo.activities_abandoned, 0);
-      assert.equal(mr.lease_losses + mo.lease_losses, 0, 'no lease was lost in the whole run');
+      assert.equal(mr.activitiesStarted, 1, 'the runner started Busy only');
+      assert.equal(mo.activitiesStarted, 1, 'the other process started Quick only, never Busy');
+      assert.equal(mr.activitiesAbandoned + mo.activitiesAbandoned, 0);
+      assert.equal(mr.leaseLosses + mo.leaseLosses, 0, 'no lease was lost in the whole run');
       await assertHistory(env.client, 'busy', [
         'ExecutionStarted', 'ActivityScheduled', 'ActivityScheduled', 'ActivityCompleted', 'ActivityCompleted', 'ExecutionCompleted',
       ]);
@@ -185,8 +185,8 @@ test('an orchestration turn that blocks the JS thread for more than three leases
 
     const mr = await runner.metrics();
     const mo = await other.metrics();
-    assert.equal(mr.turns_abandoned, 0);
-    assert.equal(mr.lease_losses + mo.lease_losses, 0, 'no lease was lost in the whole run');
+    assert.equal(mr.turnsAbandoned, 0);
+    assert.equal(mr.leaseLosses + mo.leaseLosses, 0, 'no lease was lost in the whole run');
     assert.equal(mr.activations + mo.activations, 3, 'the turn, the Quick result and Probe each reached JS once');
     await assertHistory(env.client, 'turn', ['ExecutionStarted', 'ActivityScheduled', 'ActivityCompleted', 'ExecutionCompleted']);
   } finally {
@@ -222,13 +222,13 @@ test('a worker SIGSTOPped past its lease mid-activity: the other takes the activ
     // Its lease was found lost at a renewal or its result refused (either is counted once).
     await eventually(async () => {
       const m = await victim.metrics();
-      return m.lease_losses > first.losses && m.running_activities === 0;
+      return m.leaseLosses > first.losses && m.runningActivities === 0;
     }, 20000, 'the resumed worker to count its lost lease');
     const mv = await victim.metrics();
-    assert.equal(mv.activities_started, 1);
-    assert.equal(mv.activities_abandoned, 0);
+    assert.equal(mv.activitiesStarted, 1);
+    assert.equal(mv.activitiesAbandoned, 0);
     const mt = await taker.metrics();
-    assert.equal(mt.activities_started, 1);
+    assert.equal(mt.activitiesStarted, 1);
 
     const lines = sideLines(env.side);
     assert.deepEqual(
@@ -268,12 +268,12 @@ test('a worker SIGSTOPped past its lease mid-turn: the other redoes the turn and
     // Its instance lease was found lost at renewals and its commit refused.
     await eventually(async () => {
       const m = await victim.metrics();
-      return m.lease_losses > first.losses && m.inflight_turns === 0;
+      return m.leaseLosses > first.losses && m.inflightTurns === 0;
     }, 20000, 'the resumed worker to have its commit refused');
     const mv = await victim.metrics();
-    assert.equal(mv.turns_committed, 0, 'the late turn was not committed');
-    assert.equal(mv.turns_abandoned, 0, 'the late turn ended at the refused commit, not as abandoned');
-    assert.equal(mv.activities_started, 0);
+    assert.equal(mv.turnsCommitted, 0, 'the late turn was not committed');
+    assert.equal(mv.turnsAbandoned, 0, 'the late turn ended at the refused commit, not as abandoned');
+    assert.equal(mv.activitiesStarted, 0);
 
     const lines = sideLines(env.side);
     assert.deepEqual(

@@ -21,9 +21,9 @@ function blockFor(ms) {
  * lease and lost nothing.
  */
 function assertRenewedThroughout(from, to) {
-  assert.ok('lease_renewals' in to, 'metricsSnapshot() has lease_renewals');
-  assert.equal(to.lease_losses - from.lease_losses, 0, 'no lease was lost while the work ran');
-  const renewals = to.lease_renewals - from.lease_renewals;
+  assert.ok('leaseRenewals' in to, 'metricsSnapshot() has leaseRenewals');
+  assert.equal(to.leaseLosses - from.leaseLosses, 0, 'no lease was lost while the work ran');
+  const renewals = to.leaseRenewals - from.leaseRenewals;
   const leases = Math.floor((to.at - from.at) / LEASE);
   assert.ok(leases >= 3, `the measured stretch spans ${leases} leases`);
   assert.ok(renewals >= leases, `${renewals} renewals in ${to.at - from.at} ms (lease ${LEASE} ms)`);
@@ -60,9 +60,9 @@ test('an activity that blocks the JS thread for three leases runs once: its leas
     assert.equal(runs, 1);
     assertRenewedThroughout(marks.from, marks.to);
     const m = env.runtime.metricsSnapshot();
-    assert.equal(m.lease_losses, 0, 'no lease was lost in the whole run');
-    assert.equal(m.activities_started, 1);
-    assert.equal(m.activities_abandoned, 0);
+    assert.equal(m.leaseLosses, 0, 'no lease was lost in the whole run');
+    assert.equal(m.activitiesStarted, 1);
+    assert.equal(m.activitiesAbandoned, 0);
     assert.equal(m.activations, 2, 'the start and the result each reached JS once');
   } finally {
     await env.drop();
@@ -98,10 +98,10 @@ test('an orchestration turn that blocks the JS thread for three leases runs once
     assert.equal(firstRuns, 1, 'the blocking turn ran once');
     assertRenewedThroughout(marks.from, marks.to);
     const m = env.runtime.metricsSnapshot();
-    assert.equal(m.lease_losses, 0, 'no lease was lost in the whole run');
+    assert.equal(m.leaseLosses, 0, 'no lease was lost in the whole run');
     assert.equal(m.activations, 2, 'the start and the result each reached JS once');
-    assert.equal(m.turns_abandoned, 0);
-    assert.equal(m.turns_committed, 2);
+    assert.equal(m.turnsAbandoned, 0);
+    assert.equal(m.turnsCommitted, 2);
     const kinds = (await env.client.readExecutionHistory('turn-1')).map((e) => e.kind);
     assert.deepEqual(kinds, ['ExecutionStarted', 'ActivityScheduled', 'ActivityCompleted', 'ExecutionCompleted']);
   } finally {
@@ -192,8 +192,8 @@ test('a timeout longer than the lease keeper’s tick is enforced by the lease k
     assert.deepEqual(r.output, { code: 'ERR_TIMEOUT', message: "activity 'Hang' timed out after 400 ms" });
     assert.deepEqual(aborted, ['the activity timed out']);
     const m = env.runtime.metricsSnapshot();
-    assert.equal(m.activities_failed, 1);
-    assert.equal(m.lease_losses, 0);
+    assert.equal(m.activitiesFailed, 1);
+    assert.equal(m.leaseLosses, 0);
   } finally {
     await env.drop();
   }
@@ -223,10 +223,10 @@ test('an activity whose row is taken away while it runs: the next renewal aborts
     assert.equal(await env.client.deleteInstance('held', { force: true }), 1);
     await eventually(() => seen.aborted, 10000, 'the abort');
     assert.equal(seen.aborted, "the activity's lease was lost");
-    await eventually(() => env.runtime.metricsSnapshot().running_activities === 0, 5000, 'the activity to leave');
+    await eventually(() => env.runtime.metricsSnapshot().runningActivities === 0, 5000, 'the activity to leave');
     const m = env.runtime.metricsSnapshot();
-    assert.equal(m.lease_losses, 1);
-    assert.equal(m.activities_completed, 0);
+    assert.equal(m.leaseLosses, 1);
+    assert.equal(m.activitiesCompleted, 0);
   } finally {
     await env.drop();
   }
@@ -241,10 +241,10 @@ test('an activity whose row is taken away while it runs: its late result is refu
     await eventually(() => seen.running, 10000, 'the activity to run');
     assert.equal(await env.client.deleteInstance('held', { force: true }), 1);
     seen.release();
-    await eventually(() => env.runtime.metricsSnapshot().lease_losses === 1, 5000, 'the refused result to be counted');
+    await eventually(() => env.runtime.metricsSnapshot().leaseLosses === 1, 5000, 'the refused result to be counted');
     const m = env.runtime.metricsSnapshot();
-    assert.equal(m.activities_completed, 0, 'a refused result is not a completion');
-    assert.equal(m.running_activities, 0);
+    assert.equal(m.activitiesCompleted, 0, 'a refused result is not a completion');
+    assert.equal(m.runningActivities, 0);
     assert.equal(seen.aborted, undefined, 'no renewal came first');
     assert.equal((await env.client.getStatus('held')).status, 'NotFound');
   } finally {

@@ -43,7 +43,7 @@ test('changed code under the same name fails the instance with ERR_NONDETERMINIS
     assert.equal(r.status, 'Failed');
     assert.equal(r.errorCode, 'ERR_NONDETERMINISM');
     assert.equal(r.error, "nondeterminism: history has activity 'Reserve' (task 1) as step 1 but the code scheduled activity 'Refund' (task 1)");
-    assert.equal(runtime.metricsSnapshot().nondeterminism_errors, 1);
+    assert.equal(runtime.metricsSnapshot().nondeterminismErrors, 1);
   } finally {
     await runtime.shutdown(2000);
   }

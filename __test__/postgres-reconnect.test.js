@@ -1,5 +1,5 @@
 'use strict';
-// store_errors on PostgreSQL, counted exactly: the runtime's connections are terminated
+// storeErrors on PostgreSQL, counted exactly: the runtime's connections are terminated
 // while its store calls wait on a table lock held by another session; each broken call
 // counts once, the runtime reconnects by itself and goes on. Terminating idle connections
 // breaks no call and counts nothing. DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test).
@@ -31,7 +31,7 @@ test('connections terminated mid-call count one store error per broken call; the
     assert.ok(idle >= 1, 'the runtime’s connections carry its application_name');
     await client.startOrchestration('after-idle-kill', 'Job', 10);
     assert.equal((await client.waitForOrchestration('after-idle-kill', 10000)).output, 12);
-    assert.equal(runtime.metricsSnapshot().store_errors, 0);
+    assert.equal(runtime.metricsSnapshot().storeErrors, 0);
 
     // Calls in flight: another session locks the tables, the runtime's polling calls queue
     // behind the lock, and their connections are terminated while they wait.
@@ -52,10 +52,10 @@ test('connections terminated mid-call count one store error per broken call; the
     await client.startOrchestration('after-reconnect', 'Job', 20);
     assert.equal((await client.waitForOrchestration('after-reconnect', 20000)).output, 22);
     const m = runtime.metricsSnapshot();
-    assert.equal(m.store_errors, waiting, 'one store error per call the termination broke');
-    assert.equal(m.orchestrations_completed, 3);
-    assert.equal(m.turns_abandoned, 0);
-    assert.equal(m.lease_losses, 0);
+    assert.equal(m.storeErrors, waiting, 'one store error per call the termination broke');
+    assert.equal(m.orchestrationsCompleted, 3);
+    assert.equal(m.turnsAbandoned, 0);
+    assert.equal(m.leaseLosses, 0);
     assert.ok(Number(psql(`SELECT count(*) FROM pg_stat_activity WHERE ${app}`)) >= 1, 'connected again');
   } finally {
     await env.stop();

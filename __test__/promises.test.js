@@ -53,7 +53,7 @@ test('cancelling the root cancels its child and grandchild with the same reason;
   try {
     const { client } = env;
     await client.startOrchestration('root', 'Root');
-    await eventually(() => env.runtime.metricsSnapshot().running_activities === 1, 10000, 'the grandchild’s activity to run');
+    await eventually(() => env.runtime.metricsSnapshot().runningActivities === 1, 10000, 'the grandchild’s activity to run');
     assert.equal(await client.cancelInstance('root', 'stop everything'), true);
     for (const id of ['root', 'root:1:1', 'root:1:1:1:1']) {
       const r = await client.waitForOrchestration(id, 10000);
@@ -143,7 +143,7 @@ test('race losers: a losing sub-orchestration is cancelled; losers yielded again
     await eventually(() => aborted.length === 1, 5000, 'the losing activity’s signal');
     assert.deepEqual(aborted, [{ who: 'loser', reason: 'the orchestration no longer waits for this activity' }]);
     // (Shut down only once it has finished: see the shutdown test below.)
-    await eventually(() => env.runtime.metricsSnapshot().running_activities === 0, 5000, 'the loser to finish');
+    await eventually(() => env.runtime.metricsSnapshot().runningActivities === 0, 5000, 'the loser to finish');
   } finally {
     await env.drop();
   }
@@ -174,7 +174,7 @@ test('continue-as-new keeps the parent link; work the old execution dropped neve
   try {
     const { client } = env;
     await client.startOrchestration('can-parent', 'Parent');
-    await eventually(() => env.runtime.metricsSnapshot().running_activities === 1, 10000, 'Hang to run');
+    await eventually(() => env.runtime.metricsSnapshot().runningActivities === 1, 10000, 'Hang to run');
     await client.raiseEvent('can-parent:1:1', 'next', null);
     const r = await client.waitForOrchestration('can-parent', 10000);
     assert.equal(r.status, 'Completed', r.error);
@@ -219,13 +219,13 @@ test('maxTurnMs: a turn that holds JavaScript too long is abandoned and retried;
     assert.deepEqual(r.output, [10, 20]);
     assert.equal(ranAfterA, 2, 'the abandoned turn ran again');
     const m = env.runtime.metricsSnapshot();
-    assert.equal(m.turns_abandoned, 1);
+    assert.equal(m.turnsAbandoned, 1);
     assert.equal(m.activations, 4, 'the start, the abandoned turn, its retry, the last turn');
     // The retry rebuilds the generator from history: the one the abandoned turn moved is not reused.
-    assert.equal(m.full_replays, cacheSize === 0 ? 4 : 2);
-    assert.equal(m.turns_committed, 3, 'the start, the retried turn, the last turn');
-    assert.equal(m.activities_started, 2, 'the abandoned turn scheduled nothing');
-    assert.equal(m.orchestrations_completed, 1);
+    assert.equal(m.fullReplays, cacheSize === 0 ? 4 : 2);
+    assert.equal(m.turnsCommitted, 3, 'the start, the retried turn, the last turn');
+    assert.equal(m.activitiesStarted, 2, 'the abandoned turn scheduled nothing');
+    assert.equal(m.orchestrationsCompleted, 1);
     const history = await env.client.readExecutionHistory('slow-turn');
     assert.deepEqual(history.map((e) => e.kind), [
       'ExecutionStarted', 'ActivityScheduled', 'ActivityCompleted', 'ActivityScheduled', 'ActivityCompleted', 'ExecutionCompleted',
@@ -358,7 +358,7 @@ test('an event that arrives while two waits of its name are pending goes to the 
   }
 });
 
-test('metrics: orchestrations_completed/failed, store_errors, turns_abandoned and the queue_* gauges, exactly', async () => {
+test('metrics: orchestrationsCompleted/failed, storeErrors, turnsAbandoned and the queue_* gauges, exactly', async () => {
   let release;
   const gate = new Promise((r) => {
     release = r;
@@ -402,11 +402,11 @@ test('metrics: orchestrations_completed/failed, store_errors, turns_abandoned an
   /** Waits until the gauges and client.getQueueDepths() both show `want`. */
   const queues = async (want, what) => {
     const expected = {
-      queue_orchestrator_visible: want.orchestrator.visible,
-      queue_orchestrator_delayed: want.orchestrator.delayed,
-      queue_worker_visible: want.worker.visible,
-      queue_worker_running: want.worker.running,
-      queue_worker_delayed: want.worker.delayed,
+      queueOrchestratorVisible: want.orchestrator.visible,
+      queueOrchestratorDelayed: want.orchestrator.delayed,
+      queueWorkerVisible: want.worker.visible,
+      queueWorkerRunning: want.worker.running,
+      queueWorkerDelayed: want.worker.delayed,
     };
     await eventually(async () => isDeepStrictEqual(await client.getQueueDepths(), want), 10000, `${what} in getQueueDepths()`);
     const gauges = (s) => Object.fromEntries(Object.keys(expected).map((k) => [k, s[k]]));
@@ -414,11 +414,11 @@ test('metrics: orchestrations_completed/failed, store_errors, turns_abandoned an
     assert.deepEqual(await client.getQueueDepths(), want, what);
   };
   const counters = (s) => ({
-    completed: s.orchestrations_completed,
-    failed: s.orchestrations_failed,
-    turns_abandoned: s.turns_abandoned,
-    store_errors: s.store_errors,
-    nondeterminism_errors: s.nondeterminism_errors,
+    completed: s.orchestrationsCompleted,
+    failed: s.orchestrationsFailed,
+    turnsAbandoned: s.turnsAbandoned,
+    storeErrors: s.storeErrors,
+    nondeterminismErrors: s.nondeterminismErrors,
     poisoned: s.poisoned,
   });
   try {
@@ -439,9 +439,9 @@ test('metrics: orchestrations_completed/failed, store_errors, turns_abandoned an
     await queues({ orchestrator: { visible: 1, delayed: 1 }, worker: { visible: 2, running: 1, delayed: 1 } }, 'the mixed queues');
     const s = runtime.metricsSnapshot();
     // Done x2, Parent, Kid, Loop (once, at its last execution) completed; Throws and the cancelled Idle failed.
-    assert.deepEqual(counters(s), { completed: 5, failed: 2, turns_abandoned: 0, store_errors: 0, nondeterminism_errors: 0, poisoned: 0 });
-    assert.equal(s.running_activities, 1);
-    assert.equal(s.inflight_turns, 0);
+    assert.deepEqual(counters(s), { completed: 5, failed: 2, turnsAbandoned: 0, storeErrors: 0, nondeterminismErrors: 0, poisoned: 0 });
+    assert.equal(s.runningActivities, 1);
+    assert.equal(s.inflightTurns, 0);
 
     release('open');
     for (const id of ['gated-1', 'gated-2', 'gated-3']) assert.equal((await client.waitForOrchestration(id, 10000)).output, 'open');
@@ -453,9 +453,9 @@ test('metrics: orchestrations_completed/failed, store_errors, turns_abandoned an
     assert.equal((await client.waitForOrchestration('early', 10000)).output, 'raised before the instance');
     await queues({ orchestrator: { visible: 0, delayed: 0 }, worker: { visible: 0, running: 0, delayed: 0 } }, 'empty queues');
     const end = runtime.metricsSnapshot();
-    assert.deepEqual(counters(end), { completed: 9, failed: 4, turns_abandoned: 0, store_errors: 0, nondeterminism_errors: 0, poisoned: 0 });
-    assert.equal(end.activity_retries, 1);
-    assert.equal(end.running_activities, 0);
+    assert.deepEqual(counters(end), { completed: 9, failed: 4, turnsAbandoned: 0, storeErrors: 0, nondeterminismErrors: 0, poisoned: 0 });
+    assert.equal(end.activityRetries, 1);
+    assert.equal(end.runningActivities, 0);
     assert.deepEqual(await client.getSystemMetrics(), { total: 13, running: 0, completed: 9, failed: 4 });
     assert.match(runtime.metricsPrometheus(), /^reprise_orchestrations_completed_total 9$/m);
     assert.match(runtime.metricsPrometheus(), /^reprise_orchestrations_failed_total 4$/m);
@@ -484,10 +484,10 @@ test('an activity that finishes on its own after losing a race is not counted as
   try {
     await env.client.startOrchestration('stubborn', 'Race');
     assert.deepEqual((await env.client.waitForOrchestration('stubborn', 10000)).output, { index: 1, value: null });
-    await eventually(() => finished === 1 && env.runtime.metricsSnapshot().running_activities === 0, 10000, 'the loser to finish');
+    await eventually(() => finished === 1 && env.runtime.metricsSnapshot().runningActivities === 0, 10000, 'the loser to finish');
     assert.deepEqual(reasons, ['the orchestration no longer waits for this activity']);
     assert.equal((await env.client.readExecutionHistory('stubborn')).filter((e) => e.kind === 'ActivityCompleted').length, 0, 'its result is dropped');
-    assert.equal(env.runtime.metricsSnapshot().lease_losses, 0);
+    assert.equal(env.runtime.metricsSnapshot().leaseLosses, 0);
   } finally {
     await env.drop();
   }

@@ -84,10 +84,10 @@ test('fixed, linear and exponential delays follow the guide’s table, capped at
     assertDelays(retryDelays(events, 'default-delay'), cases['default-delay'].delays, 'default-delay');
 
     const m = env.runtime.metricsSnapshot();
-    assert.equal(m.activity_retries, 3 * 5 + 3 + 1);
-    assert.equal(m.activities_started, 3 * 6 + 4 + 2);
-    assert.equal(m.activities_failed, 3);
-    assert.equal(m.activities_completed, 2);
+    assert.equal(m.activityRetries, 3 * 5 + 3 + 1);
+    assert.equal(m.activitiesStarted, 3 * 6 + 4 + 2);
+    assert.equal(m.activitiesFailed, 3);
+    assert.equal(m.activitiesCompleted, 2);
     // History keeps the schedule and the final outcome only, with the last attempt's error.
     const history = await env.client.readExecutionHistory('linear');
     const failed = history.find((e) => e.kind === 'ActivityFailed');
@@ -139,13 +139,13 @@ test('jitter draws each delay between half the capped delay and the capped delay
     }, 10000, 'six delayed retries in the queue');
     const m = await eventually(() => {
       const s = env.runtime.metricsSnapshot();
-      return s.queue_worker_delayed === N && s;
+      return s.queueWorkerDelayed === N && s;
     }, 10000, 'the gauge to read six delayed retries');
-    assert.equal(m.queue_worker_visible, 0);
-    assert.equal(m.queue_worker_running, 0);
-    assert.equal(m.queue_orchestrator_visible, 0);
-    assert.equal(m.queue_orchestrator_delayed, 0);
-    assert.equal(m.activity_retries, N);
+    assert.equal(m.queueWorkerVisible, 0);
+    assert.equal(m.queueWorkerRunning, 0);
+    assert.equal(m.queueOrchestratorVisible, 0);
+    assert.equal(m.queueOrchestratorDelayed, 0);
+    assert.equal(m.activityRetries, N);
 
     assert.equal(await env.client.cancelInstance('jitter-1', 'no more waiting'), true);
     const r = await env.client.waitForOrchestration('jitter-1', 10000);

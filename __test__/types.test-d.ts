@@ -210,7 +210,7 @@ async function main(): Promise<void> {
   void retried;
 
   const metrics: MetricsSnapshot = runtime.metricsSnapshot();
-  expectType<number>(metrics.turns_committed);
+  expectType<number>(metrics.turnsCommitted);
   await runtime.shutdown(1000);
 
   // Errors are classes with a stable `code`.

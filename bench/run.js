@@ -91,7 +91,7 @@ async function main() {
   const n1 = Math.round(2000 * scale);
   const a = await burst(dir, 'burst', 'One', n1);
   console.log(`(a) ${n1} one-activity orchestrations started at once: all completed in ${a.seconds.toFixed(2)} s = ${(n1 / a.seconds).toFixed(0)} orchestrations/s`);
-  console.log(`    (starting took ${a.startMs.toFixed(0)} ms; ${a.m.turns_committed} turns in ${a.m.driver_calls} driver calls, ${a.m.claims} claims)`);
+  console.log(`    (starting took ${a.startMs.toFixed(0)} ms; ${a.m.turnsCommitted} turns in ${a.m.driverCalls} driver calls, ${a.m.claims} claims)`);
 
   const n2 = Math.round(200 * scale);
   const b = await sequentialLatency(dir, n2);

@@ -59,16 +59,41 @@ class TaskFailedError extends RepriseError {
   }
 }
 
-const byCode = {
-  ERR_INVALID_ARGUMENT: InvalidArgumentError,
-  ERR_INVALID_STATE: InvalidStateError,
-  ERR_NOT_FOUND: NotFoundError,
-  ERR_TIMEOUT: TimeoutError,
-  ERR_NONDETERMINISM: NondeterminismError,
-  ERR_NOT_REGISTERED: NotRegisteredError,
-};
+/**
+ * Every stable code the native layer and the engine produce, with the class an error carrying
+ * it is thrown as: the same codes in the same order as `ErrorCode::ALL` in
+ * `src/error_code.rs` (a Rust test compares the two and the guide's error tables). Two codes
+ * are JavaScript's own: `ERR_REPRISE` (the base class's default) and
+ * `ERR_NATIVE_BINARY_MISSING` (a plain `Error` at load time).
+ */
+const CODES = [
+  ['ERR_INVALID_ARGUMENT', 'InvalidArgumentError'],
+  ['ERR_INVALID_STATE', 'InvalidStateError'],
+  ['ERR_NOT_FOUND', 'NotFoundError'],
+  ['ERR_TIMEOUT', 'TimeoutError'],
+  ['ERR_NONDETERMINISM', 'NondeterminismError'],
+  ['ERR_NOT_REGISTERED', 'NotRegisteredError'],
+  ['ERR_STORE', 'StoreError'],
+  ['ERR_LOCKED', 'StoreError'],
+  ['ERR_UNAVAILABLE', 'StoreError'],
+  ['ERR_LEASE_LOST', 'StoreError'],
+  ['ERR_ALREADY_EXISTS', 'TaskFailedError'],
+  ['ERR_CANCELED', 'TaskFailedError'],
+  ['ERR_POISON', 'TaskFailedError'],
+  ['ERR_PROTOCOL', 'RepriseError'],
+  ['ERR_ORCHESTRATION_FAILED', 'RepriseError'],
+  ['ERR_TASK_FAILED', 'TaskFailedError'],
+];
 
-/** Turns an error from the native layer (`[CODE] message`) into the matching class. */
+/** Classes whose code is fixed: constructed from the message alone. */
+const FIXED = { InvalidArgumentError, InvalidStateError, NotFoundError, TimeoutError, NondeterminismError, NotRegisteredError };
+const byCode = Object.fromEntries(CODES.filter(([, cls]) => FIXED[cls]).map(([code, cls]) => [code, FIXED[cls]]));
+
+/**
+ * Turns an error from the native layer (`[CODE] message`) into the matching class; the
+ * native layer only throws the fixed-class codes and store codes, so any other code is a
+ * `StoreError` carrying it.
+ */
 function fromNative(error) {
   const text = error && typeof error.message === 'string' ? error.message : String(error);
   const match = /^\[([A-Z_]+)\] ([\s\S]*)$/.exec(text);
@@ -89,6 +114,7 @@ async function nativeCall(promise) {
 }
 
 module.exports = {
+  CODES,
   RepriseError,
   InvalidArgumentError,
   InvalidStateError,

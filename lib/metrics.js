@@ -1,62 +1,59 @@
 'use strict';
 
-// Prometheus text exposition (format 0.0.4) of a runtime's metrics snapshot.
+// Metrics: the one table naming every key of `runtime.metricsSnapshot()` (camelCase, as the
+// native layer produces them) with its Prometheus name (`reprise_` + snake_case, `_total` for
+// counters), its type and its help text; and the Prometheus text exposition (format 0.0.4).
 
-/** Snapshot keys that are gauges (current values); every other key is a counter. */
-const GAUGES = new Set([
-  'inflight_turns',
-  'running_activities',
-  'cached_generators',
-  'queue_orchestrator_visible',
-  'queue_orchestrator_delayed',
-  'queue_worker_visible',
-  'queue_worker_running',
-  'queue_worker_delayed',
-  'queue_depth_age_ms',
-]);
+/** Every metric, in the order the guide lists them. A test holds this table to the snapshot. */
+const METRICS = [
+  { key: 'driverCalls', name: 'reprise_driver_calls_total', type: 'counter', help: 'Calls into the JavaScript driver (each carries a batch of activations)' },
+  { key: 'activations', name: 'reprise_activations_total', type: 'counter', help: 'Orchestration turns handed to the driver' },
+  { key: 'jobsSent', name: 'reprise_jobs_sent_total', type: 'counter', help: 'Jobs (start, results, events) sent to the driver' },
+  { key: 'fullReplays', name: 'reprise_full_replays_total', type: 'counter', help: 'Activations that replayed an execution from its start' },
+  { key: 'turnsCommitted', name: 'reprise_turns_committed_total', type: 'counter', help: 'Orchestration turns committed' },
+  { key: 'turnsAbandoned', name: 'reprise_turns_abandoned_total', type: 'counter', help: 'Orchestration turns abandoned (driver fault, timeout) and retried' },
+  { key: 'orchestrationsCompleted', name: 'reprise_orchestrations_completed_total', type: 'counter', help: 'Executions that completed' },
+  { key: 'orchestrationsFailed', name: 'reprise_orchestrations_failed_total', type: 'counter', help: 'Executions that failed' },
+  { key: 'nondeterminismErrors', name: 'reprise_nondeterminism_errors_total', type: 'counter', help: 'Replays that did not match history' },
+  { key: 'activityBatches', name: 'reprise_activity_batches_total', type: 'counter', help: 'Batches of activities handed to JavaScript' },
+  { key: 'activitiesStarted', name: 'reprise_activities_started_total', type: 'counter', help: 'Activity attempts started' },
+  { key: 'activitiesCompleted', name: 'reprise_activities_completed_total', type: 'counter', help: 'Activities that completed' },
+  { key: 'activitiesFailed', name: 'reprise_activities_failed_total', type: 'counter', help: 'Activities that failed for good' },
+  { key: 'activityRetries', name: 'reprise_activity_retries_total', type: 'counter', help: 'Failed activity attempts scheduled again' },
+  { key: 'activitiesAbandoned', name: 'reprise_activities_abandoned_total', type: 'counter', help: 'Activities abandoned at shutdown (they run again later)' },
+  { key: 'poisoned', name: 'reprise_poisoned_total', type: 'counter', help: 'Messages or activities quarantined after too many deliveries' },
+  { key: 'leaseRenewals', name: 'reprise_lease_renewals_total', type: 'counter', help: 'Leases renewed while their work ran (instances and activities)' },
+  { key: 'leaseLosses', name: 'reprise_lease_losses_total', type: 'counter', help: 'Leases lost (expired and taken over, or fenced)' },
+  { key: 'storeErrors', name: 'reprise_store_errors_total', type: 'counter', help: 'Store operations that failed and were retried' },
+  { key: 'claims', name: 'reprise_claims_total', type: 'counter', help: 'Claims that returned work' },
+  { key: 'claimedItems', name: 'reprise_claimed_items_total', type: 'counter', help: 'Instances claimed (claimedItems / claims is the mean claim batch)' },
+  { key: 'activityClaims', name: 'reprise_activity_claims_total', type: 'counter', help: 'Activity claims that returned work' },
+  { key: 'activityClaimedItems', name: 'reprise_activity_claimed_items_total', type: 'counter', help: 'Activities claimed (activityClaimedItems / activityClaims is the mean batch)' },
+  { key: 'activitiesClaimedOnCommit', name: 'reprise_activities_claimed_on_commit_total', type: 'counter', help: 'Activities claimed by the commit that scheduled them (no separate claim)' },
+  { key: 'turnsClaimedOnCompletion', name: 'reprise_turns_claimed_on_completion_total', type: 'counter', help: 'Instances claimed by the store call that recorded the activity results waking them (SQLite)' },
+  { key: 'storeTransactions', name: 'reprise_store_transactions_total', type: 'counter', help: 'Write transactions of the SQLite writer' },
+  { key: 'storeOperations', name: 'reprise_store_operations_total', type: 'counter', help: 'Store operations those transactions carried (mean write batch = operations / transactions)' },
+  { key: 'queueOrchestratorVisible', name: 'reprise_queue_orchestrator_visible', type: 'gauge', help: 'Orchestrator messages visible now (all processes)' },
+  { key: 'queueOrchestratorDelayed', name: 'reprise_queue_orchestrator_delayed', type: 'gauge', help: 'Orchestrator messages visible later: timers, abandoned messages' },
+  { key: 'queueWorkerVisible', name: 'reprise_queue_worker_visible', type: 'gauge', help: 'Activities claimable now' },
+  { key: 'queueWorkerRunning', name: 'reprise_queue_worker_running', type: 'gauge', help: 'Activities under a lease, in any process' },
+  { key: 'queueWorkerDelayed', name: 'reprise_queue_worker_delayed', type: 'gauge', help: 'Activities waiting out a retry delay' },
+  { key: 'queueDepthAgeMs', name: 'reprise_queue_depth_age_ms', type: 'gauge', help: 'Age of the queue_* readings (read every metricsIntervalMs, default 5 s)' },
+  { key: 'inflightTurns', name: 'reprise_inflight_turns', type: 'gauge', help: 'Orchestration turns in flight' },
+  { key: 'runningActivities', name: 'reprise_running_activities', type: 'gauge', help: 'Activities running in this process' },
+  { key: 'cachedGenerators', name: 'reprise_cached_generators', type: 'gauge', help: 'Live generators kept between turns' },
+];
 
-const HELP = {
-  driver_calls: 'Calls into the JavaScript driver (each carries a batch of activations)',
-  activations: 'Orchestration turns handed to the driver',
-  jobs_sent: 'Jobs (start, results, events) sent to the driver',
-  full_replays: 'Activations that replayed an execution from its start',
-  turns_committed: 'Orchestration turns committed',
-  turns_abandoned: 'Orchestration turns abandoned (driver fault, timeout) and retried',
-  orchestrations_completed: 'Executions that completed',
-  orchestrations_failed: 'Executions that failed',
-  nondeterminism_errors: 'Replays that did not match history',
-  activity_batches: 'Batches of activities handed to JavaScript',
-  activities_started: 'Activity attempts started',
-  activities_completed: 'Activities that completed',
-  activities_failed: 'Activities that failed for good',
-  activity_retries: 'Failed activity attempts scheduled again',
-  activities_abandoned: 'Activities abandoned at shutdown (they run again later)',
-  poisoned: 'Messages or activities quarantined after too many deliveries',
-  lease_renewals: 'Leases renewed while their work ran (instances and activities)',
-  lease_losses: 'Leases lost (expired and taken over, or fenced)',
-  store_errors: 'Store operations that failed and were retried',
-  claims: 'Claims that returned work',
-  claimed_items: 'Instances claimed (claimed_items / claims is the mean claim batch)',
-  activity_claims: 'Activity claims that returned work',
-  activity_claimed_items: 'Activities claimed (activity_claimed_items / activity_claims is the mean batch)',
-  activities_claimed_on_commit: 'Activities claimed by the commit that scheduled them (no separate claim)',
-  turns_claimed_on_completion: 'Instances claimed by the store call that recorded the activity results waking them (SQLite)',
-  store_transactions: 'Write transactions of the SQLite writer',
-  store_operations: 'Store operations those transactions carried (mean write batch = operations / transactions)',
-  queue_orchestrator_visible: 'Orchestrator messages visible now (all processes)',
-  queue_orchestrator_delayed: 'Orchestrator messages visible later: timers, abandoned messages',
-  queue_worker_visible: 'Activities claimable now',
-  queue_worker_running: 'Activities under a lease, in any process',
-  queue_worker_delayed: 'Activities waiting out a retry delay',
-  queue_depth_age_ms: 'Age of the queue_* readings (read every metricsIntervalMs, default 5 s)',
-  inflight_turns: 'Orchestration turns in flight',
-  running_activities: 'Activities running in this process',
-  cached_generators: 'Live generators kept between turns',
-};
+const BY_KEY = new Map(METRICS.map((m) => [m.key, m]));
+
+/** `turnsCommitted` → `turns_committed`: how a key not in the table is named. */
+function snakeCase(key) {
+  return key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+}
 
 /**
- * Renders `snapshot` (from `runtime.metricsSnapshot()`) as Prometheus text, each metric
- * named `<prefix><key>` (counters get `_total`), with optional constant `labels`.
+ * Renders `snapshot` (from `runtime.metricsSnapshot()`) as Prometheus text with optional
+ * constant `labels`. Names come from `METRICS`; `prefix` replaces their `reprise_` prefix.
  */
 function prometheusText(snapshot, { prefix = 'reprise_', labels = {} } = {}) {
   const labelText = Object.entries(labels)
@@ -65,13 +62,13 @@ function prometheusText(snapshot, { prefix = 'reprise_', labels = {} } = {}) {
   const suffix = labelText ? `{${labelText}}` : '';
   const lines = [];
   for (const key of Object.keys(snapshot).sort()) {
-    const gauge = GAUGES.has(key);
-    const name = `${prefix}${key}${gauge ? '' : '_total'}`;
-    if (HELP[key]) lines.push(`# HELP ${name} ${HELP[key]}`);
-    lines.push(`# TYPE ${name} ${gauge ? 'gauge' : 'counter'}`);
+    const metric = BY_KEY.get(key) ?? { name: `reprise_${snakeCase(key)}_total`, type: 'counter' };
+    const name = prefix + metric.name.slice('reprise_'.length);
+    if (metric.help) lines.push(`# HELP ${name} ${metric.help}`);
+    lines.push(`# TYPE ${name} ${metric.type}`);
     lines.push(`${name}${suffix} ${Number(snapshot[key])}`);
   }
   return `${lines.join('\n')}\n`;
 }
 
-module.exports = { prometheusText };
+module.exports = { METRICS, prometheusText, snakeCase };

@@ -6,5 +6,6 @@
 #[cfg_attr(test, allow(dead_code))]
 mod bindings;
 pub mod engine;
+pub mod error_code;
 pub mod runtime;
 pub mod store;

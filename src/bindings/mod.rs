@@ -1,6 +1,7 @@
 //! Every `#[napi]` item. Thin: convert, forward, map errors. Errors reach JavaScript as
 //! `[CODE] message`; lib/errors.js turns the prefix into an error class.
 
+use crate::error_code::ErrorCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -32,17 +33,17 @@ fn init() {
         .try_init();
 }
 
-fn err(code: &str, message: impl std::fmt::Display) -> Error {
+fn err(code: ErrorCode, message: impl std::fmt::Display) -> Error {
     Error::new(Status::GenericFailure, format!("[{code}] {message}"))
 }
 
 fn store_err(e: StoreError) -> Error {
     let code = match &e {
-        StoreError::Config(_) => "ERR_INVALID_ARGUMENT",
-        StoreError::Unavailable(_) => "ERR_UNAVAILABLE",
-        StoreError::Locked(_) => "ERR_LOCKED",
-        StoreError::LeaseLost(_) => "ERR_LEASE_LOST",
-        _ => "ERR_STORE",
+        StoreError::Config(_) => ErrorCode::InvalidArgument,
+        StoreError::Unavailable(_) => ErrorCode::Unavailable,
+        StoreError::Locked(_) => ErrorCode::Locked,
+        StoreError::LeaseLost(_) => ErrorCode::LeaseLost,
+        _ => ErrorCode::Store,
     };
     err(code, e)
 }
@@ -50,7 +51,7 @@ fn store_err(e: StoreError) -> Error {
 fn payload(field: &str, text: &str) -> Result<crate::engine::Payload> {
     payload_from_str(text).map_err(|e| {
         err(
-            "ERR_INVALID_ARGUMENT",
+            ErrorCode::InvalidArgument,
             format!("{field} is not valid JSON: {e}"),
         )
     })
@@ -93,7 +94,7 @@ pub async fn open_postgres(
     options: String,
 ) -> Result<NativeProvider> {
     let o: PostgresOptionsIn =
-        serde_json::from_str(&options).map_err(|e| err("ERR_INVALID_ARGUMENT", e))?;
+        serde_json::from_str(&options).map_err(|e| err(ErrorCode::InvalidArgument, e))?;
     let d = PostgresOptions::default();
     let provider = PostgresProvider::connect(
         &url,
@@ -314,7 +315,7 @@ impl NativeClient {
             Deletion::NotFound => Ok(0),
             Deletion::Deleted(ids) => Ok(ids.len() as u32),
             Deletion::Running => Err(err(
-                "ERR_INVALID_STATE",
+                ErrorCode::InvalidState,
                 format!(
                     "instance '{instance_id}' is running; cancel it first or pass {{force: true}}"
                 ),
@@ -327,11 +328,11 @@ impl NativeClient {
     #[napi]
     pub async fn list_instances(&self, filter: String) -> Result<String> {
         let f: ListIn =
-            serde_json::from_str(&filter).map_err(|e| err("ERR_INVALID_ARGUMENT", e))?;
+            serde_json::from_str(&filter).map_err(|e| err(ErrorCode::InvalidArgument, e))?;
         let cursor = match &f.cursor {
             Some(text) => Some(decode_cursor(text).ok_or_else(|| {
                 err(
-                    "ERR_INVALID_ARGUMENT",
+                    ErrorCode::InvalidArgument,
                     "cursor is not a cursor returned by listInstances",
                 )
             })?),
@@ -429,7 +430,7 @@ impl NativeClient {
     #[napi]
     pub async fn delete_instances(&self, filter: String) -> Result<u32> {
         let f: DeleteIn =
-            serde_json::from_str(&filter).map_err(|e| err("ERR_INVALID_ARGUMENT", e))?;
+            serde_json::from_str(&filter).map_err(|e| err(ErrorCode::InvalidArgument, e))?;
         let removed = self
             .provider
             .delete_instances(&DeleteFilter {
@@ -510,8 +511,8 @@ impl NativeClient {
         match retry_instance(self.provider.as_ref(), &instance_id).await {
             Ok(ids) => Ok(serde_json::to_string(&ids).expect("strings serialize")),
             Err(RetryError::Store(e)) => Err(store_err(e)),
-            Err(e @ RetryError::NotFound(_)) => Err(err("ERR_NOT_FOUND", e)),
-            Err(e) => Err(err("ERR_INVALID_STATE", e)),
+            Err(e @ RetryError::NotFound(_)) => Err(err(ErrorCode::NotFound, e)),
+            Err(e) => Err(err(ErrorCode::InvalidState, e)),
         }
     }
 
@@ -526,7 +527,7 @@ impl NativeClient {
         timeout_ms: f64,
     ) -> Result<String> {
         let mut cursor: WatchCursor =
-            serde_json::from_str(&cursor).map_err(|e| err("ERR_INVALID_ARGUMENT", e))?;
+            serde_json::from_str(&cursor).map_err(|e| err(ErrorCode::InvalidArgument, e))?;
         let deadline =
             tokio::time::Instant::now() + Duration::from_millis(timeout_ms.max(0.0) as u64);
         let wakers = self.provider.wakers().clone();
@@ -638,7 +639,7 @@ impl NativeClient {
                 self.until_woken(notified, deadline).await;
                 if tokio::time::Instant::now() >= deadline {
                     return Err(err(
-                        "ERR_TIMEOUT",
+                        ErrorCode::Timeout,
                         format!("instance '{instance_id}' {what} within {timeout_ms} ms"),
                     ));
                 }
@@ -701,7 +702,7 @@ impl NativeRuntime {
     #[napi(constructor)]
     pub fn new(provider: &NativeProvider, options: String) -> Result<Self> {
         let o: OptionsIn =
-            serde_json::from_str(&options).map_err(|e| err("ERR_INVALID_ARGUMENT", e))?;
+            serde_json::from_str(&options).map_err(|e| err(ErrorCode::InvalidArgument, e))?;
         let d = RuntimeOptions::default();
         Ok(NativeRuntime {
             provider: provider.inner.clone(),
@@ -741,13 +742,13 @@ impl NativeRuntime {
     #[napi]
     pub async fn start(&self, registry: String) -> Result<()> {
         let r: RegistryIn =
-            serde_json::from_str(&registry).map_err(|e| err("ERR_INVALID_ARGUMENT", e))?;
-        let tsfn = self
-            .driver
-            .lock()
-            .unwrap()
-            .take()
-            .ok_or_else(|| err("ERR_INVALID_STATE", "setDriver must be called before start"))?;
+            serde_json::from_str(&registry).map_err(|e| err(ErrorCode::InvalidArgument, e))?;
+        let tsfn = self.driver.lock().unwrap().take().ok_or_else(|| {
+            err(
+                ErrorCode::InvalidState,
+                "setDriver must be called before start",
+            )
+        })?;
         let runtime = Runtime::attach(
             self.provider.clone(),
             Box::new(JsHost { tsfn }),

@@ -45,13 +45,28 @@ impl TaskError {
             name: None,
         }
     }
-    pub fn with_code(message: impl Into<String>, code: &str) -> Self {
+    pub fn with_code(message: impl Into<String>, code: impl std::fmt::Display) -> Self {
         TaskError {
             message: message.into(),
-            code: Some(code.to_owned()),
+            code: Some(code.to_string()),
             name: None,
         }
     }
+}
+
+/// How retry delays grow with the attempt number. Anything else is rejected where a policy
+/// is read (the JavaScript side names the field; a stored policy that does not parse is a
+/// protocol error).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Backoff {
+    /// `initialDelayMs` every time.
+    Fixed,
+    /// `initialDelayMs × n` before retry n.
+    Linear,
+    /// `initialDelayMs × 2^(n-1)` before retry n.
+    #[default]
+    Exponential,
 }
 
 /// How a failed activity attempt is retried (worker side; jitter never enters replay).
@@ -59,8 +74,8 @@ impl TaskError {
 #[serde(rename_all = "camelCase")]
 pub struct RetryPolicy {
     pub max_attempts: u32,
-    #[serde(default = "RetryPolicy::default_backoff")]
-    pub backoff: String,
+    #[serde(default)]
+    pub backoff: Backoff,
     #[serde(default)]
     pub initial_delay_ms: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -72,18 +87,14 @@ pub struct RetryPolicy {
 }
 
 impl RetryPolicy {
-    fn default_backoff() -> String {
-        "exponential".to_owned()
-    }
-
     /// Delay before attempt `next_attempt` (2 for the first retry), without jitter.
     pub fn delay_before(&self, next_attempt: u32) -> u64 {
         let n = next_attempt.saturating_sub(1).max(1) as u64;
         let base = self.initial_delay_ms;
-        let delay = match self.backoff.as_str() {
-            "fixed" => base,
-            "linear" => base.saturating_mul(n),
-            _ => base.saturating_mul(1u64 << (n - 1).min(40)),
+        let delay = match self.backoff {
+            Backoff::Fixed => base,
+            Backoff::Linear => base.saturating_mul(n),
+            Backoff::Exponential => base.saturating_mul(1u64 << (n - 1).min(40)),
         };
         match self.max_delay_ms {
             Some(max) => delay.min(max),
@@ -219,6 +230,30 @@ pub enum Event {
 }
 
 impl Event {
+    /// Every `kind`, in declaration order (`tests/vocabulary.rs` holds it to [`Event::kind`]
+    /// and to `HistoryEvent.kind` in `index.d.ts`).
+    pub const KINDS: [&'static str; 19] = [
+        "ExecutionStarted",
+        "ActivityScheduled",
+        "ActivityCompleted",
+        "ActivityFailed",
+        "TimerCreated",
+        "TimerFired",
+        "EventWaitStarted",
+        "EventRaised",
+        "ChildScheduled",
+        "ChildCompleted",
+        "ChildFailed",
+        "DetachedStarted",
+        "TaskCanceled",
+        "CustomStatusSet",
+        "CancelRequested",
+        "ExecutionCompleted",
+        "ExecutionFailed",
+        "ContinuedAsNew",
+        "ExecutionRetried",
+    ];
+
     pub fn kind(&self) -> &'static str {
         match self {
             Event::ExecutionStarted { .. } => "ExecutionStarted",
@@ -426,7 +461,7 @@ mod tests {
     fn retry_delays_follow_the_backoff() {
         let mut p = RetryPolicy {
             max_attempts: 5,
-            backoff: "exponential".into(),
+            backoff: Backoff::Exponential,
             initial_delay_ms: 100,
             max_delay_ms: Some(350),
             timeout_ms: None,
@@ -436,12 +471,12 @@ mod tests {
             (2..=5).map(|a| p.delay_before(a)).collect::<Vec<_>>(),
             vec![100, 200, 350, 350]
         );
-        p.backoff = "linear".into();
+        p.backoff = Backoff::Linear;
         assert_eq!(
             (2..=4).map(|a| p.delay_before(a)).collect::<Vec<_>>(),
             vec![100, 200, 300]
         );
-        p.backoff = "fixed".into();
+        p.backoff = Backoff::Fixed;
         assert_eq!(
             (2..=4).map(|a| p.delay_before(a)).collect::<Vec<_>>(),
             vec![100, 100, 100]

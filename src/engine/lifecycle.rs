@@ -70,6 +70,9 @@ impl<'a> Lifecycle<'a> {
         }
     }
 
+    /// Types reported for activity attempts, which have no history event of their own.
+    pub const ATTEMPT_TYPES: [&'static str; 2] = ["activityStarted", "activityRetried"];
+
     /// The lifecycle event a history event stands for.
     pub fn of_event(
         event: &'a Event,
@@ -160,5 +163,10 @@ impl<'a> Lifecycle<'a> {
 
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("lifecycle events serialize")
+    }
+
+    /// The event as a JSON value to carry inside a message.
+    pub fn to_raw(&self) -> Box<serde_json::value::RawValue> {
+        serde_json::value::to_raw_value(self).expect("lifecycle events serialize")
     }
 }

@@ -25,11 +25,13 @@ pub enum EngineError {
     Protocol(String),
 }
 
+use crate::error_code::ErrorCode;
+
 impl EngineError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            EngineError::Nondeterminism(_) => "ERR_NONDETERMINISM",
-            EngineError::Protocol(_) => "ERR_PROTOCOL",
+            EngineError::Nondeterminism(_) => ErrorCode::Nondeterminism,
+            EngineError::Protocol(_) => ErrorCode::Protocol,
         }
     }
 }

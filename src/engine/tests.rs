@@ -256,7 +256,7 @@ fn nondeterminism_explicit_child_id_changed() {
             "history has sub-orchestration 'Sub' with id 'kid-a' (task 1) as step 1 but the code scheduled sub-orchestration 'Sub' with id 'kid-b' (task 1)".into()
         )
     );
-    assert_eq!(err.code(), "ERR_NONDETERMINISM");
+    assert_eq!(err.code().as_str(), "ERR_NONDETERMINISM");
 }
 
 #[test]
@@ -1653,7 +1653,7 @@ fn a_retry_policy_without_a_backoff_is_exponential() {
         policy,
         RetryPolicy {
             max_attempts: 3,
-            backoff: "exponential".into(),
+            backoff: Backoff::Exponential,
             initial_delay_ms: 0,
             max_delay_ms: None,
             timeout_ms: None,
@@ -1663,6 +1663,22 @@ fn a_retry_policy_without_a_backoff_is_exponential() {
     assert_eq!(
         serde_json::to_string(&policy).unwrap(),
         r#"{"maxAttempts":3,"backoff":"exponential","initialDelayMs":0,"jitter":false}"#
+    );
+}
+
+#[test]
+fn an_unknown_backoff_is_rejected_naming_the_field() {
+    for name in ["fixed", "linear", "exponential"] {
+        let text = format!(r#"{{"maxAttempts":2,"backoff":"{name}"}}"#);
+        assert!(serde_json::from_str::<RetryPolicy>(&text).is_ok(), "{name}");
+    }
+    let err = serde_json::from_str::<RetryPolicy>(r#"{"maxAttempts":2,"backoff":"quadratic"}"#)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("quadratic"), "{err}");
+    assert!(
+        err.contains("fixed") && err.contains("exponential"),
+        "{err}"
     );
 }
 

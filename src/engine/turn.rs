@@ -1,6 +1,7 @@
 //! One orchestration turn: history + new messages in, an activation out; the driver's
 //! commands in, checked against history, and the turn's writes out.
 
+use crate::error_code::ErrorCode;
 use std::collections::HashMap;
 
 use super::history::{
@@ -621,7 +622,7 @@ fn cancel_outcome(
     events.push(Event::CancelRequested {
         reason: reason.to_owned(),
     });
-    let error = TaskError::with_code(format!("canceled: {reason}"), "ERR_CANCELED");
+    let error = TaskError::with_code(format!("canceled: {reason}"), ErrorCode::Canceled);
     events.push(Event::ExecutionFailed {
         error: error.clone(),
         by_engine: false,

@@ -1,6 +1,12 @@
 //! Counters the runtime keeps; read with `runtime.metricsSnapshot()`.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tracing::debug;
+
+use super::{stopping, Inner};
 
 macro_rules! counters {
     ($($name:ident),* $(,)?) => {
@@ -8,12 +14,13 @@ macro_rules! counters {
         pub struct Metrics { $(pub $name: AtomicU64,)* }
 
         impl Metrics {
-            /// `{"name": value, ...}` for the JavaScript side.
+            /// `{"name": value, ...}` for the JavaScript side, keys in camelCase (the
+            /// Prometheus names, `reprise_` + snake_case, are mapped in `lib/metrics.js`).
             pub fn snapshot_json(&self, gauges: &[(&str, u64)]) -> String {
                 let mut map = serde_json::Map::new();
-                $(map.insert(stringify!($name).to_owned(), self.$name.load(Relaxed).into());)*
+                $(map.insert(camel_case(stringify!($name)), self.$name.load(Relaxed).into());)*
                 for (name, value) in gauges {
-                    map.insert((*name).to_owned(), (*value).into());
+                    map.insert(camel_case(name), (*value).into());
                 }
                 serde_json::Value::Object(map).to_string()
             }
@@ -49,10 +56,44 @@ counters!(
     turns_claimed_on_completion,
 );
 
+/// `turns_committed` → `turnsCommitted`.
+pub fn camel_case(snake: &str) -> String {
+    let mut out = String::with_capacity(snake.len());
+    let mut upper = false;
+    for c in snake.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.push(c.to_ascii_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 pub fn inc(counter: &AtomicU64) {
     counter.fetch_add(1, Relaxed);
 }
 
 pub fn add(counter: &AtomicU64, n: u64) {
     counter.fetch_add(n, Relaxed);
+}
+
+/// Keeps the queue depth gauges of `metricsSnapshot()` fresh (one cheap query per period).
+pub(super) async fn queue_depth_loop(inner: Arc<Inner>) {
+    while !stopping(&inner) {
+        match inner.provider.queue_depths().await {
+            Ok(depths) => *inner.queue_depths.lock().unwrap() = Some((Instant::now(), depths)),
+            Err(e) => {
+                inc(&inner.metrics.store_errors);
+                debug!(error = %e, "reading queue depths failed");
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(inner.options.metrics_interval_ms)) => {}
+            _ = inner.stop.notified() => {}
+        }
+    }
 }

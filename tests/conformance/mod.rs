@@ -290,7 +290,7 @@ pub fn schedule_timer(outcome: &mut TurnOutcome, task: u32, fire_at: i64) {
 fn retry_policy() -> RetryPolicy {
     RetryPolicy {
         max_attempts: 3,
-        backoff: "linear".to_owned(),
+        backoff: reprise::engine::Backoff::Linear,
         initial_delay_ms: 250,
         max_delay_ms: Some(1_000),
         timeout_ms: None,

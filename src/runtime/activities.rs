@@ -1,0 +1,343 @@
+use super::*;
+
+pub(super) async fn activity_loop(inner: Arc<Inner>) {
+    let wakers = inner.provider.wakers().clone();
+    while !stopping(&inner) {
+        let slots = reserve_workers(&inner, 256);
+        if slots == 0 {
+            wait_for_capacity(&inner).await;
+            continue;
+        }
+        match inner
+            .provider
+            .claim_activities(&inner.owner, inner.options.lease_ms, slots)
+            .await
+        {
+            Ok(items) if !items.is_empty() => {
+                inc(&inner.metrics.activity_claims);
+                add(&inner.metrics.activity_claimed_items, items.len() as u64);
+                dispatch_activities(&inner, items).await;
+                inner.worker_slots.release(slots);
+            }
+            Ok(_) => {
+                inner.worker_slots.release(slots);
+                idle_wait(&inner, &wakers.activities).await
+            }
+            Err(e) => {
+                inner.worker_slots.release(slots);
+                store_error_pause(&inner, "claiming activities", &e).await
+            }
+        }
+    }
+}
+
+pub(super) async fn dispatch_activities(inner: &Arc<Inner>, items: Vec<ActivityItem>) {
+    let mut deliveries = Vec::with_capacity(items.len());
+    let mut started_events = Vec::new();
+    let mut refused = Vec::new();
+    for item in items {
+        if !inner.registry.activities.contains(&item.name) {
+            let waited = now_ms() - item.created_at;
+            if waited < inner.options.not_registered_grace_ms {
+                refused.push((item, None));
+            } else {
+                let error = TaskError::with_code(
+                    format!(
+                        "activity '{}' is not registered (waited {waited} ms)",
+                        item.name
+                    ),
+                    ErrorCode::NotRegistered,
+                );
+                refused.push((item, Some(error)));
+            }
+            continue;
+        }
+        if item.deliveries > inner.options.max_deliveries {
+            inc(&inner.metrics.poisoned);
+            let error = TaskError::with_code(
+                format!(
+                    "activity '{}' was delivered {} times without finishing (poison)",
+                    item.name, item.deliveries
+                ),
+                ErrorCode::Poison,
+            );
+            refused.push((item, Some(error)));
+            continue;
+        }
+        let input = RawValue::from_string(item.input.clone())
+            .unwrap_or_else(|_| crate::engine::null_payload());
+        deliveries.push(to_json(&ActivityDelivery {
+            id: item.seq,
+            instance_id: &item.instance_id,
+            execution_id: item.execution_id,
+            task: item.task,
+            name: &item.name,
+            input: &input,
+            attempt: item.attempt,
+        }));
+        let timeout = item
+            .retry
+            .as_ref()
+            .and_then(|r| r.timeout_ms)
+            .unwrap_or(inner.options.activity_timeout_ms);
+        let timeout = Duration::from_millis(timeout);
+        if timeout < lease_period(inner) {
+            // Shorter than the lease keeper's tick: give it its own timer.
+            let (inner, seq, generation) = (inner.clone(), item.seq, item.generation);
+            tokio::spawn(async move {
+                tokio::time::sleep(timeout).await;
+                time_out_activity(&inner, seq, generation).await;
+            });
+        }
+        if events_enabled(inner) {
+            started_events.push((
+                item.instance_id.clone(),
+                activity_event("activityStarted", &item, item.attempt).to_raw(),
+            ));
+        }
+        inner
+            .provider
+            .wakers()
+            .instance_progressed(&item.instance_id);
+        inner.running.lock().unwrap().insert(
+            item.seq,
+            RunningActivity {
+                item,
+                started: Instant::now(),
+                timeout,
+            },
+        );
+    }
+    if !deliveries.is_empty() {
+        add(&inner.metrics.activities_started, deliveries.len() as u64);
+        inc(&inner.metrics.activity_batches);
+        if !send(inner, &HostMessage::Activities { items: deliveries }) {
+            warn!("the JavaScript side is gone; activities will run again later");
+        }
+        held::emit_in_order(inner, started_events);
+    }
+    for (item, error) in refused {
+        match error {
+            None => {
+                // Waiting for code that knows the name is not a failed delivery: put the row
+                // back as the same attempt with its delivery count reset.
+                let _ = inner
+                    .provider
+                    .retry_activity(&item, now_ms() + 1_000, item.attempt)
+                    .await;
+            }
+            Some(error) => {
+                let _ = inner
+                    .provider
+                    .complete_activity(&item, ActivityResult::Failed(error))
+                    .await;
+            }
+        }
+    }
+}
+
+pub(super) fn parse_activity_result(text: &str) -> ActivityResult {
+    #[derive(serde::Deserialize)]
+    struct Settled {
+        #[serde(default)]
+        ok: Option<Payload>,
+        #[serde(default)]
+        err: Option<TaskError>,
+    }
+    match serde_json::from_str::<Settled>(text) {
+        Ok(Settled { err: Some(e), .. }) => ActivityResult::Failed(e),
+        Ok(Settled { ok, .. }) => {
+            ActivityResult::Completed(ok.unwrap_or_else(crate::engine::null_payload))
+        }
+        Err(e) => ActivityResult::Failed(TaskError::with_code(
+            format!("the activity's result could not be read: {e}"),
+            ErrorCode::InvalidArgument,
+        )),
+    }
+}
+
+/// Most activity outcomes recorded in one store call.
+pub(super) const MAX_OUTCOME_BATCH: usize = 256;
+
+pub(super) async fn completion_loop(
+    inner: Arc<Inner>,
+    mut rx: mpsc::UnboundedReceiver<(i64, String)>,
+) {
+    while let Some(first) = rx.recv().await {
+        // Whatever else has settled meanwhile goes in the same store call (no waiting for more).
+        let mut settled = vec![first];
+        while settled.len() < MAX_OUTCOME_BATCH {
+            match rx.try_recv() {
+                Ok(next) => settled.push(next),
+                Err(_) => break,
+            }
+        }
+        let mut outcomes = Vec::with_capacity(settled.len());
+        for (id, text) in settled {
+            let removed = {
+                let mut running = inner.running.lock().unwrap();
+                let removed = running.remove(&id);
+                if removed.is_some() {
+                    inner.settling.fetch_add(1, Ordering::SeqCst);
+                }
+                removed
+            };
+            // Not running: abandoned (shutdown or lost lease), not ours to record.
+            if let Some(running) = removed {
+                outcomes.push((running.item, parse_activity_result(&text)));
+            }
+        }
+        if outcomes.is_empty() {
+            continue;
+        }
+        let inner = inner.clone();
+        tokio::spawn(async move {
+            let n = outcomes.len();
+            settle_activities(&inner, outcomes).await;
+            inner.settling.fetch_sub(n, Ordering::SeqCst);
+            inner.progress.notify_waiters();
+            inner.provider.wakers().activities.notify_one();
+        });
+    }
+}
+
+/// Schedules a failed attempt again if its policy allows; `false` when the failure is final.
+pub(super) async fn retry_if_allowed(
+    inner: &Inner,
+    item: &ActivityItem,
+    error: &TaskError,
+) -> bool {
+    let Some(policy) = item
+        .retry
+        .as_ref()
+        .filter(|p| item.attempt < p.max_attempts)
+    else {
+        return false;
+    };
+    let mut delay = policy.delay_before(item.attempt + 1);
+    if policy.jitter && delay > 0 {
+        delay = rand::random_range(delay / 2..=delay);
+    }
+    inc(&inner.metrics.activity_retries);
+    debug!(activity = %item.name, attempt = item.attempt, error = %error.message, delay, "retrying activity");
+    let retry_at = now_ms() + delay as i64;
+    match inner
+        .provider
+        .retry_activity(item, retry_at, item.attempt + 1)
+        .await
+    {
+        Ok(true) => {
+            inner
+                .provider
+                .wakers()
+                .instance_progressed(&item.instance_id);
+            if events_enabled(inner) {
+                let mut l = activity_event("activityRetried", item, item.attempt + 1);
+                l.retry_at = Some(retry_at);
+                l.error = Some(error);
+                emit_events(inner, &[l.to_raw()]);
+            }
+        }
+        Ok(false) => {
+            if !inner.canceled_running.lock().unwrap().remove(&item.seq) {
+                inc(&inner.metrics.lease_losses);
+            }
+        }
+        Err(e) => {
+            inc(&inner.metrics.store_errors);
+            warn!(error = %e, "recording an activity retry failed");
+        }
+    }
+    true
+}
+
+/// Retries what its policy allows and records the other outcomes in one store call.
+pub(super) async fn settle_activities(
+    inner: &Arc<Inner>,
+    outcomes: Vec<(ActivityItem, ActivityResult)>,
+) {
+    let mut finals = Vec::with_capacity(outcomes.len());
+    for (item, result) in outcomes {
+        if let ActivityResult::Failed(error) = &result {
+            if retry_if_allowed(inner, &item, error).await {
+                continue;
+            }
+        }
+        finals.push((item, result));
+    }
+    let failed: Vec<bool> = finals
+        .iter()
+        .map(|(_, r)| matches!(r, ActivityResult::Failed(_)))
+        .collect();
+    if finals.is_empty() {
+        return;
+    }
+    // Kept to give the rows back if the store call fails (without copying their inputs).
+    let items: Vec<ActivityItem> = finals
+        .iter()
+        .map(|(item, _)| ActivityItem {
+            seq: item.seq,
+            generation: item.generation,
+            instance_id: item.instance_id.clone(),
+            execution_id: item.execution_id,
+            task: item.task,
+            name: item.name.clone(),
+            input: String::new(),
+            attempt: item.attempt,
+            retry: None,
+            deliveries: item.deliveries,
+            created_at: item.created_at,
+        })
+        .collect();
+    // The instances these results wake may be claimed in the same store call, within free
+    // turn slots (reserved until the turns are in flight).
+    let slots = reserve_turns(inner, finals.len());
+    let claim = OrchestrationClaim {
+        owner: inner.owner.clone(),
+        lease_ms: inner.options.lease_ms,
+        max: slots,
+    };
+    let settled = inner
+        .provider
+        .complete_activities_and_claim(finals, &claim)
+        .await;
+    let settled = match settled {
+        Ok((recorded, claimed)) => {
+            // A result refused (lease lost, or the activity cancelled meanwhile) is not an
+            // outcome of this runtime's.
+            let mut canceled = inner.canceled_running.lock().unwrap();
+            for ((recorded, failed), item) in recorded.iter().zip(&failed).zip(&items) {
+                let was_canceled = canceled.remove(&item.seq);
+                match (recorded, failed) {
+                    (false, _) if was_canceled => {}
+                    (false, _) => inc(&inner.metrics.lease_losses),
+                    (true, true) => inc(&inner.metrics.activities_failed),
+                    (true, false) => inc(&inner.metrics.activities_completed),
+                }
+            }
+            drop(canceled);
+            if !claimed.is_empty() {
+                inc(&inner.metrics.claims);
+                add(&inner.metrics.claimed_items, claimed.len() as u64);
+                add(
+                    &inner.metrics.turns_claimed_on_completion,
+                    claimed.len() as u64,
+                );
+                dispatch_turns(inner, claimed);
+            }
+            Ok(())
+        }
+        Err(e) => Err(e),
+    };
+    inner.turn_slots.release(slots);
+    match settled {
+        Ok(()) => {}
+        Err(e) => {
+            inc(&inner.metrics.store_errors);
+            warn!(error = %e, activities = items.len(), "recording activity results failed; they will run again");
+            for item in &items {
+                let _ = inner.provider.abandon_activity(item, 1_000).await;
+            }
+        }
+    }
+}
