@@ -25,7 +25,7 @@ async function snapshotOf(location) {
         return yield ctx.scheduleActivity('A');
       });
     },
-    { metricsIntervalMs: 20 },
+    { metricsIntervalMs: 100 },
     location,
   );
   try {
