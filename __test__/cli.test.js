@@ -3,20 +3,44 @@
 // runtime in this process holds.
 const test = require('node:test');
 const assert = require('node:assert/strict');
+const fs = require('node:fs');
 const path = require('node:path');
 const { execFile } = require('node:child_process');
 const { SqliteProvider, Client, Runtime } = require('..');
-const { dbPath, runtimeOptions, eventually, startEnv, databaseUrl } = require('./helpers');
+const { dbPath, runtimeOptions, eventually, sleep, startEnv, databaseUrl } = require('./helpers');
 
 const CLI = path.join(__dirname, '..', 'bin', 'reprise.js');
 
 /** Runs the CLI; resolves {code, stdout, stderr}. */
 function cli(args, env = {}) {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { env: { ...process.env, REPRISE_DB: '', ...env } }, (error, stdout, stderr) => {
+  let child;
+  const done = new Promise((resolve) => {
+    child = execFile(process.execPath, [CLI, ...args], { env: { ...process.env, REPRISE_DB: '', ...env } }, (error, stdout, stderr) => {
       resolve({ code: error ? error.code : 0, stdout, stderr });
     });
   });
+  done.child = child;
+  return done;
+}
+
+/** Resolves once process `pid` has `file` open (it has opened the store), on Linux. */
+async function opened(pid, file) {
+  const fdDir = `/proc/${pid}/fd`;
+  if (!fs.existsSync(fdDir)) return sleep(1000);
+  const target = fs.realpathSync(file);
+  await eventually(() => {
+    try {
+      return fs.readdirSync(fdDir).some((fd) => {
+        try {
+          return fs.readlinkSync(`${fdDir}/${fd}`) === target;
+        } catch {
+          return false;
+        }
+      });
+    } catch {
+      return false;
+    }
+  }, 10000, 'the CLI to open the database');
 }
 
 function assertClean(r) {
@@ -250,7 +274,10 @@ test('reprise watch follows a live instance from another process; reprise retry 
   await client.startOrchestration('wait-1', 'Waiter');
   await eventually(async () => (await client.readExecutionHistory('wait-1')).length >= 2, 5000, 'the wait');
   const watching = cli([...db, 'watch', 'wait-1', '--since', 'now']);
-  await new Promise((resolve) => setTimeout(resolve, 500));
+  // Raise the event only once the watcher is there: it has opened the store (a slow start
+  // under load took longer than any fixed pause), and a moment more for its first read.
+  await opened(watching.child.pid, file);
+  await sleep(200);
   await client.raiseEvent('wait-1', 'go', 'yes');
   r = await watching;
   assertClean(r);
