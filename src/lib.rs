@@ -1,10 +1,12 @@
 //! reprise: durable execution for Node.js.
 //!
-//! Layers: `engine` (pure replay logic), `store` (providers), `runtime` (dispatch, leases,
-//! wake-ups), `bindings` (the napi surface, thin).
+//! Layers: `engine` (pure replay logic), `store` (providers), `client` (what a client does
+//! on top of a store: retry, watch), `runtime` (dispatch, leases, wake-ups), `bindings` (the
+//! napi surface, thin).
 
 #[cfg_attr(test, allow(dead_code))]
 mod bindings;
+pub mod client;
 pub mod engine;
 pub mod error_code;
 pub mod runtime;

@@ -583,7 +583,7 @@ async fn the_clock_is_the_databases() {
 async fn postgres_completions_claim_no_instance() {
     let (provider, _guard) = fresh("completions_claim").await;
     assert_eq!(
-        conformance::completions_may_claim_the_instances_they_wake(provider).await,
+        conformance::direct_claims::completions_may_claim_the_instances_they_wake(provider).await,
         0
     );
 }
@@ -596,11 +596,11 @@ async fn postgres_unreadable_rows_set_their_instance_aside() {
         schema: schema.clone(),
     };
     let provider: SharedProvider = connect_with(&schema, options(&schema)).await;
-    conformance::unreadable_rows_set_their_instance_aside(provider, |unreadable| {
+    conformance::poison::unreadable_rows_set_their_instance_aside(provider, |unreadable| {
         let schema = schema.clone();
         async move {
             let mut conn = admin().await;
-            let (kind, from) = conformance::unreadable_kind_swap(unreadable);
+            let (kind, from) = conformance::poison::unreadable_kind_swap(unreadable);
             sqlx::query(&format!(
                 "UPDATE \"{schema}\".orchestrator_queue SET kind = $1 WHERE instance_id = 'u' AND kind = $2"
             ))

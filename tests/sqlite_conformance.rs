@@ -32,11 +32,11 @@ mod file {
 
 mod memory {
     conformance_tests!(super::memory_provider =>
-        atomic_turn_commit,
-        per_instance_message_order,
-        events_before_start,
-        create_instance_is_idempotent,
-        continue_as_new_starts_a_new_execution,
+        commit::atomic_turn_commit,
+        queues::per_instance_message_order,
+        queues::events_before_start,
+        lifecycle::create_instance_is_idempotent,
+        lifecycle::continue_as_new_starts_a_new_execution,
     );
 }
 
@@ -46,7 +46,7 @@ mod memory {
 async fn sqlite_completions_claim_as_many_woken_instances_as_there_is_room_for() {
     let (provider, _dir) = file_provider().await;
     assert_eq!(
-        conformance::completions_may_claim_the_instances_they_wake(provider).await,
+        conformance::direct_claims::completions_may_claim_the_instances_they_wake(provider).await,
         1
     );
 }
@@ -57,11 +57,11 @@ async fn sqlite_unreadable_rows_set_their_instance_aside() {
     use sqlx::Connection;
     let (provider, dir) = file_provider().await;
     let url = format!("sqlite://{}", dir.path().join("reprise.db").display());
-    conformance::unreadable_rows_set_their_instance_aside(provider, |unreadable| {
+    conformance::poison::unreadable_rows_set_their_instance_aside(provider, |unreadable| {
         let url = url.clone();
         async move {
             let mut conn = sqlx::SqliteConnection::connect(&url).await.expect("open");
-            let (kind, from) = conformance::unreadable_kind_swap(unreadable);
+            let (kind, from) = conformance::poison::unreadable_kind_swap(unreadable);
             sqlx::query(
                 "UPDATE orchestrator_queue SET kind = ?1 WHERE instance_id = 'u' AND kind = ?2",
             )

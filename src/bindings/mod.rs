@@ -11,14 +11,15 @@ use napi_derive::napi;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
+use crate::client::watch::{watch_step, WatchCursor};
+use crate::client::{retry_instance, RetryError};
 use crate::engine::{payload_from_str, Message, StartRequest};
 use crate::runtime::{Host, Registry, Runtime, RuntimeOptions};
 use crate::store::postgres::{PostgresOptions, PostgresProvider};
 use crate::store::sqlite::{SqliteOptions, SqliteProvider};
-use crate::store::watch::{watch_step, WatchCursor};
 use crate::store::{
-    now_ms, retry_instance, DeleteFilter, Deletion, InstanceFilter, InstanceInfo, PageCursor,
-    RetryError, SharedProvider, StoreError,
+    now_ms, DeleteFilter, Deletion, InstanceFilter, InstanceInfo, PageCursor, SharedProvider,
+    StoreError,
 };
 
 #[napi_derive::module_init]

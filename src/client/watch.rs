@@ -6,9 +6,9 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::{now_ms, Provider, Result};
 use crate::engine::lifecycle::Lifecycle;
 use crate::engine::Event;
+use crate::store::{now_ms, Provider, Result};
 
 /// Where a watch is. `execution_id` 0: not begun yet.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

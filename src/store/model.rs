@@ -1,0 +1,225 @@
+//! The types the `Provider` trait speaks in, the same for every backend.
+
+use crate::engine::{
+    HistoryRow, Message, Payload, QueuedMessage, RetryPolicy, TaskError, TurnOutcome,
+};
+
+#[cfg(doc)]
+use super::Provider;
+
+/// An instance as the client sees it.
+#[derive(Debug, Clone)]
+pub struct InstanceInfo {
+    pub instance_id: String,
+    pub name: String,
+    pub version: Option<String>,
+    /// `Running`, `Completed` or `Failed`.
+    pub status: String,
+    pub execution_id: u64,
+    pub input: Option<String>,
+    pub output: Option<String>,
+    pub error: Option<String>,
+    pub error_code: Option<String>,
+    pub custom_status: Option<String>,
+    pub custom_status_version: i64,
+    pub parent_instance_id: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// Where a page of [`Provider::list_instances`] starts: just after this row in
+/// `(created_at, instance_id)` order (instance ids compare bytewise).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageCursor {
+    pub created_at: i64,
+    pub instance_id: String,
+}
+
+/// Which instances [`Provider::list_instances`] returns; every field narrows the result.
+#[derive(Debug, Clone, Default)]
+pub struct InstanceFilter {
+    /// `Running`, `Completed` or `Failed`.
+    pub status: Option<String>,
+    pub name: Option<String>,
+    /// Created strictly after this time (epoch ms).
+    pub created_after: Option<i64>,
+    /// Created strictly before this time (epoch ms).
+    pub created_before: Option<i64>,
+    /// Sub-orchestrations of this instance.
+    pub parent_id: Option<String>,
+    /// Most rows in the page (at least 1).
+    pub limit: u32,
+    /// Continue after this row (the previous page's `next_cursor`).
+    pub cursor: Option<PageCursor>,
+}
+
+/// A page of instances in `(created_at, instance_id)` order.
+#[derive(Debug, Clone)]
+pub struct InstancePage {
+    pub instances: Vec<InstanceInfo>,
+    /// The last row of this page when more rows followed it when the page was read.
+    pub next_cursor: Option<PageCursor>,
+}
+
+/// One execution of an instance (a new one starts at each continue-as-new).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecutionInfo {
+    pub execution_id: u64,
+    /// Timestamps of its first and last history events (`None` while it has none).
+    pub first_event_at: Option<i64>,
+    pub last_event_at: Option<i64>,
+    pub event_count: u64,
+}
+
+/// Instance counts by status.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SystemMetrics {
+    pub total: u64,
+    pub running: u64,
+    pub completed: u64,
+    pub failed: u64,
+}
+
+/// Queued rows, as of the store's clock.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueDepths {
+    /// Orchestrator messages visible now.
+    pub orchestrator_visible: u64,
+    /// Orchestrator messages visible later (timers, abandoned messages).
+    pub orchestrator_delayed: u64,
+    /// Activities claimable now.
+    pub worker_visible: u64,
+    /// Activities under a lease (running).
+    pub worker_running: u64,
+    /// Activities waiting for a retry or a redelivery.
+    pub worker_delayed: u64,
+}
+
+/// An activity row of an instance as it is now: its attempt, and whether a worker holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActivityAttempt {
+    pub execution_id: u64,
+    pub task: u32,
+    pub name: String,
+    pub attempt: u32,
+    /// Under a live lease: a worker is running this attempt.
+    pub running: bool,
+    /// When the attempt may start (later than now while a retry waits out its delay).
+    pub visible_at: i64,
+}
+
+/// Which finished instances [`Provider::delete_instances`] removes. Running instances are
+/// never removed; every given field narrows the selection.
+#[derive(Debug, Clone, Default)]
+pub struct DeleteFilter {
+    pub ids: Option<Vec<String>>,
+    /// Finished (last updated) strictly before this time (epoch ms).
+    pub completed_before: Option<i64>,
+    /// `Completed` or `Failed`.
+    pub status: Option<String>,
+    /// Most instances selected (their sub-orchestrations go with them).
+    pub limit: Option<u32>,
+}
+
+/// A claimed instance: its current execution's history and its visible messages.
+#[derive(Debug)]
+pub struct OrchestrationItem {
+    pub instance_id: String,
+    pub execution_id: u64,
+    pub generation: i64,
+    pub name: String,
+    pub created_at: i64,
+    pub history: Vec<HistoryRow>,
+    pub messages: Vec<QueuedMessage>,
+    /// The claim's timestamp from the store's clock: the turn's `utcNow`.
+    pub now: i64,
+}
+
+/// One turn's writes, committed atomically and only while the lease is still held.
+#[derive(Debug)]
+pub struct TurnCommit {
+    pub instance_id: String,
+    pub execution_id: u64,
+    pub generation: i64,
+    pub now: i64,
+    /// The event id of the first event in `outcome.events`.
+    pub first_event_id: u64,
+    pub outcome: TurnOutcome,
+    /// Claim the turn's first activities for the committing runtime as they are written.
+    pub claim: Option<DirectClaim>,
+}
+
+/// Instances a store call may claim for a runtime along the way.
+#[derive(Debug, Clone)]
+pub struct OrchestrationClaim {
+    pub owner: String,
+    pub lease_ms: i64,
+    pub max: usize,
+}
+
+/// Activities a commit claims for its own runtime, saving a separate claim and its wake-up.
+#[derive(Debug, Clone)]
+pub struct DirectClaim {
+    pub owner: String,
+    pub lease_ms: i64,
+    /// How many of the turn's activities (its first ones, in order).
+    pub count: usize,
+}
+
+/// A claimed activity.
+#[derive(Debug, Clone)]
+pub struct ActivityItem {
+    pub seq: i64,
+    pub generation: i64,
+    pub instance_id: String,
+    pub execution_id: u64,
+    pub task: u32,
+    pub name: String,
+    pub input: String,
+    pub attempt: u32,
+    pub retry: Option<RetryPolicy>,
+    pub deliveries: u32,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub enum ActivityResult {
+    Completed(Payload),
+    Failed(TaskError),
+}
+
+impl ActivityResult {
+    /// The message that reports this outcome of `item` to its instance.
+    pub fn message(self, item: &ActivityItem) -> Message {
+        match self {
+            ActivityResult::Completed(result) => Message::ActivityCompleted {
+                execution_id: item.execution_id,
+                task: item.task,
+                result,
+            },
+            ActivityResult::Failed(error) => Message::ActivityFailed {
+                execution_id: item.execution_id,
+                task: item.task,
+                error,
+            },
+        }
+    }
+}
+
+/// A lease on an orchestration instance or an activity row.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Lease {
+    Instance(String, i64),
+    Activity(i64, i64),
+}
+
+/// What [`Provider::delete_instance`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Deletion {
+    /// No such instance (anything queued for the id was removed all the same).
+    NotFound,
+    /// The instance is running and `force` was not given: nothing was removed.
+    Running,
+    /// These instances (the one asked for and its sub-orchestrations) are gone.
+    Deleted(Vec<String>),
+}

@@ -1,0 +1,297 @@
+//! Claims and leases: claiming instances with visible messages, giving a claim back,
+//! renewing leases, and when queued work next becomes due.
+
+use std::collections::{HashMap, HashSet};
+
+use sqlx::postgres::{PgPool, PgRow};
+
+use super::notify::Change;
+use super::PostgresProvider;
+use crate::store::rows::{
+    history_row, queued_message, sort_claimed, Claimed, Columns, UNREADABLE_RETRY_MS,
+};
+use crate::store::{Lease, OrchestrationItem, Result};
+
+pub(super) async fn claim_orchestrations(
+    p: &PostgresProvider,
+    owner: &str,
+    lease_ms: i64,
+    max: usize,
+) -> Result<Vec<OrchestrationItem>> {
+    // One statement claims the instances (lease + generation) and delivers their visible
+    // messages; a second reads their current executions' histories.
+    let rows = sqlx::query(
+        "WITH candidates AS (
+            SELECT i.instance_id FROM instances i
+            WHERE i.instance_id IN (
+                    SELECT q.instance_id FROM orchestrator_queue q
+                    WHERE q.visible_at <= reprise_now_ms())
+                AND i.lock_until <= reprise_now_ms()
+            LIMIT $3
+            FOR UPDATE OF i SKIP LOCKED
+        ), claimed AS (
+            UPDATE instances i SET lock_owner = $1, lock_until = reprise_now_ms() + $2,
+                generation = i.generation + 1
+            FROM candidates c WHERE i.instance_id = c.instance_id
+            RETURNING i.instance_id, i.execution_id, i.generation, i.name, i.created_at
+        ), delivered AS (
+            UPDATE orchestrator_queue q SET deliveries = q.deliveries + 1
+            FROM claimed c
+            WHERE q.instance_id = c.instance_id AND q.visible_at <= reprise_now_ms()
+            RETURNING q.instance_id, q.seq, q.kind, q.data, q.deliveries
+        )
+        SELECT c.instance_id, c.execution_id, c.generation, c.name, c.created_at,
+            reprise_now_ms() AS now, m.seq, m.kind, m.data, m.deliveries
+        FROM claimed c LEFT JOIN delivered m ON m.instance_id = c.instance_id
+        ORDER BY c.instance_id, m.seq",
+    )
+    .bind(owner)
+    .bind(lease_ms)
+    .bind(max as i64)
+    .fetch_all(&p.pool)
+    .await?;
+    if rows.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut claimed: Vec<Claimed> = Vec::new();
+    for row in &rows {
+        let instance_id = row.string("instance_id")?;
+        if claimed.last().map(|c| &c.instance_id) != Some(&instance_id) {
+            claimed.push(Claimed {
+                instance_id,
+                execution_id: row.int("execution_id")?,
+                generation: row.int("generation")?,
+                name: row.string("name")?,
+                created_at: row.int("created_at")?,
+                now: row.int("now")?,
+                messages: Ok(vec![]),
+                history: Ok(vec![]),
+            });
+        }
+        let entry = claimed.last_mut().expect("just pushed");
+        // An instance whose messages were all consumed meanwhile joins no message row.
+        if sqlx::Row::try_get::<Option<i64>, _>(row, "seq")?.is_none() {
+            continue;
+        }
+        let parsed = queued_message(row);
+        if let Ok(messages) = &mut entry.messages {
+            match parsed {
+                Ok(message) => messages.push(message),
+                Err(e) => entry.messages = Err(e),
+            }
+        }
+    }
+    // A concurrent commit may have consumed an instance's messages between the
+    // candidate scan and the lock: nothing to deliver, release it.
+    let (empty, mut claimed): (Vec<Claimed>, Vec<Claimed>) = claimed
+        .into_iter()
+        .partition(|c| matches!(&c.messages, Ok(m) if m.is_empty()));
+    if !empty.is_empty() {
+        let claims: Vec<(String, i64)> = empty
+            .into_iter()
+            .map(|c| (c.instance_id, c.generation))
+            .collect();
+        release_claims(&p.pool, &claims).await?;
+    }
+    if claimed.is_empty() {
+        return Ok(vec![]);
+    }
+
+    let histories = sqlx::query(
+        "SELECT h.instance_id, h.event_id, h.ts, h.kind, h.data
+         FROM history h
+         JOIN UNNEST($1::text[], $2::bigint[]) AS c(instance_id, execution_id)
+             ON h.instance_id = c.instance_id AND h.execution_id = c.execution_id
+         ORDER BY h.instance_id, h.event_id",
+    )
+    .bind(
+        claimed
+            .iter()
+            .map(|c| c.instance_id.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(claimed.iter().map(|c| c.execution_id).collect::<Vec<_>>())
+    .fetch_all(&p.pool)
+    .await;
+    let histories = match histories {
+        Ok(rows) => rows,
+        Err(e) => {
+            // Give the claims back rather than leave them locked for a whole lease.
+            let claims: Vec<(String, i64)> = claimed
+                .iter()
+                .map(|c| (c.instance_id.clone(), c.generation))
+                .collect();
+            if let Err(release) = release_claims(&p.pool, &claims).await {
+                tracing::warn!(error = %release, "could not release claims after a failed history read");
+            }
+            return Err(e.into());
+        }
+    };
+    let mut by_instance: HashMap<String, Vec<PgRow>> = HashMap::new();
+    for row in histories {
+        by_instance
+            .entry(row.string("instance_id")?)
+            .or_default()
+            .push(row);
+    }
+    for c in &mut claimed {
+        c.history = by_instance
+            .remove(&c.instance_id)
+            .unwrap_or_default()
+            .iter()
+            .map(history_row)
+            .collect::<Result<Vec<_>>>();
+    }
+    let (items, unreadable) = sort_claimed(claimed);
+    if !unreadable.is_empty() {
+        sqlx::query(
+            "UPDATE instances SET lock_until = reprise_now_ms() + $2 WHERE instance_id = ANY($1)",
+        )
+        .bind(&unreadable)
+        .bind(UNREADABLE_RETRY_MS)
+        .execute(&p.pool)
+        .await?;
+    }
+    Ok(items)
+}
+
+/// Releases claimed instances (each under its claim's generation), giving back the claim's
+/// delivery of their visible messages.
+async fn release_claims(pool: &PgPool, claims: &[(String, i64)]) -> Result<()> {
+    if claims.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "WITH released AS (
+            UPDATE instances i SET lock_owner = NULL, lock_until = 0
+            FROM UNNEST($1::text[], $2::bigint[]) AS r(instance_id, generation)
+            WHERE i.instance_id = r.instance_id AND i.generation = r.generation
+            RETURNING i.instance_id
+        )
+        UPDATE orchestrator_queue q SET deliveries = GREATEST(q.deliveries - 1, 0)
+        FROM released WHERE q.instance_id = released.instance_id
+            AND q.visible_at <= reprise_now_ms()",
+    )
+    .bind(claims.iter().map(|c| c.0.clone()).collect::<Vec<_>>())
+    .bind(claims.iter().map(|c| c.1).collect::<Vec<_>>())
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn abandon_orchestration(
+    p: &PostgresProvider,
+    instance_id: &str,
+    generation: i64,
+    delay_ms: i64,
+    count_delivery: bool,
+) -> Result<()> {
+    // Messages that arrived after the claim were not delivered by it: the count never
+    // goes below zero.
+    sqlx::query(
+        "WITH released AS (
+            UPDATE instances SET lock_owner = NULL, lock_until = 0
+            WHERE instance_id = $1 AND generation = $2
+            RETURNING instance_id
+        )
+        UPDATE orchestrator_queue q
+        SET visible_at = GREATEST(q.visible_at, reprise_now_ms() + $3),
+            deliveries = GREATEST(q.deliveries - $4, 0)
+        FROM released
+        WHERE q.instance_id = released.instance_id AND q.visible_at <= reprise_now_ms()",
+    )
+    .bind(instance_id)
+    .bind(generation)
+    .bind(delay_ms)
+    .bind(if count_delivery { 0i32 } else { 1i32 })
+    .execute(&p.pool)
+    .await?;
+    let change = Change {
+        orchestrations: true,
+        ..Default::default()
+    };
+    p.signal(change, false).await;
+    Ok(())
+}
+
+pub(super) async fn renew_leases(
+    p: &PostgresProvider,
+    leases: &[Lease],
+    lease_ms: i64,
+) -> Result<Vec<Lease>> {
+    if leases.is_empty() {
+        return Ok(vec![]);
+    }
+    let (mut ids, mut id_gens, mut seqs, mut seq_gens) = (vec![], vec![], vec![], vec![]);
+    for lease in leases {
+        match lease {
+            Lease::Instance(id, generation) => {
+                ids.push(id.clone());
+                id_gens.push(*generation);
+            }
+            Lease::Activity(seq, generation) => {
+                seqs.push(*seq);
+                seq_gens.push(*generation);
+            }
+        }
+    }
+    // A lease released by a commit, abandon or retry (lock_until = 0) is not held any
+    // more: renewing it must not lock the row again. Rows are locked in key order (as
+    // recording activity results locks them) so the two never deadlock.
+    let rows = sqlx::query(
+        "WITH instance_rows AS (
+            SELECT i.instance_id FROM instances i
+            JOIN UNNEST($2::text[], $3::bigint[]) AS l(instance_id, generation)
+                ON i.instance_id = l.instance_id AND i.generation = l.generation
+            WHERE i.lock_until > 0
+            ORDER BY i.instance_id FOR UPDATE OF i
+        ), held_instances AS (
+            UPDATE instances i SET lock_until = reprise_now_ms() + $1
+            FROM instance_rows l WHERE i.instance_id = l.instance_id
+            RETURNING i.instance_id, i.generation
+        ), activity_rows AS (
+            SELECT w.seq FROM worker_queue w
+            JOIN UNNEST($4::bigint[], $5::bigint[]) AS l(seq, generation)
+                ON w.seq = l.seq AND w.generation = l.generation
+            WHERE w.lock_until > 0
+            ORDER BY w.seq FOR UPDATE OF w
+        ), held_activities AS (
+            UPDATE worker_queue w SET lock_until = reprise_now_ms() + $1
+            FROM activity_rows l WHERE w.seq = l.seq
+            RETURNING w.seq, w.generation
+        )
+        SELECT instance_id, NULL::bigint AS seq, generation FROM held_instances
+        UNION ALL
+        SELECT NULL::text, seq, generation FROM held_activities",
+    )
+    .bind(lease_ms)
+    .bind(ids)
+    .bind(id_gens)
+    .bind(seqs)
+    .bind(seq_gens)
+    .fetch_all(&p.pool)
+    .await?;
+    let mut held = HashSet::new();
+    for row in rows {
+        let generation = row.int("generation")?;
+        match row.opt_str("instance_id")? {
+            Some(id) => held.insert(Lease::Instance(id, generation)),
+            None => held.insert(Lease::Activity(row.int("seq")?, generation)),
+        };
+    }
+    Ok(leases
+        .iter()
+        .filter(|l| !held.contains(*l))
+        .cloned()
+        .collect())
+}
+
+pub(super) async fn next_due(p: &PostgresProvider) -> Result<Option<i64>> {
+    Ok(sqlx::query_scalar(
+        "SELECT LEAST(
+            (SELECT MIN(visible_at) FROM orchestrator_queue WHERE visible_at > reprise_now_ms()),
+            (SELECT MIN(visible_at) FROM worker_queue WHERE visible_at > reprise_now_ms()))",
+    )
+    .fetch_one(&p.pool)
+    .await?)
+}

@@ -1,0 +1,166 @@
+//! One instance from a client: create it, queue messages for it, read it and its history,
+//! delete it.
+
+use super::notify::Change;
+use super::PostgresProvider;
+use crate::engine::{message_data, HistoryRow, Message, StartRequest};
+use crate::store::rows::{history_row, instance_info};
+use crate::store::writes::{message_columns, start_message};
+use crate::store::{Deletion, InstanceInfo, Result};
+
+pub(super) async fn create_instance(p: &PostgresProvider, start: &StartRequest) -> Result<bool> {
+    let created = sqlx::query(
+        "WITH created AS (
+            INSERT INTO instances (instance_id, name, version, status, input, parent_instance_id,
+                created_at, updated_at)
+            VALUES ($1, $2, $3, 'Running', $4, $5, reprise_now_ms(), reprise_now_ms())
+            ON CONFLICT (instance_id) DO NOTHING
+            RETURNING instance_id, created_at
+        )
+        INSERT INTO orchestrator_queue (instance_id, kind, visible_at, data)
+        SELECT instance_id, 'Start', created_at, $6 FROM created",
+    )
+    .bind(&start.instance_id)
+    .bind(&start.name)
+    .bind(&start.version)
+    .bind(start.input.get())
+    .bind(start.parent.as_ref().map(|p| p.instance_id.as_str()))
+    .bind(message_data(&start_message(start)))
+    .execute(&p.pool)
+    .await?
+    .rows_affected()
+        == 1;
+    if created {
+        let change = Change {
+            orchestrations: true,
+            instances: vec![start.instance_id.clone()],
+            ..Default::default()
+        };
+        p.signal(change, true).await;
+    }
+    Ok(created)
+}
+
+pub(super) async fn enqueue(
+    p: &PostgresProvider,
+    instance_id: &str,
+    message: &Message,
+) -> Result<()> {
+    let (exec, task) = message_columns(message);
+    sqlx::query(
+        "INSERT INTO orchestrator_queue (instance_id, kind, execution_id, task, visible_at, data)
+         VALUES ($1, $2, $3, $4, reprise_now_ms(), $5)",
+    )
+    .bind(instance_id)
+    .bind(message.kind())
+    .bind(exec)
+    .bind(task.map(|t| t as i32))
+    .bind(message_data(message))
+    .execute(&p.pool)
+    .await?;
+    let change = Change {
+        orchestrations: true,
+        ..Default::default()
+    };
+    p.signal(change, true).await;
+    Ok(())
+}
+
+pub(super) async fn instance(
+    p: &PostgresProvider,
+    instance_id: &str,
+) -> Result<Option<InstanceInfo>> {
+    let row = sqlx::query("SELECT * FROM instances WHERE instance_id = $1")
+        .bind(instance_id)
+        .fetch_optional(&p.pool)
+        .await?;
+    row.as_ref().map(instance_info).transpose()
+}
+
+pub(super) async fn history(
+    p: &PostgresProvider,
+    instance_id: &str,
+    execution_id: Option<u64>,
+) -> Result<Vec<HistoryRow>> {
+    sqlx::query(
+        "SELECT event_id, ts, kind, data FROM history
+         WHERE instance_id = $1 AND execution_id = COALESCE($2,
+             (SELECT execution_id FROM instances WHERE instance_id = $1))
+         ORDER BY event_id",
+    )
+    .bind(instance_id)
+    .bind(execution_id.map(|e| e as i64))
+    .fetch_all(&p.pool)
+    .await?
+    .iter()
+    .map(history_row)
+    .collect()
+}
+
+pub(super) async fn history_after(
+    p: &PostgresProvider,
+    instance_id: &str,
+    execution_id: u64,
+    after_event_id: u64,
+) -> Result<Vec<HistoryRow>> {
+    sqlx::query(
+        "SELECT event_id, ts, kind, data FROM history
+         WHERE instance_id = $1 AND execution_id = $2 AND event_id > $3
+         ORDER BY event_id",
+    )
+    .bind(instance_id)
+    .bind(execution_id as i64)
+    .bind(after_event_id as i64)
+    .fetch_all(&p.pool)
+    .await?
+    .iter()
+    .map(history_row)
+    .collect()
+}
+
+pub(super) async fn delete_instance(
+    p: &PostgresProvider,
+    instance_id: &str,
+    force: bool,
+) -> Result<Deletion> {
+    let mut tx = p.pool.begin().await?;
+    let tree: Vec<String> = sqlx::query_scalar(
+        "WITH RECURSIVE tree(id) AS (
+            SELECT instance_id FROM instances WHERE instance_id = $1
+            UNION SELECT i.instance_id FROM instances i JOIN tree t ON i.parent_instance_id = t.id)
+         SELECT id FROM tree",
+    )
+    .bind(instance_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    if tree.is_empty() {
+        sqlx::query("DELETE FROM orchestrator_queue WHERE instance_id = $1")
+            .bind(instance_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        return Ok(Deletion::NotFound);
+    }
+    let status: String =
+        sqlx::query_scalar("SELECT status FROM instances WHERE instance_id = $1 FOR UPDATE")
+            .bind(instance_id)
+            .fetch_one(&mut *tx)
+            .await?;
+    if status == "Running" && !force {
+        tx.rollback().await?;
+        return Ok(Deletion::Running);
+    }
+    for table in ["history", "orchestrator_queue", "worker_queue", "instances"] {
+        sqlx::query(&format!("DELETE FROM {table} WHERE instance_id = ANY($1)"))
+            .bind(&tree)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    let change = Change {
+        instances: tree.clone(),
+        ..Default::default()
+    };
+    p.signal(change, true).await;
+    Ok(Deletion::Deleted(tree))
+}

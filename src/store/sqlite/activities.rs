@@ -1,0 +1,196 @@
+//! Activities: claiming them, recording their outcomes (and, in the same transaction,
+//! claiming the instances those outcomes wake), retrying and abandoning them.
+
+use std::collections::HashSet;
+
+use sqlx::{QueryBuilder, Sqlite};
+
+use super::claim::claim_in;
+use super::queue::insert_messages;
+use super::SqliteProvider;
+use crate::store::rows::activity_item;
+use crate::store::writes::QueueInsert;
+use crate::store::{ActivityItem, ActivityResult, OrchestrationClaim, OrchestrationItem, Result};
+
+pub(super) async fn claim_activities(
+    p: &SqliteProvider,
+    owner: &str,
+    lease_ms: i64,
+    max: usize,
+) -> Result<Vec<ActivityItem>> {
+    let owner = owner.to_owned();
+    let clock = p.clock.clone();
+    p.write(move |conn| {
+        Box::pin(async move {
+            let now = clock.now_ms();
+            let rows = sqlx::query(
+                "UPDATE worker_queue SET lock_owner = ?1, lock_until = ?2, generation = generation + 1,
+                    deliveries = deliveries + 1
+                 WHERE seq IN (
+                    SELECT seq FROM worker_queue WHERE visible_at <= ?3 AND lock_until <= ?3
+                    ORDER BY seq LIMIT ?4)
+                 RETURNING *",
+            )
+            .bind(&owner)
+            .bind(now + lease_ms)
+            .bind(now)
+            .bind(max as i64)
+            .fetch_all(&mut *conn)
+            .await?;
+            let mut items = rows.iter().map(activity_item).collect::<Result<Vec<_>>>()?;
+            items.sort_by_key(|i| i.seq);
+            Ok(items)
+        })
+    })
+    .await
+}
+
+pub(super) async fn complete_activities(
+    p: &SqliteProvider,
+    outcomes: Vec<(ActivityItem, ActivityResult)>,
+) -> Result<Vec<bool>> {
+    Ok(settle_and_claim(p, outcomes, None).await?.0)
+}
+
+pub(super) async fn complete_activities_and_claim(
+    p: &SqliteProvider,
+    outcomes: Vec<(ActivityItem, ActivityResult)>,
+    claim: &OrchestrationClaim,
+) -> Result<(Vec<bool>, Vec<OrchestrationItem>)> {
+    settle_and_claim(p, outcomes, Some(claim.clone())).await
+}
+
+/// Records activity outcomes (each fenced by its row's generation) and, with `claim`,
+/// claims the instances they woke in the same transaction.
+async fn settle_and_claim(
+    p: &SqliteProvider,
+    outcomes: Vec<(ActivityItem, ActivityResult)>,
+    claim: Option<OrchestrationClaim>,
+) -> Result<(Vec<bool>, Vec<OrchestrationItem>)> {
+    if outcomes.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let rows: Vec<(i64, i64, QueueInsert)> = outcomes
+        .into_iter()
+        .map(|(item, result)| {
+            let message = result.message(&item);
+            let row = QueueInsert {
+                instance_id: item.instance_id,
+                message,
+                visible_at: 0,
+            };
+            (item.seq, item.generation, row)
+        })
+        .collect();
+    let clock = p.clock.clone();
+    let (recorded, claimed) = p
+        .write(move |conn| {
+            Box::pin(async move {
+                // Fenced by each row's generation: a lost lease or a cancelled activity
+                // records nothing.
+                let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+                    "DELETE FROM worker_queue WHERE (seq, generation) IN (VALUES ",
+                );
+                let mut sep = qb.separated(", ");
+                for (seq, generation, _) in &rows {
+                    sep.push("(")
+                        .push_bind_unseparated(*seq)
+                        .push_unseparated(", ")
+                        .push_bind_unseparated(*generation)
+                        .push_unseparated(")");
+                }
+                qb.push(") RETURNING seq");
+                let deleted: HashSet<i64> = qb
+                    .build_query_scalar::<i64>()
+                    .fetch_all(&mut *conn)
+                    .await?
+                    .into_iter()
+                    .collect();
+                let now = clock.now_ms();
+                let mut recorded = Vec::with_capacity(rows.len());
+                let mut queue = Vec::new();
+                for (seq, _, mut row) in rows {
+                    let done = deleted.contains(&seq);
+                    if done {
+                        row.visible_at = now;
+                        queue.push(row);
+                    }
+                    recorded.push(done);
+                }
+                insert_messages(conn, &queue).await?;
+                let claimed = match claim {
+                    Some(c) => {
+                        let mut woken: Vec<String> =
+                            queue.into_iter().map(|r| r.instance_id).collect();
+                        woken.sort();
+                        woken.dedup();
+                        claim_in(conn, &c.owner, c.lease_ms, c.max, Some(&woken), now).await?
+                    }
+                    None => Vec::new(),
+                };
+                Ok((recorded, claimed))
+            })
+        })
+        .await?;
+    // Woken instances this call did not claim are for the dispatcher.
+    if recorded.iter().filter(|r| **r).count() > claimed.len() {
+        p.wakers.orchestrations.notify_one();
+    }
+    Ok((recorded, claimed))
+}
+
+pub(super) async fn retry_activity(
+    p: &SqliteProvider,
+    item: &ActivityItem,
+    visible_at: i64,
+    next_attempt: u32,
+) -> Result<bool> {
+    let (seq, generation) = (item.seq, item.generation);
+    let updated = p
+        .write(move |conn| {
+            Box::pin(async move {
+                Ok(sqlx::query(
+                    "UPDATE worker_queue SET visible_at = ?1, attempt = ?2, lock_owner = NULL, lock_until = 0,
+                        deliveries = 0
+                     WHERE seq = ?3 AND generation = ?4",
+                )
+                .bind(visible_at)
+                .bind(next_attempt as i64)
+                .bind(seq)
+                .bind(generation)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected()
+                    == 1)
+            })
+        })
+        .await?;
+    p.wakers.activities.notify_one();
+    Ok(updated)
+}
+
+pub(super) async fn abandon_activity(
+    p: &SqliteProvider,
+    item: &ActivityItem,
+    delay_ms: i64,
+) -> Result<()> {
+    let (seq, generation) = (item.seq, item.generation);
+    let clock = p.clock.clone();
+    p.write(move |conn| {
+        Box::pin(async move {
+            sqlx::query(
+                "UPDATE worker_queue SET lock_owner = NULL, lock_until = 0, visible_at = ?1
+                 WHERE seq = ?2 AND generation = ?3",
+            )
+            .bind(clock.now_ms() + delay_ms)
+            .bind(seq)
+            .bind(generation)
+            .execute(&mut *conn)
+            .await?;
+            Ok(())
+        })
+    })
+    .await?;
+    p.wakers.activities.notify_one();
+    Ok(())
+}

@@ -1,0 +1,154 @@
+//! Committing a turn: every write of the turn in the writer's transaction, fenced first by
+//! the lease generation.
+
+use sqlx::sqlite::SqliteConnection;
+use sqlx::{QueryBuilder, Sqlite};
+
+use super::instances::create_instance_in;
+use super::queue::{in_list, insert_activities, insert_messages};
+use super::SqliteProvider;
+use crate::engine::event_data;
+use crate::store::writes::{child_id_taken, turn_messages, TurnWakes};
+use crate::store::{
+    directly_claimed, ActivityItem, InstanceUpdate, Result, StoreError, TurnCommit,
+};
+
+pub(super) async fn commit_turn(
+    p: &SqliteProvider,
+    commit: TurnCommit,
+) -> Result<Vec<ActivityItem>> {
+    let wakes = TurnWakes::of(&commit);
+    let instance_id = commit.instance_id.clone();
+    let clock = p.clock.clone();
+    let claimed = p
+        .write(move |conn| {
+            Box::pin(async move { commit_turn_in(conn, commit, clock.now_ms()).await })
+        })
+        .await?;
+    if wakes.orchestrations {
+        p.wakers.orchestrations.notify_one();
+    }
+    if wakes.activities {
+        p.wakers.activities.notify_one();
+    }
+    if wakes.instance_changed {
+        p.wakers.instance_changed(&instance_id);
+    } else {
+        p.wakers.instance_progressed(&instance_id);
+    }
+    for id in wakes.started {
+        p.wakers.instance_changed(&id);
+    }
+    Ok(claimed)
+}
+
+/// `clock_now` is the store's clock as the transaction runs (direct claims lease from it).
+async fn commit_turn_in(
+    conn: &mut SqliteConnection,
+    c: TurnCommit,
+    clock_now: i64,
+) -> Result<Vec<ActivityItem>> {
+    let out = &c.outcome;
+    let InstanceUpdate {
+        status,
+        output,
+        error,
+        error_code,
+        continued,
+        name,
+        version,
+    } = InstanceUpdate::of(out);
+    // Fencing first: nothing is written unless this generation still holds the instance.
+    let fenced = sqlx::query(
+        "UPDATE instances SET lock_owner = NULL, lock_until = 0, updated_at = ?1,
+            name = COALESCE(?2, name), version = COALESCE(?3, version),
+            status = COALESCE(?4, status), output = COALESCE(?5, output),
+            error = COALESCE(?6, error), error_code = COALESCE(?7, error_code),
+            custom_status = CASE WHEN ?8 IS NULL THEN custom_status ELSE ?8 END,
+            custom_status_version = custom_status_version + (?8 IS NOT NULL),
+            execution_id = execution_id + ?9
+         WHERE instance_id = ?10 AND generation = ?11 AND execution_id = ?12",
+    )
+    .bind(c.now)
+    .bind(name)
+    .bind(version)
+    .bind(status)
+    .bind(output)
+    .bind(error)
+    .bind(error_code)
+    .bind(out.custom_status.as_ref().map(|v| v.get().to_owned()))
+    .bind(continued as i64)
+    .bind(&c.instance_id)
+    .bind(c.generation)
+    .bind(c.execution_id as i64)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if fenced == 0 {
+        return Err(StoreError::LeaseLost(format!(
+            "instance '{}' (generation {})",
+            c.instance_id, c.generation
+        )));
+    }
+    let exec = c.execution_id as i64;
+    if !out.events.is_empty() {
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "INSERT INTO history (instance_id, execution_id, event_id, kind, task, ts, data) ",
+        );
+        qb.push_values(out.events.iter().enumerate(), |mut b, (i, e)| {
+            b.push_bind(&c.instance_id)
+                .push_bind(exec)
+                .push_bind((c.first_event_id + i as u64) as i64)
+                .push_bind(e.kind())
+                .push_bind(e.task().map(|t| t as i64))
+                .push_bind(c.now)
+                .push_bind(event_data(e));
+        });
+        qb.build().execute(&mut *conn).await?;
+    }
+    if !out.consumed.is_empty() {
+        let mut qb = QueryBuilder::new("DELETE FROM orchestrator_queue WHERE seq IN (");
+        in_list(&mut qb, out.consumed.iter().copied());
+        qb.build().execute(&mut *conn).await?;
+    }
+    // Race losers, and everything still queued when the execution ends.
+    if !out.canceled_activities.is_empty() {
+        let mut qb = QueryBuilder::new("DELETE FROM worker_queue WHERE instance_id = ");
+        qb.push_bind(&c.instance_id)
+            .push(" AND execution_id = ")
+            .push_bind(exec)
+            .push(" AND task IN (");
+        in_list(&mut qb, out.canceled_activities.iter().map(|t| *t as i64));
+        qb.build().execute(&mut *conn).await?;
+    }
+    if !out.canceled_timers.is_empty() {
+        let mut qb = QueryBuilder::new(
+            "DELETE FROM orchestrator_queue WHERE kind = 'TimerFired' AND instance_id = ",
+        );
+        qb.push_bind(&c.instance_id)
+            .push(" AND execution_id = ")
+            .push_bind(exec)
+            .push(" AND task IN (");
+        in_list(&mut qb, out.canceled_timers.iter().map(|t| *t as i64));
+        qb.build().execute(&mut *conn).await?;
+    }
+    let claimed = insert_activities(
+        conn,
+        &c.instance_id,
+        exec,
+        c.now,
+        &out.activities,
+        c.claim.as_ref().map(|d| (d, clock_now)),
+    )
+    .await?;
+    let mut queue = Vec::new();
+    for start in &out.starts {
+        let created = create_instance_in(conn, start, c.now).await?;
+        if let (false, Some(parent)) = (created, &start.parent) {
+            queue.push(child_id_taken(parent, &start.instance_id, c.now));
+        }
+    }
+    queue.extend(turn_messages(&c));
+    insert_messages(conn, &queue).await?;
+    Ok(directly_claimed(&c, &claimed))
+}

@@ -1,0 +1,216 @@
+//! One instance from a client: create it, queue messages for it, read it and its history,
+//! delete it.
+
+use sqlx::sqlite::SqliteConnection;
+use sqlx::QueryBuilder;
+
+use super::queue::insert_messages;
+use super::SqliteProvider;
+use crate::engine::{HistoryRow, Message, StartRequest};
+use crate::store::rows::{history_row, instance_info};
+use crate::store::writes::{start_message, QueueInsert};
+use crate::store::{Deletion, InstanceInfo, Result};
+
+/// Inserts an instance and its start message unless the id exists.
+pub(super) async fn create_instance_in(
+    conn: &mut SqliteConnection,
+    start: &StartRequest,
+    now: i64,
+) -> Result<bool> {
+    let inserted = sqlx::query(
+        "INSERT INTO instances (instance_id, name, version, status, input, parent_instance_id, created_at, updated_at)
+         VALUES (?1, ?2, ?3, 'Running', ?4, ?5, ?6, ?6) ON CONFLICT (instance_id) DO NOTHING",
+    )
+    .bind(&start.instance_id)
+    .bind(&start.name)
+    .bind(&start.version)
+    .bind(start.input.get())
+    .bind(start.parent.as_ref().map(|p| p.instance_id.clone()))
+    .bind(now)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected()
+        == 1;
+    if inserted {
+        insert_messages(
+            conn,
+            &[QueueInsert {
+                instance_id: start.instance_id.clone(),
+                message: start_message(start),
+                visible_at: now,
+            }],
+        )
+        .await?;
+    }
+    Ok(inserted)
+}
+
+pub(super) async fn create_instance(p: &SqliteProvider, start: &StartRequest) -> Result<bool> {
+    let start = start.clone();
+    let id = start.instance_id.clone();
+    let clock = p.clock.clone();
+    let created = p
+        .write(move |conn| {
+            Box::pin(async move { create_instance_in(conn, &start, clock.now_ms()).await })
+        })
+        .await?;
+    if created {
+        p.wakers.orchestrations.notify_one();
+        p.wakers.instance_changed(&id);
+    }
+    Ok(created)
+}
+
+pub(super) async fn enqueue(
+    p: &SqliteProvider,
+    instance_id: &str,
+    message: &Message,
+) -> Result<()> {
+    let row = QueueInsert {
+        instance_id: instance_id.to_owned(),
+        message: message.clone(),
+        visible_at: p.clock.now_ms(),
+    };
+    p.write(move |conn| Box::pin(async move { insert_messages(conn, &[row]).await }))
+        .await?;
+    p.wakers.orchestrations.notify_one();
+    Ok(())
+}
+
+pub(super) async fn instance(
+    p: &SqliteProvider,
+    instance_id: &str,
+) -> Result<Option<InstanceInfo>> {
+    let id = instance_id.to_owned();
+    p.read(move |conn| {
+        Box::pin(async move {
+            let row = sqlx::query("SELECT * FROM instances WHERE instance_id = ?1")
+                .bind(id)
+                .fetch_optional(&mut *conn)
+                .await?;
+            row.as_ref().map(instance_info).transpose()
+        })
+    })
+    .await
+}
+
+pub(super) async fn history(
+    p: &SqliteProvider,
+    instance_id: &str,
+    execution_id: Option<u64>,
+) -> Result<Vec<HistoryRow>> {
+    let id = instance_id.to_owned();
+    p.read(move |conn| {
+        Box::pin(async move {
+            let exec = match execution_id {
+                Some(e) => e as i64,
+                None => {
+                    match sqlx::query_scalar::<_, i64>(
+                        "SELECT execution_id FROM instances WHERE instance_id = ?1",
+                    )
+                    .bind(&id)
+                    .fetch_optional(&mut *conn)
+                    .await?
+                    {
+                        Some(e) => e,
+                        None => return Ok(vec![]),
+                    }
+                }
+            };
+            sqlx::query(
+                "SELECT event_id, ts, kind, data FROM history
+                 WHERE instance_id = ?1 AND execution_id = ?2 ORDER BY event_id",
+            )
+            .bind(&id)
+            .bind(exec)
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(history_row)
+            .collect()
+        })
+    })
+    .await
+}
+
+pub(super) async fn history_after(
+    p: &SqliteProvider,
+    instance_id: &str,
+    execution_id: u64,
+    after_event_id: u64,
+) -> Result<Vec<HistoryRow>> {
+    let id = instance_id.to_owned();
+    p.read(move |conn| {
+        Box::pin(async move {
+            sqlx::query(
+                "SELECT event_id, ts, kind, data FROM history
+                 WHERE instance_id = ?1 AND execution_id = ?2 AND event_id > ?3
+                 ORDER BY event_id",
+            )
+            .bind(id)
+            .bind(execution_id as i64)
+            .bind(after_event_id as i64)
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(history_row)
+            .collect()
+        })
+    })
+    .await
+}
+
+pub(super) async fn delete_instance(
+    p: &SqliteProvider,
+    instance_id: &str,
+    force: bool,
+) -> Result<Deletion> {
+    let id = instance_id.to_owned();
+    let deletion = p
+        .write(move |conn| {
+            Box::pin(async move {
+                let tree: Vec<String> = sqlx::query_scalar(
+                    "WITH RECURSIVE tree(id) AS (
+                        SELECT instance_id FROM instances WHERE instance_id = ?1
+                        UNION SELECT i.instance_id FROM instances i JOIN tree t ON i.parent_instance_id = t.id)
+                     SELECT id FROM tree",
+                )
+                .bind(&id)
+                .fetch_all(&mut *conn)
+                .await?;
+                if tree.is_empty() {
+                    sqlx::query("DELETE FROM orchestrator_queue WHERE instance_id = ?1")
+                        .bind(&id)
+                        .execute(&mut *conn)
+                        .await?;
+                    return Ok(Deletion::NotFound);
+                }
+                let status: String =
+                    sqlx::query_scalar("SELECT status FROM instances WHERE instance_id = ?1")
+                        .bind(&id)
+                        .fetch_one(&mut *conn)
+                        .await?;
+                if status == "Running" && !force {
+                    return Ok(Deletion::Running);
+                }
+                for table in ["history", "orchestrator_queue", "worker_queue", "instances"] {
+                    let mut qb =
+                        QueryBuilder::new(format!("DELETE FROM {table} WHERE instance_id IN ("));
+                    let mut sep = qb.separated(", ");
+                    for t in &tree {
+                        sep.push_bind(t);
+                    }
+                    sep.push_unseparated(")");
+                    qb.build().execute(&mut *conn).await?;
+                }
+                Ok(Deletion::Deleted(tree))
+            })
+        })
+        .await?;
+    if let Deletion::Deleted(ids) = &deletion {
+        for id in ids {
+            p.wakers.instance_changed(id);
+        }
+    }
+    Ok(deletion)
+}
