@@ -108,3 +108,19 @@ impl std::fmt::Display for ErrorCode {
         f.write_str(self.as_str())
     }
 }
+
+impl From<&crate::store::StoreError> for ErrorCode {
+    fn from(e: &crate::store::StoreError) -> Self {
+        use crate::store::StoreError;
+        match e {
+            StoreError::Config(_) => ErrorCode::InvalidArgument,
+            StoreError::Unavailable(_) => ErrorCode::Unavailable,
+            StoreError::Locked(_) => ErrorCode::Locked,
+            StoreError::LeaseLost(_) => ErrorCode::LeaseLost,
+            StoreError::Database(_)
+            | StoreError::Migration(_)
+            | StoreError::Corrupt(_)
+            | StoreError::Closed => ErrorCode::Store,
+        }
+    }
+}

@@ -1,8 +1,30 @@
-//! What a client does on top of a store: retrying a failed instance and following one as
-//! it runs. Written against the `Provider` trait only, so it works on every backend and
-//! from any process.
+//! What a client does on top of a store: cancelling, waiting, following an instance as it
+//! runs, retrying a failed one, paging. Written against the `Provider` trait only, so it
+//! works on every backend and from any process.
 
+pub mod cursor;
 pub mod retry;
+pub mod wait;
 pub mod watch;
 
 pub use retry::{retry_instance, RetryError};
+
+use crate::engine::Message;
+use crate::store::{Provider, Result};
+
+/// Asks a running instance to cancel; `false` (and nothing queued) when it is not running.
+pub async fn cancel_if_running(
+    provider: &dyn Provider,
+    instance_id: &str,
+    reason: String,
+) -> Result<bool> {
+    match provider.instance(instance_id).await? {
+        Some(info) if info.status == "Running" => {
+            provider
+                .enqueue(instance_id, &Message::Cancel { reason })
+                .await?;
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
+}

@@ -1,0 +1,61 @@
+//! `NativeProvider`: opening a store.
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+use super::{json_arg, store_err};
+use crate::store::postgres::{PostgresOptions, PostgresProvider};
+use crate::store::sqlite::{SqliteOptions, SqliteProvider};
+use crate::store::SharedProvider;
+
+#[napi]
+pub struct NativeProvider {
+    pub(super) inner: SharedProvider,
+}
+
+/// Opens (creating if needed) a SQLite database file.
+#[napi]
+pub async fn open_sqlite(url: String, synchronous_full: bool) -> Result<NativeProvider> {
+    let provider = SqliteProvider::open(&url, SqliteOptions { synchronous_full })
+        .await
+        .map_err(store_err)?;
+    Ok(NativeProvider { inner: provider })
+}
+
+#[napi]
+pub async fn open_sqlite_in_memory() -> Result<NativeProvider> {
+    let provider = SqliteProvider::in_memory().await.map_err(store_err)?;
+    Ok(NativeProvider { inner: provider })
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PostgresOptionsIn {
+    pool_size: Option<u32>,
+    poll_interval_ms: Option<u64>,
+    connect_timeout_ms: Option<u64>,
+}
+
+/// Connects to PostgreSQL on `schema` (default `public`, created if missing) and migrates
+/// it. `options` is JSON, already validated by the JavaScript layer.
+#[napi]
+pub async fn open_postgres(
+    url: String,
+    schema: Option<String>,
+    options: String,
+) -> Result<NativeProvider> {
+    let o: PostgresOptionsIn = json_arg(&options)?;
+    let d = PostgresOptions::default();
+    let provider = PostgresProvider::connect(
+        &url,
+        PostgresOptions {
+            schema,
+            pool_size: o.pool_size.unwrap_or(d.pool_size),
+            poll_interval_ms: o.poll_interval_ms.unwrap_or(d.poll_interval_ms),
+            connect_timeout_ms: o.connect_timeout_ms.unwrap_or(d.connect_timeout_ms),
+        },
+    )
+    .await
+    .map_err(store_err)?;
+    Ok(NativeProvider { inner: provider })
+}

@@ -1,0 +1,233 @@
+//! The shapes JavaScript receives, as serde views of the store's and the client's types.
+//! Stored JSON (inputs, outputs, custom status) is passed through as raw JSON.
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use crate::client::watch::{WatchCursor, WatchStep};
+use crate::engine::HistoryRow;
+use crate::store::{ExecutionInfo, InstanceInfo, QueueDepths, SystemMetrics};
+
+/// Stored JSON text as a raw value (`None` for a missing or unreadable one).
+fn raw(text: &Option<String>) -> Option<Box<RawValue>> {
+    text.as_ref()
+        .and_then(|t| RawValue::from_string(t.clone()).ok())
+}
+
+/// `client.getStatus()` and what the waits resolve to.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusView<'a> {
+    status: &'a str,
+    output: Option<Box<RawValue>>,
+    error: Option<&'a str>,
+    error_code: Option<&'a str>,
+    custom_status: Option<Box<RawValue>>,
+    custom_status_version: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<Option<&'a str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    execution_id: Option<u64>,
+}
+
+impl<'a> StatusView<'a> {
+    pub fn of(info: Option<&'a InstanceInfo>) -> Self {
+        match info {
+            None => StatusView {
+                status: "NotFound",
+                output: None,
+                error: None,
+                error_code: None,
+                custom_status: None,
+                custom_status_version: 0,
+                name: None,
+                version: None,
+                execution_id: None,
+            },
+            Some(i) => StatusView {
+                status: &i.status,
+                output: raw(&i.output),
+                error: i.error.as_deref(),
+                error_code: i.error_code.as_deref(),
+                custom_status: raw(&i.custom_status),
+                custom_status_version: i.custom_status_version,
+                name: Some(&i.name),
+                version: Some(i.version.as_deref()),
+                execution_id: Some(i.execution_id),
+            },
+        }
+    }
+}
+
+/// `client.getInstanceInfo()` and the items of `listInstances()`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InfoView<'a> {
+    instance_id: &'a str,
+    name: &'a str,
+    version: Option<&'a str>,
+    status: &'a str,
+    execution_id: u64,
+    input: Option<Box<RawValue>>,
+    output: Option<Box<RawValue>>,
+    error: Option<&'a str>,
+    error_code: Option<&'a str>,
+    custom_status: Option<Box<RawValue>>,
+    custom_status_version: i64,
+    created_at: i64,
+    updated_at: i64,
+    parent_id: Option<&'a str>,
+}
+
+impl<'a> From<&'a InstanceInfo> for InfoView<'a> {
+    fn from(i: &'a InstanceInfo) -> Self {
+        InfoView {
+            instance_id: &i.instance_id,
+            name: &i.name,
+            version: i.version.as_deref(),
+            status: &i.status,
+            execution_id: i.execution_id,
+            input: raw(&i.input),
+            output: raw(&i.output),
+            error: i.error.as_deref(),
+            error_code: i.error_code.as_deref(),
+            custom_status: raw(&i.custom_status),
+            custom_status_version: i.custom_status_version,
+            created_at: i.created_at,
+            updated_at: i.updated_at,
+            parent_id: i.parent_instance_id.as_deref(),
+        }
+    }
+}
+
+/// A page of `listInstances()`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PageView<'a> {
+    pub instances: Vec<InfoView<'a>>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionView {
+    execution_id: u64,
+    first_event_at: Option<i64>,
+    last_event_at: Option<i64>,
+    event_count: u64,
+}
+
+impl From<&ExecutionInfo> for ExecutionView {
+    fn from(e: &ExecutionInfo) -> Self {
+        ExecutionView {
+            execution_id: e.execution_id,
+            first_event_at: e.first_event_at,
+            last_event_at: e.last_event_at,
+            event_count: e.event_count,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct SystemMetricsView {
+    total: u64,
+    running: u64,
+    completed: u64,
+    failed: u64,
+}
+
+impl From<&SystemMetrics> for SystemMetricsView {
+    fn from(m: &SystemMetrics) -> Self {
+        SystemMetricsView {
+            total: m.total,
+            running: m.running,
+            completed: m.completed,
+            failed: m.failed,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct QueueDepthsView {
+    orchestrator: OrchestratorQueueView,
+    worker: WorkerQueueView,
+}
+
+#[derive(Serialize)]
+struct OrchestratorQueueView {
+    visible: u64,
+    delayed: u64,
+}
+
+#[derive(Serialize)]
+struct WorkerQueueView {
+    visible: u64,
+    running: u64,
+    delayed: u64,
+}
+
+impl From<&QueueDepths> for QueueDepthsView {
+    fn from(q: &QueueDepths) -> Self {
+        QueueDepthsView {
+            orchestrator: OrchestratorQueueView {
+                visible: q.orchestrator_visible,
+                delayed: q.orchestrator_delayed,
+            },
+            worker: WorkerQueueView {
+                visible: q.worker_visible,
+                running: q.worker_running,
+                delayed: q.worker_delayed,
+            },
+        }
+    }
+}
+
+/// One event of `readExecutionHistory()`: its data is the variant's fields.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEventView {
+    event_id: u64,
+    kind: &'static str,
+    task_id: Option<u32>,
+    timestamp: i64,
+    data: Box<RawValue>,
+}
+
+impl From<&HistoryRow> for HistoryEventView {
+    fn from(row: &HistoryRow) -> Self {
+        let data = crate::engine::event_data(&row.event);
+        HistoryEventView {
+            event_id: row.event_id,
+            kind: row.event.kind(),
+            task_id: row.event.task(),
+            timestamp: row.ts,
+            data: RawValue::from_string(data).expect("event data is JSON"),
+        }
+    }
+}
+
+/// A step of `watch()`: events since the cursor, the cursor to continue from.
+#[derive(Serialize)]
+pub struct WatchView<'a> {
+    events: Vec<Box<RawValue>>,
+    cursor: &'a WatchCursor,
+    done: bool,
+    missing: bool,
+}
+
+impl<'a> WatchView<'a> {
+    pub fn of(step: WatchStep, cursor: &'a WatchCursor) -> Self {
+        WatchView {
+            events: step
+                .events
+                .into_iter()
+                .map(|e| RawValue::from_string(e).expect("lifecycle events are JSON"))
+                .collect(),
+            cursor,
+            done: step.done,
+            missing: step.missing,
+        }
+    }
+}
