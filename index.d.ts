@@ -435,11 +435,17 @@ export interface PrometheusOptions {
 export declare function prometheusText(snapshot: MetricsSnapshot, options?: PrometheusOptions): string;
 
 /** Everything stored about an instance (`getInstanceInfo`, `listInstances`). */
+/** The status stored on an instance. */
+export type StoredStatus = 'Pending' | 'Running' | 'Completed' | 'Failed' | 'Canceled';
+
 export interface InstanceInfo<TInput = unknown, TOutput = unknown, TCustom = unknown> {
   instanceId: string;
   name: string;
   version: string | null;
+  /** As the generator API shows it: `Pending` reads as `Running`, `Canceled` as `Failed`. */
   status: 'Running' | 'Completed' | 'Failed';
+  /** As stored: `Pending` (never claimed yet), `Running`, `Completed`, `Failed`, `Canceled`. */
+  storedStatus: StoredStatus;
   executionId: number;
   input: TInput | null;
   output: TOutput | null;
@@ -459,7 +465,10 @@ export interface InstanceTree extends InstanceInfo {
 }
 
 export interface ListInstancesOptions {
-  status?: 'Running' | 'Completed' | 'Failed';
+  /** `Running` also lists `Pending` instances, `Failed` also `Canceled` ones. */
+  status?: 'Running' | 'Completed' | 'Failed' | 'Pending' | 'Canceled';
+  /** Exactly this stored status. */
+  storedStatus?: StoredStatus;
   name?: string;
   /** Exclusive bound: a Date or epoch milliseconds. */
   createdAfter?: Date | number;
@@ -499,8 +508,8 @@ export interface QueueDepths {
 }
 
 export type DeleteInstancesOptions =
-  | { ids: string[]; completedBefore?: Date | number; status?: 'Completed' | 'Failed'; limit?: number }
-  | { ids?: string[]; completedBefore: Date | number; status?: 'Completed' | 'Failed'; limit?: number };
+  | { ids: string[]; completedBefore?: Date | number; status?: 'Completed' | 'Failed' | 'Canceled'; limit?: number }
+  | { ids?: string[]; completedBefore: Date | number; status?: 'Completed' | 'Failed' | 'Canceled'; limit?: number };
 
 export interface PruneExecutionsOptions {
   /** Executions kept, the current one included (default 1). */

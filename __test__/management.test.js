@@ -143,12 +143,13 @@ test('getInstanceInfo gives every stored field, parsed; null for an unknown id',
     const info = await env.client.getInstanceInfo('info');
     assert.deepEqual(Object.keys(info).sort(), [
       'createdAt', 'customStatus', 'customStatusVersion', 'error', 'errorCode', 'executionId', 'input',
-      'instanceId', 'name', 'output', 'parentId', 'status', 'updatedAt', 'version',
+      'instanceId', 'name', 'output', 'parentId', 'status', 'storedStatus', 'updatedAt', 'version',
     ]);
     assert.equal(info.instanceId, 'info');
     assert.equal(info.name, 'Done');
     assert.equal(info.version, '1.0.0', 'the default version of an unversioned registration');
     assert.equal(info.status, 'Completed');
+    assert.equal(info.storedStatus, 'Completed');
     assert.equal(info.executionId, 1);
     assert.deepEqual(info.input, { a: [1, 2] });
     assert.deepEqual(info.output, { echo: { a: [1, 2] } });

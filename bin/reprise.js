@@ -55,7 +55,8 @@ const COMMANDS = {
   cancel: { options: ['reason'], id: true },
   delete: { options: ['force'], id: true },
 };
-const STATUSES = ['Running', 'Completed', 'Failed'];
+/** The CLI shows and filters on the stored statuses. */
+const STATUSES = ['Pending', 'Running', 'Completed', 'Failed', 'Canceled'];
 
 class UsageError extends Error {}
 class OperationError extends Error {}
@@ -196,7 +197,7 @@ async function list(client, values, out) {
   const options = {};
   if (values.status !== undefined) {
     if (!STATUSES.includes(values.status)) throw new UsageError(`--status must be one of ${STATUSES.join(', ')}, got '${values.status}'`);
-    options.status = values.status;
+    options.storedStatus = values.status;
   }
   if (values.name !== undefined) options.name = values.name;
   if (values.limit !== undefined) options.limit = parsePositiveInt(values.limit, 'limit');
@@ -207,7 +208,7 @@ async function list(client, values, out) {
   if (page.instances.length === 0) lines.push('no instances');
   else {
     lines.push(table(['ID', 'NAME', 'VERSION', 'STATUS', 'CREATED', 'UPDATED'], page.instances.map((i) => [
-      i.instanceId, i.name, i.version || '-', i.status, iso(i.createdAt), iso(i.updatedAt),
+      i.instanceId, i.name, i.version || '-', i.storedStatus, iso(i.createdAt), iso(i.updatedAt),
     ])));
   }
   if (page.nextCursor) lines.push(`next cursor: ${page.nextCursor}`);
@@ -227,7 +228,7 @@ async function show(client, id, values, out) {
   const fields = [
     ['instance', info.instanceId],
     ['name', `${info.name}${info.version ? ` (version ${info.version})` : ''}`],
-    ['status', info.status],
+    ['status', info.storedStatus],
     ['execution', String(info.executionId)],
     ['created', iso(info.createdAt)],
     ['updated', iso(info.updatedAt)],

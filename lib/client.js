@@ -17,7 +17,10 @@ function parseStatus(text) {
   };
 }
 
-const STATUSES = ['Running', 'Completed', 'Failed'];
+/** Filter values: the generator face's statuses (`Running` takes `Pending` too, `Failed` takes `Canceled`), and the two stored-only ones. */
+const STATUSES = ['Running', 'Completed', 'Failed', 'Pending', 'Canceled'];
+/** Every stored status (`storedStatus` filters on exactly one). */
+const STORED_STATUSES = ['Pending', 'Running', 'Completed', 'Failed', 'Canceled'];
 
 function checkOptions(options, what = 'options') {
   if (options === null || typeof options !== 'object' || Array.isArray(options)) {
@@ -116,11 +119,13 @@ class Client {
    */
   async listInstances(options = {}) {
     checkOptions(options);
-    checkKnown(options, ['status', 'name', 'createdAfter', 'createdBefore', 'parentId', 'limit', 'cursor']);
+    checkKnown(options, ['status', 'storedStatus', 'name', 'createdAfter', 'createdBefore', 'parentId', 'limit', 'cursor']);
     const { name, parentId, cursor, limit = 100 } = options;
     const filter = { limit: checkCount(limit, 'options.limit', 1, 10000) };
     const status = checkStatus(options.status, 'options.status', STATUSES);
     if (status !== undefined) filter.status = status;
+    const storedStatus = checkStatus(options.storedStatus, 'options.storedStatus', STORED_STATUSES);
+    if (storedStatus !== undefined) filter.storedStatus = storedStatus;
     if (name !== undefined && name !== null) {
       checkName(name, 'options.name');
       filter.name = name;
@@ -207,7 +212,7 @@ class Client {
     if (filter.ids === undefined && before === undefined) {
       throw new InvalidArgumentError('options must give ids or completedBefore');
     }
-    const status = checkStatus(options.status, 'options.status', ['Completed', 'Failed']);
+    const status = checkStatus(options.status, 'options.status', ['Completed', 'Failed', 'Canceled']);
     if (status !== undefined) filter.status = status;
     if (options.limit !== undefined && options.limit !== null) filter.limit = checkCount(options.limit, 'options.limit', 1, 2 ** 32 - 1);
     return nativeCall(this._native.deleteInstances(JSON.stringify(filter)));

@@ -12,12 +12,15 @@ use super::views::{
 };
 use super::{err, json_arg, payload, store_err, to_json};
 use crate::client::cursor::{decode_cursor, encode_cursor};
+use crate::client::status::stored_statuses;
 use crate::client::wait::{wait_until, watch_next};
 use crate::client::watch::WatchCursor;
 use crate::client::{cancel_if_running, retry_instance, RetryError};
 use crate::engine::{Message, StartRequest};
 use crate::error_code::ErrorCode;
-use crate::store::{DeleteFilter, Deletion, InstanceFilter, InstanceInfo, SharedProvider};
+use crate::store::{
+    DeleteFilter, Deletion, InstanceFilter, InstanceInfo, SharedProvider, StoredStatus,
+};
 
 #[napi]
 pub struct NativeClient {
@@ -27,7 +30,10 @@ pub struct NativeClient {
 #[derive(serde::Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ListIn {
+    /// A generator-face or stored status (see `client::status`).
     status: Option<String>,
+    /// Exactly this stored status (the CLI's filter).
+    stored_status: Option<String>,
     name: Option<String>,
     created_after: Option<i64>,
     created_before: Option<i64>,
@@ -50,7 +56,7 @@ fn deadline(timeout_ms: f64) -> tokio::time::Instant {
 }
 
 fn finished(i: &InstanceInfo) -> bool {
-    i.status == "Completed" || i.status == "Failed"
+    StoredStatus::is_finished(&i.status)
 }
 
 #[napi]
@@ -142,7 +148,11 @@ impl NativeClient {
         let page = self
             .provider
             .list_instances(&InstanceFilter {
-                status: f.status,
+                statuses: match (f.stored_status, f.status) {
+                    (Some(stored), _) => vec![stored],
+                    (None, Some(status)) => stored_statuses(&status),
+                    (None, None) => Vec::new(),
+                },
                 name: f.name,
                 created_after: f.created_after,
                 created_before: f.created_before,
@@ -203,7 +213,7 @@ impl NativeClient {
             .delete_instances(&DeleteFilter {
                 ids: f.ids,
                 completed_before: f.completed_before,
-                status: f.status,
+                statuses: f.status.as_deref().map(stored_statuses).unwrap_or_default(),
                 limit: f.limit,
             })
             .await

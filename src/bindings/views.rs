@@ -4,6 +4,7 @@
 use serde::Serialize;
 use serde_json::value::RawValue;
 
+use crate::client::status::generator_status;
 use crate::client::watch::{WatchCursor, WatchStep};
 use crate::engine::HistoryRow;
 use crate::store::{ExecutionInfo, InstanceInfo, QueueDepths, SystemMetrics};
@@ -47,7 +48,7 @@ impl<'a> StatusView<'a> {
                 execution_id: None,
             },
             Some(i) => StatusView {
-                status: &i.status,
+                status: generator_status(&i.status),
                 output: raw(&i.output),
                 error: i.error.as_deref(),
                 error_code: i.error_code.as_deref(),
@@ -68,7 +69,10 @@ pub struct InfoView<'a> {
     instance_id: &'a str,
     name: &'a str,
     version: Option<&'a str>,
+    /// As the generator API shows it.
     status: &'a str,
+    /// As stored: `Pending` and `Canceled` too.
+    stored_status: &'a str,
     execution_id: u64,
     input: Option<Box<RawValue>>,
     output: Option<Box<RawValue>>,
@@ -87,7 +91,8 @@ impl<'a> From<&'a InstanceInfo> for InfoView<'a> {
             instance_id: &i.instance_id,
             name: &i.name,
             version: i.version.as_deref(),
-            status: &i.status,
+            status: generator_status(&i.status),
+            stored_status: &i.status,
             execution_id: i.execution_id,
             input: raw(&i.input),
             output: raw(&i.output),

@@ -4,13 +4,14 @@
 
 pub mod cursor;
 pub mod retry;
+pub mod status;
 pub mod wait;
 pub mod watch;
 
 pub use retry::{retry_instance, RetryError};
 
 use crate::engine::Message;
-use crate::store::{Provider, Result};
+use crate::store::{Provider, Result, StoredStatus};
 
 /// Asks a running instance to cancel; `false` (and nothing queued) when it is not running.
 pub async fn cancel_if_running(
@@ -19,7 +20,7 @@ pub async fn cancel_if_running(
     reason: String,
 ) -> Result<bool> {
     match provider.instance(instance_id).await? {
-        Some(info) if info.status == "Running" => {
+        Some(info) if StoredStatus::is_active(&info.status) => {
             provider
                 .enqueue(instance_id, &Message::Cancel { reason })
                 .await?;

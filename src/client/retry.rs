@@ -2,7 +2,7 @@
 //! [`crate::engine::plan_rewind`] and applies it through [`Provider::rewind_instance`].
 
 use crate::engine::{payload_from_str, plan_rewind, Message, TaskError};
-use crate::store::{InstanceInfo, Provider, Result, StoreError};
+use crate::store::{InstanceInfo, Provider, Result, StoreError, StoredStatus};
 
 /// Why [`retry_instance`] did nothing.
 #[derive(Debug, thiserror::Error)]
@@ -45,8 +45,9 @@ pub async fn retry_instance(
         .instance(&id)
         .await?
         .ok_or_else(|| RetryError::NotFound(id.clone()))?;
-    if info.status != "Failed" {
-        return Err(RetryError::NotFailed(id, info.status));
+    if !StoredStatus::is_failure(&info.status) {
+        let shown = super::status::generator_status(&info.status).to_owned();
+        return Err(RetryError::NotFailed(id, shown));
     }
     let history = provider.history(&id, Some(info.execution_id)).await?;
     let mut plan = plan_rewind(info.execution_id, &history)
@@ -73,7 +74,7 @@ pub async fn retry_instance(
                 let message = child_completed(&child, info.execution_id, *task)?;
                 plan.messages.push((message, None));
             }
-            "Failed" => {
+            "Failed" | "Canceled" => {
                 let child_history = provider.history(child_id, Some(child.execution_id)).await?;
                 plan_rewind(child.execution_id, &child_history).map_err(|why| {
                     RetryError::Unretryable(
@@ -101,7 +102,7 @@ pub async fn retry_instance(
         };
         let message = match child.status.as_str() {
             "Completed" => child_completed(&child, info.execution_id, task)?,
-            "Failed" => Message::ChildFailed {
+            "Failed" | "Canceled" => Message::ChildFailed {
                 execution_id: info.execution_id,
                 task,
                 error: TaskError {

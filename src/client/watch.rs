@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::lifecycle::Lifecycle;
 use crate::engine::Event;
-use crate::store::{now_ms, Provider, Result};
+use crate::store::{now_ms, Provider, Result, StoredStatus};
 
 /// Where a watch is. `execution_id` 0: not begun yet.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -53,7 +53,7 @@ pub async fn watch_step(
     };
     if cursor.execution_id == 0 {
         if cursor.skip_existing {
-            if info.status != "Running" {
+            if !StoredStatus::is_active(&info.status) {
                 step.done = true;
                 return Ok(step);
             }

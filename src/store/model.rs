@@ -7,13 +7,71 @@ use crate::engine::{
 #[cfg(doc)]
 use super::Provider;
 
+/// The status stored on an instance row, one vocabulary for every public face (each face
+/// reads it through the table in `client::status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoredStatus {
+    /// Stored, never claimed: no turn has run yet.
+    Pending,
+    Running,
+    Completed,
+    Failed,
+    /// Ended by a cancellation (`cancelInstance`, a canceled parent).
+    Canceled,
+}
+
+impl StoredStatus {
+    pub const ALL: [StoredStatus; 5] = [
+        StoredStatus::Pending,
+        StoredStatus::Running,
+        StoredStatus::Completed,
+        StoredStatus::Failed,
+        StoredStatus::Canceled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoredStatus::Pending => "Pending",
+            StoredStatus::Running => "Running",
+            StoredStatus::Completed => "Completed",
+            StoredStatus::Failed => "Failed",
+            StoredStatus::Canceled => "Canceled",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<StoredStatus> {
+        StoredStatus::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// The instance has not ended: it can still be claimed, canceled, waited on.
+    pub fn is_active(text: &str) -> bool {
+        matches!(
+            StoredStatus::parse(text),
+            Some(StoredStatus::Pending | StoredStatus::Running)
+        )
+    }
+
+    /// The instance ended, one way or another.
+    pub fn is_finished(text: &str) -> bool {
+        !StoredStatus::is_active(text)
+    }
+
+    /// It ended without an output: failed or canceled (a rewind can retry it).
+    pub fn is_failure(text: &str) -> bool {
+        matches!(
+            StoredStatus::parse(text),
+            Some(StoredStatus::Failed | StoredStatus::Canceled)
+        )
+    }
+}
+
 /// An instance as the client sees it.
 #[derive(Debug, Clone)]
 pub struct InstanceInfo {
     pub instance_id: String,
     pub name: String,
     pub version: Option<String>,
-    /// `Running`, `Completed` or `Failed`.
+    /// A [`StoredStatus`] name.
     pub status: String,
     pub execution_id: u64,
     pub input: Option<String>,
@@ -38,8 +96,8 @@ pub struct PageCursor {
 /// Which instances [`Provider::list_instances`] returns; every field narrows the result.
 #[derive(Debug, Clone, Default)]
 pub struct InstanceFilter {
-    /// `Running`, `Completed` or `Failed`.
-    pub status: Option<String>,
+    /// Any of these stored statuses (empty: any status).
+    pub statuses: Vec<String>,
     pub name: Option<String>,
     /// Created strictly after this time (epoch ms).
     pub created_after: Option<i64>,
@@ -115,8 +173,8 @@ pub struct DeleteFilter {
     pub ids: Option<Vec<String>>,
     /// Finished (last updated) strictly before this time (epoch ms).
     pub completed_before: Option<i64>,
-    /// `Completed` or `Failed`.
-    pub status: Option<String>,
+    /// Any of these stored statuses of finished instances (empty: any).
+    pub statuses: Vec<String>,
     /// Most instances selected (their sub-orchestrations go with them).
     pub limit: Option<u32>,
 }

@@ -241,9 +241,10 @@ pub(crate) fn metrics_of(rows: Vec<(String, i64)>) -> SystemMetrics {
         let n = n as u64;
         m.total += n;
         match status.as_str() {
-            "Running" => m.running += n,
+            // The counts are the generator face's: Pending is running, Canceled failed.
+            "Pending" | "Running" => m.running += n,
             "Completed" => m.completed += n,
-            "Failed" => m.failed += n,
+            "Failed" | "Canceled" => m.failed += n,
             _ => {}
         }
     }

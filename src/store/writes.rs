@@ -7,7 +7,8 @@ use crate::engine::{
     TurnOutcome,
 };
 
-use super::{ActivityItem, TurnCommit};
+use super::{ActivityItem, StoredStatus, TurnCommit};
+use crate::error_code::ErrorCode;
 
 #[cfg(doc)]
 use super::Provider;
@@ -30,17 +31,21 @@ impl InstanceUpdate {
     pub fn of(out: &TurnOutcome) -> Self {
         let mut update = match &out.terminal {
             Some(Terminal::Completed(v)) => InstanceUpdate {
-                status: Some("Completed"),
+                status: Some(StoredStatus::Completed.as_str()),
                 output: Some(v.get().to_owned()),
                 ..Default::default()
             },
             Some(Terminal::Failed(e)) => InstanceUpdate {
-                status: Some("Failed"),
+                status: Some(if e.code.as_deref() == Some(ErrorCode::Canceled.as_str()) {
+                    StoredStatus::Canceled.as_str()
+                } else {
+                    StoredStatus::Failed.as_str()
+                }),
                 error: Some(e.message.clone()),
                 error_code: Some(
                     e.code
                         .clone()
-                        .unwrap_or_else(|| "ERR_ORCHESTRATION_FAILED".into()),
+                        .unwrap_or_else(|| ErrorCode::OrchestrationFailed.as_str().into()),
                 ),
                 ..Default::default()
             },
@@ -48,6 +53,8 @@ impl InstanceUpdate {
                 continued: true,
                 ..Default::default()
             },
+            // No status given: a Pending instance becomes Running (the commit's SQL), any
+            // other keeps its status.
             None => InstanceUpdate::default(),
         };
         if let Some((name, version)) = &out.started {

@@ -136,7 +136,8 @@ pub async fn atomic_turn_commit(p: SharedProvider) {
     assert_eq!(info.output, None);
     assert_eq!(info.error, None);
     let child = instance(&p, "main:child").await;
-    assert_eq!(child.status, "Running");
+    // Stored, never claimed: Pending (the parent, whose turn ran, is Running).
+    assert_eq!(child.status, "Pending");
     assert_eq!(child.name, "Child");
     assert_eq!(child.version.as_deref(), Some("1.0"));
     assert_eq!(child.input.as_deref(), Some("7"));

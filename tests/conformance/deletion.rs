@@ -139,7 +139,7 @@ pub async fn bulk_delete_removes_only_finished_instances(p: SharedProvider) {
     // By status.
     assert_eq!(
         p.delete_instances(&DeleteFilter {
-            status: Some("Failed".to_owned()),
+            statuses: vec!["Failed".to_owned()],
             ..Default::default()
         })
         .await

@@ -21,7 +21,7 @@ pub async fn create_instance_is_idempotent(p: SharedProvider) {
     let info = instance(&p, "dup").await;
     assert_eq!(info.name, "Flow");
     assert_eq!(info.input.as_deref(), Some("1"));
-    assert_eq!(info.status, "Running");
+    assert_eq!(info.status, "Pending", "stored, never claimed");
     assert_eq!(info.execution_id, 1);
 
     let item = claim_only(&p, "A", LONG_LEASE, "dup").await;

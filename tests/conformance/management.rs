@@ -179,7 +179,7 @@ pub async fn list_instances_filters(p: SharedProvider) {
     }
     let by = |f: InstanceFilter| list_all(&p, InstanceFilter { limit: 2, ..f });
     let status = |s: &str| InstanceFilter {
-        status: Some(s.to_owned()),
+        statuses: reprise::client::status::stored_statuses(s),
         ..Default::default()
     };
     assert_eq!(by(status("Completed")).await, vec!["f-done"]);
@@ -231,7 +231,7 @@ pub async fn list_instances_filters(p: SharedProvider) {
     );
     assert_eq!(
         by(InstanceFilter {
-            status: Some("Running".to_owned()),
+            statuses: reprise::client::status::stored_statuses("Running"),
             name: Some("Alpha".to_owned()),
             ..Default::default()
         })

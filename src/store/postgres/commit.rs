@@ -63,7 +63,8 @@ pub(super) async fn commit_turn(
 const TURN_SQL: &str = "WITH fenced AS (
         UPDATE instances SET lock_owner = NULL, lock_until = 0, updated_at = $1,
             name = COALESCE($2, name), version = COALESCE($3, version),
-            status = COALESCE($4, status), output = COALESCE($5, output),
+            status = COALESCE($4, CASE status WHEN 'Pending' THEN 'Running' ELSE status END),
+            output = COALESCE($5, output),
             error = COALESCE($6, error), error_code = COALESCE($7, error_code),
             custom_status = COALESCE($8, custom_status),
             custom_status_version = custom_status_version
@@ -305,7 +306,7 @@ async fn create_instances(
         ), created AS (
             INSERT INTO instances (instance_id, name, version, status, input, parent_instance_id,
                 created_at, updated_at)
-            SELECT instance_id, name, version, 'Running', input, parent_instance_id, $7, $7
+            SELECT instance_id, name, version, 'Pending', input, parent_instance_id, $7, $7
             FROM s ORDER BY instance_id
             ON CONFLICT (instance_id) DO NOTHING
             RETURNING instance_id

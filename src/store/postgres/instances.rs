@@ -6,14 +6,14 @@ use super::PostgresProvider;
 use crate::engine::{message_data, HistoryRow, Message, StartRequest};
 use crate::store::rows::{history_row, instance_info};
 use crate::store::writes::{message_columns, start_message};
-use crate::store::{Deletion, InstanceInfo, Result};
+use crate::store::{Deletion, InstanceInfo, Result, StoredStatus};
 
 pub(super) async fn create_instance(p: &PostgresProvider, start: &StartRequest) -> Result<bool> {
     let created = sqlx::query(
         "WITH created AS (
             INSERT INTO instances (instance_id, name, version, status, input, parent_instance_id,
                 created_at, updated_at)
-            VALUES ($1, $2, $3, 'Running', $4, $5, reprise_now_ms(), reprise_now_ms())
+            VALUES ($1, $2, $3, 'Pending', $4, $5, reprise_now_ms(), reprise_now_ms())
             ON CONFLICT (instance_id) DO NOTHING
             RETURNING instance_id, created_at
         )
@@ -146,7 +146,7 @@ pub(super) async fn delete_instance(
             .bind(instance_id)
             .fetch_one(&mut *tx)
             .await?;
-    if status == "Running" && !force {
+    if StoredStatus::is_active(&status) && !force {
         tx.rollback().await?;
         return Ok(Deletion::Running);
     }

@@ -18,8 +18,10 @@ pub(super) async fn list_instances(
 ) -> Result<InstancePage> {
     let limit = f.limit.max(1) as usize;
     let mut qb: QueryBuilder<Postgres> = QueryBuilder::new("SELECT * FROM instances WHERE true");
-    if let Some(status) = &f.status {
-        qb.push(" AND status = ").push_bind(status);
+    if !f.statuses.is_empty() {
+        qb.push(" AND status = ANY(")
+            .push_bind(&f.statuses)
+            .push(")");
     }
     if let Some(name) = &f.name {
         qb.push(" AND name = ").push_bind(name);
@@ -119,13 +121,15 @@ pub(super) async fn finished_instances(
     f: &DeleteFilter,
 ) -> Result<Vec<String>> {
     let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(
-        "SELECT instance_id FROM instances WHERE status IN ('Completed', 'Failed')",
+        "SELECT instance_id FROM instances WHERE status IN ('Completed', 'Failed', 'Canceled')",
     );
     if let Some(ids) = &f.ids {
         qb.push(" AND instance_id = ANY(").push_bind(ids).push(")");
     }
-    if let Some(status) = &f.status {
-        qb.push(" AND status = ").push_bind(status);
+    if !f.statuses.is_empty() {
+        qb.push(" AND status = ANY(")
+            .push_bind(&f.statuses)
+            .push(")");
     }
     if let Some(before) = f.completed_before {
         qb.push(" AND updated_at < ").push_bind(before);

@@ -51,7 +51,7 @@ async fn rewind_in(
             updated_at = $1, lock_owner = NULL, lock_until = 0, generation = generation + 1,
             custom_status = CASE WHEN $2 THEN $3 ELSE custom_status END,
             custom_status_version = custom_status_version + CASE WHEN $2 THEN 1 ELSE 0 END
-         WHERE instance_id = $4 AND status = 'Failed' AND execution_id = $5 AND updated_at = $7
+         WHERE instance_id = $4 AND status IN ('Failed', 'Canceled') AND execution_id = $5 AND updated_at = $7
            AND (SELECT MAX(event_id) FROM history WHERE instance_id = $4 AND execution_id = $5) = $6",
     )
     .bind(now)

@@ -62,7 +62,7 @@ async fn commit_turn_in(
     let fenced = sqlx::query(
         "UPDATE instances SET lock_owner = NULL, lock_until = 0, updated_at = ?1,
             name = COALESCE(?2, name), version = COALESCE(?3, version),
-            status = COALESCE(?4, status), output = COALESCE(?5, output),
+            status = COALESCE(?4, CASE status WHEN 'Pending' THEN 'Running' ELSE status END), output = COALESCE(?5, output),
             error = COALESCE(?6, error), error_code = COALESCE(?7, error_code),
             custom_status = CASE WHEN ?8 IS NULL THEN custom_status ELSE ?8 END,
             custom_status_version = custom_status_version + (?8 IS NOT NULL),

@@ -9,7 +9,7 @@ use super::SqliteProvider;
 use crate::engine::{HistoryRow, Message, StartRequest};
 use crate::store::rows::{history_row, instance_info};
 use crate::store::writes::{start_message, QueueInsert};
-use crate::store::{Deletion, InstanceInfo, Result};
+use crate::store::{Deletion, InstanceInfo, Result, StoredStatus};
 
 /// Inserts an instance and its start message unless the id exists.
 pub(super) async fn create_instance_in(
@@ -19,7 +19,7 @@ pub(super) async fn create_instance_in(
 ) -> Result<bool> {
     let inserted = sqlx::query(
         "INSERT INTO instances (instance_id, name, version, status, input, parent_instance_id, created_at, updated_at)
-         VALUES (?1, ?2, ?3, 'Running', ?4, ?5, ?6, ?6) ON CONFLICT (instance_id) DO NOTHING",
+         VALUES (?1, ?2, ?3, 'Pending', ?4, ?5, ?6, ?6) ON CONFLICT (instance_id) DO NOTHING",
     )
     .bind(&start.instance_id)
     .bind(&start.name)
@@ -190,7 +190,7 @@ pub(super) async fn delete_instance(
                         .bind(&id)
                         .fetch_one(&mut *conn)
                         .await?;
-                if status == "Running" && !force {
+                if StoredStatus::is_active(&status) && !force {
                     return Ok(Deletion::Running);
                 }
                 for table in ["history", "orchestrator_queue", "worker_queue", "instances"] {

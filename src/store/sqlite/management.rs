@@ -23,8 +23,13 @@ pub(super) async fn list_instances(
             let limit = f.limit.max(1) as usize;
             let mut qb: QueryBuilder<Sqlite> =
                 QueryBuilder::new("SELECT * FROM instances WHERE 1 = 1");
-            if let Some(status) = &f.status {
-                qb.push(" AND status = ").push_bind(status.clone());
+            if !f.statuses.is_empty() {
+                qb.push(" AND status IN (");
+                let mut sep = qb.separated(", ");
+                for status in &f.statuses {
+                    sep.push_bind(status.clone());
+                }
+                sep.push_unseparated(")");
             }
             if let Some(name) = &f.name {
                 qb.push(" AND name = ").push_bind(name.clone());
@@ -151,7 +156,7 @@ pub(super) async fn finished_instances(
     p.read(move |conn| {
         Box::pin(async move {
             let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "SELECT instance_id FROM instances WHERE status IN ('Completed', 'Failed')",
+                "SELECT instance_id FROM instances WHERE status IN ('Completed', 'Failed', 'Canceled')",
             );
             if let Some(ids) = &f.ids {
                 if ids.is_empty() {
@@ -164,8 +169,13 @@ pub(super) async fn finished_instances(
                 }
                 sep.push_unseparated(")");
             }
-            if let Some(status) = &f.status {
-                qb.push(" AND status = ").push_bind(status.clone());
+            if !f.statuses.is_empty() {
+                qb.push(" AND status IN (");
+                let mut sep = qb.separated(", ");
+                for status in &f.statuses {
+                    sep.push_bind(status.clone());
+                }
+                sep.push_unseparated(")");
             }
             if let Some(before) = f.completed_before {
                 qb.push(" AND updated_at < ").push_bind(before);
