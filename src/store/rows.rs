@@ -26,12 +26,12 @@ pub(crate) trait Columns {
     fn int(&self, column: &str) -> Result<i64>;
     /// A `task`, `attempt` or `deliveries` column.
     fn small(&self, column: &str) -> Result<u32>;
-    fn str(&self, column: &str) -> Result<&str>;
-    fn opt_str(&self, column: &str) -> Result<Option<String>>;
+    fn text(&self, column: &str) -> Result<&str>;
+    fn opt_string(&self, column: &str) -> Result<Option<String>>;
     fn flag(&self, column: &str) -> Result<bool>;
 
     fn string(&self, column: &str) -> Result<String> {
-        self.str(column).map(str::to_owned)
+        self.text(column).map(str::to_owned)
     }
 }
 
@@ -44,11 +44,11 @@ impl Columns for SqliteRow {
         Ok(self.try_get::<i64, _>(column)? as u32)
     }
 
-    fn str(&self, column: &str) -> Result<&str> {
+    fn text(&self, column: &str) -> Result<&str> {
         Ok(self.try_get(column)?)
     }
 
-    fn opt_str(&self, column: &str) -> Result<Option<String>> {
+    fn opt_string(&self, column: &str) -> Result<Option<String>> {
         Ok(self.try_get(column)?)
     }
 
@@ -66,11 +66,11 @@ impl Columns for PgRow {
         Ok(self.try_get::<i32, _>(column)? as u32)
     }
 
-    fn str(&self, column: &str) -> Result<&str> {
+    fn text(&self, column: &str) -> Result<&str> {
         Ok(self.try_get(column)?)
     }
 
-    fn opt_str(&self, column: &str) -> Result<Option<String>> {
+    fn opt_string(&self, column: &str) -> Result<Option<String>> {
         Ok(self.try_get(column)?)
     }
 
@@ -84,7 +84,7 @@ pub(crate) fn history_row(row: &impl Columns) -> Result<HistoryRow> {
     Ok(HistoryRow {
         event_id: row.int("event_id")? as u64,
         ts: row.int("ts")?,
-        event: event_from_row(row.str("kind")?, row.str("data")?).map_err(corrupt)?,
+        event: event_from_row(row.text("kind")?, row.text("data")?).map_err(corrupt)?,
     })
 }
 
@@ -93,7 +93,7 @@ pub(crate) fn queued_message(row: &impl Columns) -> Result<QueuedMessage> {
     Ok(QueuedMessage {
         seq: row.int("seq")?,
         deliveries: row.small("deliveries")?,
-        message: message_from_row(row.str("kind")?, row.str("data")?).map_err(corrupt)?,
+        message: message_from_row(row.text("kind")?, row.text("data")?).map_err(corrupt)?,
     })
 }
 
@@ -102,16 +102,16 @@ pub(crate) fn instance_info(row: &impl Columns) -> Result<InstanceInfo> {
     Ok(InstanceInfo {
         instance_id: row.string("instance_id")?,
         name: row.string("name")?,
-        version: row.opt_str("version")?,
+        version: row.opt_string("version")?,
         status: row.string("status")?,
         execution_id: row.int("execution_id")? as u64,
-        input: row.opt_str("input")?,
-        output: row.opt_str("output")?,
-        error: row.opt_str("error")?,
-        error_code: row.opt_str("error_code")?,
-        custom_status: row.opt_str("custom_status")?,
+        input: row.opt_string("input")?,
+        output: row.opt_string("output")?,
+        error: row.opt_string("error")?,
+        error_code: row.opt_string("error_code")?,
+        custom_status: row.opt_string("custom_status")?,
         custom_status_version: row.int("custom_status_version")?,
-        parent_instance_id: row.opt_str("parent_instance_id")?,
+        parent_instance_id: row.opt_string("parent_instance_id")?,
         created_at: row.int("created_at")?,
         updated_at: row.int("updated_at")?,
     })
@@ -129,7 +129,7 @@ pub(crate) fn activity_item(row: &impl Columns) -> Result<ActivityItem> {
         input: row.string("input")?,
         attempt: row.small("attempt")?,
         retry: row
-            .opt_str("retry")?
+            .opt_string("retry")?
             .map(|r| serde_json::from_str(&r))
             .transpose()
             .map_err(corrupt)?,

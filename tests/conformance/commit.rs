@@ -1,16 +1,17 @@
 //! A turn commits atomically: all of its writes or none.
 
+use reprise::engine::{
+    ActivityRequest, Event, Message, Outbound, ParentLink, StartRequest, Terminal, TimerRequest,
+    TurnOutcome,
+};
+use reprise::store::{ActivityItem, ActivityResult, SharedProvider, StoreError, TurnCommit};
+
 use super::{
     claim, claim_one_activity, claim_only, claim_work, deliveries, event_ids, event_message,
     event_names, history, history_kinds, instance, instance_ids, kinds, payload, retry_policy,
     schedule_activity, schedule_timer, seqs, start_instance, start_outcome, start_request,
     turn_commit, LONG_LEASE,
 };
-use reprise::engine::{
-    ActivityRequest, Event, Message, Outbound, ParentLink, StartRequest, Terminal, TimerRequest,
-    TurnOutcome,
-};
-use reprise::store::{ActivityItem, ActivityResult, SharedProvider, StoreError, TurnCommit};
 
 fn assert_commit_failed(result: Result<Vec<ActivityItem>, StoreError>) {
     match result {

@@ -1,12 +1,13 @@
 //! Deletion: one instance with its sub-orchestrations, and finished instances in bulk.
 
+use reprise::engine::{Event, ParentLink, StartRequest, Terminal};
+use reprise::store::{DeleteFilter, Deletion, InstanceFilter, SharedProvider};
+
 use super::{
     advance, assert_nothing_claimable, claim_only, claim_work, event_message, finished_instance,
     history, instance, kinds, list, listed_ids, payload, schedule_activity, schedule_timer,
     start_instance, start_instance_with, start_outcome, start_request, turn_commit, LONG_LEASE,
 };
-use reprise::engine::{Event, ParentLink, StartRequest, Terminal};
-use reprise::store::{DeleteFilter, Deletion, InstanceFilter, SharedProvider};
 
 /// Deleting removes the instance, its sub-orchestrations, their histories and everything
 /// queued for them; a running instance needs `force`; an unknown id is reported, and

@@ -1,12 +1,13 @@
 //! Direct claims: activities claimed by the commit that schedules them, and instances
 //! claimed by the completions that wake them.
 
+use reprise::store::{ActivityResult, DirectClaim, OrchestrationClaim, SharedProvider, TurnCommit};
+
 use super::{
     advance, assert_lease_lost, claim, claim_only, claim_work, deliveries, history_kinds, kinds,
     payload, schedule_activity, start_instance_with, start_outcome, start_request, turn_commit,
     LONG_LEASE,
 };
-use reprise::store::{ActivityResult, DirectClaim, OrchestrationClaim, SharedProvider, TurnCommit};
 
 /// A commit with a direct claim returns its first activities already leased (generation 1,
 /// first delivery); no other claim returns them while the lease holds; the others are

@@ -1,16 +1,17 @@
 //! Fencing: a stale claim writes nothing, and each activity outcome is fenced by its own
 //! row's generation.
 
+use reprise::engine::{
+    Event, Message, Outbound, ParentLink, StartRequest, TaskError, Terminal, TurnOutcome,
+};
+use reprise::store::{ActivityResult, Lease, SharedProvider};
+
 use super::{
     advance, assert_lease_lost, assert_nothing_claimable, claim_one_activity, claim_only,
     claim_work, deliveries, event_message, event_names, history, history_kinds, instance, kinds,
     payload, schedule_activity, schedule_timer, seqs, start_instance_with, start_outcome,
     start_request, turn_commit, LONG_LEASE,
 };
-use reprise::engine::{
-    Event, Message, Outbound, ParentLink, StartRequest, TaskError, Terminal, TurnOutcome,
-};
-use reprise::store::{ActivityResult, Lease, SharedProvider};
 
 /// Once a lease expired and another owner claimed, the old claim writes nothing.
 pub async fn fencing_of_stale_generation(p: SharedProvider) {

@@ -1,12 +1,13 @@
 //! Leases: they exclude others while held, renewals extend them, they expire once renewals
 //! stop.
 
+use reprise::store::{ActivityResult, Lease, SharedProvider};
+
 use super::{
     advance, assert_nothing_claimable, claim_one_activity, claim_only, claim_work, deliveries,
     event_message, event_names, payload, schedule_activity, start_outcome, start_request,
     turn_commit, LONG_LEASE,
 };
-use reprise::store::{ActivityResult, Lease, SharedProvider};
 
 const SHORT_LEASE: i64 = 400;
 

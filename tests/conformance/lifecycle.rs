@@ -1,13 +1,14 @@
 //! An instance's life: creation (idempotent), completion, continue-as-new, and the
 //! cancellation of open work.
 
+use reprise::engine::{Event, Message, Outbound, TaskError, Terminal, TurnOutcome};
+use reprise::store::{ActivityResult, SharedProvider};
+
 use super::{
     assert_lease_lost, assert_nothing_claimable, claim_only, claim_work, event_ids, event_message,
     history, history_kinds, instance, kinds, payload, schedule_activity, schedule_timer, seqs,
     start_instance_with, start_outcome, start_request, turn_commit, LONG_LEASE,
 };
-use reprise::engine::{Event, Message, Outbound, TaskError, Terminal, TurnOutcome};
-use reprise::store::{ActivityResult, SharedProvider};
 
 pub async fn create_instance_is_idempotent(p: SharedProvider) {
     assert!(p

@@ -1,13 +1,14 @@
 //! Management queries: pages and filters of instances, counts and queue depths, executions
 //! and their pruning.
 
+use reprise::engine::{Event, Message, Outbound, ParentLink, StartRequest, Terminal, TurnOutcome};
+use reprise::store::{InstanceFilter, PageCursor, QueueDepths, SharedProvider, SystemMetrics};
+
 use super::{
     advance, claim_only, event_message, finished_instance, history, list, list_all, listed_ids,
     payload, schedule_activity, schedule_timer, seqs, start_instance, start_instance_with,
     start_outcome, start_request, turn_commit, LONG_LEASE,
 };
-use reprise::engine::{Event, Message, Outbound, ParentLink, StartRequest, Terminal, TurnOutcome};
-use reprise::store::{InstanceFilter, PageCursor, QueueDepths, SharedProvider, SystemMetrics};
 
 /// Pages of 100 over 1,000 instances give every id once, in `(created_at, instance_id)`
 /// order; instances created between page reads never shift a page already read (the

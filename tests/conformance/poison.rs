@@ -1,12 +1,13 @@
 //! Poison: deliveries are counted so a runtime can give up on a message, and an unreadable
 //! row sets only its instance aside.
 
+use reprise::store::SharedProvider;
+
 use super::{
     advance, assert_nothing_claimable, claim, claim_one_activity, claim_only, claim_work,
     deliveries, event_message, event_names, instance_ids, kinds, schedule_activity, start_instance,
     start_outcome, start_request, turn_commit, LONG_LEASE,
 };
-use reprise::store::SharedProvider;
 
 /// Deliveries count claims that ended without a turn, so a runtime can poison a message
 /// after a bound; abandons that do not count give the delivery back.

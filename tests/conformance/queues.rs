@@ -1,13 +1,14 @@
 //! The orchestrator queue: per-instance message order, and messages that wait for their
 //! instance.
 
+use reprise::engine::{Event, Message};
+use reprise::store::{ActivityResult, SharedProvider};
+
 use super::{
     assert_nothing_claimable, claim, claim_one_activity, claim_only, deliveries, event_message,
     event_names, history, history_kinds, instance_ids, kinds, payload, schedule_activity, seqs,
     start_instance, start_instance_with, start_outcome, start_request, turn_commit, LONG_LEASE,
 };
-use reprise::engine::{Event, Message};
-use reprise::store::{ActivityResult, SharedProvider};
 
 /// A claim returns an instance's messages in enqueue order, whatever path enqueued them.
 pub async fn per_instance_message_order(p: SharedProvider) {

@@ -1,13 +1,14 @@
 //! Rewind (retryInstance): a failed instance is put back to work in one step, and a watch
 //! follows a history rewound under it.
 
+use reprise::engine::{plan_rewind, Event, Message, TaskError, Terminal, TurnOutcome};
+use reprise::store::{ActivityResult, SharedProvider};
+
 use super::{
     advance, claim_one_activity, claim_only, claim_work, event_ids, history, history_kinds,
     instance, kinds, payload, schedule_activity, schedule_timer, seqs, start_instance_with,
     turn_commit, LONG_LEASE,
 };
-use reprise::engine::{plan_rewind, Event, Message, TaskError, Terminal, TurnOutcome};
-use reprise::store::{ActivityResult, SharedProvider};
 
 /// A failed instance is rewound in one step: the failure leaves its history, the failed
 /// activity is queued again (the succeeded one is not), its timer is queued again for its

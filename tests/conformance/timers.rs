@@ -1,11 +1,12 @@
 //! Timers: invisible until they fire.
 
+use reprise::engine::{Event, Message, TurnOutcome};
+use reprise::store::SharedProvider;
+
 use super::{
     advance, assert_nothing_claimable, claim, claim_only, instance_ids, schedule_timer, seqs,
     start_outcome, start_request, turn_commit, LONG_LEASE,
 };
-use reprise::engine::{Event, Message, TurnOutcome};
-use reprise::store::SharedProvider;
 
 /// A timer is a `TimerFired` message invisible until `fire_at`; `next_due` reports it.
 pub async fn timer_visibility(p: SharedProvider) {

@@ -274,7 +274,7 @@ pub(super) async fn renew_leases(
     let mut held = HashSet::new();
     for row in rows {
         let generation = row.int("generation")?;
-        match row.opt_str("instance_id")? {
+        match row.opt_string("instance_id")? {
             Some(id) => held.insert(Lease::Instance(id, generation)),
             None => held.insert(Lease::Activity(row.int("seq")?, generation)),
         };
