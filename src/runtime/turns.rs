@@ -305,14 +305,8 @@ pub(super) async fn commit(
     match committed {
         Ok(claimed) => {
             inc(&inner.metrics.turns_committed);
-            if !claimed.is_empty() {
-                add(
-                    &inner.metrics.activities_claimed_on_commit,
-                    claimed.len() as u64,
-                );
-                dispatch_activities(inner, claimed).await;
-            }
-            inner.worker_slots.release(direct);
+            // The cache learns the new position before the activities this commit claimed
+            // can run: their results may wake the instance's next turn at once.
             {
                 let mut cache = inner.cache.lock().unwrap();
                 if driver_ran {
@@ -332,6 +326,14 @@ pub(super) async fn commit(
                     cache.evict(&item.instance_id);
                 }
             }
+            if !claimed.is_empty() {
+                add(
+                    &inner.metrics.activities_claimed_on_commit,
+                    claimed.len() as u64,
+                );
+                dispatch_activities(inner, claimed).await;
+            }
+            inner.worker_slots.release(direct);
             match &terminal {
                 Some(Terminal::Completed(_)) => inc(&inner.metrics.orchestrations_completed),
                 Some(Terminal::Failed(_)) => inc(&inner.metrics.orchestrations_failed),
