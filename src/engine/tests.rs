@@ -31,6 +31,38 @@ fn msg(seq: i64, message: Message) -> QueuedMessage {
     }
 }
 
+/// The start of a sub-orchestration 'Sub' of instance 'p' (execution 2, task 5).
+fn child_start_msg(seq: i64) -> QueuedMessage {
+    msg(
+        seq,
+        Message::Start {
+            name: "Sub".into(),
+            version: None,
+            input: p("null"),
+            parent: Some(ParentLink {
+                instance_id: "p".into(),
+                execution_id: 2,
+                task: 5,
+            }),
+            events: vec![],
+            custom_status: None,
+        },
+    )
+}
+
+fn event(name: &str, data: &str) -> Message {
+    Message::Event {
+        name: name.into(),
+        data: p(data),
+    }
+}
+
+fn cancel(reason: &str) -> Message {
+    Message::Cancel {
+        reason: reason.into(),
+    }
+}
+
 /// Runs one turn the way the runtime does and appends its events to `history`.
 fn run(
     history: &mut Vec<HistoryRow>,
@@ -154,7 +186,7 @@ fn incremental_turn_sends_only_new_jobs_and_full_replay_sends_all() {
         .finish(raw(r#"[{"t":"activity","task":1,"name":"A","input":1},{"t":"activity","task":2,"name":"B","input":"changed input is fine"},{"t":"complete","output":15}]"#))
         .unwrap();
     assert_eq!(
-        out.events.iter().map(|e| e.kind()).collect::<Vec<_>>(),
+        event_kinds(&out.events),
         vec!["ActivityCompleted", "ExecutionCompleted"]
     );
     assert!(matches!(out.terminal, Some(Terminal::Completed(ref v)) if v.get() == "15"));
@@ -232,17 +264,7 @@ fn nondeterminism_explicit_child_id_changed() {
         r#"[{"t":"child","task":1,"name":"Sub","id":"kid-a","input":null}]"#,
     )
     .unwrap();
-    let Plan::Run(full) = plan_of(
-        &h,
-        &[msg(
-            2,
-            Message::Event {
-                name: "x".into(),
-                data: p("1"),
-            },
-        )],
-        false,
-    ) else {
+    let Plan::Run(full) = plan_of(&h, &[msg(2, event("x", "1"))], false) else {
         panic!()
     };
     let err = full
@@ -322,13 +344,7 @@ fn cancel_in_same_turn_removes_queued_work_and_later_cancel_deletes_rows() {
     assert_eq!(out.timers[0].fire_at, 1050);
     let out = run(
         &mut h,
-        &[msg(
-            2,
-            Message::Event {
-                name: "go".into(),
-                data: p("true"),
-            },
-        )],
+        &[msg(2, event("go", "true"))],
         true,
         r#"[{"t":"cancel","task":2}]"#,
     )
@@ -338,13 +354,7 @@ fn cancel_in_same_turn_removes_queued_work_and_later_cancel_deletes_rows() {
 
 #[test]
 fn messages_before_start_wait_and_events_are_kept() {
-    let early = msg(
-        1,
-        Message::Event {
-            name: "e".into(),
-            data: p("1"),
-        },
-    );
+    let early = msg(1, event("e", "1"));
     assert!(matches!(
         plan_of(&[], std::slice::from_ref(&early), false),
         Plan::NotStarted
@@ -359,7 +369,7 @@ fn messages_before_start_wait_and_events_are_kept() {
     let out = turn.finish(vec![]).unwrap();
     assert_eq!(out.consumed, vec![2, 1]);
     assert_eq!(
-        out.events.iter().map(|e| e.kind()).collect::<Vec<_>>(),
+        event_kinds(&out.events),
         vec!["ExecutionStarted", "EventRaised"]
     );
 }
@@ -374,17 +384,7 @@ fn finished_execution_drops_messages() {
         r#"[{"t":"complete","output":"done"}]"#,
     )
     .unwrap();
-    let Plan::Commit(out) = plan_of(
-        &h,
-        &[msg(
-            2,
-            Message::Event {
-                name: "e".into(),
-                data: p("1"),
-            },
-        )],
-        true,
-    ) else {
+    let Plan::Commit(out) = plan_of(&h, &[msg(2, event("e", "1"))], true) else {
         panic!()
     };
     assert!(out.events.is_empty());
@@ -396,18 +396,7 @@ fn cancel_fails_the_execution_and_cascades_to_children() {
     let mut h = Vec::new();
     run(&mut h, &[start_msg(1)], false, r#"[{"t":"child","task":1,"name":"Sub","input":null},{"t":"activity","task":2,"name":"A"}]"#)
         .unwrap();
-    let out = run(
-        &mut h,
-        &[msg(
-            2,
-            Message::Cancel {
-                reason: "user asked".into(),
-            },
-        )],
-        true,
-        "[]",
-    )
-    .unwrap();
+    let out = run(&mut h, &[msg(2, cancel("user asked"))], true, "[]").unwrap();
     let Some(Terminal::Failed(err)) = &out.terminal else {
         panic!()
     };
@@ -425,22 +414,7 @@ fn cancel_fails_the_execution_and_cascades_to_children() {
 #[test]
 fn child_completion_notifies_parent() {
     let mut h = Vec::new();
-    let start = QueuedMessage {
-        seq: 1,
-        deliveries: 1,
-        message: Message::Start {
-            name: "Sub".into(),
-            version: None,
-            input: p("null"),
-            parent: Some(ParentLink {
-                instance_id: "p".into(),
-                execution_id: 2,
-                task: 5,
-            }),
-            events: vec![],
-            custom_status: None,
-        },
-    };
+    let start = child_start_msg(1);
     let out = run(
         &mut h,
         &[start],
@@ -467,20 +441,8 @@ fn continue_as_new_enqueues_the_next_execution_with_carried_events() {
     let mut h = Vec::new();
     let arrivals = [
         start_msg(1),
-        msg(
-            2,
-            Message::Event {
-                name: "a".into(),
-                data: p("1"),
-            },
-        ),
-        msg(
-            3,
-            Message::Event {
-                name: "e".into(),
-                data: p("12345678901234567890"),
-            },
-        ),
+        msg(2, event("a", "1")),
+        msg(3, event("e", "12345678901234567890")),
     ];
     let out = run(
         &mut h,
@@ -546,17 +508,7 @@ fn a_newer_history_format_is_not_replayed() {
     if let Event::ExecutionStarted { format, .. } = &mut h[0].event {
         *format = FORMAT_VERSION + 1;
     }
-    let Plan::Unsupported(m) = plan_of(
-        &h,
-        &[msg(
-            2,
-            Message::Event {
-                name: "x".into(),
-                data: p("1"),
-            },
-        )],
-        true,
-    ) else {
+    let Plan::Unsupported(m) = plan_of(&h, &[msg(2, event("x", "1"))], true) else {
         panic!("a newer format must not be replayed")
     };
     assert_eq!(
@@ -600,28 +552,14 @@ fn protocol_errors_are_not_nondeterminism() {
 
 #[test]
 fn fail_records_the_error_and_tells_the_parent() {
-    let start = msg(
-        1,
-        Message::Start {
-            name: "Sub".into(),
-            version: None,
-            input: p("null"),
-            parent: Some(ParentLink {
-                instance_id: "p".into(),
-                execution_id: 2,
-                task: 5,
-            }),
-            events: vec![],
-            custom_status: None,
-        },
-    );
+    let start = child_start_msg(1);
     let Plan::Run(turn) = plan_of(&[], &[start], false) else {
         panic!()
     };
     let error = TaskError::with_code("gone", "ERR_NOT_REGISTERED");
     let out = turn.fail(error.clone());
     assert_eq!(
-        out.events.iter().map(|e| e.kind()).collect::<Vec<_>>(),
+        event_kinds(&out.events),
         vec!["ExecutionStarted", "ExecutionFailed"]
     );
     assert!(
@@ -671,11 +609,7 @@ fn ending_lists_the_execution_s_open_activities_and_timers_for_deletion() {
 }
 
 fn failed(task: u32, message: &str) -> Message {
-    Message::ActivityFailed {
-        execution_id: 1,
-        task,
-        error: TaskError::new(message),
-    }
+    activity_failed(1, task, message)
 }
 
 /// A, B succeed; C (task 3) fails and the code rethrows.
@@ -757,13 +691,7 @@ fn rewind_of_a_fan_out_redelivers_results_that_had_arrived() {
         &mut h,
         &[
             msg(2, completed(1, "1")),
-            msg(
-                3,
-                Message::Event {
-                    name: "go".into(),
-                    data: p("true"),
-                },
-            ),
+            msg(3, event("go", "true")),
             msg(4, failed(2, "bad")),
         ],
         true,
@@ -789,13 +717,7 @@ fn rewind_after_runtime_failure_keeps_the_turn_and_replays_it() {
         instance_id: "i1",
         execution_id: 1,
         history: &h,
-        messages: &[msg(
-            4,
-            Message::Event {
-                name: "e".into(),
-                data: p("1"),
-            },
-        )],
+        messages: &[msg(4, event("e", "1"))],
         now: 2000,
         incremental: false,
     });
@@ -836,18 +758,7 @@ fn rewind_of_a_canceled_execution_reopens_its_children() {
         r#"[{"t":"child","task":1,"name":"Kid","input":null}]"#,
     )
     .unwrap();
-    run(
-        &mut h,
-        &[msg(
-            2,
-            Message::Cancel {
-                reason: "stop".into(),
-            },
-        )],
-        true,
-        "[]",
-    )
-    .unwrap();
+    run(&mut h, &[msg(2, cancel("stop"))], true, "[]").unwrap();
     assert_eq!(
         kinds(&h)[h.len() - 2..],
         ["CancelRequested", "ExecutionFailed"]
@@ -1060,13 +971,7 @@ fn results_for_open_tasks_of_this_execution_become_jobs_of_every_kind() {
         msg(22, child_completed(1, 3, r#""three""#)),
         msg(23, child_failed(1, 4, "four broke")),
         msg(24, completed(1, "1")),
-        msg(
-            25,
-            Message::Event {
-                name: "go".into(),
-                data: p("true"),
-            },
-        ),
+        msg(25, event("go", "true")),
     ];
     let Plan::Run(turn) = plan_of(&h, &arrivals, false) else {
         panic!("the results must run the code")
@@ -1133,13 +1038,7 @@ fn a_retry_with_a_new_arrival_replays_all_of_the_kept_history() {
     );
     let arrivals = [
         msg(9, plan.messages[0].0.clone()),
-        msg(
-            10,
-            Message::Event {
-                name: "go".into(),
-                data: p("1"),
-            },
-        ),
+        msg(10, event("go", "1")),
     ];
     let Plan::Run(turn) = plan_of(kept, &arrivals, true) else {
         panic!("a retry must run the code")
@@ -1179,13 +1078,7 @@ fn six_step_replay(steps: &[&str]) -> Result<TurnOutcome, EngineError> {
             "ActivityScheduled"
         ]
     );
-    let arrival = msg(
-        2,
-        Message::Event {
-            name: "go".into(),
-            data: p("1"),
-        },
-    );
+    let arrival = msg(2, event("go", "1"));
     let Plan::Run(turn) = plan_of(&h, &[arrival], false) else {
         panic!("the event must run the code")
     };
@@ -1293,25 +1186,9 @@ fn cancel_writes_consume_the_claim_and_cancel_only_open_children() {
     .unwrap();
     run(&mut h, &[msg(2, child_completed(1, 1, "1"))], true, "[]").unwrap();
     let arrivals = [
-        msg(
-            3,
-            Message::Event {
-                name: "e".into(),
-                data: p("1"),
-            },
-        ),
-        msg(
-            4,
-            Message::Cancel {
-                reason: "stop".into(),
-            },
-        ),
-        msg(
-            5,
-            Message::Cancel {
-                reason: "again".into(),
-            },
-        ),
+        msg(3, event("e", "1")),
+        msg(4, cancel("stop")),
+        msg(5, cancel("again")),
     ];
     let Plan::Commit(out) = plan_of(&h, &arrivals, true) else {
         panic!("a cancel does not run the code")
@@ -1357,15 +1234,7 @@ fn cancel_writes_consume_the_claim_and_cancel_only_open_children() {
 
 #[test]
 fn cancel_arriving_with_the_start_records_the_start_and_consumes_both() {
-    let arrivals = [
-        msg(
-            1,
-            Message::Cancel {
-                reason: "early".into(),
-            },
-        ),
-        start_msg(2),
-    ];
+    let arrivals = [msg(1, cancel("early")), start_msg(2)];
     let Plan::Commit(out) = plan_of(&[], &arrivals, true) else {
         panic!("a cancel does not run the code")
     };
@@ -1727,13 +1596,7 @@ fn messages_are_stored_as_their_fields_and_read_back() {
             r#"{"executionId":1,"task":2,"error":{"message":"bad","code":"E"}}"#,
         ),
         (timer_fired(1, 3), r#"{"executionId":1,"task":3}"#),
-        (
-            Message::Event {
-                name: "go".into(),
-                data: p("true"),
-            },
-            r#"{"name":"go","data":true}"#,
-        ),
+        (event("go", "true"), r#"{"name":"go","data":true}"#),
         (
             child_completed(2, 4, "[1]"),
             r#"{"executionId":2,"task":4,"output":[1]}"#,
@@ -1742,12 +1605,7 @@ fn messages_are_stored_as_their_fields_and_read_back() {
             child_failed(2, 4, "x"),
             r#"{"executionId":2,"task":4,"error":{"message":"x"}}"#,
         ),
-        (
-            Message::Cancel {
-                reason: "stop".into(),
-            },
-            r#"{"reason":"stop"}"#,
-        ),
+        (cancel("stop"), r#"{"reason":"stop"}"#),
         (
             Message::Retry {
                 error: TaskError::new("boom"),
