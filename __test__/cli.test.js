@@ -47,6 +47,39 @@ function assertClean(r) {
   assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
 }
 
+test('reprise list shows and filters on stored statuses: Pending until claimed, Canceled once canceled', { timeout: 20000 }, async (t) => {
+  const file = dbPath('cli-stored');
+  const provider = await SqliteProvider.open(file);
+  const client = new Client(provider);
+  await client.startOrchestration('queued-1', 'Waiter');
+  await client.startOrchestration('stopped-1', 'Waiter');
+  const db = ['--db', file];
+  let r = await cli([...db, 'list', '--status', 'Pending']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^queued-1\s+Waiter\s+-\s+Pending\s/m);
+  assert.match(r.stdout, /^stopped-1\s+Waiter\s+-\s+Pending\s/m);
+  r = await cli([...db, 'list', '--status', 'Running']);
+  assert.equal(r.stdout.trim(), 'no instances', 'a stored-status filter: Pending is not Running here');
+
+  const runtime = new Runtime(provider, runtimeOptions());
+  runtime.registerOrchestration('Waiter', function* (ctx) {
+    return yield ctx.waitForEvent('go');
+  });
+  await runtime.start();
+  t.after(() => runtime.shutdown(5000));
+  await client.cancelInstance('stopped-1', 'not needed');
+  await client.waitForOrchestration('stopped-1', 5000);
+  await eventually(async () => (await client.getInstanceInfo('queued-1')).storedStatus === 'Running', 5000, 'the first turn');
+  r = await cli([...db, 'list', '--status', 'Canceled']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^stopped-1\s+Waiter\s+1\.0\.0\s+Canceled\s/m);
+  assert.doesNotMatch(r.stdout, /queued-1/);
+  r = await cli([...db, 'list', '--status', 'Running']);
+  assert.match(r.stdout, /^queued-1\s+Waiter\s+1\.0\.0\s+Running\s/m);
+  r = await cli([...db, 'show', 'stopped-1']);
+  assert.match(r.stdout, /^status\s+Canceled$/m);
+});
+
 test('reprise list, show, cancel and delete against a live SQLite file', { timeout: 20000 }, async (t) => {
   const file = dbPath('cli');
   const provider = await SqliteProvider.open(file);

@@ -9,7 +9,7 @@ const { parseArgs } = require('node:util');
 const USAGE = `Usage: reprise [--db URL] [--schema NAME] [--json] <command> [options]
 
 Commands:
-  list [--status S] [--name N] [--limit N] [--cursor C]
+  list [--status Pending|Running|Completed|Failed|Canceled] [--name N] [--limit N] [--cursor C]
                           List instances in creation order (S: Running, Completed, Failed)
   show ID [--execution N] Show an instance and the timeline of its current (or Nth) execution
   watch ID [--since start|now]

@@ -225,11 +225,7 @@ pub struct WatchView<'a> {
 impl<'a> WatchView<'a> {
     pub fn of(step: WatchStep, cursor: &'a WatchCursor) -> Self {
         WatchView {
-            events: step
-                .events
-                .into_iter()
-                .map(|e| RawValue::from_string(e).expect("lifecycle events are JSON"))
-                .collect(),
+            events: step.events,
             cursor,
             done: step.done,
             missing: step.missing,

@@ -74,7 +74,7 @@ pub async fn retry_instance(
                 let message = child_completed(&child, info.execution_id, *task)?;
                 plan.messages.push((message, None));
             }
-            "Failed" | "Canceled" => {
+            s if StoredStatus::is_failure(s) => {
                 let child_history = provider.history(child_id, Some(child.execution_id)).await?;
                 plan_rewind(child.execution_id, &child_history).map_err(|why| {
                     RetryError::Unretryable(
@@ -102,7 +102,7 @@ pub async fn retry_instance(
         };
         let message = match child.status.as_str() {
             "Completed" => child_completed(&child, info.execution_id, task)?,
-            "Failed" | "Canceled" => Message::ChildFailed {
+            s if StoredStatus::is_failure(s) => Message::ChildFailed {
                 execution_id: info.execution_id,
                 task,
                 error: TaskError {

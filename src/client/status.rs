@@ -3,22 +3,11 @@
 //! with `canceled: <reason>`); the CLI shows and filters on the stored statuses themselves.
 
 use crate::store::StoredStatus;
-
-/// `(stored, as the generator API shows it)`, for every stored status.
-pub const GENERATOR_FACE: [(StoredStatus, &str); 5] = [
-    (StoredStatus::Pending, "Running"),
-    (StoredStatus::Running, "Running"),
-    (StoredStatus::Completed, "Completed"),
-    (StoredStatus::Failed, "Failed"),
-    (StoredStatus::Canceled, "Failed"),
-];
+pub use crate::store::GENERATOR_FACE;
 
 /// The status the generator API shows for a stored one (an unknown one shows as stored).
 pub fn generator_status(stored: &str) -> &str {
-    GENERATOR_FACE
-        .iter()
-        .find(|(s, _)| s.as_str() == stored)
-        .map_or(stored, |(_, face)| face)
+    StoredStatus::parse(stored).map_or(stored, |s| s.generator_face())
 }
 
 /// The stored statuses a filter on `status` matches: a generator-face name takes every

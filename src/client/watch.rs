@@ -32,7 +32,7 @@ pub struct WatchCursor {
 #[derive(Debug, Default)]
 pub struct WatchStep {
     /// Lifecycle events as JSON objects, in order.
-    pub events: Vec<String>,
+    pub events: Vec<Box<serde_json::value::RawValue>>,
     /// The instance finished (its completion or failure was reported): nothing more comes.
     pub done: bool,
     /// No such instance (never was, or deleted).
@@ -122,7 +122,7 @@ pub async fn watch_step(
                     row.event_id,
                     row.ts,
                 )
-                .to_json(),
+                .to_raw(),
             );
             cursor.event_id = row.event_id;
             cursor.event_ts = row.ts;
@@ -163,7 +163,7 @@ pub async fn watch_step(
                 l.name = Some(&a.name);
                 l.attempt = Some(a.attempt);
                 l.retry_at = retry_at;
-                step.events.push(l.to_json());
+                step.events.push(l.to_raw());
             }
         };
         if a.attempt > 1 {

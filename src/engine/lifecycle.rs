@@ -161,10 +161,6 @@ impl<'a> Lifecycle<'a> {
         l
     }
 
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(self).expect("lifecycle events serialize")
-    }
-
     /// The event as a JSON value to carry inside a message.
     pub fn to_raw(&self) -> Box<serde_json::value::RawValue> {
         serde_json::value::to_raw_value(self).expect("lifecycle events serialize")

@@ -43,6 +43,15 @@ impl StoredStatus {
         StoredStatus::ALL.into_iter().find(|s| s.as_str() == text)
     }
 
+    /// How the generator API shows it (`client::status` holds the table's tests).
+    pub fn generator_face(self) -> &'static str {
+        GENERATOR_FACE
+            .iter()
+            .find(|(s, _)| *s == self)
+            .map(|(_, face)| *face)
+            .expect("every stored status has a face")
+    }
+
     /// The instance has not ended: it can still be claimed, canceled, waited on.
     pub fn is_active(text: &str) -> bool {
         matches!(
@@ -64,6 +73,17 @@ impl StoredStatus {
         )
     }
 }
+
+/// `(stored, as the generator API shows it)`, for every stored status: the one table each
+/// public face reads (the generator API keeps Running/Completed/Failed; a canceled instance
+/// is `Failed` with `canceled: <reason>`).
+pub const GENERATOR_FACE: [(StoredStatus, &str); 5] = [
+    (StoredStatus::Pending, "Running"),
+    (StoredStatus::Running, "Running"),
+    (StoredStatus::Completed, "Completed"),
+    (StoredStatus::Failed, "Failed"),
+    (StoredStatus::Canceled, "Failed"),
+];
 
 /// An instance as the client sees it.
 #[derive(Debug, Clone)]

@@ -10,7 +10,7 @@ use crate::engine::{event_from_row, message_from_row, HistoryRow, QueuedMessage}
 
 use super::{
     ActivityAttempt, ActivityItem, ExecutionInfo, InstanceInfo, InstancePage, OrchestrationItem,
-    PageCursor, QueueDepths, Result, StoreError, SystemMetrics,
+    PageCursor, QueueDepths, Result, StoreError, StoredStatus, SystemMetrics,
 };
 
 /// How long an instance with a row this version cannot read is kept out of claims.
@@ -240,11 +240,11 @@ pub(crate) fn metrics_of(rows: Vec<(String, i64)>) -> SystemMetrics {
     for (status, n) in rows {
         let n = n as u64;
         m.total += n;
-        match status.as_str() {
-            // The counts are the generator face's: Pending is running, Canceled failed.
-            "Pending" | "Running" => m.running += n,
-            "Completed" => m.completed += n,
-            "Failed" | "Canceled" => m.failed += n,
+        // The counts are the generator face's: Pending is running, Canceled failed.
+        match StoredStatus::parse(&status).map(StoredStatus::generator_face) {
+            Some("Running") => m.running += n,
+            Some("Completed") => m.completed += n,
+            Some("Failed") => m.failed += n,
             _ => {}
         }
     }

@@ -147,7 +147,7 @@ fn watched_types(step: &reprise::client::watch::WatchStep) -> Vec<String> {
     step.events
         .iter()
         .map(|e| {
-            let v: serde_json::Value = serde_json::from_str(e).expect("an event is JSON");
+            let v: serde_json::Value = serde_json::from_str(e.get()).expect("an event is JSON");
             v["type"].as_str().expect("a type").to_owned()
         })
         .collect()

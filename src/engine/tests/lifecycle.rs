@@ -147,6 +147,11 @@ fn every_history_event_has_its_lifecycle_event() {
     ];
     for (event, fields) in &cases {
         let l = Lifecycle::of_event(event, "i1", 2, 7, 1234);
-        assert_eq!(l.to_json(), format!("{{{fields}}}"), "{}", event.kind());
+        assert_eq!(
+            l.to_raw().get(),
+            format!("{{{fields}}}"),
+            "{}",
+            event.kind()
+        );
     }
 }
