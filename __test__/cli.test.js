@@ -196,7 +196,8 @@ test('reprise list, show, cancel and delete against a live SQLite file', { timeo
   r = await cli([...db, 'delete', 'main-2']);
   assert.equal(r.stdout, 'deleted 2 instances\n');
   r = await cli([...db, '--json', 'delete', 'main-2']);
-  assert.deepEqual(JSON.parse(r.stdout), { instanceId: 'main-2', deleted: 0 });
+  assert.equal(r.code, 1);
+  assert.deepEqual(JSON.parse(r.stderr), { code: 'ERR_NOT_FOUND', message: "no instance 'main-2'" });
 
   // Operation errors: exit 1, one clear line, no stack trace.
   for (const args of [[...db, 'show', 'no-such-id'], [...db, 'show', 'main-1', '--execution', '7'], ['--db', path.join(path.dirname(file), 'missing.db'), 'list'], ['--db', 'postgres://u:secret@127.0.0.1:1/x', 'list']]) {
@@ -217,7 +218,7 @@ test('reprise list, show, cancel and delete against a live SQLite file', { timeo
     [[...db, 'list', '--status', 'Sleeping'], /--status must be one of/],
     [[...db, 'list', '--limit', 'ten'], /--limit must be an integer/],
     [[...db, 'list', '--force'], /'list' takes no --force/],
-    [[...db, 'list', '--bogus'], /Unknown option '--bogus'/],
+    [[...db, 'list', '--bogus'], /unknown option '--bogus'/],
     [[...db, 'list', '--cursor', 'nonsense'], /cursor/],
     [[...db, '--schema', 'x', 'list'], /--schema applies to PostgreSQL only/],
     [['--db', 'mysql://localhost/x', 'list'], /neither a SQLite path nor a postgres:\/\/ URL/],
@@ -289,7 +290,7 @@ test('reprise watch follows a live instance from another process; reprise retry 
   assert.equal(r.stdout, "retrying 'pipe-1' from its last good point\n");
   assert.equal((await client.waitForOrchestration('pipe-1', 5000)).output, 42);
   assert.deepEqual(calls, { Fetch: 1, Store: 2 });
-  r = await cli([...db, '--json', 'retry', 'pipe-1']);
+  r = await cli([...db, 'retry', 'pipe-1']);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /^reprise: instance 'pipe-1' is Completed; only a Failed instance can be retried\n/);
   r = await cli([...db, 'retry', 'nobody']);

@@ -10,7 +10,7 @@ const USAGE = `Usage: reprise [--db URL] [--schema NAME] [--json] <command> [opt
 
 Commands:
   list [--status Pending|Running|Completed|Failed|Canceled] [--name N] [--limit N] [--cursor C]
-                          List instances in creation order (S: Running, Completed, Failed)
+                          List instances in creation order (--status: a stored status)
   show ID [--execution N] Show an instance and the timeline of its current (or Nth) execution
   watch ID [--since start|now]
                           Print the instance's lifecycle events as they happen, from its
@@ -18,7 +18,8 @@ Commands:
                           (exit 1 if it fails); --json prints one JSON object per line
   retry ID                Re-run a failed instance from its last good point (activities
                           that succeeded are not run again; failed sub-orchestrations too)
-  cancel ID [--reason R]  Cancel a running instance (and its sub-orchestrations)
+  cancel ID [--reason R]  Cancel a running instance (and its sub-orchestrations);
+                          a finished one is left as it is
   delete ID [--force]     Delete an instance with its sub-orchestrations;
                           a running instance needs --force
 
@@ -29,7 +30,12 @@ Global options:
   --json          Print one JSON document on stdout (watch: one per event)
   -h, --help      Show this help
 
-Exit codes: 0 success, 1 operation error, 2 usage error.
+Flags must belong to the command; a value that starts with '-' is given as --flag=-value.
+
+Exit codes: 0 success; 1 operation error (unknown instance, running instance without
+--force, retry of an instance that is not failed, a watched instance that failed, missing
+database file, unreachable server); 2 usage error. With --json, an error is one JSON object
+{"code", "message"} on stderr; code is ERR_USAGE for usage errors.
 `;
 
 const OPTIONS = {
@@ -57,13 +63,75 @@ const COMMANDS = {
 };
 /** The CLI shows and filters on the stored statuses. */
 const STATUSES = ['Pending', 'Running', 'Completed', 'Failed', 'Canceled'];
+/** The most rows `listInstances` returns in one page. */
+const MAX_LIMIT = 10000;
 
-class UsageError extends Error {}
-class OperationError extends Error {}
+/** Bad command line: exit 2, `code` ERR_USAGE with --json. */
+class UsageError extends Error {
+  constructor(message) {
+    super(message);
+    this.code = 'ERR_USAGE';
+  }
+}
 
-function parsePositiveInt(text, option) {
-  if (!/^[0-9]+$/.test(text) || Number(text) < 1 || !Number.isSafeInteger(Number(text))) {
-    throw new UsageError(`--${option} must be an integer >= 1, got '${text}'`);
+/** The command could not do what was asked: exit 1; `code` says why. */
+class OperationError extends Error {
+  constructor(message, code) {
+    super(message);
+    this.code = code;
+  }
+}
+
+/** Set once the arguments are read: errors are then printed as JSON. */
+let jsonErrors = false;
+
+const flagList = (names) => names.map((n) => `--${n}`).join(', ');
+
+/** The flags `command` takes (every command's when it is not a known one), for messages. */
+function knownFlags(command) {
+  const global = `global: ${flagList(GLOBAL)}`;
+  if (Object.hasOwn(COMMANDS, command)) return `'${command}' takes: ${flagList(COMMANDS[command].options) || 'no flags of its own'}; ${global}`;
+  const each = Object.entries(COMMANDS).filter(([, spec]) => spec.options.length).map(([name, spec]) => `${name}: ${flagList(spec.options)}`);
+  return `${global}; ${each.join('; ')}`;
+}
+
+/**
+ * Reads the command line strictly: every flag must be known and belong to the command, a
+ * string flag needs a non-empty value (a value starting with '-' is given as --flag=-value),
+ * a switch takes none, and no flag is given twice.
+ */
+function parse(argv) {
+  const { tokens } = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: false, tokens: true });
+  jsonErrors = tokens.some((t) => t.kind === 'option' && t.name === 'json');
+  const positionals = tokens.filter((t) => t.kind === 'positional').map((t) => t.value);
+  const command = positionals[0];
+  const values = {};
+  for (const token of tokens) {
+    if (token.kind !== 'option') continue;
+    const { name, rawName, value } = token;
+    if (!Object.hasOwn(OPTIONS, name)) throw new UsageError(`unknown option '${rawName}' (${knownFlags(command)})`);
+    if (!GLOBAL.includes(name) && Object.hasOwn(COMMANDS, command) && !COMMANDS[command].options.includes(name)) {
+      throw new UsageError(`'${command}' takes no --${name} (${knownFlags(command)})`);
+    }
+    if (Object.hasOwn(values, name)) throw new UsageError(`--${name} given twice`);
+    if (OPTIONS[name].type === 'boolean') {
+      if (value !== undefined) throw new UsageError(`--${name} takes no value, got '${value}'`);
+      values[name] = true;
+    } else {
+      if (value === undefined || value === '') throw new UsageError(`--${name} needs a value`);
+      if (!token.inlineValue && value.startsWith('-')) {
+        throw new UsageError(`--${name} needs a value, got '${value}' (write --${name}=${value} for a value that starts with '-')`);
+      }
+      values[name] = value;
+    }
+  }
+  return { values, positionals };
+}
+
+function parseCount(text, option, max) {
+  if (!/^[0-9]+$/.test(text) || !Number.isSafeInteger(Number(text)) || Number(text) < 1 || Number(text) > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? '>= 1' : `from 1 to ${max}`;
+    throw new UsageError(`--${option} must be an integer ${range}, got '${text}'`);
   }
   return Number(text);
 }
@@ -88,9 +156,9 @@ async function openProvider(db, schema, command) {
   try {
     stat = fs.statSync(path);
   } catch {
-    throw new OperationError(`no database at '${path}'`);
+    throw new OperationError(`no database at '${path}'`, 'ERR_NOT_FOUND');
   }
-  if (!stat.isFile()) throw new OperationError(`'${path}' is not a file`);
+  if (!stat.isFile()) throw new OperationError(`'${path}' is not a file`, 'ERR_NOT_FOUND');
   return SqliteProvider.open(db);
 }
 
@@ -200,7 +268,7 @@ async function list(client, values, out) {
     options.storedStatus = values.status;
   }
   if (values.name !== undefined) options.name = values.name;
-  if (values.limit !== undefined) options.limit = parsePositiveInt(values.limit, 'limit');
+  if (values.limit !== undefined) options.limit = parseCount(values.limit, 'limit', MAX_LIMIT);
   if (values.cursor !== undefined) options.cursor = values.cursor;
   const page = await client.listInstances(options);
   if (values.json) return out(page);
@@ -216,12 +284,12 @@ async function list(client, values, out) {
 }
 
 async function show(client, id, values, out) {
-  const executionId = values.execution === undefined ? undefined : parsePositiveInt(values.execution, 'execution');
+  const executionId = values.execution === undefined ? undefined : parseCount(values.execution, 'execution', Number.MAX_SAFE_INTEGER);
   const info = await client.getInstanceInfo(id);
-  if (!info) throw new OperationError(`no instance '${id}'`);
+  if (!info) throw new OperationError(`no instance '${id}'`, 'ERR_NOT_FOUND');
   const history = await client.readExecutionHistory(id, executionId);
   if (executionId !== undefined && history.length === 0) {
-    throw new OperationError(`instance '${id}' has no history for execution ${executionId}`);
+    throw new OperationError(`instance '${id}' has no history for execution ${executionId}`, 'ERR_NOT_FOUND');
   }
   const execution = executionId === undefined ? info.executionId : executionId;
   if (values.json) return out({ instance: info, executionId: execution, history });
@@ -298,7 +366,7 @@ async function watch(client, id, values, out) {
       process.stdout.write(`${values.json ? JSON.stringify(event) : describeEvent(event, names)}\n`);
     }
   } catch (e) {
-    if (e && e.code === 'ERR_NOT_FOUND') throw new OperationError(`no instance '${id}'`);
+    if (e && e.code === 'ERR_NOT_FOUND') throw new OperationError(`no instance '${id}'`, 'ERR_NOT_FOUND');
     throw e;
   }
   if (controller.signal.aborted) return;
@@ -306,10 +374,10 @@ async function watch(client, id, values, out) {
     // since=now on a finished instance: say how it ended.
     const status = await client.getStatus(id);
     if (!values.json) out(`'${id}' is already ${status.status}`);
-    if (status.status === 'Failed') throw new OperationError(`instance '${id}' failed: ${status.error}`);
+    if (status.status === 'Failed') throw new OperationError(`instance '${id}' failed: ${status.error}`, 'ERR_INSTANCE_FAILED');
     return;
   }
-  if (last.type === 'instanceFailed') throw new OperationError(`instance '${id}' failed: ${errorText(last.error)}`);
+  if (last.type === 'instanceFailed') throw new OperationError(`instance '${id}' failed: ${errorText(last.error)}`, 'ERR_INSTANCE_FAILED');
 }
 
 async function retry(client, id, values, out) {
@@ -317,7 +385,8 @@ async function retry(client, id, values, out) {
   try {
     retried = await client.retryInstance(id);
   } catch (e) {
-    if (e && (e.code === 'ERR_NOT_FOUND' || e.code === 'ERR_INVALID_STATE')) throw new OperationError(e.message);
+    if (e && e.code === 'ERR_NOT_FOUND') throw new OperationError(`no instance '${id}'`, e.code);
+    if (e && e.code === 'ERR_INVALID_STATE') throw new OperationError(e.message, e.code);
     throw e;
   }
   if (values.json) return out({ instanceId: id, retried });
@@ -327,10 +396,13 @@ async function retry(client, id, values, out) {
 
 async function cancel(client, id, values, out) {
   const canceled = await client.cancelInstance(id, values.reason);
+  // cancelInstance says false for a finished instance and for an unknown one alike.
+  const info = canceled ? null : await client.getInstanceInfo(id);
+  if (!canceled && info === null) throw new OperationError(`no instance '${id}'`, 'ERR_NOT_FOUND');
   if (values.json) return out({ instanceId: id, canceled });
   out(canceled
     ? `cancel requested for '${id}' (it was running)`
-    : `'${id}' was not running (finished or unknown): nothing to cancel`);
+    : `'${id}' is not running (${info.storedStatus}): nothing to cancel`);
 }
 
 async function remove(client, id, values, out) {
@@ -340,10 +412,11 @@ async function remove(client, id, values, out) {
   } catch (e) {
     if (e && e.code === 'ERR_INVALID_STATE') {
       const message = e.message.replace('{force: true}', '--force');
-      throw new OperationError(message === e.message ? `${message} (--force deletes it anyway)` : message);
+      throw new OperationError(message === e.message ? `${message} (--force deletes it anyway)` : message, e.code);
     }
     throw e;
   }
+  if (deleted === 0) throw new OperationError(`no instance '${id}'`, 'ERR_NOT_FOUND');
   if (values.json) return out({ instanceId: id, deleted });
   out(`deleted ${deleted} instance${deleted === 1 ? '' : 's'}`);
 }
@@ -351,31 +424,26 @@ async function remove(client, id, values, out) {
 // ---- main ----
 
 async function main(argv, out) {
-  let parsed;
-  try {
-    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
-  } catch (e) {
-    throw new UsageError(e.message);
-  }
-  const { values, positionals } = parsed;
+  const { values, positionals } = parse(argv);
   if (values.help || positionals[0] === 'help') {
     process.stdout.write(USAGE);
     return;
   }
   const [command, ...args] = positionals;
   if (command === undefined) throw new UsageError('no command given');
+  if (!Object.hasOwn(COMMANDS, command)) throw new UsageError(`unknown command '${command}' (commands: ${Object.keys(COMMANDS).join(', ')})`);
   const spec = COMMANDS[command];
-  if (!spec) throw new UsageError(`unknown command '${command}'`);
-  for (const key of Object.keys(values)) {
-    if (!GLOBAL.includes(key) && !spec.options.includes(key)) throw new UsageError(`'${command}' takes no --${key}`);
-  }
   if (spec.id && args.length === 0) throw new UsageError(`'${command}' needs an instance ID`);
+  if (spec.id && args[0] === '') throw new UsageError(`'${command}' needs an instance ID, got ''`);
   if (args.length > (spec.id ? 1 : 0)) throw new UsageError(`unexpected argument '${args[spec.id ? 1 : 0]}'`);
   const db = values.db !== undefined ? values.db : process.env.REPRISE_DB;
   if (db === undefined || db === '') throw new UsageError('--db is required (or set REPRISE_DB)');
 
   if (values.schema !== undefined && !/^[A-Za-z0-9_]{1,63}$/.test(values.schema)) {
     throw new UsageError(`--schema must be 1 to 63 letters, digits or underscores, got '${values.schema}'`);
+  }
+  if (values.schema !== undefined && /^pg_/i.test(values.schema)) {
+    throw new UsageError(`--schema names starting with pg_ are reserved by PostgreSQL, got '${values.schema}'`);
   }
 
   const { Client } = require('..');
@@ -399,11 +467,17 @@ function exit(code) {
 main(process.argv.slice(2), (text) => process.stdout.write(`${text}\n`)).then(
   () => exit(0),
   (e) => {
+    // The library's InvalidArgumentError (a malformed URL, say) is a usage error too.
     const usage = e instanceof UsageError || (e && e.code === 'ERR_INVALID_ARGUMENT');
     // Never echo a database password.
     const message = (e && e.message ? e.message : String(e)).replace(/(postgres(?:ql)?:\/\/[^:/@\s]*):[^@\s]*@/g, '$1:***@');
-    process.stderr.write(`reprise: ${message}\n`);
-    if (usage) process.stderr.write("Run 'reprise --help' for usage.\n");
+    if (jsonErrors) {
+      const code = usage ? 'ERR_USAGE' : e && typeof e.code === 'string' ? e.code : 'ERR_REPRISE';
+      process.stderr.write(`${JSON.stringify({ code, message })}\n`);
+    } else {
+      process.stderr.write(`reprise: ${message}\n`);
+      if (usage) process.stderr.write("Run 'reprise --help' for usage.\n");
+    }
     exit(usage ? 2 : 1);
   },
 );
