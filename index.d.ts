@@ -153,6 +153,14 @@ export declare class Task<T = unknown> {
 
 export type AllResult<T> = { ok: T } | { err: string };
 type TaskValue<T> = T extends Task<infer V> ? V : never;
+/**
+ * What a race gives: one `{index, value}` member per task, so checking `index` narrows
+ * `value` to that task's result (`if (r.index === 0) r.value ...`). For an array of
+ * tasks of one type, `index` is a `number`.
+ */
+export type RaceResult<Ts extends readonly Task<any>[]> = {
+  [K in keyof Ts]: { index: K extends `${infer N extends number}` ? N : number; value: TaskValue<Ts[K]> };
+}[number];
 
 export declare class OrchestrationContext {
   private constructor();
@@ -180,8 +188,9 @@ export declare class OrchestrationContext {
   /** Fire-and-forget; yields the new instance's id. */
   startOrchestration(name: string, instanceId: string, input?: unknown, options?: StartOptions): Task<string>;
   all<const Ts extends readonly Task<any>[]>(tasks: Ts): Task<{ [K in keyof Ts]: AllResult<TaskValue<Ts[K]>> }>;
-  race<const Ts extends readonly Task<any>[]>(...tasks: Ts): Task<{ index: number; value: TaskValue<Ts[number]> }>;
-  race<const Ts extends readonly Task<any>[]>(tasks: Ts): Task<{ index: number; value: TaskValue<Ts[number]> }>;
+  /** The first task to settle wins: `yield*` gives a `RaceResult`, narrowed by checking `index`. */
+  race<const Ts extends readonly Task<any>[]>(...tasks: Ts): Task<RaceResult<Ts>>;
+  race<const Ts extends readonly Task<any>[]>(tasks: Ts): Task<RaceResult<Ts>>;
   /** The turn's timestamp, epoch ms. */
   utcNow(): Task<number>;
   newGuid(): Task<string>;

@@ -11,6 +11,7 @@ import {
   MetricsSnapshot,
   NotFoundError,
   OrchestrationContext,
+  OrchestrationFunction,
   OrchestrationStatus,
   RepriseError,
   RetryPolicy,
@@ -106,6 +107,25 @@ const workflow = function* (ctx: OrchestrationContext, input: { userId: string }
   const winner = yield* ctx.race(ctx.activity(getUser, 'b'), ctx.scheduleTimer(1000));
   expectType<number>(winner.index);
   assertEqual<typeof winner.value, User | null>(true);
+  // A race is a union discriminated by `index`: checking it narrows `value` (the guide's
+  // approval pattern, with no `!`).
+  const approval = yield* ctx.race(ctx.waitForEvent<{ by: string }>('approved'), ctx.scheduleTimer(24 * 3600 * 1000));
+  assertEqual<typeof approval.index, 0 | 1>(true);
+  if (approval.index === 1) {
+    assertEqual<typeof approval.value, null>(true);
+  } else {
+    expectType<string>(approval.value.by);
+  }
+  // @ts-expect-error: before the check, value may be the timer's null
+  approval.value.by;
+  // @ts-expect-error: a race of two tasks has no index 2
+  if (approval.index === 2) return;
+  const listed = yield* ctx.race([ctx.scheduleActivity<number>('A'), ctx.waitForEvent<string>('B')]);
+  if (listed.index === 0) assertEqual<typeof listed.value, number>(true);
+  else assertEqual<typeof listed.value, string>(true);
+  const tasks: Task<User>[] = ['x', 'y'].map((u) => ctx.activity(getUser, u));
+  const anyOf = yield* ctx.race(tasks);
+  assertEqual<typeof anyOf, { index: number; value: User }>(true);
 
   // @ts-expect-error: unknown retry option
   yield* ctx.activityWithRetry(getUser, 'u6', { maxAttempts: 3, retries: 2 });
@@ -232,6 +252,28 @@ async function main(): Promise<void> {
   const task: Task<User> = ctxTask(getUser);
   void created; void policy; void task; void badCode;
 }
+
+// Plain `yield` outside registerOrchestration: a standalone generator has no contextual
+// type, so under `strict` a `yield` whose result is used does not compile (TS7057)...
+function* standalonePlain(ctx: OrchestrationContext) {
+  yield ctx.scheduleTimer(10); // a result left unused is fine
+  // @ts-expect-error: 'yield' expression implicitly results in an 'any' type
+  const n = yield ctx.scheduleActivity('Count');
+  return n;
+}
+// ...typed as an OrchestrationFunction it is `any` again, as inline; `yield*` needs neither.
+const standaloneTyped: OrchestrationFunction<string, unknown> = function* (ctx, id) {
+  const user = yield ctx.scheduleActivity('GetUser', id);
+  expectType<number>(user);
+  expectType<string>(user);
+  return user;
+};
+function* standaloneStar(ctx: OrchestrationContext) {
+  const n = yield* ctx.scheduleActivity<number>('Count');
+  assertEqual<typeof n, number>(true);
+  return n;
+}
+void standalonePlain; void standaloneTyped; void standaloneStar;
 
 declare const someCtx: OrchestrationContext;
 function ctxTask(def: typeof getUser): Task<User> {
