@@ -5,22 +5,113 @@
 // commands the code issued. Live generators are kept in a cache whose contents Rust
 // mirrors (it tells us what to evict), so a steady-state turn costs O(new events).
 
-const { Task, DURABLE, COMPOSITE } = require('./tasks');
+const { DURABLE, COMPOSITE } = require('./tasks');
 const { OrchestrationContext, uuidV5 } = require('./context');
 const { InvalidArgumentError, TaskFailedError } = require('./errors');
-const { toJson, describe } = require('./json');
+const { toJson, describe, errorText, isTask, UNREADABLE_VALUE } = require('./json');
 
 const BLOCKED = Symbol('blocked');
 const ENDED = Symbol('ended');
 
-function errorFields(error) {
-  if (error instanceof Error) {
-    const out = { message: error.message || String(error) };
-    if (typeof error.code === 'string') out.code = error.code;
-    if (error.name && error.name !== 'Error') out.name = error.name;
-    return out;
+/** Longest error message recorded, in characters; longer ones are cut, saying how much was. */
+const MAX_MESSAGE_CHARS = 64 * 1024;
+/** Longest error `code` or `name` recorded, in characters. */
+const MAX_TAG_CHARS = 256;
+
+/**
+ * `text` as every store keeps it exactly: valid UTF-16 (a lone surrogate becomes U+FFFD), no
+ * NUL (PostgreSQL text cannot hold it; it becomes U+FFFD too), at most `max` characters.
+ */
+function storable(text, max) {
+  let t = text.length > max ? `${text.slice(0, max)}… (${text.length - max} more characters)` : text;
+  if (!t.isWellFormed()) t = t.toWellFormed();
+  if (t.includes('\0')) t = t.replaceAll('\0', '\uFFFD');
+  return t;
+}
+
+/** Returned by `read` when reading threw. */
+const UNREADABLE = Symbol('unreadable');
+
+/** `object[key]`, or UNREADABLE when reading it throws (a getter, a Proxy trap). */
+function read(object, key) {
+  try {
+    return object[key];
+  } catch {
+    return UNREADABLE;
   }
-  return { message: typeof error === 'string' ? error : describe(error) };
+}
+
+function scalarText(value) {
+  if (typeof value === 'string') return value;
+  if ((typeof value === 'number' && Number.isFinite(value)) || typeof value === 'bigint') return String(value);
+  return undefined;
+}
+
+/** What JSON shows of a thrown non-Error object, briefly; '' if it cannot be shown. */
+function preview(value) {
+  try {
+    const text = JSON.stringify(value);
+    if (typeof text !== 'string' || text === '{}' || text === '[]') return '';
+    return `: ${text.length > 200 ? `${text.slice(0, 200)}…` : text}`;
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * The `{message, code?, name?}` recorded for anything user code throws. Never throws: a
+ * value whose fields cannot be read or stored (throwing getters, a Proxy, BigInt fields,
+ * cycles, lone surrogates, NUL) is recorded with what can be kept. The `message` and `code` of
+ * a plain object survive; any other non-Error value is described.
+ */
+function errorFields(error) {
+  try {
+    return fieldsOf(error);
+  } catch {
+    return { message: 'an error that cannot be read was thrown' };
+  }
+}
+
+/** `value instanceof Error`, false when that check throws (a Proxy's getPrototypeOf trap). */
+function isErrorObject(value) {
+  try {
+    return value instanceof Error;
+  } catch {
+    return false;
+  }
+}
+
+function fieldsOf(error) {
+  if (typeof error === 'string') return { message: storable(error, MAX_MESSAGE_CHARS) };
+  if (error === null || (typeof error !== 'object' && typeof error !== 'function')) {
+    return { message: storable(`${describe(error)} was thrown (not an Error)`, MAX_MESSAGE_CHARS) };
+  }
+  const isError = isErrorObject(error);
+  const rawMessage = read(error, 'message');
+  let message = scalarText(rawMessage);
+  if (message === '' && isError) {
+    try {
+      message = String(error);
+    } catch {
+      message = undefined;
+    }
+  }
+  if (message === undefined) {
+    const what = isError ? 'an Error' : describe(error);
+    message = rawMessage === UNREADABLE
+      ? `${what}${what === UNREADABLE_VALUE ? '' : ' whose message cannot be read'} was thrown`
+      : isError
+        ? `${what} whose message is ${describe(rawMessage)} was thrown`
+        : `${what} was thrown (not an Error)${preview(error)}`;
+  }
+  const out = { message: storable(message, MAX_MESSAGE_CHARS) };
+  const code = scalarText(read(error, 'code'));
+  if (code) out.code = storable(code, MAX_TAG_CHARS);
+  if (typeof error !== 'function') {
+    const name = read(error, 'name');
+    if (typeof name === 'string' && name && name !== 'Error') out.name = storable(name, MAX_TAG_CHARS);
+  }
+  return out;
 }
 
 function taskError(e) {
@@ -132,7 +223,7 @@ class Execution {
   }
 
   onYield(task) {
-    if (!(task instanceof Task)) {
+    if (!isTask(task)) {
       this.fail({
         message:
           `the orchestration yielded ${describe(task)}, which is not a task: yield only what ctx methods return ` +
@@ -286,6 +377,7 @@ class Execution {
     this.continued = null;
   }
 
+  /** `error`: from `errorFields` (or built of storable text). */
   fail(error) {
     this.commands.push(`{"t":"fail","error":${JSON.stringify(error)}}`);
     this.done = true;
@@ -336,7 +428,8 @@ class Driver {
       return `{"commands":[${ex.commands.join(',')}]}`;
     } catch (error) {
       this.cache.delete(a.instanceId);
-      return JSON.stringify({ fault: `driver error: ${error && error.stack ? error.stack : error}` });
+      const stack = isErrorObject(error) ? read(error, 'stack') : undefined;
+      return JSON.stringify({ fault: storable(`driver error: ${typeof stack === 'string' ? stack : errorText(error)}`, MAX_MESSAGE_CHARS) });
     }
   }
 }

@@ -1,33 +1,158 @@
 'use strict';
 
 const { InvalidArgumentError } = require('./errors');
+const { Task, UNYIELDED } = require('./tasks');
 
 /** Largest payload (JSON text) accepted: inputs, outputs, events, custom status. */
 const MAX_PAYLOAD_BYTES = 16 * 1024 * 1024;
 
+/** What a task is, for messages: `activity 'Charge'`, `timer`, `ctx.all`... */
+function taskLabel(task) {
+  const a = task.args || {};
+  switch (task.kind) {
+    case 'activity':
+      return `activity '${a.name}'`;
+    case 'timer':
+      return 'timer';
+    case 'wait':
+      return `waitForEvent '${a.name}'`;
+    case 'child':
+      return `sub-orchestration '${a.name}'`;
+    case 'detached':
+      return `startOrchestration '${a.name}'`;
+    default:
+      return `ctx.${task.kind}`;
+  }
+}
+
+function isTask(value) {
+  try {
+    return value instanceof Task;
+  } catch {
+    return false; // a Proxy whose getPrototypeOf trap throws
+  }
+}
+
+/** What of `value` JSON would silently turn into something else, as a message part; or null. */
+function notData(value) {
+  if (value === null || typeof value !== 'object') return null;
+  if (isTask(value)) return `a task (${taskLabel(value)}) that was never yielded: yield it to get its result (did you forget \`yield\`?)`;
+  if (typeof value.then === 'function') {
+    return 'a Promise, which cannot be stored (await it first; in an orchestration, do async work in an activity: a Promise cannot be replayed)';
+  }
+  if (value instanceof Map) return 'a Map, which JSON would store as {} (convert it first, e.g. Object.fromEntries(map))';
+  if (value instanceof Set) return 'a Set, which JSON would store as {} (convert it first, e.g. [...set])';
+  if (value instanceof WeakMap) return 'a WeakMap, which JSON would store as {}';
+  if (value instanceof WeakSet) return 'a WeakSet, which JSON would store as {}';
+  return null;
+}
+
+/** Where `target` sits inside `root` (`.a[2].b`), or '' when not found. */
+function pathTo(root, target) {
+  const seen = new Set();
+  const walk = (node, path) => {
+    if (node === target) return path;
+    if (node === null || typeof node !== 'object' || seen.has(node) || seen.size > 100000) return null;
+    seen.add(node);
+    if (isTask(node)) return null;
+    const entries = Array.isArray(node) ? node.map((v, i) => [`[${i}]`, v]) : Object.keys(node).map((k) => [/^[A-Za-z_$][\w$]*$/.test(k) ? `.${k}` : `[${JSON.stringify(k)}]`, node[k]]);
+    for (const [step, child] of entries) {
+      const found = walk(child, path + step);
+      if (found !== null) return found;
+    }
+    return null;
+  };
+  try {
+    return walk(root, '') || '';
+  } catch {
+    return '';
+  }
+}
+
+/** A marker thrown by the replacer: `found` is the value that is not data. */
+class NotData extends Error {
+  constructor(found, reason) {
+    super(reason);
+    this.found = found;
+  }
+}
+
+function replacer(key, value) {
+  if (value !== null && typeof value === 'object') {
+    const reason = notData(value);
+    if (reason) throw new NotData(value, reason);
+  }
+  return value;
+}
+
 /**
- * Serializes a value for the store. `undefined` becomes `null`; values JSON cannot carry
- * (BigInt, circular objects) and oversized payloads throw an InvalidArgumentError naming `what`.
+ * Serializes a value for the store. `undefined` becomes `null`, and so does a top-level
+ * function or symbol (JSON's own rules). Values JSON cannot carry (BigInt, circular objects,
+ * a getter or `toJSON` that throws), values that are not data (an unyielded task, a Promise,
+ * a Map or Set, anywhere: JSON would store `{}` silently) and oversized payloads throw an
+ * InvalidArgumentError naming `what`.
  */
 function toJson(value, what) {
+  const top = safely(() => notData(value));
+  if (top) throw new InvalidArgumentError(`${what} is ${top}`);
   let text;
   try {
     text = JSON.stringify(value === undefined ? null : value);
+    // A Promise, Map or Set nested anywhere became `{}`: look again, naming the culprit.
+    if (text !== undefined && text.includes('{}')) JSON.stringify(value, replacer);
   } catch (error) {
-    const reason = /BigInt/i.test(error.message)
-      ? 'it contains a BigInt (convert it to a string or number first)'
-      : /circular/i.test(error.message)
-        ? 'it contains a circular reference'
-        : error.message;
-    throw new InvalidArgumentError(`${what} cannot be stored as JSON: ${reason}`, { cause: error });
+    throw jsonError(error, value, what);
   }
-  if (text === undefined) text = 'null'; // functions and symbols
+  if (text === undefined) text = 'null';
   if (text.length > MAX_PAYLOAD_BYTES / 4 && Buffer.byteLength(text) > MAX_PAYLOAD_BYTES) {
     throw new InvalidArgumentError(
       `${what} is ${Buffer.byteLength(text)} bytes as JSON; the limit is ${MAX_PAYLOAD_BYTES} bytes`,
     );
   }
   return text;
+}
+
+function safely(fn) {
+  try {
+    return fn();
+  } catch (error) {
+    return `${UNREADABLE_VALUE} (${errorText(error)})`;
+  }
+}
+
+function jsonError(error, value, what) {
+  let found;
+  let reason;
+  if (error instanceof NotData) {
+    found = error.found;
+    reason = error.message;
+  } else if (error !== null && typeof error === 'object' && safely(() => error[UNYIELDED]) instanceof Task) {
+    found = error[UNYIELDED];
+    reason = notData(found);
+  }
+  if (found !== undefined) {
+    const at = pathTo(value, found);
+    return new InvalidArgumentError(`${what} contains${at ? `, at ${at},` : ''} ${reason}`);
+  }
+  const message = errorText(error);
+  const text = /BigInt/i.test(message)
+    ? 'it contains a BigInt (convert it to a string or number first)'
+    : /circular/i.test(message)
+      ? 'it contains a circular reference'
+      : `serializing it threw: ${message}`;
+  return new InvalidArgumentError(`${what} cannot be stored as JSON: ${text}`, { cause: error });
+}
+
+/** A thrown value's message as a string; never throws. */
+function errorText(error) {
+  try {
+    if (typeof error === 'string') return error;
+    const message = error !== null && (typeof error === 'object' || typeof error === 'function') ? error.message : undefined;
+    if (typeof message === 'string') return message;
+    return describe(error);
+  } catch {
+    return 'an error that cannot be read';
+  }
 }
 
 /** Longest instance id accepted. */
@@ -48,14 +173,34 @@ function checkName(name, what) {
   }
 }
 
+/** What `describe` says of a value it cannot read. */
+const UNREADABLE_VALUE = 'a value that cannot be read';
+
+/** A short description of a value for messages; never throws. */
 function describe(value) {
-  if (value === null) return 'null';
-  if (value === undefined) return 'undefined';
-  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? value.slice(0, 40) + '…' : value);
-  if (typeof value === 'function') return 'a function';
-  if (value && typeof value.then === 'function') return 'a Promise';
-  if (Array.isArray(value)) return 'an array';
-  return typeof value === 'object' ? 'an object' : `${typeof value} ${String(value)}`;
+  try {
+    if (value === null) return 'null';
+    if (value === undefined) return 'undefined';
+    if (typeof value === 'string') return JSON.stringify(value.length > 40 ? value.slice(0, 40) + '…' : value);
+    if (typeof value === 'function') return 'a function';
+    if (typeof value !== 'object') return `${typeof value} ${String(value)}`;
+    if (isTask(value)) return `a task (${taskLabel(value)})`;
+    if (typeof value.then === 'function') return 'a Promise';
+    if (Array.isArray(value)) return 'an array';
+    return 'an object';
+  } catch {
+    return UNREADABLE_VALUE;
+  }
 }
 
-module.exports = { toJson, checkInstanceId, checkName, describe, MAX_PAYLOAD_BYTES, MAX_INSTANCE_ID };
+module.exports = {
+  toJson,
+  checkInstanceId,
+  checkName,
+  describe,
+  errorText,
+  isTask,
+  UNREADABLE_VALUE,
+  MAX_PAYLOAD_BYTES,
+  MAX_INSTANCE_ID,
+};

@@ -1,5 +1,8 @@
 'use strict';
 
+/** Set on what a task's `toJSON` throws: the task itself (see `toJson` in json.js). */
+const UNYIELDED = Symbol('reprise.unyieldedTask');
+
 /**
  * A durable step an orchestration yields. Plain `yield task` gives its result, and tasks are
  * iterable so `const x = yield* task` does too (which lets TypeScript infer the type).
@@ -16,6 +19,13 @@ class Task {
   *[Symbol.iterator]() {
     return yield this;
   }
+
+  /** A task is not data: one returned or passed as a value (a forgotten `yield`) is refused. */
+  toJSON() {
+    const error = new TypeError(`a task (${this.kind}) is not data: yield it to get its result`);
+    error[UNYIELDED] = this;
+    throw error;
+  }
 }
 
 /** Kinds that become a command and wait for a result. */
@@ -23,4 +33,4 @@ const DURABLE = new Set(['activity', 'timer', 'wait', 'child', 'detached']);
 /** Kinds combining other tasks. */
 const COMPOSITE = new Set(['all', 'race']);
 
-module.exports = { Task, DURABLE, COMPOSITE };
+module.exports = { Task, DURABLE, COMPOSITE, UNYIELDED };
