@@ -3,7 +3,7 @@
 const native = require('./native');
 const { InvalidArgumentError, NotFoundError, nativeCall } = require('./errors');
 const { ABORTED, checkEventOptions, unlessAborted } = require('./events');
-const { checkInstanceId, checkName, describe, toJson } = require('./json');
+const { checkExact, checkInstanceId, checkName, describe, toJson } = require('./json');
 
 function parseStatus(text) {
   const s = JSON.parse(text);
@@ -94,7 +94,9 @@ class Client {
   /** Cancels a running instance (and its sub-orchestrations); a no-op on a finished one. */
   async cancelInstance(instanceId, reason = 'canceled by client') {
     checkInstanceId(instanceId);
-    return nativeCall(this._native.cancelInstance(instanceId, String(reason)));
+    if (typeof reason !== 'string') throw new InvalidArgumentError(`reason must be a string, got ${describe(reason)}`);
+    checkExact(reason, 'reason');
+    return nativeCall(this._native.cancelInstance(instanceId, reason));
   }
 
   /**

@@ -158,6 +158,21 @@ function errorText(error) {
 /** Longest instance id accepted. */
 const MAX_INSTANCE_ID = 256;
 
+/**
+ * Refuses strings that would not reach the store exactly: a lone surrogate (not valid
+ * UTF-16, so not representable in UTF-8: it would be rewritten to U+FFFD and two different
+ * ids would name one instance) and NUL (which PostgreSQL cannot store in text).
+ */
+function checkExact(value, what) {
+  if (!value.isWellFormed()) {
+    const at = [...value].findIndex((c) => c.length === 1 && c >= '\uD800' && c <= '\uDFFF');
+    throw new InvalidArgumentError(`${what} must be valid UTF-16: it has a lone surrogate (at code point ${at}), got ${describe(value)}`);
+  }
+  if (value.includes('\0')) {
+    throw new InvalidArgumentError(`${what} must not contain a NUL character (\\u0000), got ${describe(value)}`);
+  }
+}
+
 function checkInstanceId(id, what = 'instanceId') {
   if (typeof id !== 'string' || id.length === 0) {
     throw new InvalidArgumentError(`${what} must be a non-empty string, got ${describe(id)}`);
@@ -165,12 +180,14 @@ function checkInstanceId(id, what = 'instanceId') {
   if (id.length > MAX_INSTANCE_ID) {
     throw new InvalidArgumentError(`${what} is ${id.length} characters long; the limit is ${MAX_INSTANCE_ID}`);
   }
+  checkExact(id, what);
 }
 
 function checkName(name, what) {
   if (typeof name !== 'string' || name.length === 0) {
     throw new InvalidArgumentError(`${what} must be a non-empty string, got ${describe(name)}`);
   }
+  checkExact(name, what);
 }
 
 /** What `describe` says of a value it cannot read. */
@@ -197,6 +214,7 @@ module.exports = {
   toJson,
   checkInstanceId,
   checkName,
+  checkExact,
   describe,
   errorText,
   isTask,
