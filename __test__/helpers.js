@@ -2,6 +2,7 @@
 // Shared by the node:test suites. REPRISE_TEST_CACHE_SIZE=0 runs every suite with the
 // generator cache off (each turn replays the whole history).
 
+const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -95,4 +96,103 @@ function normalizedHistory(events) {
   });
 }
 
-module.exports = { psql, uniqueSchema, cacheSize, providerKind, databaseUrl, tempDir, dbPath, storeLocation, openStore, dropStore, runtimeOptions, startEnv, sleep, eventually, normalizedHistory };
+/** Waits until the current execution of `id` has at least `n` history events of `kind`. */
+const historyHas = (client, id, kind, n = 1) =>
+  eventually(async () => (await client.readExecutionHistory(id)).filter((e) => e.kind === kind).length >= n, 10000, `${n} ${kind} in ${id}`);
+
+/** An activity that runs until its signal fires, and records who it was and why it stopped. */
+function hanging(aborted) {
+  return (ctx, who) =>
+    new Promise((resolve) => {
+      ctx.signal.addEventListener('abort', () => {
+        aborted.push({ who, reason: ctx.signal.reason.message });
+        setTimeout(() => resolve(`late result of ${who}`), 30);
+      });
+    });
+}
+
+// The orchestrations and activities of the retryInstance, watch and runtime.events suites.
+
+/** Calls per activity name, and switches the tests flip between runs. */
+function makeSetup() {
+  const calls = {};
+  const flags = { failC: true, failX: true, broken: true, flaky: 0 };
+  const count = (name) => {
+    calls[name] = (calls[name] || 0) + 1;
+  };
+  const setup = (rt) => {
+    rt.registerActivity('A', (ctx, n) => {
+      count('A');
+      return n + 1;
+    });
+    rt.registerActivity('B', (ctx, n) => {
+      count('B');
+      return n * 10;
+    });
+    rt.registerActivity('C', (ctx, n) => {
+      count('C');
+      if (flags.failC) throw new Error('C is down');
+      return n + 5;
+    });
+    rt.registerActivity('X', () => {
+      count('X');
+      if (flags.failX) throw new Error('X is down');
+      return 'x';
+    });
+    rt.registerActivity('Flaky', (ctx) => {
+      count('Flaky');
+      if (ctx.attempt === 1) throw new Error('first attempt fails');
+      return ctx.attempt;
+    });
+    rt.registerOrchestration('ThreeSteps', function* (ctx, n) {
+      const a = yield ctx.scheduleActivity('A', n);
+      const b = yield ctx.scheduleActivity('B', a);
+      ctx.setCustomStatus({ step: 'C' });
+      const c = yield ctx.scheduleActivity('C', b);
+      return { a, b, c };
+    });
+    rt.registerOrchestration('Kid', function* (ctx) {
+      return yield ctx.scheduleActivity('X', null);
+    });
+    rt.registerOrchestration('Parent', function* (ctx) {
+      const a = yield ctx.scheduleActivity('A', 1);
+      const kid = yield ctx.scheduleSubOrchestration('Kid', null);
+      return { a, kid };
+    });
+    rt.registerOrchestration('Buggy', function* (ctx) {
+      const a = yield ctx.scheduleActivity('A', 1);
+      if (flags.broken) throw new Error('a bug after A');
+      return a;
+    });
+    rt.registerOrchestration('Idle', function* (ctx) {
+      return yield ctx.waitForEvent('go');
+    });
+    rt.registerOrchestration('Tour', function* (ctx) {
+      const flaky = yield ctx.scheduleActivityWithRetry('Flaky', null, { maxAttempts: 3, initialDelayMs: 300 });
+      yield ctx.scheduleTimer(20);
+      ctx.setCustomStatus('waiting');
+      const go = yield ctx.waitForEvent('go');
+      return { flaky, go };
+    });
+    rt.registerOrchestration('Loop', function* (ctx, n) {
+      if (n < 2) return yield ctx.continueAsNew(n + 1);
+      return n;
+    });
+  };
+  return { calls, flags, setup };
+}
+
+/** The `type` of each lifecycle event. */
+const types = (events) => events.map((e) => e.type);
+
+/** Asserts `wanted` appear in `actual` in this order (others may come between). */
+function assertInOrder(actual, wanted) {
+  let i = 0;
+  for (const t of actual) if (t === wanted[i]) i += 1;
+  assert.equal(i, wanted.length, `expected ${wanted.join(' > ')} in order within ${actual.join(', ')}`);
+}
+
+module.exports = {
+  psql, uniqueSchema, cacheSize, providerKind, databaseUrl, tempDir, dbPath, storeLocation, openStore, dropStore, runtimeOptions, startEnv, sleep, eventually, normalizedHistory,
+  historyHas, hanging, makeSetup, types, assertInOrder,
+};

@@ -1,6 +1,6 @@
 'use strict';
 // Management queries and bulk actions of the client: listing with keyset pages, instance
-// info and trees, executions, metrics, queue depths, bulk deletion, pruning.
+// info and trees, executions, metrics, queue depths, deletion (one instance or in bulk), pruning.
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const { InvalidArgumentError } = require('..');
@@ -323,6 +323,36 @@ test('deleteInstances removes finished instances (never running ones) with their
     await assert.rejects(env.client.deleteInstances({ ids: ['ok', ''] }), invalid('options.ids[1]'));
     await assert.rejects(env.client.deleteInstances({ completedBefore: 1, status: 'Running' }), invalid('options.status'));
     await assert.rejects(env.client.deleteInstances({ completedBefore: 1, limit: -1 }), invalid('options.limit'));
+  } finally {
+    await env.drop();
+  }
+});
+
+test('deleteInstance refuses a running instance without force and removes its sub-orchestrations', async () => {
+  const env = await startEnv((rt) => {
+    rt.registerOrchestration('Kid', function* (ctx) {
+      return yield ctx.waitForEvent('never');
+    });
+    rt.registerOrchestration('Parent', function* (ctx) {
+      return yield ctx.scheduleSubOrchestration('Kid', null);
+    });
+    rt.registerOrchestration('Done', function* () {
+      return 1;
+    });
+  });
+  try {
+    await env.client.startOrchestration('del-parent', 'Parent');
+    await eventually(async () => (await env.client.getStatus('del-parent:1:1')).status === 'Running', 10000, 'the child');
+    await assert.rejects(env.client.deleteInstance('del-parent'), (e) => e.code === 'ERR_INVALID_STATE' && /is running/.test(e.message));
+    assert.equal((await env.client.getStatus('del-parent')).status, 'Running');
+    assert.equal(await env.client.deleteInstance('del-parent', { force: true }), 2);
+    assert.equal((await env.client.getStatus('del-parent')).status, 'NotFound');
+    assert.equal((await env.client.getStatus('del-parent:1:1')).status, 'NotFound');
+    assert.deepEqual(await env.client.readExecutionHistory('del-parent', 1), []);
+    await env.client.startOrchestration('del-done', 'Done');
+    await env.client.waitForOrchestration('del-done', 10000);
+    assert.equal(await env.client.deleteInstance('del-done'), 1);
+    assert.equal(await env.client.deleteInstance('del-done'), 0);
   } finally {
     await env.drop();
   }

@@ -3,11 +3,12 @@
 // new runtime halfway through), its code re-runs with ctx.isReplaying true exactly for the
 // steps history already holds, and each ctx.trace* line still reaches the log once.
 // The run happens in a child process so its stderr (the tracing output) can be read.
+// In-process, trace calls on a replayed path neither fail nor change the run.
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const path = require('node:path');
 const { spawnSync } = require('node:child_process');
-const { storeLocation, dropStore } = require('./helpers');
+const { storeLocation, dropStore, startEnv } = require('./helpers');
 
 const WORKER = path.join(__dirname, 'fixtures', 'replay-worker.js');
 
@@ -86,4 +87,24 @@ test('generator cache on, and a restart: only the new runtime’s first turn rep
   ]);
   assert.equal(r.fullReplays, 1, 'the second runtime rebuilt the generator once, then kept it');
   assertTracedOnce(r.stderr);
+});
+
+test('trace calls are silent during replay and do not disturb the run', async () => {
+  const env = await startEnv((rt) => {
+    rt.registerActivity('A', async () => 1);
+    rt.registerOrchestration('Traced', function* (ctx) {
+      ctx.traceInfo('before');
+      yield ctx.scheduleActivity('A');
+      ctx.traceWarn('between');
+      ctx.traceDebug('debug');
+      ctx.traceError('after');
+      return ctx.isReplaying;
+    });
+  });
+  try {
+    await env.client.startOrchestration('tr-1', 'Traced');
+    assert.equal((await env.client.waitForOrchestration('tr-1', 10000)).output, false);
+  } finally {
+    await env.drop();
+  }
 });

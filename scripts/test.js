@@ -30,7 +30,11 @@ function run(cmd, args, env = {}, label = '') {
 
 const NODE_TEST = ['--test', '--test-concurrency=2', '--test-timeout=300000'];
 const LONG = ['crash', 'postgres-processes', 'lease-postgres'].map((f) => `__test__/${f}.test.js`);
-const PORTABLE = ['basics', 'bridge', 'composition', 'lease', 'management', 'follow', 'replay', 'retry-values', 'promises', 'wakeups', 'stored-status']
+const PORTABLE = [
+  'basics', 'activities', 'events', 'determinism', 'custom-status', 'client-start-wait', 'race-and-all', 'sub-orchestrations',
+  'continue-as-new', 'versions', 'cancel', 'retry-policy', 'retry-values', 'timeouts', 'runtime-events', 'metrics',
+  'retry-instance', 'watch', 'bridge', 'lease', 'management', 'replay', 'wakeups', 'stored-status',
+]
   .map((f) => `__test__/${f}.test.js`)
   .filter((f) => fs.existsSync(path.join(__dirname, '..', f)));
 const regular = () =>
