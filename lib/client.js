@@ -3,7 +3,10 @@
 const native = require('./native');
 const { InvalidArgumentError, NotFoundError, nativeCall } = require('./errors');
 const { ABORTED, checkEventOptions, unlessAborted } = require('./events');
-const { checkExact, checkInstanceId, checkName, describe, toJson } = require('./json');
+const { checkExact, checkInstanceId, checkName, checkVersion, describe, toJson, MAX_EPOCH_MS } = require('./json');
+
+/** Largest value of the native layer's 32-bit counts (limits, execution ids). */
+const MAX_U32 = 2 ** 32 - 1;
 
 function parseStatus(text) {
   const s = JSON.parse(text);
@@ -41,6 +44,9 @@ function toTime(value, field) {
   if (typeof ms !== 'number' || !Number.isFinite(ms)) {
     throw new InvalidArgumentError(`${field} must be a Date or epoch milliseconds, got ${describe(value)}`);
   }
+  if (Math.abs(ms) > MAX_EPOCH_MS) {
+    throw new InvalidArgumentError(`${field} must be within ±${MAX_EPOCH_MS} epoch milliseconds (what a Date can hold), got ${describe(value)}`);
+  }
   return Math.floor(ms);
 }
 
@@ -77,9 +83,7 @@ class Client {
     checkName(orchestrationName, 'orchestrationName');
     if (options === null || typeof options !== 'object') throw new InvalidArgumentError(`options must be an object, got ${describe(options)}`);
     const { version } = options;
-    if (version !== undefined && (typeof version !== 'string' || version.length === 0)) {
-      throw new InvalidArgumentError(`options.version must be a non-empty string, got ${describe(version)}`);
-    }
+    if (version !== undefined && version !== null) checkVersion(version, 'options.version');
     const json = toJson(input, 'input');
     return nativeCall(this._native.startOrchestration(instanceId, orchestrationName, json, version ?? null));
   }
@@ -216,7 +220,7 @@ class Client {
     }
     const status = checkStatus(options.status, 'options.status', ['Completed', 'Failed', 'Canceled']);
     if (status !== undefined) filter.status = status;
-    if (options.limit !== undefined && options.limit !== null) filter.limit = checkCount(options.limit, 'options.limit', 1, 2 ** 32 - 1);
+    if (options.limit !== undefined && options.limit !== null) filter.limit = checkCount(options.limit, 'options.limit', 1, MAX_U32);
     return nativeCall(this._native.deleteInstances(JSON.stringify(filter)));
   }
 
@@ -232,7 +236,7 @@ class Client {
     checkKnown(options, ['keepLast', 'completedBefore']);
     const keepLast = options.keepLast === undefined || options.keepLast === null
       ? null
-      : checkCount(options.keepLast, 'options.keepLast', 1, 2 ** 32 - 1);
+      : checkCount(options.keepLast, 'options.keepLast', 1, MAX_U32);
     const before = toTime(options.completedBefore, 'options.completedBefore');
     return nativeCall(this._native.pruneExecutions(instanceId, keepLast, before ?? null));
   }
@@ -322,9 +326,7 @@ class Client {
   /** Events of one execution (the current one by default): `{eventId, kind, taskId, timestamp, data}`. */
   async readExecutionHistory(instanceId, executionId) {
     checkInstanceId(instanceId);
-    if (executionId !== undefined && executionId !== null && !(Number.isInteger(executionId) && executionId >= 1)) {
-      throw new InvalidArgumentError(`executionId must be an integer >= 1, got ${describe(executionId)}`);
-    }
+    if (executionId !== undefined && executionId !== null) checkCount(executionId, 'executionId', 1, MAX_U32);
     return JSON.parse(await nativeCall(this._native.readExecutionHistory(instanceId, executionId ?? null)));
   }
 }

@@ -4,7 +4,7 @@ const crypto = require('node:crypto');
 const native = require('./native');
 const { Task } = require('./tasks');
 const { InvalidArgumentError } = require('./errors');
-const { checkName, checkInstanceId, describe, toJson } = require('./json');
+const { checkName, checkInstanceId, checkDuration, checkVersion, describe, toJson, MAX_DURATION_MS } = require('./json');
 
 const GUID_NAMESPACE = Buffer.from('6f0c6a8e2b1d4c5e9a7f3b2d1e0c9a8b', 'hex');
 
@@ -19,6 +19,9 @@ function uuidV5(name) {
 
 const BACKOFFS = new Set(['fixed', 'exponential', 'linear']);
 
+/** Most attempts of a retry policy: attempts are counted in a 32-bit signed column. */
+const MAX_ATTEMPTS = 2 ** 31 - 1;
+
 function checkRetryPolicy(policy) {
   if (!policy || typeof policy !== 'object') {
     throw new InvalidArgumentError(`retryPolicy must be an object, got ${describe(policy)}`);
@@ -27,24 +30,25 @@ function checkRetryPolicy(policy) {
   for (const key of Object.keys(policy)) {
     if (!known.has(key)) throw new InvalidArgumentError(`retryPolicy.${key} is not a known option`);
   }
-  const int = (key, min, required) => {
-    const v = policy[key];
-    if (v === undefined && !required) return undefined;
-    if (!Number.isInteger(v) || v < min) {
-      throw new InvalidArgumentError(`retryPolicy.${key} must be an integer >= ${min}, got ${describe(v)}`);
-    }
-    return v;
-  };
-  const out = { maxAttempts: int('maxAttempts', 1, true) };
+  const duration = (key, min) => (policy[key] === undefined ? undefined : checkDuration(policy[key], `retryPolicy.${key}`, { min }));
+  const attempts = policy.maxAttempts;
+  if (!Number.isInteger(attempts) || attempts < 1) {
+    throw new InvalidArgumentError(`retryPolicy.maxAttempts must be an integer >= 1, got ${describe(attempts)}`);
+  }
+  if (attempts > MAX_ATTEMPTS) {
+    throw new InvalidArgumentError(`retryPolicy.maxAttempts must be at most ${MAX_ATTEMPTS}, got ${describe(attempts)}`);
+  }
+  const out = { maxAttempts: attempts };
   const backoff = policy.backoff === undefined ? 'exponential' : policy.backoff;
   if (!BACKOFFS.has(backoff)) {
     throw new InvalidArgumentError(`retryPolicy.backoff must be 'fixed', 'exponential' or 'linear', got ${describe(backoff)}`);
   }
   out.backoff = backoff;
-  out.initialDelayMs = int('initialDelayMs', 0, false) ?? 1000;
-  const maxDelay = int('maxDelayMs', 0, false);
+  out.initialDelayMs = duration('initialDelayMs', 0) ?? 1000;
+  const maxDelay = duration('maxDelayMs', 0);
   if (maxDelay !== undefined) out.maxDelayMs = maxDelay;
-  const timeout = int('timeoutMs', 1, false);
+  else if (longestDelay(out) > MAX_DURATION_MS) out.maxDelayMs = MAX_DURATION_MS; // growth stops at the maximum
+  const timeout = duration('timeoutMs', 1);
   if (timeout !== undefined) out.timeoutMs = timeout;
   if (policy.jitter !== undefined && typeof policy.jitter !== 'boolean') {
     throw new InvalidArgumentError(`retryPolicy.jitter must be a boolean, got ${describe(policy.jitter)}`);
@@ -53,12 +57,32 @@ function checkRetryPolicy(policy) {
   return out;
 }
 
+/** The longest delay a policy without `maxDelayMs` reaches (as the engine computes it). */
+function longestDelay({ maxAttempts, backoff, initialDelayMs }) {
+  const retries = maxAttempts - 1; // retry n waits before attempt n + 1
+  if (retries < 1) return 0;
+  if (backoff === 'fixed') return initialDelayMs;
+  if (backoff === 'linear') return initialDelayMs * retries;
+  return initialDelayMs * 2 ** Math.min(retries - 1, 40);
+}
+
 function checkTasks(tasks, what) {
   for (const [i, t] of tasks.entries()) {
     if (!(t instanceof Task) || t.kind === 'utcNow' || t.kind === 'newGuid' || t.kind === 'continueAsNew') {
       throw new InvalidArgumentError(`${what}[${i}] must be a task (activity, timer, event, sub-orchestration, all or race), got ${describe(t)}`);
     }
   }
+}
+
+/** The version asked for in start options (`{version}`), or null for the latest. */
+function startVersion(options) {
+  if (options === undefined) return null;
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw new InvalidArgumentError(`options must be an object, got ${describe(options)}`);
+  }
+  if (options.version === undefined || options.version === null) return null;
+  checkVersion(options.version, 'options.version');
+  return options.version;
 }
 
 /**
@@ -116,9 +140,7 @@ class OrchestrationContext {
   }
 
   scheduleTimer(delayMs) {
-    if (typeof delayMs !== 'number' || !Number.isFinite(delayMs) || delayMs < 0) {
-      throw new InvalidArgumentError(`timer delay must be a finite number of milliseconds >= 0, got ${describe(delayMs)}`);
-    }
+    checkDuration(delayMs, 'timer delay', { integer: false });
     return new Task('timer', { delayMs });
   }
 
@@ -127,22 +149,22 @@ class OrchestrationContext {
     return new Task('wait', { name: eventName });
   }
 
-  scheduleSubOrchestration(name, input, options = {}) {
+  scheduleSubOrchestration(name, input, options) {
     checkName(name, 'orchestration name');
-    return new Task('child', { name, input, id: null, version: options.version ?? null });
+    return new Task('child', { name, input, id: null, version: startVersion(options) });
   }
 
-  scheduleSubOrchestrationWithId(name, instanceId, input, options = {}) {
+  scheduleSubOrchestrationWithId(name, instanceId, input, options) {
     checkName(name, 'orchestration name');
     checkInstanceId(instanceId, 'sub-orchestration instanceId');
-    return new Task('child', { name, input, id: instanceId, version: options.version ?? null });
+    return new Task('child', { name, input, id: instanceId, version: startVersion(options) });
   }
 
   /** Starts another orchestration without waiting for it (fire-and-forget). */
-  startOrchestration(name, instanceId, input, options = {}) {
+  startOrchestration(name, instanceId, input, options) {
     checkName(name, 'orchestration name');
     checkInstanceId(instanceId);
-    return new Task('detached', { name, input, id: instanceId, version: options.version ?? null });
+    return new Task('detached', { name, input, id: instanceId, version: startVersion(options) });
   }
 
   /** Waits for every task; resolves to `[{ok: value} | {err: message}]` in order, never throws. */
@@ -176,7 +198,7 @@ class OrchestrationContext {
   }
 
   continueAsNewVersioned(input, version) {
-    checkName(version, 'version');
+    checkVersion(version, 'version');
     return new Task('continueAsNew', { input, version });
   }
 

@@ -6,6 +6,17 @@ const { Task, UNYIELDED } = require('./tasks');
 /** Largest payload (JSON text) accepted: inputs, outputs, events, custom status. */
 const MAX_PAYLOAD_BYTES = 16 * 1024 * 1024;
 
+/**
+ * Longest timer delay, retry delay or timeout accepted, in ms: 100 years of 365.25 days.
+ * Added to any epoch-ms time it stays far inside a signed 64-bit integer (and inside the
+ * exact integers of a double), so every due time it gives is representable in the store.
+ */
+const MAX_DURATION_MS = 100 * 365.25 * 24 * 60 * 60 * 1000;
+const MAX_DURATION_TEXT = `${MAX_DURATION_MS} ms (100 years)`;
+
+/** Epoch ms a `Date` can hold: ±8.64e15. */
+const MAX_EPOCH_MS = 8.64e15;
+
 /** What a task is, for messages: `activity 'Charge'`, `timer`, `ctx.all`... */
 function taskLabel(task) {
   const a = task.args || {};
@@ -190,6 +201,27 @@ function checkName(name, what) {
   checkExact(name, what);
 }
 
+const SEMVER = /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$/;
+
+/** An orchestration version: a semantic version like '1.2.0' (what registration accepts). */
+function checkVersion(version, what) {
+  if (typeof version !== 'string' || !SEMVER.test(version)) {
+    throw new InvalidArgumentError(`${what} must be a semantic version like '1.2.0', got ${describe(version)}`);
+  }
+}
+
+/** A duration in ms: a number from 0 to MAX_DURATION_MS (`integer`: a whole number). */
+function checkDuration(value, what, { min = 0, integer = true } = {}) {
+  const ok = typeof value === 'number' && (integer ? Number.isInteger(value) : Number.isFinite(value));
+  if (!ok || value < min) {
+    throw new InvalidArgumentError(`${what} must be ${integer ? 'an integer' : 'a finite number of milliseconds'} >= ${min}, got ${describe(value)}`);
+  }
+  if (value > MAX_DURATION_MS) {
+    throw new InvalidArgumentError(`${what} must be at most ${MAX_DURATION_TEXT}, got ${describe(value)}`);
+  }
+  return value;
+}
+
 /** What `describe` says of a value it cannot read. */
 const UNREADABLE_VALUE = 'a value that cannot be read';
 
@@ -215,10 +247,16 @@ module.exports = {
   checkInstanceId,
   checkName,
   checkExact,
+  checkVersion,
+  checkDuration,
   describe,
   errorText,
   isTask,
   UNREADABLE_VALUE,
+  SEMVER,
   MAX_PAYLOAD_BYTES,
   MAX_INSTANCE_ID,
+  MAX_DURATION_MS,
+  MAX_DURATION_TEXT,
+  MAX_EPOCH_MS,
 };

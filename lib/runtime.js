@@ -6,24 +6,28 @@ const { Driver, errorFields } = require('./driver');
 const { prometheusText } = require('./metrics');
 const { ActivityContext } = require('./context');
 const { InvalidArgumentError, InvalidStateError, nativeCall } = require('./errors');
-const { checkName, describe, toJson } = require('./json');
+const { checkName, describe, toJson, MAX_DURATION_MS, MAX_DURATION_TEXT } = require('./json');
 const { EventSubscription, checkEventOptions } = require('./events');
 
 const DEFAULT_VERSION = '1.0.0';
 const SEMVER = /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$/;
 
-/** Options accepted by `new Runtime(provider, options)`: name -> minimum. */
+/**
+ * Options accepted by `new Runtime(provider, options)`: name -> [minimum, maximum]. Durations
+ * stop at MAX_DURATION_MS, so a time computed from them always fits the store; deliveries are
+ * counted in a 32-bit signed column.
+ */
 const OPTIONS = {
-  orchestrationConcurrency: 1,
-  workerConcurrency: 1,
-  generatorCacheSize: 0,
-  lockTimeoutMs: 100,
-  pollIntervalMs: 10,
-  maxDeliveries: 1,
-  notRegisteredGraceMs: 0,
-  maxTurnMs: 100,
-  activityTimeoutMs: 1,
-  metricsIntervalMs: 100,
+  orchestrationConcurrency: [1, Number.MAX_SAFE_INTEGER],
+  workerConcurrency: [1, Number.MAX_SAFE_INTEGER],
+  generatorCacheSize: [0, Number.MAX_SAFE_INTEGER],
+  lockTimeoutMs: [100, MAX_DURATION_MS],
+  pollIntervalMs: [10, MAX_DURATION_MS],
+  maxDeliveries: [1, 2 ** 31 - 1],
+  notRegisteredGraceMs: [0, MAX_DURATION_MS],
+  maxTurnMs: [100, MAX_DURATION_MS],
+  activityTimeoutMs: [1, MAX_DURATION_MS],
+  metricsIntervalMs: [100, MAX_DURATION_MS],
 };
 
 function checkOptions(options) {
@@ -39,8 +43,13 @@ function checkOptions(options) {
       throw new InvalidArgumentError(`options.${key} is not a Runtime option (known: ${Object.keys(OPTIONS).join(', ')}, keepAlive)`);
     }
     if (value === undefined) continue;
-    if (!Number.isSafeInteger(value) || value < OPTIONS[key]) {
-      throw new InvalidArgumentError(`options.${key} must be an integer >= ${OPTIONS[key]}, got ${describe(value)}`);
+    const [min, max] = OPTIONS[key];
+    if (!Number.isSafeInteger(value) || value < min) {
+      throw new InvalidArgumentError(`options.${key} must be an integer >= ${min}, got ${describe(value)}`);
+    }
+    if (value > max) {
+      const limit = max === MAX_DURATION_MS ? MAX_DURATION_TEXT : max;
+      throw new InvalidArgumentError(`options.${key} must be at most ${limit}, got ${describe(value)}`);
     }
     out[key] = value;
   }
