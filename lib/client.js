@@ -3,7 +3,7 @@
 const native = require('./native');
 const { InvalidArgumentError, NotFoundError, nativeCall } = require('./errors');
 const { ABORTED, checkEventOptions, unlessAborted } = require('./events');
-const { checkExact, checkInstanceId, checkName, checkVersion, describe, toJson, MAX_EPOCH_MS } = require('./json');
+const { checkExact, checkInstanceId, checkName, checkOptionsObject, checkVersion, describe, toJson, MAX_EPOCH_MS } = require('./json');
 
 /** Largest value of the native layer's 32-bit counts (limits, execution ids). */
 const MAX_U32 = 2 ** 32 - 1;
@@ -24,18 +24,6 @@ function parseStatus(text) {
 const STATUSES = ['Running', 'Completed', 'Failed', 'Pending', 'Canceled'];
 /** Every stored status (`storedStatus` filters on exactly one). */
 const STORED_STATUSES = ['Pending', 'Running', 'Completed', 'Failed', 'Canceled'];
-
-function checkOptions(options, what = 'options') {
-  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
-    throw new InvalidArgumentError(`${what} must be an object, got ${describe(options)}`);
-  }
-}
-
-function checkKnown(options, known, what = 'options') {
-  for (const key of Object.keys(options)) {
-    if (!known.includes(key)) throw new InvalidArgumentError(`${what}.${key} is not an option (expected ${known.join(', ')})`);
-  }
-}
 
 /** Epoch ms from a number or a Date; `undefined` when absent. */
 function toTime(value, field) {
@@ -81,8 +69,7 @@ class Client {
   async startOrchestration(instanceId, orchestrationName, input, options = {}) {
     checkInstanceId(instanceId);
     checkName(orchestrationName, 'orchestrationName');
-    if (options === null || typeof options !== 'object') throw new InvalidArgumentError(`options must be an object, got ${describe(options)}`);
-    const { version } = options;
+    const { version } = checkOptionsObject(options, ['version']);
     if (version !== undefined && version !== null) checkVersion(version, 'options.version');
     const json = toJson(input, 'input');
     return nativeCall(this._native.startOrchestration(instanceId, orchestrationName, json, version ?? null));
@@ -110,7 +97,7 @@ class Client {
    */
   async deleteInstance(instanceId, options = {}) {
     checkInstanceId(instanceId);
-    if (options === null || typeof options !== 'object') throw new InvalidArgumentError(`options must be an object, got ${describe(options)}`);
+    checkOptionsObject(options, ['force']);
     if (options.force !== undefined && typeof options.force !== 'boolean') {
       throw new InvalidArgumentError(`options.force must be a boolean, got ${describe(options.force)}`);
     }
@@ -124,8 +111,7 @@ class Client {
    * exclusive bounds (Date or epoch ms).
    */
   async listInstances(options = {}) {
-    checkOptions(options);
-    checkKnown(options, ['status', 'storedStatus', 'name', 'createdAfter', 'createdBefore', 'parentId', 'limit', 'cursor']);
+    checkOptionsObject(options, ['status', 'storedStatus', 'name', 'createdAfter', 'createdBefore', 'parentId', 'limit', 'cursor']);
     const { name, parentId, cursor, limit = 100 } = options;
     const filter = { limit: checkCount(limit, 'options.limit', 1, 10000) };
     const status = checkStatus(options.status, 'options.status', STATUSES);
@@ -205,8 +191,8 @@ class Client {
    * (oldest finish first). Resolves to how many instances were removed.
    */
   async deleteInstances(options) {
-    checkOptions(options);
-    checkKnown(options, ['ids', 'completedBefore', 'status', 'limit']);
+    if (options === undefined) throw new InvalidArgumentError('options must be an object, got undefined');
+    checkOptionsObject(options, ['ids', 'completedBefore', 'status', 'limit']);
     const filter = {};
     if (options.ids !== undefined) {
       if (!Array.isArray(options.ids)) throw new InvalidArgumentError(`options.ids must be an array of instance ids, got ${describe(options.ids)}`);
@@ -232,8 +218,7 @@ class Client {
    */
   async pruneExecutions(instanceId, options = {}) {
     checkInstanceId(instanceId);
-    checkOptions(options);
-    checkKnown(options, ['keepLast', 'completedBefore']);
+    checkOptionsObject(options, ['keepLast', 'completedBefore']);
     const keepLast = options.keepLast === undefined || options.keepLast === null
       ? null
       : checkCount(options.keepLast, 'options.keepLast', 1, MAX_U32);

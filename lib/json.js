@@ -222,6 +222,30 @@ function checkDuration(value, what, { min = 0, integer = true } = {}) {
   return value;
 }
 
+/**
+ * Checks that `options` is an options object (not null, not an array) whose own keys are all
+ * in `known`, so a misspelt option is an error instead of silently meaning its default.
+ * Returns it, or `{}` for undefined. `what` prefixes the keys in messages (`options.x`);
+ * `kind` names whose options they are (`options.x is not a Runtime option (known: ...)`).
+ */
+function checkOptionsObject(options, known, what = 'options', kind) {
+  if (options === undefined) return {};
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw new InvalidArgumentError(`${kind ? `${kind} options` : what} must be an object, got ${describe(options)}`);
+  }
+  checkKnownKeys(options, known, what, kind);
+  return options;
+}
+
+/** Refuses any own key of `options` that is not in `known`, listing the known ones. */
+function checkKnownKeys(options, known, what = 'options', kind) {
+  for (const key of Object.keys(options)) {
+    if (!known.includes(key)) {
+      throw new InvalidArgumentError(`${what}.${key} is not ${kind ? `a ${kind} option` : 'an option'} (known: ${known.join(', ') || 'none'})`);
+    }
+  }
+}
+
 /** What `describe` says of a value it cannot read. */
 const UNREADABLE_VALUE = 'a value that cannot be read';
 
@@ -249,6 +273,8 @@ module.exports = {
   checkExact,
   checkVersion,
   checkDuration,
+  checkOptionsObject,
+  checkKnownKeys,
   describe,
   errorText,
   isTask,

@@ -6,7 +6,7 @@ const { Driver, errorFields } = require('./driver');
 const { prometheusText } = require('./metrics');
 const { ActivityContext } = require('./context');
 const { InvalidArgumentError, InvalidStateError, nativeCall } = require('./errors');
-const { checkName, describe, toJson, MAX_DURATION_MS, MAX_DURATION_TEXT } = require('./json');
+const { checkName, checkOptionsObject, describe, toJson, MAX_DURATION_MS, MAX_DURATION_TEXT } = require('./json');
 const { EventSubscription, checkEventOptions } = require('./events');
 
 const DEFAULT_VERSION = '1.0.0';
@@ -32,15 +32,12 @@ const OPTIONS = {
 
 function checkOptions(options) {
   if (options === undefined || options === null) return {};
-  if (typeof options !== 'object') throw new InvalidArgumentError(`Runtime options must be an object, got ${describe(options)}`);
+  checkOptionsObject(options, [...Object.keys(OPTIONS), 'keepAlive'], 'options', 'Runtime');
   const out = {};
   for (const [key, value] of Object.entries(options)) {
     if (key === 'keepAlive') {
       if (value !== undefined && typeof value !== 'boolean') throw new InvalidArgumentError(`options.keepAlive must be a boolean, got ${describe(value)}`);
       continue;
-    }
-    if (!(key in OPTIONS)) {
-      throw new InvalidArgumentError(`options.${key} is not a Runtime option (known: ${Object.keys(OPTIONS).join(', ')}, keepAlive)`);
     }
     if (value === undefined) continue;
     const [min, max] = OPTIONS[key];
