@@ -75,6 +75,11 @@ export interface HistoryEvent {
 export interface SqliteOpenOptions {
   /** `'normal'` (default; survives a process crash) or `'full'` (fsync every commit; survives power loss). */
   synchronous?: 'normal' | 'full';
+  /**
+   * How long an event raised for an instance that does not exist yet is kept for it, in ms
+   * (default 24 h; at most 100 years). Such events are not counted in queue depths.
+   */
+  unknownEventTtlMs?: number;
 }
 
 /** Embedded storage on one SQLite file. */
@@ -94,6 +99,10 @@ export interface PostgresConnectOptions {
   pollIntervalMs?: number;
   /** Bound on connecting and on waiting for a pooled connection, in ms (default 10000). */
   connectTimeoutMs?: number;
+  /** How long an event raised for an instance that does not exist yet is kept for it, in ms (default 24 h). */
+  unknownEventTtlMs?: number;
+  /** Create the schema if it does not exist (default true); `false`: a missing schema is an error. */
+  createSchema?: boolean;
 }
 
 /**

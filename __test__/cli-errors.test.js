@@ -271,10 +271,7 @@ test('with --json every error is one JSON object on stderr with a code and a mes
   assert.equal(r.stderr, "reprise: no instance 'nobody'\n");
 });
 
-test('--schema naming a PostgreSQL schema that does not exist is an error and creates nothing', {
-  timeout: 30000,
-  todo: 'needs a "schema must exist" option of the PostgreSQL provider (see openProvider in bin/reprise.js)',
-}, async (t) => {
+test('--schema naming a PostgreSQL schema that does not exist is an error and creates nothing', { timeout: 30000 }, async (t) => {
   const schema = uniqueSchema('cli_missing');
   t.after(() => psql(`DROP SCHEMA IF EXISTS ${schema} CASCADE`));
   for (const json of [false, true]) {

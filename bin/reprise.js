@@ -26,7 +26,7 @@ Commands:
 Global options:
   --db URL        sqlite:PATH, a SQLite file path, or postgres://user:pass@host:port/db
                   (default: the REPRISE_DB environment variable)
-  --schema NAME   PostgreSQL schema (default: public)
+  --schema NAME   PostgreSQL schema (default: public); it must exist: the CLI never creates one
   --json          Print one JSON document on stdout (watch: one per event)
   -h, --help      Show this help
 
@@ -140,7 +140,8 @@ async function openProvider(db, schema, command) {
   const { SqliteProvider, PostgresProvider } = require('..');
   if (/^postgres(ql)?:\/\//.test(db)) {
     // `watch` sees other processes' commits by polling: a short interval keeps it live.
-    const options = { poolSize: 2, connectTimeoutMs: 5000, pollIntervalMs: command === 'watch' ? 200 : 1000 };
+    // A CLI never creates a schema: a misspelt --schema is an error, not a new empty store.
+    const options = { poolSize: 2, connectTimeoutMs: 5000, pollIntervalMs: command === 'watch' ? 200 : 1000, createSchema: false };
     return schema === undefined
       ? PostgresProvider.connect(db, options)
       : PostgresProvider.connectWithSchema(db, schema, options);

@@ -14,17 +14,28 @@ class SqliteProvider {
   /**
    * Opens `sqlite:path` (or a bare path), creating the file and its folder.
    * `options.synchronous`: 'normal' (default; survives a process crash) or 'full' (fsync
-   * every commit; survives power loss).
+   * every commit; survives power loss). `options.unknownEventTtlMs`: how long an event
+   * raised for an instance that does not exist yet is kept for it (default 24 h).
    */
   static async open(url, options = {}) {
     if (typeof url !== 'string' || url.trim() === '') {
       throw new InvalidArgumentError(`SqliteProvider.open(url): url must be a non-empty string like 'sqlite:./app.db', got ${describe(url)}`);
     }
+    if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+      throw new InvalidArgumentError(`SqliteProvider.open options must be an object, got ${describe(options)}`);
+    }
+    for (const key of Object.keys(options)) {
+      if (key !== 'synchronous' && key !== 'unknownEventTtlMs') {
+        throw new InvalidArgumentError(`options.${key} is not a SqliteProvider.open option (known: synchronous, unknownEventTtlMs)`);
+      }
+    }
     const synchronous = options.synchronous ?? 'normal';
     if (synchronous !== 'normal' && synchronous !== 'full') {
       throw new InvalidArgumentError(`options.synchronous must be 'normal' or 'full', got ${describe(synchronous)}`);
     }
-    return new SqliteProvider(await nativeCall(native.openSqlite(url, synchronous === 'full')), url);
+    const checked = { synchronousFull: synchronous === 'full' };
+    if (options.unknownEventTtlMs !== undefined) checked.unknownEventTtlMs = checkTtl(options.unknownEventTtlMs);
+    return new SqliteProvider(await nativeCall(native.openSqlite(url, JSON.stringify(checked))), url);
   }
 
   /** A private in-memory database: gone when the process exits. */
@@ -42,9 +53,19 @@ const POSTGRES_OPTIONS = {
 
 const SCHEMA = /^[A-Za-z0-9_]{1,63}$/;
 
-/** The URL with its password masked. */
+/** Longest `unknownEventTtlMs`: 100 years. */
+const MAX_TTL_MS = 100 * 365.25 * 24 * 3600 * 1000;
+
+function checkTtl(value) {
+  if (!Number.isSafeInteger(value) || value < 0 || value > MAX_TTL_MS) {
+    throw new InvalidArgumentError(`options.unknownEventTtlMs must be an integer from 0 to ${MAX_TTL_MS} (100 years), got ${describe(value)}`);
+  }
+  return value;
+}
+
+/** The URL with its password masked: in `user:password@` and in a `password=` parameter. */
 function redactUrl(url) {
-  return url.replace(/^([a-z]+:\/\/[^:@/?#]*):[^@/?#]*@/i, '$1:***@');
+  return url.replace(/^([a-z]+:\/\/[^:@/?#]*):[^@/?#]*@/i, '$1:***@').replace(/([?&]password=)[^&#]*/gi, '$1***');
 }
 
 function checkPostgresUrl(url, what) {
@@ -72,10 +93,21 @@ function checkPostgresOptions(options) {
   }
   const out = {};
   for (const [key, value] of Object.entries(options)) {
-    if (!(key in POSTGRES_OPTIONS)) {
-      throw new InvalidArgumentError(`options.${key} is not a PostgresProvider option (known: ${Object.keys(POSTGRES_OPTIONS).join(', ')})`);
+    if (!(key in POSTGRES_OPTIONS) && key !== 'unknownEventTtlMs' && key !== 'createSchema') {
+      throw new InvalidArgumentError(
+        `options.${key} is not a PostgresProvider option (known: ${[...Object.keys(POSTGRES_OPTIONS), 'unknownEventTtlMs', 'createSchema'].join(', ')})`,
+      );
     }
     if (value === undefined) continue;
+    if (key === 'unknownEventTtlMs') {
+      out[key] = checkTtl(value);
+      continue;
+    }
+    if (key === 'createSchema') {
+      if (typeof value !== 'boolean') throw new InvalidArgumentError(`options.createSchema must be a boolean, got ${describe(value)}`);
+      out[key] = value;
+      continue;
+    }
     const [min, max] = POSTGRES_OPTIONS[key];
     if (!Number.isSafeInteger(value) || value < min || value > max) {
       throw new InvalidArgumentError(`options.${key} must be an integer from ${min} to ${max}, got ${describe(value)}`);

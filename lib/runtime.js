@@ -178,11 +178,14 @@ class Runtime {
       activities: [...this._activities.keys()],
     };
     this._native.setDriver((message) => this._onMessage(message));
+    this._starting = nativeCall(this._native.start(JSON.stringify(registry)));
     try {
-      await nativeCall(this._native.start(JSON.stringify(registry)));
+      await this._starting;
     } catch (error) {
       this._state = 'new';
       throw error;
+    } finally {
+      this._starting = null;
     }
     this._state = 'started';
     this._native.setEvents(this._subscriptions.size > 0);
@@ -211,11 +214,26 @@ class Runtime {
     if (!Number.isFinite(timeoutMs) || timeoutMs < 0) {
       throw new InvalidArgumentError(`shutdown timeoutMs must be a number >= 0, got ${describe(timeoutMs)}`);
     }
-    if (this._state !== 'started') return;
+    // A second call while the first runs resolves when the first has finished.
+    if (this._stopping) return this._stopping;
+    if (this._state !== 'started' && this._state !== 'starting') return;
+    this._stopping = this._stop(timeoutMs);
+    return this._stopping;
+  }
+
+  async _stop(timeoutMs) {
+    if (this._state === 'starting') {
+      // Shutdown during start: let the start settle, then stop what it started.
+      await this._starting.catch(() => {});
+      while (this._state === 'starting') await new Promise(setImmediate);
+      if (this._state !== 'started') {
+        this._stopping = null;
+        return;
+      }
+    }
     this._state = 'stopping';
     try {
-      this._stopping = nativeCall(this._native.shutdown(timeoutMs));
-      await this._stopping;
+      await nativeCall(this._native.shutdown(timeoutMs));
     } finally {
       // Even a failed shutdown must not hold the process open.
       clearInterval(this._timer);

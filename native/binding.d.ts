@@ -77,8 +77,11 @@ export declare function now(): number
  */
 export declare function openPostgres(url: string, schema: string | undefined | null, options: string): Promise<NativeProvider>
 
-/** Opens (creating if needed) a SQLite database file. */
-export declare function openSqlite(url: string, synchronousFull: boolean): Promise<NativeProvider>
+/**
+ * Opens (creating if needed) a SQLite database file. `options` is JSON, already validated
+ * by the JavaScript layer.
+ */
+export declare function openSqlite(url: string, options: string): Promise<NativeProvider>
 
 export declare function openSqliteInMemory(): Promise<NativeProvider>
 

@@ -116,9 +116,11 @@ impl From<&crate::store::StoreError> for ErrorCode {
             StoreError::Config(_) => ErrorCode::InvalidArgument,
             StoreError::Unavailable(_) => ErrorCode::Unavailable,
             StoreError::Locked(_) => ErrorCode::Locked,
+            StoreError::NotFound(_) => ErrorCode::NotFound,
             StoreError::LeaseLost(_) => ErrorCode::LeaseLost,
             StoreError::Database(_)
             | StoreError::Migration(_)
+            | StoreError::Open(_)
             | StoreError::Corrupt(_)
             | StoreError::Closed => ErrorCode::Store,
         }

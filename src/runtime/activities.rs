@@ -54,6 +54,12 @@ pub(super) async fn dispatch_activities(inner: &Arc<Inner>, items: Vec<ActivityI
         }
         if item.deliveries > inner.options.max_deliveries {
             inc(&inner.metrics.poisoned);
+            info!(
+                instance_id = %item.instance_id,
+                activity = %item.name,
+                deliveries = item.deliveries,
+                "activity poisoned: delivered too many times without finishing; it fails"
+            );
             let error = TaskError::with_code(
                 format!(
                     "activity '{}' was delivered {} times without finishing (poison)",
@@ -219,7 +225,16 @@ pub(super) async fn retry_if_allowed(
         delay = rand::random_range(delay / 2..=delay);
     }
     inc(&inner.metrics.activity_retries);
-    debug!(activity = %item.name, attempt = item.attempt, error = %error.message, delay, "retrying activity");
+    info!(
+        instance_id = %item.instance_id,
+        activity = %item.name,
+        attempt = item.attempt,
+        next_attempt = item.attempt + 1,
+        max_attempts = policy.max_attempts,
+        delay_ms = delay,
+        error = %error.message,
+        "activity attempt failed; retrying"
+    );
     let retry_at = now_ms() + delay as i64;
     match inner
         .provider

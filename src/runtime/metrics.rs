@@ -83,7 +83,20 @@ pub fn add(counter: &AtomicU64, n: u64) {
 
 /// Keeps the queue depth gauges of `metricsSnapshot()` fresh (one cheap query per period).
 pub(super) async fn queue_depth_loop(inner: Arc<Inner>) {
+    // Events for instances that never came are swept along, once a minute.
+    let mut next_sweep = Instant::now();
     while !stopping(&inner) {
+        if Instant::now() >= next_sweep {
+            next_sweep = Instant::now() + Duration::from_secs(60);
+            match inner.provider.expire_unknown_events().await {
+                Ok(0) => {}
+                Ok(n) => debug!(events = n, "expired events of instances that never started"),
+                Err(e) => {
+                    inc(&inner.metrics.store_errors);
+                    debug!(error = %e, "expiring unknown events failed");
+                }
+            }
+        }
         match inner.provider.queue_depths().await {
             Ok(depths) => *inner.queue_depths.lock().unwrap() = Some((Instant::now(), depths)),
             Err(e) => {

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use tokio::sync::{mpsc, oneshot, Notify};
-use tracing::{debug, info_span, warn, Instrument};
+use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::engine::lifecycle::Lifecycle;
 use crate::engine::{
@@ -170,6 +170,14 @@ impl Runtime {
     ) -> Result<Runtime, StoreError> {
         let owner = format!("{}:{}", std::process::id(), uuid::Uuid::new_v4());
         provider.attach_runtime(&owner).await?;
+        info!(
+            store = %provider.describe(),
+            runtime = %owner,
+            orchestrations = registry.orchestrations.len(),
+            activities = registry.activities.len(),
+            options = ?options,
+            "runtime started"
+        );
         let (completions, completion_rx) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
             completion_rx: Mutex::new(Some(completion_rx)),
@@ -316,6 +324,12 @@ impl Runtime {
             task.abort();
         }
         let _ = inner.provider.detach_runtime(&inner.owner).await;
+        info!(
+            store = %inner.provider.describe(),
+            runtime = %inner.owner,
+            activities_abandoned = leftover.len(),
+            "runtime stopped"
+        );
     }
 }
 

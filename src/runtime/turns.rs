@@ -110,6 +110,11 @@ pub(super) fn plan_item(inner: &Inner, mut item: OrchestrationItem) -> Prepared 
                 .unwrap_or(0);
             if worst > inner.options.max_deliveries {
                 inc(&inner.metrics.poisoned);
+                info!(
+                    instance_id = %item.instance_id,
+                    deliveries = worst,
+                    "instance poisoned: a message was delivered too many times without a successful turn; it fails"
+                );
                 let error = TaskError::with_code(
                     format!(
                         "a message for this instance was delivered {worst} times without a successful turn (poison)"

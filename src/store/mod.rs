@@ -26,6 +26,10 @@ pub use model::*;
 pub use wakers::Wakers;
 pub use writes::{directly_claimed, executions_to_prune, InstanceUpdate};
 
+/// How long an event raised for an instance that does not exist is kept for it (24 h):
+/// an instance created later receives only the events younger than this.
+pub const DEFAULT_UNKNOWN_EVENT_TTL_MS: i64 = 24 * 60 * 60 * 1000;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The instance or activity lease was lost (expired and taken, or fenced by generation).
@@ -43,6 +47,12 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
+    /// Something the call names does not exist (a PostgreSQL schema it may not create).
+    #[error("{0}")]
+    NotFound(String),
+    /// A database file could not be opened or migrated; the message names the file.
+    #[error("{0}")]
+    Open(String),
     #[error("corrupt row: {0}")]
     Corrupt(String),
     #[error("the store is closed")]
@@ -54,6 +64,8 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 #[async_trait]
 pub trait Provider: Send + Sync + 'static {
     fn wakers(&self) -> &Arc<Wakers>;
+    /// Where the store is, for logs: never a password.
+    fn describe(&self) -> String;
 
     /// The store's clock, epoch ms.
     async fn now(&self) -> Result<i64>;
@@ -112,6 +124,9 @@ pub trait Provider: Send + Sync + 'static {
     /// The instance's queued and running activities, by execution and task.
     async fn activity_attempts(&self, instance_id: &str) -> Result<Vec<ActivityAttempt>>;
     async fn queue_depths(&self) -> Result<QueueDepths>;
+    /// Deletes the events raised for instances that still do not exist once they are older
+    /// than the store's unknown-event TTL; returns how many.
+    async fn expire_unknown_events(&self) -> Result<u64>;
     /// Removes the finished instances `filter` selects, each as [`Provider::delete_instance`]
     /// without force would (sub-orchestrations and everything queued go too); returns the
     /// ids removed.

@@ -25,6 +25,10 @@ pub struct InstanceUpdate {
     /// Set when the execution started this turn.
     pub name: Option<String>,
     pub version: Option<String>,
+    /// Whether `updated_at` moves: the turn recorded something. A turn that only dropped
+    /// late messages (an event raised on a finished instance) leaves the row as it was, so
+    /// retention by age still finds the instance.
+    pub touched: bool,
 }
 
 impl InstanceUpdate {
@@ -61,6 +65,7 @@ impl InstanceUpdate {
             update.name = Some(name.clone());
             update.version = version.clone();
         }
+        update.touched = !out.events.is_empty() || out.changes_instance();
         update
     }
 }

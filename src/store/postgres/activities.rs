@@ -16,7 +16,7 @@ pub(super) async fn claim_activities(
 ) -> Result<Vec<ActivityItem>> {
     let rows = sqlx::query(
         "WITH candidates AS (
-            SELECT seq FROM worker_queue
+            SELECT seq, lock_owner AS previous_owner FROM worker_queue
             WHERE visible_at <= reprise_now_ms() AND lock_until <= reprise_now_ms()
             ORDER BY seq LIMIT $3
             FOR UPDATE SKIP LOCKED
@@ -25,7 +25,7 @@ pub(super) async fn claim_activities(
             generation = w.generation + 1, deliveries = w.deliveries + 1
         FROM candidates c WHERE w.seq = c.seq
         RETURNING w.seq, w.generation, w.instance_id, w.execution_id, w.task, w.name,
-            w.input, w.attempt, w.retry, w.deliveries, w.created_at",
+            w.input, w.attempt, w.retry, w.deliveries, w.created_at, c.previous_owner",
     )
     .bind(owner)
     .bind(lease_ms)
@@ -33,6 +33,10 @@ pub(super) async fn claim_activities(
     .fetch_all(&p.pool)
     .await?;
     let mut items = rows.iter().map(activity_item).collect::<Result<Vec<_>>>()?;
+    for (row, item) in rows.iter().zip(&items) {
+        let id = format!("'{}' of instance '{}'", item.name, item.instance_id);
+        super::claim::log_takeover("activity", &id, owner, row)?;
+    }
     items.sort_by_key(|i| i.seq);
     Ok(items)
 }

@@ -22,7 +22,7 @@ pub(super) async fn claim_orchestrations(
     // messages; a second reads their current executions' histories.
     let rows = sqlx::query(
         "WITH candidates AS (
-            SELECT i.instance_id FROM instances i
+            SELECT i.instance_id, i.lock_owner AS previous_owner FROM instances i
             WHERE i.instance_id IN (
                     SELECT q.instance_id FROM orchestrator_queue q
                     WHERE q.visible_at <= reprise_now_ms())
@@ -33,7 +33,8 @@ pub(super) async fn claim_orchestrations(
             UPDATE instances i SET lock_owner = $1, lock_until = reprise_now_ms() + $2,
                 generation = i.generation + 1
             FROM candidates c WHERE i.instance_id = c.instance_id
-            RETURNING i.instance_id, i.execution_id, i.generation, i.name, i.created_at
+            RETURNING i.instance_id, i.execution_id, i.generation, i.name, i.created_at,
+                c.previous_owner
         ), delivered AS (
             UPDATE orchestrator_queue q SET deliveries = q.deliveries + 1
             FROM claimed c
@@ -41,7 +42,7 @@ pub(super) async fn claim_orchestrations(
             RETURNING q.instance_id, q.seq, q.kind, q.data, q.deliveries
         )
         SELECT c.instance_id, c.execution_id, c.generation, c.name, c.created_at,
-            reprise_now_ms() AS now, m.seq, m.kind, m.data, m.deliveries
+            c.previous_owner, reprise_now_ms() AS now, m.seq, m.kind, m.data, m.deliveries
         FROM claimed c LEFT JOIN delivered m ON m.instance_id = c.instance_id
         ORDER BY c.instance_id, m.seq",
     )
@@ -57,6 +58,7 @@ pub(super) async fn claim_orchestrations(
     for row in &rows {
         let instance_id = row.string("instance_id")?;
         if claimed.last().map(|c| &c.instance_id) != Some(&instance_id) {
+            log_takeover("instance", &instance_id, owner, row)?;
             claimed.push(Claimed {
                 instance_id,
                 execution_id: row.int("execution_id")?,
@@ -294,4 +296,18 @@ pub(super) async fn next_due(p: &PostgresProvider) -> Result<Option<i64>> {
     )
     .fetch_one(&p.pool)
     .await?)
+}
+
+/// A claim that finds another runtime's name on the row took over a lease that ran out:
+/// its holder died, stalled or was cut off from the database.
+pub(super) fn log_takeover(what: &str, id: &str, owner: &str, row: &PgRow) -> Result<()> {
+    let previous: Option<String> = sqlx::Row::try_get(row, "previous_owner")?;
+    if let Some(previous) = previous.filter(|p| p != owner) {
+        tracing::info!(
+            %id,
+            previous_owner = %previous,
+            "lease takeover: claimed {what} {id} whose lease held by {previous} ran out"
+        );
+    }
+    Ok(())
 }

@@ -37,10 +37,10 @@ pub(super) async fn commit_turn(
     let claimed = if commit.outcome.starts.is_empty() {
         // One statement: atomic without a transaction around it.
         let mut conn = p.pool.acquire().await?;
-        commit_turn_in(&mut conn, &commit).await?
+        commit_turn_in(&mut conn, &commit, p.unknown_event_ttl_ms).await?
     } else {
         let mut tx = p.pool.begin().await?;
-        match commit_turn_in(&mut tx, &commit).await {
+        match commit_turn_in(&mut tx, &commit, p.unknown_event_ttl_ms).await {
             Ok(claimed) => {
                 tx.commit().await?;
                 claimed
@@ -61,7 +61,8 @@ pub(super) async fn commit_turn(
 /// The turn statement. Its parameters are the fields of [`CommitParams`], whose
 /// documentation gives each one's `$n`.
 const TURN_SQL: &str = "WITH fenced AS (
-        UPDATE instances SET lock_owner = NULL, lock_until = 0, updated_at = $1,
+        UPDATE instances SET lock_owner = NULL, lock_until = 0,
+            updated_at = CASE WHEN $33 THEN $1 ELSE updated_at END,
             name = COALESCE($2, name), version = COALESCE($3, version),
             status = COALESCE($4, CASE status WHEN 'Pending' THEN 'Running' ELSE status END),
             output = COALESCE($5, output),
@@ -156,6 +157,8 @@ struct CommitParams {
     claim_owner: Option<String>,
     /// `$32`: their lease, from the database's clock at commit.
     claim_lease_ms: i64,
+    /// `$33`: whether `updated_at` moves to `$1` (see [`InstanceUpdate::touched`]).
+    touched: bool,
 }
 
 impl CommitParams {
@@ -169,6 +172,7 @@ impl CommitParams {
             continued,
             name,
             version,
+            touched,
         } = InstanceUpdate::of(out);
         let tasks = |t: &[u32]| t.iter().map(|t| *t as i32).collect::<Vec<_>>();
         CommitParams {
@@ -202,6 +206,7 @@ impl CommitParams {
             claim_count: c.claim.as_ref().map_or(0, |d| d.count as i64),
             claim_owner: c.claim.as_ref().map(|d| d.owner.clone()),
             claim_lease_ms: c.claim.as_ref().map_or(0, |d| d.lease_ms),
+            touched,
         }
     }
 
@@ -240,12 +245,17 @@ impl CommitParams {
             .bind(self.claim_count)
             .bind(self.claim_owner)
             .bind(self.claim_lease_ms)
+            .bind(self.touched)
     }
 }
 
 /// Commits a turn on `conn`: [`TURN_SQL`], then (inside the caller's transaction) the
 /// creation of the child instances it starts.
-async fn commit_turn_in(conn: &mut PgConnection, c: &TurnCommit) -> Result<Vec<ActivityItem>> {
+async fn commit_turn_in(
+    conn: &mut PgConnection,
+    c: &TurnCommit,
+    event_ttl_ms: i64,
+) -> Result<Vec<ActivityItem>> {
     let rows = CommitParams::of(c)
         .bind(sqlx::query(TURN_SQL))
         .fetch_all(&mut *conn)
@@ -271,7 +281,7 @@ async fn commit_turn_in(conn: &mut PgConnection, c: &TurnCommit) -> Result<Vec<A
     let out = &c.outcome;
     if !out.starts.is_empty() {
         let mut refused = QueueRows::default();
-        create_instances(conn, &out.starts, c.now, &mut refused).await?;
+        create_instances(conn, &out.starts, c.now, event_ttl_ms, &mut refused).await?;
         refused.insert(conn).await?;
     }
     Ok(directly_claimed(c, &claimed))
@@ -283,6 +293,7 @@ async fn create_instances(
     conn: &mut PgConnection,
     starts: &[StartRequest],
     now: i64,
+    event_ttl_ms: i64,
     failed: &mut QueueRows,
 ) -> Result<()> {
     if starts.is_empty() {
@@ -310,6 +321,9 @@ async fn create_instances(
             FROM s ORDER BY instance_id
             ON CONFLICT (instance_id) DO NOTHING
             RETURNING instance_id
+        ), expired AS (
+            DELETE FROM orchestrator_queue q USING created c
+            WHERE q.instance_id = c.instance_id AND q.kind = 'Event' AND q.visible_at < $7 - $8
         ), queued AS (
             INSERT INTO orchestrator_queue (instance_id, kind, visible_at, data)
             SELECT s.instance_id, 'Start', $7, s.data FROM s JOIN created USING (instance_id)
@@ -339,6 +353,7 @@ async fn create_instances(
             .collect::<Vec<_>>(),
     )
     .bind(now)
+    .bind(event_ttl_ms)
     .fetch_all(&mut *conn)
     .await?
     .into_iter()

@@ -31,8 +31,27 @@ pub fn validate_schema(schema: &str) -> Result<String> {
     Ok(schema.to_owned())
 }
 
-/// The URL with its password masked, for messages.
+/// The URL with its password masked, for messages: the one in `user:password@` and a
+/// `password=` query parameter.
 pub fn redact_url(url: &str) -> String {
+    let masked = redact_userinfo(url);
+    match masked.find('?') {
+        Some(q) => {
+            let (head, query) = masked.split_at(q + 1);
+            let params: Vec<String> = query
+                .split('&')
+                .map(|p| match p.split_once('=') {
+                    Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                    _ => p.to_owned(),
+                })
+                .collect();
+            format!("{head}{}", params.join("&"))
+        }
+        None => masked,
+    }
+}
+
+fn redact_userinfo(url: &str) -> String {
     let Some(start) = url.find("://").map(|i| i + 3) else {
         return url.to_owned();
     };
@@ -67,12 +86,21 @@ pub(super) fn parse_url(url: &str) -> Result<PgConnectOptions> {
             redact_url(trimmed)
         )));
     }
-    PgConnectOptions::from_str(trimmed).map_err(|e| {
+    let options = PgConnectOptions::from_str(trimmed).map_err(|e| {
         StoreError::Config(format!(
             "invalid PostgreSQL URL '{}': {e}",
             redact_url(trimmed)
         ))
-    })
+    })?;
+    // An '@' outside the authority (`postgres:///user:password@host/db`) puts the password
+    // into the database or user name, where no message would know to hide it.
+    let misplaced = |name: Option<&str>| name.is_some_and(|n| n.contains('@'));
+    if misplaced(options.get_database()) || misplaced(Some(options.get_username())) {
+        return Err(StoreError::Config(
+            "the PostgreSQL URL has an '@' outside its user:password@host part (a password there would be taken for a database or user name); write postgres://user:password@host:port/database".into(),
+        ));
+    }
+    Ok(options)
 }
 
 pub(super) fn describe_target(o: &PgConnectOptions) -> String {

@@ -16,6 +16,10 @@ pub(super) async fn create_instance(p: &PostgresProvider, start: &StartRequest) 
             VALUES ($1, $2, $3, 'Pending', $4, $5, reprise_now_ms(), reprise_now_ms())
             ON CONFLICT (instance_id) DO NOTHING
             RETURNING instance_id, created_at
+        ), expired AS (
+            DELETE FROM orchestrator_queue q USING created c
+            WHERE q.instance_id = c.instance_id AND q.kind = 'Event'
+                AND q.visible_at < c.created_at - $7
         )
         INSERT INTO orchestrator_queue (instance_id, kind, visible_at, data)
         SELECT instance_id, 'Start', created_at, $6 FROM created",
@@ -26,6 +30,7 @@ pub(super) async fn create_instance(p: &PostgresProvider, start: &StartRequest) 
     .bind(start.input.get())
     .bind(start.parent.as_ref().map(|p| p.instance_id.as_str()))
     .bind(message_data(&start_message(start)))
+    .bind(p.unknown_event_ttl_ms)
     .execute(&p.pool)
     .await?
     .rows_affected()

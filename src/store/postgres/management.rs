@@ -101,12 +101,27 @@ pub(super) async fn activity_attempts(
     .collect()
 }
 
+pub(super) async fn expire_unknown_events(p: &PostgresProvider) -> Result<u64> {
+    let deleted = sqlx::query(
+        "DELETE FROM orchestrator_queue q WHERE q.kind = 'Event'
+            AND q.visible_at < reprise_now_ms() - $1
+            AND NOT EXISTS (SELECT 1 FROM instances i WHERE i.instance_id = q.instance_id)",
+    )
+    .bind(p.unknown_event_ttl_ms)
+    .execute(&p.pool)
+    .await?
+    .rows_affected();
+    Ok(deleted)
+}
+
 pub(super) async fn queue_depths(p: &PostgresProvider) -> Result<QueueDepths> {
     let counts = sqlx::query_as(
         "WITH t AS (SELECT reprise_now_ms() AS now)
          SELECT
-            (SELECT COUNT(*) FROM orchestrator_queue, t WHERE visible_at <= t.now),
-            (SELECT COUNT(*) FROM orchestrator_queue, t WHERE visible_at > t.now),
+            (SELECT COUNT(*) FROM orchestrator_queue q, t WHERE visible_at <= t.now
+                AND EXISTS (SELECT 1 FROM instances i WHERE i.instance_id = q.instance_id)),
+            (SELECT COUNT(*) FROM orchestrator_queue q, t WHERE visible_at > t.now
+                AND EXISTS (SELECT 1 FROM instances i WHERE i.instance_id = q.instance_id)),
             (SELECT COUNT(*) FROM worker_queue, t WHERE lock_until <= t.now AND visible_at <= t.now),
             (SELECT COUNT(*) FROM worker_queue, t WHERE lock_until > t.now),
             (SELECT COUNT(*) FROM worker_queue, t WHERE lock_until <= t.now AND visible_at > t.now)",

@@ -32,7 +32,7 @@ use crate::engine::{HistoryRow, Message, RewindPlan, StartRequest};
 use crate::store::{
     ActivityAttempt, ActivityItem, ActivityResult, DeleteFilter, Deletion, ExecutionInfo,
     InstanceFilter, InstanceInfo, InstancePage, Lease, OrchestrationItem, Provider, QueueDepths,
-    Result, StoreError, SystemMetrics, TurnCommit, Wakers,
+    Result, StoreError, SystemMetrics, TurnCommit, Wakers, DEFAULT_UNKNOWN_EVENT_TTL_MS,
 };
 pub use config::{application_name, channel_name, redact_url, validate_schema};
 use config::{connect_error, describe_target, parse_url, quote_ident};
@@ -54,6 +54,10 @@ pub struct PostgresOptions {
     pub poll_interval_ms: u64,
     /// Bound on connecting (the first connection and every pool acquire).
     pub connect_timeout_ms: u64,
+    /// How long events for instances that do not exist are kept.
+    pub unknown_event_ttl_ms: i64,
+    /// Create the schema when it does not exist (`false`: a missing schema is an error).
+    pub create_schema: bool,
 }
 
 impl Default for PostgresOptions {
@@ -63,6 +67,8 @@ impl Default for PostgresOptions {
             pool_size: 10,
             poll_interval_ms: 1_000,
             connect_timeout_ms: 10_000,
+            unknown_event_ttl_ms: DEFAULT_UNKNOWN_EVENT_TTL_MS,
+            create_schema: true,
         }
     }
 }
@@ -74,6 +80,9 @@ pub struct PostgresProvider {
     /// Changes for the notifier task, which tells the other processes.
     changes: mpsc::UnboundedSender<Outgoing>,
     poll_interval: Duration,
+    unknown_event_ttl_ms: i64,
+    /// Server, database and user (no password), for logs.
+    target: String,
     listener: JoinHandle<()>,
 }
 
@@ -115,7 +124,7 @@ impl PostgresProvider {
                 Ok(Err(e)) => return Err(connect_error(&target, e)),
                 Ok(Ok(conn)) => conn,
             };
-        prepare_schema(&mut conn, &schema).await?;
+        prepare_schema(&mut conn, &schema, options.create_schema).await?;
         let _ = conn.close().await;
 
         let set_path = format!("SET search_path TO {}", quote_ident(&schema));
@@ -157,6 +166,8 @@ impl PostgresProvider {
             wakers,
             changes,
             poll_interval: Duration::from_millis(options.poll_interval_ms.max(1)),
+            unknown_event_ttl_ms: options.unknown_event_ttl_ms,
+            target: target.clone(),
             listener,
         }))
     }
@@ -167,12 +178,17 @@ impl PostgresProvider {
 }
 
 /// Creates the schema if needed, points `conn` at it and runs the migrations there.
-async fn prepare_schema(conn: &mut PgConnection, schema: &str) -> Result<()> {
+async fn prepare_schema(conn: &mut PgConnection, schema: &str, create: bool) -> Result<()> {
     let exists: bool =
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
             .bind(schema)
             .fetch_one(&mut *conn)
             .await?;
+    if !exists && !create {
+        return Err(StoreError::NotFound(format!(
+            "the schema '{schema}' does not exist (createSchema is false: it is not created)"
+        )));
+    }
     if !exists {
         // Serialized, so two processes creating the same schema do not race.
         let mut tx = conn.begin().await?;
@@ -198,6 +214,10 @@ async fn prepare_schema(conn: &mut PgConnection, schema: &str) -> Result<()> {
 impl Provider for PostgresProvider {
     fn wakers(&self) -> &Arc<Wakers> {
         &self.wakers
+    }
+
+    fn describe(&self) -> String {
+        format!("PostgreSQL {} schema {}", self.target, self.schema)
     }
 
     async fn now(&self) -> Result<i64> {
@@ -290,6 +310,10 @@ impl Provider for PostgresProvider {
 
     async fn activity_attempts(&self, instance_id: &str) -> Result<Vec<ActivityAttempt>> {
         management::activity_attempts(self, instance_id).await
+    }
+
+    async fn expire_unknown_events(&self) -> Result<u64> {
+        management::expire_unknown_events(self).await
     }
 
     async fn queue_depths(&self) -> Result<QueueDepths> {

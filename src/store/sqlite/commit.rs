@@ -20,9 +20,10 @@ pub(super) async fn commit_turn(
     let wakes = TurnWakes::of(&commit);
     let instance_id = commit.instance_id.clone();
     let clock = p.clock.clone();
+    let ttl = p.unknown_event_ttl_ms;
     let claimed = p
         .write(move |conn| {
-            Box::pin(async move { commit_turn_in(conn, commit, clock.now_ms()).await })
+            Box::pin(async move { commit_turn_in(conn, commit, clock.now_ms(), ttl).await })
         })
         .await?;
     if wakes.orchestrations {
@@ -42,11 +43,13 @@ pub(super) async fn commit_turn(
     Ok(claimed)
 }
 
-/// `clock_now` is the store's clock as the transaction runs (direct claims lease from it).
+/// `clock_now` is the store's clock as the transaction runs (direct claims lease from it);
+/// `event_ttl_ms` is the store's unknown-event TTL, for the instances the turn creates.
 async fn commit_turn_in(
     conn: &mut SqliteConnection,
     c: TurnCommit,
     clock_now: i64,
+    event_ttl_ms: i64,
 ) -> Result<Vec<ActivityItem>> {
     let out = &c.outcome;
     let InstanceUpdate {
@@ -57,10 +60,12 @@ async fn commit_turn_in(
         continued,
         name,
         version,
+        touched,
     } = InstanceUpdate::of(out);
     // Fencing first: nothing is written unless this generation still holds the instance.
     let fenced = sqlx::query(
-        "UPDATE instances SET lock_owner = NULL, lock_until = 0, updated_at = ?1,
+        "UPDATE instances SET lock_owner = NULL, lock_until = 0,
+            updated_at = CASE WHEN ?13 THEN ?1 ELSE updated_at END,
             name = COALESCE(?2, name), version = COALESCE(?3, version),
             status = COALESCE(?4, CASE status WHEN 'Pending' THEN 'Running' ELSE status END), output = COALESCE(?5, output),
             error = COALESCE(?6, error), error_code = COALESCE(?7, error_code),
@@ -81,6 +86,7 @@ async fn commit_turn_in(
     .bind(&c.instance_id)
     .bind(c.generation)
     .bind(c.execution_id as i64)
+    .bind(touched)
     .execute(&mut *conn)
     .await?
     .rows_affected();
@@ -143,7 +149,7 @@ async fn commit_turn_in(
     .await?;
     let mut queue = Vec::new();
     for start in &out.starts {
-        let created = create_instance_in(conn, start, c.now).await?;
+        let created = create_instance_in(conn, start, c.now, event_ttl_ms).await?;
         if let (false, Some(parent)) = (created, &start.parent) {
             queue.push(child_id_taken(parent, &start.instance_id, c.now));
         }

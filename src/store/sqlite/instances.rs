@@ -11,11 +11,13 @@ use crate::store::rows::{history_row, instance_info};
 use crate::store::writes::{start_message, QueueInsert};
 use crate::store::{Deletion, InstanceInfo, Result, StoredStatus};
 
-/// Inserts an instance and its start message unless the id exists.
+/// Inserts an instance and its start message unless the id exists. Events raised for the
+/// id before it existed are kept for it unless older than `event_ttl_ms`.
 pub(super) async fn create_instance_in(
     conn: &mut SqliteConnection,
     start: &StartRequest,
     now: i64,
+    event_ttl_ms: i64,
 ) -> Result<bool> {
     let inserted = sqlx::query(
         "INSERT INTO instances (instance_id, name, version, status, input, parent_instance_id, created_at, updated_at)
@@ -32,6 +34,13 @@ pub(super) async fn create_instance_in(
     .rows_affected()
         == 1;
     if inserted {
+        sqlx::query(
+            "DELETE FROM orchestrator_queue WHERE instance_id = ?1 AND kind = 'Event' AND visible_at < ?2",
+        )
+        .bind(&start.instance_id)
+        .bind(now.saturating_sub(event_ttl_ms))
+        .execute(&mut *conn)
+        .await?;
         insert_messages(
             conn,
             &[QueueInsert {
@@ -49,9 +58,10 @@ pub(super) async fn create_instance(p: &SqliteProvider, start: &StartRequest) ->
     let start = start.clone();
     let id = start.instance_id.clone();
     let clock = p.clock.clone();
+    let ttl = p.unknown_event_ttl_ms;
     let created = p
         .write(move |conn| {
-            Box::pin(async move { create_instance_in(conn, &start, clock.now_ms()).await })
+            Box::pin(async move { create_instance_in(conn, &start, clock.now_ms(), ttl).await })
         })
         .await?;
     if created {

@@ -126,6 +126,26 @@ pub(super) async fn activity_attempts(
     .await
 }
 
+pub(super) async fn expire_unknown_events(p: &SqliteProvider) -> Result<u64> {
+    let clock = p.clock.clone();
+    let ttl = p.unknown_event_ttl_ms;
+    p.write(move |conn| {
+        Box::pin(async move {
+            let deleted = sqlx::query(
+                "DELETE FROM orchestrator_queue WHERE kind = 'Event' AND visible_at < ?1
+                    AND NOT EXISTS (SELECT 1 FROM instances i
+                        WHERE i.instance_id = orchestrator_queue.instance_id)",
+            )
+            .bind(clock.now_ms().saturating_sub(ttl))
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            Ok(deleted)
+        })
+    })
+    .await
+}
+
 pub(super) async fn queue_depths(p: &SqliteProvider) -> Result<QueueDepths> {
     let clock = p.clock.clone();
     p.read(move |conn| {
@@ -133,8 +153,10 @@ pub(super) async fn queue_depths(p: &SqliteProvider) -> Result<QueueDepths> {
             let now = clock.now_ms();
             let counts = sqlx::query_as(
                 "SELECT
-                    (SELECT COUNT(*) FROM orchestrator_queue WHERE visible_at <= ?1) AS ov,
-                    (SELECT COUNT(*) FROM orchestrator_queue WHERE visible_at > ?1) AS od,
+                    (SELECT COUNT(*) FROM orchestrator_queue q WHERE visible_at <= ?1
+                        AND EXISTS (SELECT 1 FROM instances i WHERE i.instance_id = q.instance_id)) AS ov,
+                    (SELECT COUNT(*) FROM orchestrator_queue q WHERE visible_at > ?1
+                        AND EXISTS (SELECT 1 FROM instances i WHERE i.instance_id = q.instance_id)) AS od,
                     (SELECT COUNT(*) FROM worker_queue WHERE lock_until <= ?1 AND visible_at <= ?1) AS wv,
                     (SELECT COUNT(*) FROM worker_queue WHERE lock_until > ?1) AS wr,
                     (SELECT COUNT(*) FROM worker_queue WHERE lock_until <= ?1 AND visible_at > ?1) AS wd",

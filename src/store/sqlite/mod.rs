@@ -9,13 +9,13 @@
 mod activities;
 mod claim;
 mod commit;
+mod file_lock;
 mod instances;
 mod management;
 mod queue;
 mod rewind;
 mod writer;
 
-use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,6 +32,7 @@ use crate::store::{
     ActivityAttempt, ActivityItem, ActivityResult, Clock, DeleteFilter, Deletion, ExecutionInfo,
     InstanceFilter, InstanceInfo, InstancePage, Lease, OrchestrationClaim, OrchestrationItem,
     Provider, QueueDepths, Result, StoreError, SystemMetrics, TurnCommit, Wakers,
+    DEFAULT_UNKNOWN_EVENT_TTL_MS,
 };
 use writer::{writer, BatchCounters, WriteOp};
 
@@ -40,6 +41,9 @@ use writer::{writer, BatchCounters, WriteOp};
 pub struct SqliteOptions {
     /// `synchronous=FULL` (fsync every commit) instead of `NORMAL`.
     pub synchronous_full: bool,
+    /// How long events for instances that do not exist are kept (default
+    /// [`DEFAULT_UNKNOWN_EVENT_TTL_MS`]).
+    pub unknown_event_ttl_ms: Option<i64>,
 }
 
 pub struct SqliteProvider {
@@ -47,8 +51,9 @@ pub struct SqliteProvider {
     batches: Arc<BatchCounters>,
     wakers: Arc<Wakers>,
     path: Option<PathBuf>,
-    runtime_lock: Mutex<Option<File>>,
+    runtime_lock: Mutex<Option<file_lock::RuntimeLock>>,
     clock: Arc<Clock>,
+    unknown_event_ttl_ms: i64,
     /// A runtime runs on this provider object: it is the file's only runtime, so every
     /// commit that changes an instance happens here and signals the wakers.
     local_runtime: AtomicBool,
@@ -86,6 +91,7 @@ impl SqliteProvider {
                 StoreError::Config(format!("cannot create folder {}: {e}", dir.display()))
             })?;
         }
+        file_lock::refuse_hard_links(&path)?;
         let connect = SqliteConnectOptions::new()
             .filename(&path)
             .create_if_missing(true)
@@ -97,16 +103,31 @@ impl SqliteProvider {
             })
             .busy_timeout(Duration::from_secs(10))
             .disable_statement_logging();
-        Self::start(connect, Some(path)).await
+        let ttl = options
+            .unknown_event_ttl_ms
+            .unwrap_or(DEFAULT_UNKNOWN_EVENT_TTL_MS);
+        Self::start(connect, Some(path.clone()), ttl)
+            .await
+            .map_err(|e| match e {
+                StoreError::Database(_) | StoreError::Migration(_) => StoreError::Open(format!(
+                    "cannot open the SQLite database {}: {e}",
+                    path.display()
+                )),
+                other => other,
+            })
     }
 
     pub async fn in_memory() -> Result<Arc<Self>> {
         let connect =
             SqliteConnectOptions::from_str("sqlite::memory:")?.disable_statement_logging();
-        Self::start(connect, None).await
+        Self::start(connect, None, DEFAULT_UNKNOWN_EVENT_TTL_MS).await
     }
 
-    async fn start(connect: SqliteConnectOptions, path: Option<PathBuf>) -> Result<Arc<Self>> {
+    async fn start(
+        connect: SqliteConnectOptions,
+        path: Option<PathBuf>,
+        unknown_event_ttl_ms: i64,
+    ) -> Result<Arc<Self>> {
         let mut conn = connect.connect().await?;
         sqlx::migrate!("./migrations/sqlite")
             .run_direct(&mut conn)
@@ -121,6 +142,7 @@ impl SqliteProvider {
             path,
             runtime_lock: Mutex::new(None),
             clock: Arc::new(Clock::default()),
+            unknown_event_ttl_ms,
             local_runtime: AtomicBool::new(false),
         }))
     }
@@ -134,6 +156,13 @@ impl SqliteProvider {
 impl Provider for SqliteProvider {
     fn wakers(&self) -> &Arc<Wakers> {
         &self.wakers
+    }
+
+    fn describe(&self) -> String {
+        match &self.path {
+            Some(path) => format!("SQLite {}", path.display()),
+            None => "SQLite in memory".into(),
+        }
     }
 
     async fn now(&self) -> Result<i64> {
@@ -210,6 +239,10 @@ impl Provider for SqliteProvider {
         management::queue_depths(self).await
     }
 
+    async fn expire_unknown_events(&self) -> Result<u64> {
+        management::expire_unknown_events(self).await
+    }
+
     async fn finished_instances(&self, filter: &DeleteFilter) -> Result<Vec<String>> {
         management::finished_instances(self, filter).await
     }
@@ -225,43 +258,45 @@ impl Provider for SqliteProvider {
 
     async fn attach_runtime(&self, _owner: &str) -> Result<()> {
         if let Some(path) = &self.path {
-            let lock_path = PathBuf::from(format!("{}.lock", path.display()));
-            let file = OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&lock_path)
-                .map_err(|e| {
-                    StoreError::Config(format!("cannot open {}: {e}", lock_path.display()))
-                })?;
-            if file.try_lock().is_err() {
-                return Err(StoreError::Locked(format!(
-                    "another runtime is already running on {} (one runtime per SQLite file; other processes may use a Client)",
-                    path.display()
-                )));
-            }
-            *self.runtime_lock.lock().unwrap() = Some(file);
+            let lock = file_lock::acquire(path)?;
+            *self.runtime_lock.lock().unwrap() = Some(lock);
         }
         self.local_runtime.store(true, Ordering::SeqCst);
         // The only runtime on this file: every lease still held is a dead process's.
-        self.write(|conn| {
-            Box::pin(async move {
-                sqlx::query("UPDATE instances SET lock_owner = NULL, lock_until = 0 WHERE lock_until > 0")
+        let (instances, activities) = self
+            .write(|conn| {
+                Box::pin(async move {
+                    let instances = sqlx::query(
+                        "UPDATE instances SET lock_owner = NULL, lock_until = 0 WHERE lock_until > 0",
+                    )
                     .execute(&mut *conn)
-                    .await?;
-                sqlx::query("UPDATE worker_queue SET lock_owner = NULL, lock_until = 0 WHERE lock_until > 0")
+                    .await?
+                    .rows_affected();
+                    let activities = sqlx::query(
+                        "UPDATE worker_queue SET lock_owner = NULL, lock_until = 0 WHERE lock_until > 0",
+                    )
                     .execute(&mut *conn)
-                    .await?;
-                Ok(())
+                    .await?
+                    .rows_affected();
+                    Ok((instances, activities))
+                })
             })
-        })
-        .await
+            .await?;
+        if instances + activities > 0 {
+            tracing::info!(
+                instances,
+                activities,
+                "recovering work a previous process left leased on {}: it runs again now",
+                self.describe()
+            );
+        }
+        Ok(())
     }
 
     async fn detach_runtime(&self, _owner: &str) -> Result<()> {
         self.local_runtime.store(false, Ordering::SeqCst);
-        if let Some(file) = self.runtime_lock.lock().unwrap().take() {
-            let _ = file.unlock();
+        if let Some(lock) = self.runtime_lock.lock().unwrap().take() {
+            file_lock::release(lock);
         }
         Ok(())
     }
