@@ -118,9 +118,12 @@ test('in orchestration code: sub-orchestration ids, event, activity and orchestr
   }
 });
 
-test('registration and defineActivity refuse names with a lone surrogate or NUL', async () => {
+test('registration, defineActivity and SQLite URLs refuse a lone surrogate or NUL', async () => {
   const rt = new Runtime(await SqliteProvider.inMemory(), runtimeOptions());
   assert.throws(() => rt.registerOrchestration('O\uD800', function* () {}), invalid(surrogate('orchestration name', '"O\\ud800"', 1)));
   assert.throws(() => rt.registerActivity('A\0', () => 1), invalid(nul('activity name', '"A\\u0000"')));
   assert.throws(() => defineActivity('D\uDC00', () => 1), invalid(surrogate('defineActivity(name, fn): name', '"D\\udc00"', 1)));
+  // The file system would get U+FFFD: another file than the one named.
+  await assert.rejects(SqliteProvider.open('sqlite:./x\uD800.db'), invalid(surrogate('SqliteProvider.open(url): url', '"sqlite:./x\\ud800.db"', 10)));
+  await assert.rejects(SqliteProvider.open('sqlite:./x\0.db'), invalid(nul('SqliteProvider.open(url): url', '"sqlite:./x\\u0000.db"')));
 });

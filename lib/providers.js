@@ -2,7 +2,7 @@
 
 const native = require('./native');
 const { InvalidArgumentError, nativeCall } = require('./errors');
-const { describe } = require('./json');
+const { checkExact, checkOptionsObject, describe, MAX_DURATION_MS } = require('./json');
 
 /** Embedded storage: one SQLite file (WAL), one runtime per file, any number of clients. */
 class SqliteProvider {
@@ -21,14 +21,9 @@ class SqliteProvider {
     if (typeof url !== 'string' || url.trim() === '') {
       throw new InvalidArgumentError(`SqliteProvider.open(url): url must be a non-empty string like 'sqlite:./app.db', got ${describe(url)}`);
     }
-    if (options === null || typeof options !== 'object' || Array.isArray(options)) {
-      throw new InvalidArgumentError(`SqliteProvider.open options must be an object, got ${describe(options)}`);
-    }
-    for (const key of Object.keys(options)) {
-      if (key !== 'synchronous' && key !== 'unknownEventTtlMs') {
-        throw new InvalidArgumentError(`options.${key} is not a SqliteProvider.open option (known: synchronous, unknownEventTtlMs)`);
-      }
-    }
+    // A lone surrogate would reach the file system as U+FFFD: another file than the one named.
+    checkExact(url, 'SqliteProvider.open(url): url');
+    checkOptionsObject(options, ['synchronous', 'unknownEventTtlMs'], 'options', 'SqliteProvider.open');
     const synchronous = options.synchronous ?? 'normal';
     if (synchronous !== 'normal' && synchronous !== 'full') {
       throw new InvalidArgumentError(`options.synchronous must be 'normal' or 'full', got ${describe(synchronous)}`);
@@ -53,8 +48,8 @@ const POSTGRES_OPTIONS = {
 
 const SCHEMA = /^[A-Za-z0-9_]{1,63}$/;
 
-/** Longest `unknownEventTtlMs`: 100 years. */
-const MAX_TTL_MS = 100 * 365.25 * 24 * 3600 * 1000;
+/** Longest `unknownEventTtlMs`: 100 years, the longest duration anywhere. */
+const MAX_TTL_MS = MAX_DURATION_MS;
 
 function checkTtl(value) {
   if (!Number.isSafeInteger(value) || value < 0 || value > MAX_TTL_MS) {
@@ -88,16 +83,9 @@ function checkSchema(schema, what) {
 
 function checkPostgresOptions(options) {
   if (options === undefined || options === null) return {};
-  if (typeof options !== 'object' || Array.isArray(options)) {
-    throw new InvalidArgumentError(`PostgresProvider options must be an object, got ${describe(options)}`);
-  }
+  checkOptionsObject(options, [...Object.keys(POSTGRES_OPTIONS), 'unknownEventTtlMs', 'createSchema'], 'options', 'PostgresProvider');
   const out = {};
   for (const [key, value] of Object.entries(options)) {
-    if (!(key in POSTGRES_OPTIONS) && key !== 'unknownEventTtlMs' && key !== 'createSchema') {
-      throw new InvalidArgumentError(
-        `options.${key} is not a PostgresProvider option (known: ${[...Object.keys(POSTGRES_OPTIONS), 'unknownEventTtlMs', 'createSchema'].join(', ')})`,
-      );
-    }
     if (value === undefined) continue;
     if (key === 'unknownEventTtlMs') {
       out[key] = checkTtl(value);
