@@ -259,6 +259,18 @@ export declare function defineActivity<I = void, O = unknown>(
 ): ActivityDefinition<I, O>;
 export type OrchestrationFunction<I = any, O = any> = (ctx: OrchestrationContext, input: I) => Generator<Task<any>, O, any>;
 
+/**
+ * What an orchestration must not return: a task (a forgotten `yield`), a Promise, a function
+ * or a symbol. At run time the instance fails with `ERR_INVALID_ARGUMENT`; in TypeScript,
+ * registering such an orchestration asks for an impossible extra argument naming the mistake.
+ */
+export type NotOrchestrationOutput = Task<any> | PromiseLike<any> | ((...args: any[]) => any) | symbol;
+type OutputCheck<O> = 0 extends 1 & O
+  ? []
+  : [O] extends [NotOrchestrationOutput]
+    ? [mistake: 'an orchestration must return plain data, not a task or a Promise: yield the task (did you forget `yield`?)']
+    : [];
+
 export interface RuntimeOptions {
   /** Turns in flight at once (default 100). */
   orchestrationConcurrency?: number;
@@ -416,8 +428,13 @@ export declare class Runtime {
   registerActivity<I = any, O = any>(name: string, fn: ActivityFunction<I, O>): this;
   /** Registers an activity from `defineActivity` under its name. */
   registerActivity(definition: ActivityDefinition): this;
-  registerOrchestration<I = any, O = any>(name: string, fn: OrchestrationFunction<I, O>): this;
-  registerOrchestrationVersioned<I = any, O = any>(name: string, version: string, fn: OrchestrationFunction<I, O>): this;
+  registerOrchestration<I = any, O = any>(name: string, fn: OrchestrationFunction<I, O>, ...mistake: OutputCheck<O>): this;
+  registerOrchestrationVersioned<I = any, O = any>(
+    name: string,
+    version: string,
+    fn: OrchestrationFunction<I, O>,
+    ...mistake: OutputCheck<O>
+  ): this;
   /**
    * Starts dispatching. The runtime then keeps the process alive until `shutdown()`; on
    * SIGINT/SIGTERM with no listener of the application's, every started runtime shuts down

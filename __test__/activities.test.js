@@ -1,6 +1,6 @@
 'use strict';
 // Activities seen from the orchestration: a failure is thrown at the yield (caught there, or
-// failing the instance with its message and code), and a function or symbol crosses as null.
+// failing the instance with its message and code), and a function or symbol is not data: refused like a task or a Promise.
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const { TaskFailedError } = require('..');
@@ -38,7 +38,7 @@ test('an activity error is thrown at the yield and can be caught; an uncaught on
   }
 });
 
-test('a top-level function or symbol crosses as null: an orchestration output, an activity result', async () => {
+test('a top-level function or symbol is not data: an orchestration output fails the instance, an activity result fails at the yield', async () => {
   const env = await startEnv((rt) => {
     rt.registerActivity('Symbol', async () => Symbol('not JSON'));
     rt.registerActivity('Fn', async () => () => 'not JSON');
@@ -55,14 +55,15 @@ test('a top-level function or symbol crosses as null: an orchestration output, a
     await env.client.startOrchestration('fn-out', 'ReturnsFunction');
     await env.client.startOrchestration('sym-result', 'GetsSymbol');
     const fn = await env.client.waitForOrchestration('fn-out', 10000);
-    assert.equal(fn.status, 'Completed', fn.error);
-    assert.equal(fn.output, null);
+    assert.equal(fn.status, 'Failed');
+    assert.equal(fn.errorCode, 'ERR_INVALID_ARGUMENT');
+    assert.match(fn.error, /the orchestration output is a function, which is not data/);
     const history = await env.client.readExecutionHistory('fn-out');
-    assert.deepEqual(history.map((e) => e.kind), ['ExecutionStarted', 'ExecutionCompleted']);
-    assert.deepEqual(history[1].data, { output: null });
+    assert.deepEqual(history.map((e) => e.kind), ['ExecutionStarted', 'ExecutionFailed']);
     const sym = await env.client.waitForOrchestration('sym-result', 10000);
-    assert.equal(sym.status, 'Completed', sym.error);
-    assert.deepEqual(sym.output, { s: null, f: null });
+    assert.equal(sym.status, 'Failed');
+    assert.equal(sym.errorCode, 'ERR_INVALID_ARGUMENT');
+    assert.match(sym.error, /is a symbol, which is not data/);
   } finally {
     await env.drop();
   }

@@ -38,7 +38,7 @@ test('ctx.activity and ctx.activityWithRetry make the same tasks as the by-name 
   assert.throws(() => ctx.activity({ name: '' }), invalid(/ctx\.activity\(definition, input\): definition\.name must be a non-empty string/));
   assert.throws(() => ctx.activityWithRetry(null, 1, { maxAttempts: 2 }), invalid(/ctx\.activityWithRetry\(definition, input, retryPolicy\): definition must come from defineActivity/));
   assert.throws(() => ctx.activityWithRetry(def, 1, { maxAttempts: 0 }), invalid(/retryPolicy\.maxAttempts must be an integer >= 1/));
-  assert.throws(() => ctx.activityWithRetry(def, 1, { maxAttempts: 2, retries: 1 }), invalid(/retryPolicy\.retries is not a known option/));
+  assert.throws(() => ctx.activityWithRetry(def, 1, { maxAttempts: 2, retries: 1 }), invalid(/retryPolicy\.retries is not a retry policy option \(known: maxAttempts, backoff/));
 });
 
 test('registerActivity(definition) checks the definition and refuses a second argument', async () => {

@@ -82,9 +82,10 @@ test('metrics: orchestrationsCompleted/failed, storeErrors, turnsAbandoned and t
     await client.waitForOrchestration('idle', 10000);
     for (const id of ['gated-1', 'gated-2', 'gated-3']) await client.startOrchestration(id, 'Gated');
     await historyHas(client, 'sleeper', 'TimerCreated');
-    // The event for 'early' waits, visible, for its instance; the timer is delayed; one Gate
-    // runs in the only worker slot while two wait; the retry waits out its delay.
-    await queues({ orchestrator: { visible: 1, delayed: 1 }, worker: { visible: 2, running: 1, delayed: 1 } }, 'the mixed queues');
+    // The event for 'early' waits for its instance, uncounted (no such instance yet); the timer
+    // is delayed; one Gate runs in the only worker slot while two wait; the retry waits out
+    // its delay.
+    await queues({ orchestrator: { visible: 0, delayed: 1 }, worker: { visible: 2, running: 1, delayed: 1 } }, 'the mixed queues');
     const s = runtime.metricsSnapshot();
     // Done x2, Parent, Kid, Loop (once, at its last execution) completed; Throws and the cancelled Idle failed.
     assert.deepEqual(counters(s), { completed: 5, failed: 2, turnsAbandoned: 0, storeErrors: 0, nondeterminismErrors: 0, poisoned: 0 });
@@ -96,7 +97,7 @@ test('metrics: orchestrationsCompleted/failed, storeErrors, turnsAbandoned and t
     await client.cancelInstance('sleeper', 'no more sleep');
     await client.cancelInstance('retrying', 'no more retries');
     await client.waitForOrchestration('retrying', 10000);
-    await queues({ orchestrator: { visible: 1, delayed: 0 }, worker: { visible: 0, running: 0, delayed: 0 } }, 'only the early event left');
+    await queues({ orchestrator: { visible: 0, delayed: 0 }, worker: { visible: 0, running: 0, delayed: 0 } }, 'only the early event left (uncounted)');
     await client.startOrchestration('early', 'Idle');
     assert.equal((await client.waitForOrchestration('early', 10000)).output, 'raised before the instance');
     await queues({ orchestrator: { visible: 0, delayed: 0 }, worker: { visible: 0, running: 0, delayed: 0 } }, 'empty queues');

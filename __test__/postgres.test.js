@@ -132,7 +132,7 @@ test('bad URLs, schemas and options are refused with a clear error naming the fi
   await assert.rejects(PostgresProvider.connect(url, { poolSize: 0 }), invalid(/options\.poolSize must be an integer from 1 to 1000, got number 0/));
   await assert.rejects(PostgresProvider.connect(url, { poolSize: 2.5 }), invalid(/options\.poolSize/));
   await assert.rejects(PostgresProvider.connect(url, { pollIntervalMs: '5' }), invalid(/options\.pollIntervalMs must be an integer .* got "5"/));
-  await assert.rejects(PostgresProvider.connect(url, { pool: 3 }), invalid(/options\.pool is not a PostgresProvider option \(known: poolSize, pollIntervalMs, connectTimeoutMs\)/));
+  await assert.rejects(PostgresProvider.connect(url, { pool: 3 }), invalid(/options\.pool is not a PostgresProvider option \(known: poolSize, pollIntervalMs, connectTimeoutMs, unknownEventTtlMs, createSchema\)/));
   await assert.rejects(PostgresProvider.connect(url, 'fast'), invalid(/options must be an object/));
 });
 

@@ -106,3 +106,20 @@ test('provider options: a misspelt key is refused before anything is opened', as
     matches(/^options\.poolsize is not a PostgresProvider option \(known: poolSize, pollIntervalMs, connectTimeoutMs\b/),
   );
 });
+
+test('metricsPrometheus and retry policy options: unknown keys are refused with the known keys', async () => {
+  const env = await startEnv(() => {});
+  try {
+    assert.throws(() => env.runtime.metricsPrometheus({ lables: { app: 'x' } }), invalid('options.lables is not a prometheusText option (known: prefix, labels)'));
+    assert.throws(() => env.runtime.metricsPrometheus({ labels: { 'app-name': 'x' } }), matches(/'app-name' is not a Prometheus label name/));
+    assert.throws(() => env.runtime.metricsPrometheus({ prefix: 'my app' }), matches(/options\.prefix must be a Prometheus metric name prefix/));
+    assert.match(env.runtime.metricsPrometheus({ prefix: 'app_', labels: { app: 'x' } }), /^app_driver_calls_total\{app="x"\} \d+$/m);
+    const ctx = new OrchestrationContext({ instanceId: 'i', executionId: 1, name: 'O', version: '1.0.0', commands: [], customStatus: null });
+    assert.throws(
+      () => ctx.scheduleActivityWithRetry('A', 1, { maxAttempts: 2, maxRetries: 3 }),
+      invalid('retryPolicy.maxRetries is not a retry policy option (known: maxAttempts, backoff, initialDelayMs, maxDelayMs, timeoutMs, jitter)'),
+    );
+  } finally {
+    await env.drop();
+  }
+});

@@ -174,6 +174,21 @@ async function main(): Promise<void> {
   runtime.registerActivity(getUser, async () => 1);
   // @ts-expect-error: orchestrations are generator functions, not async functions
   runtime.registerOrchestration('Async', async (_ctx: OrchestrationContext) => 1);
+  // @ts-expect-error: a returned task is a forgotten `yield`
+  runtime.registerOrchestration('ForgotYield', function* (ctx: OrchestrationContext) {
+    yield ctx.scheduleTimer(1);
+    return ctx.scheduleActivity<number>('Plain', { n: 1 });
+  });
+  // @ts-expect-error: a returned Promise cannot be stored
+  runtime.registerOrchestrationVersioned('ReturnsPromise', '1.0.0', function* (ctx: OrchestrationContext) {
+    yield ctx.scheduleTimer(1);
+    return Promise.resolve(1);
+  });
+  // Plain data, and a yielded task's value, are fine.
+  runtime.registerOrchestration('YieldsIt', function* (ctx: OrchestrationContext) {
+    const n: number = yield* ctx.scheduleActivity<number>('Plain', { n: 1 });
+    return { n };
+  });
   await runtime.start();
 
   const client = new Client(provider);

@@ -104,6 +104,10 @@ function replacer(key, value) {
  * InvalidArgumentError naming `what`.
  */
 function toJson(value, what) {
+  // A function or symbol on its own is not data (JSON would store null); inside an object,
+  // JSON leaves such a property out, as documented.
+  if (typeof value === 'function') throw new InvalidArgumentError(`${what} is a function, which is not data: return or pass plain JSON data`);
+  if (typeof value === 'symbol') throw new InvalidArgumentError(`${what} is a symbol, which is not data: return or pass plain JSON data`);
   const top = safely(() => notData(value));
   if (top) throw new InvalidArgumentError(`${what} is ${top}`);
   let text;

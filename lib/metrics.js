@@ -4,6 +4,9 @@
 // native layer produces them) with its Prometheus name (`reprise_` + snake_case, `_total` for
 // counters), its type and its help text; and the Prometheus text exposition (format 0.0.4).
 
+const { InvalidArgumentError } = require('./errors');
+const { checkOptionsObject, describe } = require('./json');
+
 /** Every metric, in the order the guide lists them. A test holds this table to the snapshot. */
 const METRICS = [
   { key: 'driverCalls', name: 'reprise_driver_calls_total', type: 'counter', help: 'Calls into the JavaScript driver (each carries a batch of activations)' },
@@ -55,7 +58,19 @@ function snakeCase(key) {
  * Renders `snapshot` (from `runtime.metricsSnapshot()`) as Prometheus text with optional
  * constant `labels`. Names come from `METRICS`; `prefix` replaces their `reprise_` prefix.
  */
-function prometheusText(snapshot, { prefix = 'reprise_', labels = {} } = {}) {
+const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+
+function prometheusText(snapshot, options) {
+  const { prefix = 'reprise_', labels = {} } = checkOptionsObject(options, ['prefix', 'labels'], 'options', 'prometheusText');
+  if (typeof prefix !== 'string' || !/^[a-zA-Z_:][a-zA-Z0-9_:]*$|^$/.test(prefix)) {
+    throw new InvalidArgumentError(`options.prefix must be a Prometheus metric name prefix like 'reprise_', got ${describe(prefix)}`);
+  }
+  if (labels === null || typeof labels !== 'object' || Array.isArray(labels)) {
+    throw new InvalidArgumentError(`options.labels must be an object of label names to values, got ${describe(labels)}`);
+  }
+  for (const name of Object.keys(labels)) {
+    if (!LABEL_NAME.test(name)) throw new InvalidArgumentError(`options.labels: '${name}' is not a Prometheus label name`);
+  }
   const labelText = Object.entries(labels)
     .map(([k, v]) => `${k}="${String(v).replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`)
     .join(',');

@@ -235,7 +235,9 @@ pub(super) async fn retry_if_allowed(
         error = %error.message,
         "activity attempt failed; retrying"
     );
-    let retry_at = now_ms() + delay as i64;
+    // Policies are checked in JavaScript (delays at most 100 years), but one stored by an
+    // older version may ask for more: a due time must never overflow.
+    let retry_at = now_ms().saturating_add(delay.min(i64::MAX as u64) as i64);
     match inner
         .provider
         .retry_activity(item, retry_at, item.attempt + 1)

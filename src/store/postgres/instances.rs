@@ -146,12 +146,20 @@ pub(super) async fn delete_instance(
         tx.commit().await?;
         return Ok(Deletion::NotFound);
     }
-    let status: String =
-        sqlx::query_scalar("SELECT status FROM instances WHERE instance_id = $1 FOR UPDATE")
-            .bind(instance_id)
-            .fetch_one(&mut *tx)
-            .await?;
-    if StoredStatus::is_active(&status) && !force {
+    // Every instance row of the tree first, in one order: claims and commits lock an
+    // instance before its queue rows, so deleting queue rows first could deadlock with them.
+    let locked: Vec<(String, String)> = sqlx::query_as(
+        "SELECT instance_id, status FROM instances WHERE instance_id = ANY($1)
+         ORDER BY instance_id FOR UPDATE",
+    )
+    .bind(&tree)
+    .fetch_all(&mut *tx)
+    .await?;
+    let Some((_, status)) = locked.iter().find(|(id, _)| id == instance_id) else {
+        tx.rollback().await?;
+        return Ok(Deletion::NotFound);
+    };
+    if StoredStatus::is_active(status) && !force {
         tx.rollback().await?;
         return Ok(Deletion::Running);
     }
