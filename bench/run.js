@@ -1,22 +1,57 @@
 'use strict';
-// `npm run bench`: throughput and latency on a SQLite file, printed with the machine's facts.
-// Medians and ratios are what to compare; single runs on shared machines are noisy.
+// `npm run bench`: throughput and latency of reprise on SQLite and PostgreSQL, each figure
+// printed beside its target, with the machine's facts measured in the same run.
+//
+//   node bench/run.js [--pg] [--runs N] [--scale X] [--json FILE] [--compare FILE]
+//                     [--only sqlite|pg] [--all]
+//
+// --runs N      alternated runs of every workload (default 3); the medians are reported
+// --scale X     multiplies the workload sizes (0.1 for a quick look)
+// --json FILE   writes the results (medians) as JSON, for --compare by a later run
+// --compare F   prints this run's ratio to F's figure on every line, and flags any workload
+//               more than 10 % worse
+// --all         adds the slow rows: a 5,000-activity orchestration and the memory of
+//               50,000 waiting instances
+//
+// Medians and ratios are what to compare: single runs on shared machines are noisy.
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { spawn, spawnSync } = require('node:child_process');
 const reprise = require('..');
-const { SqliteProvider, Client, Runtime } = reprise;
+const { SqliteProvider, PostgresProvider, Client, Runtime } = reprise;
 
-const args = new Map(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=')));
+const SWITCHES = new Set(['pg', 'postgres', 'all']);
+const args = new Map();
+{
+  const argv = process.argv.slice(2);
+  for (let i = 0; i < argv.length; i++) {
+    const [key, value] = argv[i].replace(/^--/, '').split('=');
+    if (value !== undefined || SWITCHES.has(key)) args.set(key, value ?? true);
+    else args.set(key, argv[++i]);
+  }
+  const known = new Set([...SWITCHES, 'runs', 'scale', 'json', 'compare', 'only', 'dir']);
+  for (const key of args.keys()) {
+    if (!known.has(key)) {
+      console.error(`unknown option --${key} (known: ${[...known].map((k) => `--${k}`).join(', ')})`);
+      process.exit(2);
+    }
+  }
+}
 const scale = Number(args.get('scale') || 1);
+const runs = Number(args.get('runs') || 3);
+const withPg = args.has('pg') || args.has('postgres');
+const only = args.get('only');
+const all = args.has('all');
+const databaseUrl = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test';
+const n = (count) => Math.max(10, Math.round(count * scale));
 
-function percentile(sorted, p) {
+function percentile(values, p) {
+  const sorted = [...values].sort((a, b) => a - b);
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
-
-const ms = (n) => `${n.toFixed(2)} ms`;
+const median = (values) => percentile(values, 50);
 
 /** Median time of write(4 KiB) + fdatasync on the benchmark's disk. */
 function flushTime(dir) {
@@ -32,133 +67,304 @@ function flushTime(dir) {
   }
   fs.closeSync(fd);
   fs.unlinkSync(file);
-  times.sort((a, b) => a - b);
-  return percentile(times, 50);
+  return median(times);
 }
 
-async function environment(dir, name, open = () => SqliteProvider.open(path.join(dir, `${name}.db`))) {
-  const provider = await open();
+/**
+ * C: a single-row insert + commit round trip to PostgreSQL, timed by one psql session
+ * (`\timing`, measured at the client), median of 200 after 20 warm-up.
+ */
+function pgRoundTrip(schema) {
+  const statements = [`CREATE TABLE ${schema}.c_probe (id serial primary key, v int);`, '\\timing on'];
+  for (let i = 0; i < 220; i++) statements.push(`INSERT INTO ${schema}.c_probe (v) VALUES (${i});`);
+  const r = spawnSync('psql', [databaseUrl, '-X', '-q', '-v', 'ON_ERROR_STOP=1'], { input: statements.join('\n'), encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`psql failed: ${r.stderr}`);
+  const times = [...r.stdout.matchAll(/^Time: ([\d.]+) ms/gm)].map((m) => Number(m[1])).slice(20);
+  return median(times);
+}
+
+function register(runtime) {
+  runtime.registerActivity('Work', async (ctx, x) => x + 1);
+  runtime.registerOrchestration('One', function* (ctx, x) {
+    return yield ctx.scheduleActivity('Work', x);
+  });
+  runtime.registerOrchestration('Five', function* (ctx, x) {
+    let v = x;
+    for (let i = 0; i < 5; i++) v = yield ctx.scheduleActivity('Work', v);
+    return v;
+  });
+  runtime.registerOrchestration('Chain', function* (ctx, count) {
+    let v = 0;
+    for (let i = 0; i < count; i++) v = yield ctx.scheduleActivity('Work', v);
+    return v;
+  });
+  runtime.registerOrchestration('FanThenWait', function* (ctx, count) {
+    yield ctx.all(Array.from({ length: count }, (_, i) => ctx.scheduleActivity('Work', i)));
+    return yield ctx.waitForEvent('go');
+  });
+  runtime.registerOrchestration('Sleeps', function* (ctx) {
+    yield ctx.scheduleTimer(3600 * 1000);
+  });
+}
+
+/** A store per workload: `open(name)` gives a fresh provider. */
+async function environment(open, name, options = {}) {
+  const provider = await open(name);
   const client = new Client(provider);
-  const runtime = new Runtime(provider, { orchestrationConcurrency: 500, workerConcurrency: 500 });
-  runtime.registerActivity('Work', async (ctx, n) => n + 1);
-  runtime.registerOrchestration('One', function* (ctx, n) {
-    return yield ctx.scheduleActivity('Work', n);
-  });
-  runtime.registerOrchestration('Five', function* (ctx, n) {
-    let x = n;
-    for (let i = 0; i < 5; i++) x = yield ctx.scheduleActivity('Work', x);
-    return x;
-  });
+  const runtime = new Runtime(provider, { orchestrationConcurrency: 500, workerConcurrency: 500, keepAlive: false, ...options });
+  register(runtime);
   await runtime.start();
-  return { client, runtime };
+  return { provider, client, runtime };
 }
 
-async function burst(dir, name, orchestration, count, open) {
-  const { client, runtime } = await environment(dir, name, open);
+async function burst(open, name, orchestration, count) {
+  const { client, runtime } = await environment(open, name);
   const t0 = performance.now();
   await Promise.all(Array.from({ length: count }, (_, i) => client.startOrchestration(`${name}-${i}`, orchestration, i)));
-  const started = performance.now();
   const results = await Promise.all(Array.from({ length: count }, (_, i) => client.waitForOrchestration(`${name}-${i}`, 600000)));
-  const done = performance.now();
+  const seconds = (performance.now() - t0) / 1000;
   if (results.some((r) => r.status !== 'Completed')) throw new Error(`${name}: not every instance completed`);
-  const m = runtime.metricsSnapshot();
   await runtime.shutdown();
-  return { seconds: (done - t0) / 1000, startMs: started - t0, m };
+  return count / seconds;
 }
 
-async function sequentialLatency(dir, count, open) {
-  const { client, runtime } = await environment(dir, 'latency', open);
+async function roundTrips(open, name, count) {
+  const { client, runtime } = await environment(open, name);
   const times = [];
   for (let i = 0; i < count + 10; i++) {
     const t = performance.now();
-    await client.startOrchestration(`lat-${i}`, 'One', i);
-    await client.waitForOrchestration(`lat-${i}`, 60000);
+    await client.startOrchestration(`${name}-${i}`, 'One', i);
+    await client.waitForOrchestration(`${name}-${i}`, 60000);
     if (i >= 10) times.push(performance.now() - t); // the first ten warm up
   }
   await runtime.shutdown();
-  times.sort((a, b) => a - b);
   return { p50: percentile(times, 50), p99: percentile(times, 99) };
+}
+
+/** startOrchestration alone (no runtime on the store): one insert and commit each. */
+async function startLatency(open, name, count) {
+  const client = new Client(await open(name));
+  const times = [];
+  for (let i = 0; i < count + 10; i++) {
+    const t = performance.now();
+    await client.startOrchestration(`${name}-${i}`, 'Nobody', i);
+    if (i >= 10) times.push(performance.now() - t);
+  }
+  return median(times);
+}
+
+async function batchStart(open, name, count) {
+  const client = new Client(await open(name));
+  if (typeof client.startOrchestrations !== 'function') return null;
+  const batch = Array.from({ length: count }, (_, i) => ({ id: `${name}-${i}`, name: 'Nobody', input: i }));
+  const t0 = performance.now();
+  await client.startOrchestrations(batch);
+  return count / ((performance.now() - t0) / 1000);
+}
+
+/** Time per activity in one orchestration of `count` sequential activities. */
+async function chain(open, name, count) {
+  const { client, runtime } = await environment(open, name);
+  const t0 = performance.now();
+  await client.startOrchestration(name, 'Chain', count);
+  const r = await client.waitForOrchestration(name, 3600 * 1000);
+  const ms = performance.now() - t0;
+  if (r.output !== count) throw new Error(`${name}: chain ended with ${JSON.stringify(r.output)}`);
+  await runtime.shutdown();
+  return ms / count;
+}
+
+/** One cold full replay (generator cache off) of a history of `events` events. */
+async function replay(open, name, events) {
+  const count = Math.round((events - 4) / 2);
+  const { client, runtime } = await environment(open, name, { generatorCacheSize: 0 });
+  await client.startOrchestration(name, 'FanThenWait', count);
+  // Wait until the fan-out is in and the wait is recorded.
+  for (;;) {
+    const history = await client.readExecutionHistory(name);
+    if (history.some((e) => e.kind === 'EventWaitStarted')) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const t0 = performance.now();
+  await client.raiseEvent(name, 'go', 1);
+  await client.waitForOrchestration(name, 600000);
+  const ms = performance.now() - t0;
+  await runtime.shutdown();
+  return ms;
+}
+
+/** Marginal RSS per instance waiting on a timer, from `from` to `to` waiting instances. */
+async function memory(open, name, from, to) {
+  const { client, runtime } = await environment(open, name);
+  const fill = async (start, end) => {
+    for (let i = start; i < end; i += 1000) {
+      await Promise.all(Array.from({ length: Math.min(1000, end - i) }, (_, k) => client.startOrchestration(`${name}-${i + k}`, 'Sleeps')));
+    }
+    for (;;) {
+      const m = runtime.metricsSnapshot();
+      if (m.turnsCommitted >= end) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    if (global.gc) global.gc();
+    await new Promise((r) => setTimeout(r, 500));
+    return process.memoryUsage().rss;
+  };
+  const a = await fill(0, from);
+  const b = await fill(from, to);
+  await runtime.shutdown(1000);
+  return (b - a) / (to - from) / 1024;
+}
+
+/** Every row of the table: key, label, unit, which way is better, target text. */
+const ROWS = [
+  ['sqlite.w1', 'SQLite: 2,000 one-activity orchestrations started at once', '/s', 'higher', '>= 5,000/s'],
+  ['sqlite.w2', 'SQLite: 1,000 five-activity orchestrations', '/s', 'higher', '>= 2,000/s'],
+  ['sqlite.lat.p50', 'SQLite: one-activity start -> completed, sequential, p50', 'ms', 'lower', '<= 1 ms'],
+  ['sqlite.lat.p99', 'SQLite: one-activity start -> completed, sequential, p99', 'ms', 'lower', '<= 3 ms'],
+  ['sqlite.start.p50', 'SQLite: start latency p50', 'ms', 'lower', '<= 0.1 ms'],
+  ['sqlite_full.w1', 'SQLite synchronous=FULL: one-activity orchestrations', '/s', 'higher', '>= 1,000/s'],
+  ['sqlite.long.10', 'time per activity, 10 sequential activities', 'ms', 'lower', '(reference)'],
+  ['sqlite.long.500', 'time per activity, 500 sequential activities', 'ms', 'lower', '<= 1.2x the 10-activity figure'],
+  ['sqlite.long.5000', 'time per activity, 5,000 sequential activities (--all)', 'ms', 'lower', '<= 1.2x the 10-activity figure'],
+  ['sqlite.replay.10000', 'replay of a 10,000-event history (cold, cache off)', 'ms', 'lower', '<= 50 ms'],
+  ['sqlite.memory', 'memory per idle waiting instance, 10,000 -> 50,000 (--all)', 'KB', 'lower', '<= 0.5 KB'],
+  ['pg.C', 'PostgreSQL: C, a single-row insert + commit round trip', 'ms', 'lower', '(machine fact)'],
+  ['pg.w1', 'PostgreSQL, one process: 2,000 one-activity orchestrations', '/s', 'higher', '>= 2,500/s'],
+  ['pg.w2', 'PostgreSQL, one process: 1,000 five-activity orchestrations', '/s', 'higher', '(as SQLite)'],
+  ['pg.start.p50', 'PostgreSQL: start latency p50', 'ms', 'lower', '<= C + 0.3 ms'],
+  ['pg.lat.p50', 'PostgreSQL, one process: one-activity start -> completed p50', 'ms', 'lower', '<= 4C + 0.5 ms'],
+  ['pg.lat.p99', 'PostgreSQL, one process: one-activity start -> completed p99', 'ms', 'lower', ''],
+  ['pg.batch', 'PostgreSQL: batch start (startOrchestrations), instances', '/s', 'higher', '>= 10,000/s'],
+  ['pg.cross.lat.p50', 'PostgreSQL: start -> completed by another process, p50', 'ms', 'lower', ''],
+];
+
+async function sqliteRound(dir, round, out) {
+  const file = (name) => path.join(dir, `${name}-${round}.db`);
+  const open = (name) => SqliteProvider.open(file(name));
+  const openFull = (name) => SqliteProvider.open(file(name), { synchronous: 'full' });
+  out('sqlite.w1', await burst(open, 'w1', 'One', n(2000)));
+  out('sqlite.w2', await burst(open, 'w2', 'Five', n(1000)));
+  const lat = await roundTrips(open, 'lat', n(200));
+  out('sqlite.lat.p50', lat.p50);
+  out('sqlite.lat.p99', lat.p99);
+  out('sqlite.start.p50', await startLatency(open, 'start', n(200)));
+  out('sqlite_full.w1', await burst(openFull, 'full', 'One', n(1000)));
+  out('sqlite.long.10', await chain(open, 'long10', 10));
+  out('sqlite.long.500', await chain(open, 'long500', n(500)));
+  if (all) out('sqlite.long.5000', await chain(open, 'long5000', n(5000)));
+  out('sqlite.replay.10000', await replay(open, 'replay', n(10000)));
+  if (all && round === 0) out('sqlite.memory', await memory(open, 'memory', n(10000), n(50000)));
+}
+
+async function pgRound(round, out, schemas) {
+  const open = (name) => {
+    const schema = `bench_${process.pid}_${name}_${round}`;
+    schemas.push(schema);
+    return PostgresProvider.connectWithSchema(databaseUrl, schema);
+  };
+  out('pg.w1', await burst(open, 'w1', 'One', n(2000)));
+  out('pg.w2', await burst(open, 'w2', 'Five', n(1000)));
+  out('pg.start.p50', await startLatency(open, 'start', n(200)));
+  const lat = await roundTrips(open, 'lat', n(200));
+  out('pg.lat.p50', lat.p50);
+  out('pg.lat.p99', lat.p99);
+  const batch = await batchStart(open, 'batch', n(10000));
+  if (batch !== null) out('pg.batch', batch);
+  out('pg.cross.lat.p50', await crossProcess(open, round));
+}
+
+/** Start here, run by a worker process: start -> completed p50. */
+async function crossProcess(open, round) {
+  const client = new Client(await open('cross'));
+  const schema = `bench_${process.pid}_cross_${round}`;
+  const worker = spawn(process.execPath, [path.join(__dirname, 'pg-worker.js'), databaseUrl, schema], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise((resolve) => worker.stdout.on('data', (d) => String(d).includes('ready') && resolve()));
+  const times = [];
+  for (let i = 0; i < n(100) + 10; i++) {
+    const t = performance.now();
+    await client.startOrchestration(`cross-${i}`, 'One', i);
+    await client.waitForOrchestration(`cross-${i}`, 30000);
+    if (i >= 10) times.push(performance.now() - t);
+  }
+  worker.kill('SIGTERM');
+  await new Promise((resolve) => worker.on('exit', resolve));
+  return median(times);
+}
+
+function format(value, unit) {
+  if (value === undefined || Number.isNaN(value)) return '-';
+  if (unit === '/s') return `${Math.round(value).toLocaleString('en-US')}/s`;
+  if (unit === 'KB') return `${value.toFixed(2)} KB`;
+  return `${value < 10 ? value.toFixed(2) : value.toFixed(1)} ms`;
 }
 
 async function main() {
   const dir = fs.mkdtempSync(path.join(args.get('dir') || os.tmpdir(), 'reprise-bench-'));
   const flush = flushTime(dir);
-  console.log('reprise benchmark (SQLite, synchronous=NORMAL)');
-  console.log(`machine: ${os.cpus().length} cores (${os.cpus()[0].model.trim()}), ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`);
-  console.log(`disk flush time F (4 KiB write + fdatasync, median of 50): ${ms(flush)}   folder: ${dir}`);
-  console.log('');
-
-  const n1 = Math.round(2000 * scale);
-  const a = await burst(dir, 'burst', 'One', n1);
-  console.log(`(a) ${n1} one-activity orchestrations started at once: all completed in ${a.seconds.toFixed(2)} s = ${(n1 / a.seconds).toFixed(0)} orchestrations/s`);
-  console.log(`    (starting took ${a.startMs.toFixed(0)} ms; ${a.m.turnsCommitted} turns in ${a.m.driverCalls} driver calls, ${a.m.claims} claims)`);
-
-  const n2 = Math.round(200 * scale);
-  const b = await sequentialLatency(dir, n2);
-  console.log(`(b) ${n2} sequential start -> completed round trips: p50 ${ms(b.p50)}, p99 ${ms(b.p99)}`);
-
-  const n3 = Math.round(1000 * scale);
-  const c = await burst(dir, 'five', 'Five', n3);
-  console.log(`(c) ${n3} five-activity orchestrations: ${c.seconds.toFixed(2)} s = ${(n3 / c.seconds).toFixed(0)} orchestrations/s, ${((n3 * 5) / c.seconds).toFixed(0)} activities/s`);
-  if (args.has('pg') || args.has('postgres')) await postgres(flush);
-  fs.rmSync(dir, { recursive: true, force: true });
-}
-
-const sorted = (xs) => [...xs].sort((a, b) => a - b);
-
-async function postgres(flush) {
-  if (!reprise.PostgresProvider) {
-    console.log('\nPostgreSQL: this build has no PostgresProvider; skipped');
-    return;
-  }
-  const url = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test';
-  const schema = `bench_${process.pid}`;
-  const open = (suffix = '') => reprise.PostgresProvider.connectWithSchema(url, schema + suffix);
-  console.log('');
-  console.log(`PostgreSQL (${url}, schema ${schema}); F = ${ms(flush)} (measured above; every commit pays it)`);
+  const samples = new Map();
+  const out = (key, value) => {
+    if (!samples.has(key)) samples.set(key, []);
+    samples.get(key).push(value);
+  };
+  const schemas = [];
+  let c = null;
   try {
-    // Start latency: one client call, one commit.
-    const startClient = new Client(await open('_starts'));
-    const starts = [];
-    for (let i = 0; i < 210; i++) {
-      const t = performance.now();
-      await startClient.startOrchestration(`start-${i}`, 'Nobody', i);
-      if (i >= 10) starts.push(performance.now() - t);
+    if (withPg && only !== 'sqlite') {
+      const probe = `bench_${process.pid}_c`;
+      schemas.push(probe);
+      spawnSync('psql', [databaseUrl, '-q', '-c', `CREATE SCHEMA ${probe}`], { stdio: 'ignore' });
+      c = pgRoundTrip(probe);
+      out('pg.C', c);
     }
-    const s = sorted(starts);
-    console.log(`start latency: p50 ${ms(percentile(s, 50))}, p99 ${ms(percentile(s, 99))}  (F + 0.5 ms = ${ms(flush + 0.5)})`);
-
-    // Dispatch latency: started here, picked up by a worker process.
-    const client = new Client(await open());
-    const worker = spawn(process.execPath, [path.join(__dirname, 'pg-worker.js'), url, schema], { stdio: ['ignore', 'pipe', 'inherit'] });
-    await new Promise((resolve) => worker.stdout.on('data', (d) => String(d).includes('ready') && resolve()));
-    const dispatch = [];
-    const roundTrips = [];
-    for (let i = 0; i < 110; i++) {
-      const t0 = Date.now();
-      const p0 = performance.now();
-      await client.startOrchestration(`stamp-${i}`, 'Stamp');
-      const r = await client.waitForOrchestration(`stamp-${i}`, 30000);
-      if (i >= 10) {
-        dispatch.push(r.output - t0);
-        roundTrips.push(performance.now() - p0);
-      }
+    for (let round = 0; round < runs; round++) {
+      process.stderr.write(`run ${round + 1} of ${runs}...\n`);
+      if (only !== 'pg') await sqliteRound(dir, round, out);
+      if (withPg && only !== 'sqlite') await pgRound(round, out, schemas);
     }
-    const d = sorted(dispatch);
-    const rt = sorted(roundTrips);
-    console.log(`dispatch latency to another process (start -> its activity running): p50 ${ms(percentile(d, 50))}, p99 ${ms(percentile(d, 99))}`);
-    console.log(`one-activity start -> completed across processes: p50 ${ms(percentile(rt, 50))}, p99 ${ms(percentile(rt, 99))}`);
-    worker.kill('SIGTERM');
-    await new Promise((resolve) => worker.on('exit', resolve));
-
-    // Sustained throughput, runtime in this process.
-    const n = Math.round(2000 * scale);
-    const a = await burst(null, 'pgburst', 'One', n, () => open('_burst'));
-    console.log(`sustained: ${n} one-activity orchestrations in ${a.seconds.toFixed(2)} s = ${(n / a.seconds).toFixed(0)} orchestrations/s`);
   } finally {
-    for (const s of [schema, `${schema}_starts`, `${schema}_burst`]) {
-      spawnSync('psql', [url, '-c', `DROP SCHEMA IF EXISTS ${s} CASCADE`], { stdio: 'ignore' });
+    for (const s of schemas) spawnSync('psql', [databaseUrl, '-q', '-c', `DROP SCHEMA IF EXISTS ${s} CASCADE`], { stdio: 'ignore' });
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+
+  const results = {};
+  for (const [key, , unit, better] of ROWS) {
+    if (samples.has(key)) results[key] = { value: median(samples.get(key)), unit, better, samples: samples.get(key) };
+  }
+  const baseline = args.has('compare') ? JSON.parse(fs.readFileSync(args.get('compare'), 'utf8')) : null;
+  const cpus = os.cpus();
+  console.log(`reprise benchmark: medians of ${runs} alternated run(s)${scale !== 1 ? `, scale ${scale}` : ''}`);
+  console.log(`machine: ${cpus.length} cores (${cpus[0].model.trim()}), ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`);
+  console.log(`disk flush time F (4 KiB write + fdatasync, median of 50): ${format(flush, 'ms')}${c !== null ? `; PostgreSQL C: ${format(c, 'ms')}` : ''}`);
+  if (baseline) console.log(`compared with ${args.get('compare')} (${baseline.date}); ratio > 1 is better, ! marks more than 10 % worse`);
+  console.log('');
+  const width = Math.max(...ROWS.map((r) => r[1].length));
+  let worse = 0;
+  for (const [key, label, unit, better, target] of ROWS) {
+    const r = results[key];
+    if (!r) continue;
+    let line = `${label.padEnd(width)}  ${format(r.value, unit).padStart(10)}   target ${target || '-'}`;
+    const base = baseline && baseline.results[key];
+    if (base) {
+      const ratio = better === 'higher' ? r.value / base.value : base.value / r.value;
+      const flag = ratio < 0.9 ? ' !' : '';
+      if (flag) worse += 1;
+      line += `   vs ${format(base.value, unit)}: ${ratio.toFixed(2)}x${flag}`;
     }
+    console.log(line);
+  }
+  if (baseline) console.log(`\n${worse} workload(s) more than 10 % worse than the baseline`);
+  if (args.has('json')) {
+    const doc = {
+      date: new Date().toISOString(),
+      version: require('../package.json').version,
+      machine: { cores: cpus.length, model: cpus[0].model.trim(), memGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version },
+      flushMs: flush,
+      runs,
+      scale,
+      results,
+    };
+    fs.writeFileSync(args.get('json'), `${JSON.stringify(doc, null, 2)}\n`);
+    console.log(`\nwrote ${args.get('json')}`);
   }
 }
 

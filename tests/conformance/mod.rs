@@ -58,6 +58,8 @@ macro_rules! conformance_suite {
             timers::timer_visibility,
             poison::poison_after_bounded_deliveries,
             queues::events_before_start,
+            queues::a_dropped_event_changes_nothing,
+            queues::events_for_unknown_instances_expire,
             lifecycle::create_instance_is_idempotent,
             lifecycle::terminal_turn_completes_and_cleans_up,
             lifecycle::continue_as_new_starts_a_new_execution,

@@ -1,13 +1,14 @@
 //! The orchestrator queue: per-instance message order, and messages that wait for their
 //! instance.
 
-use reprise::engine::{Event, Message};
-use reprise::store::{ActivityResult, SharedProvider};
+use reprise::engine::{Event, Message, TurnOutcome};
+use reprise::store::{ActivityResult, SharedProvider, DEFAULT_UNKNOWN_EVENT_TTL_MS};
 
 use super::{
-    assert_nothing_claimable, claim, claim_one_activity, claim_only, deliveries, event_message,
-    event_names, history, history_kinds, instance_ids, kinds, payload, schedule_activity, seqs,
-    start_instance, start_instance_with, start_outcome, start_request, turn_commit, LONG_LEASE,
+    advance, assert_nothing_claimable, claim, claim_one_activity, claim_only, deliveries,
+    event_message, event_names, finished_instance, history, history_kinds, instance,
+    instance_ids, kinds, payload, schedule_activity, seqs, start_instance, start_instance_with,
+    start_outcome, start_request, turn_commit, LONG_LEASE,
 };
 
 /// A claim returns an instance's messages in enqueue order, whatever path enqueued them.
@@ -109,4 +110,59 @@ pub async fn events_before_start(p: SharedProvider) {
         vec!["ExecutionStarted", "EventRaised"]
     );
     assert_nothing_claimable(&p, "B", "both messages were consumed").await;
+}
+
+/// An event for a finished instance is taken and dropped without touching the instance:
+/// its `updated_at` (what retention by age reads) and everything else stay as they were.
+pub async fn a_dropped_event_changes_nothing(p: SharedProvider) {
+    let before = finished_instance(&p, start_request("done", "Flow", "1"), Some("2")).await;
+    advance(&p, 5_000).await;
+    p.enqueue("done", &event_message("late", "1")).await.unwrap();
+    let item = claim_only(&p, "A", LONG_LEASE, "done").await;
+    assert_eq!(kinds(&item), vec!["Event"]);
+    // What the engine commits for a finished execution: the message consumed, nothing else.
+    let outcome = TurnOutcome {
+        consumed: seqs(&item),
+        ..Default::default()
+    };
+    p.commit_turn(turn_commit(&item, outcome)).await.unwrap();
+    assert_nothing_claimable(&p, "B", "the late event was consumed").await;
+    let after = instance(&p, "done").await;
+    assert_eq!(after.updated_at, before.updated_at, "updated_at moved");
+    assert_eq!(format!("{after:?}"), format!("{before:?}"));
+}
+
+/// Events for an instance that does not exist wait for it without counting in the queue
+/// depths; those older than the unknown-event TTL when it is created are dropped then, and
+/// the sweep deletes the expired ones of instances that never came.
+pub async fn events_for_unknown_instances_expire(p: SharedProvider) {
+    p.enqueue("late", &event_message("old", "1")).await.unwrap();
+    p.enqueue("never", &event_message("old", "1")).await.unwrap();
+    let depths = p.queue_depths().await.unwrap();
+    assert_eq!(
+        (depths.orchestrator_visible, depths.orchestrator_delayed),
+        (0, 0),
+        "events of instances that do not exist are not queue depth"
+    );
+    assert_eq!(p.expire_unknown_events().await.unwrap(), 0, "young events stay");
+
+    advance(&p, DEFAULT_UNKNOWN_EVENT_TTL_MS + 1_000).await;
+    p.enqueue("late", &event_message("young", "2")).await.unwrap();
+    assert!(p
+        .create_instance(&start_request("late", "Flow", "0"))
+        .await
+        .unwrap());
+    let item = claim_only(&p, "A", LONG_LEASE, "late").await;
+    assert_eq!(kinds(&item), vec!["Event", "Start"]);
+    assert_eq!(event_names(&item), vec!["young"], "the expired event was dropped");
+    let depths = p.queue_depths().await.unwrap();
+    assert_eq!(depths.orchestrator_visible, 2, "an existing instance's messages count");
+
+    assert_eq!(p.expire_unknown_events().await.unwrap(), 1, "the sweep takes 'never'");
+    assert_eq!(p.expire_unknown_events().await.unwrap(), 0);
+    p.create_instance(&start_request("never", "Flow", "0"))
+        .await
+        .unwrap();
+    let item = claim_only(&p, "A", LONG_LEASE, "never").await;
+    assert_eq!(kinds(&item), vec!["Start"]);
 }
