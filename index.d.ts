@@ -537,6 +537,14 @@ export interface SystemMetrics {
   failed: number;
 }
 
+/** One entry of `client.startOrchestrations`. */
+export interface BatchStart {
+  id: string;
+  name: string;
+  input?: unknown;
+  version?: string;
+}
+
 export interface QueueDepths {
   orchestrator: { visible: number; delayed: number };
   worker: { visible: number; running: number; delayed: number };
@@ -557,6 +565,11 @@ export declare class Client {
   constructor(provider: Provider);
   /** Resolves `true` if this call created the instance; an existing id changes nothing. */
   startOrchestration(instanceId: string, orchestrationName: string, input?: unknown, options?: StartOptions): Promise<boolean>;
+  /**
+   * Starts many instances in one store transaction (at most 100,000 per call). Ids that
+   * already exist, or come twice in the batch, are left alone and listed in `existing`.
+   */
+  startOrchestrations(starts: BatchStart[]): Promise<{ created: string[]; existing: string[] }>;
   raiseEvent(instanceId: string, eventName: string, data?: unknown): Promise<void>;
   /** Resolves `true` if a cancel was requested; `false` on a finished or unknown instance. */
   cancelInstance(instanceId: string, reason?: string): Promise<boolean>;

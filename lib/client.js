@@ -7,6 +7,8 @@ const { checkExact, checkInstanceId, checkName, checkOptionsObject, checkVersion
 
 /** Largest value of the native layer's 32-bit counts (limits, execution ids). */
 const MAX_U32 = 2 ** 32 - 1;
+/** Most starts one `startOrchestrations` call takes. */
+const MAX_BATCH = 100000;
 
 function parseStatus(text) {
   const s = JSON.parse(text);
@@ -73,6 +75,39 @@ class Client {
     if (version !== undefined && version !== null) checkVersion(version, 'options.version');
     const json = toJson(input, 'input');
     return nativeCall(this._native.startOrchestration(instanceId, orchestrationName, json, version ?? null));
+  }
+
+  /**
+   * Starts many instances in one store transaction: `starts` is an array of
+   * `{ id, name, input?, version? }`. Ids that already exist (or come twice in the batch)
+   * are left alone, as with `startOrchestration`. Resolves to `{ created, existing }`, the
+   * ids in the order given. Nothing is stored if any entry is invalid.
+   */
+  async startOrchestrations(starts) {
+    if (!Array.isArray(starts)) {
+      throw new InvalidArgumentError(`startOrchestrations(starts): starts must be an array of { id, name, input?, version? }, got ${describe(starts)}`);
+    }
+    if (starts.length > MAX_BATCH) {
+      throw new InvalidArgumentError(`startOrchestrations(starts): at most ${MAX_BATCH} starts per call, got ${starts.length}`);
+    }
+    const parts = starts.map((start, i) => {
+      const what = `starts[${i}]`;
+      if (start === null || typeof start !== 'object' || Array.isArray(start)) {
+        throw new InvalidArgumentError(`${what} must be an object { id, name, input?, version? }, got ${describe(start)}`);
+      }
+      const { id, name, input, version } = checkOptionsObject(start, ['id', 'name', 'input', 'version'], what, 'startOrchestrations');
+      checkInstanceId(id, `${what}.id`);
+      checkName(name, `${what}.name`);
+      if (version !== undefined && version !== null) checkVersion(version, `${what}.version`);
+      const json = toJson(input, `${what}.input`);
+      return `{"instanceId":${JSON.stringify(id)},"name":${JSON.stringify(name)},"input":${json}${version == null ? '' : `,"version":${JSON.stringify(version)}`}}`;
+    });
+    if (parts.length === 0) return { created: [], existing: [] };
+    const flags = await nativeCall(this._native.startOrchestrations(`[${parts.join(',')}]`));
+    const created = [];
+    const existing = [];
+    starts.forEach((start, i) => (flags[i] ? created : existing).push(start.id));
+    return { created, existing };
   }
 
   /** Sends an event; if nobody waits for it yet, it is kept until someone does. */

@@ -33,7 +33,7 @@ const LONG = ['crash', 'postgres-processes', 'lease-postgres'].map((f) => `__tes
 const PORTABLE = [
   'basics', 'activities', 'events', 'determinism', 'custom-status', 'client-start-wait', 'race-and-all', 'sub-orchestrations',
   'continue-as-new', 'versions', 'cancel', 'retry-policy', 'retry-values', 'timeouts', 'runtime-events', 'metrics',
-  'retry-instance', 'watch', 'bridge', 'lease', 'management', 'replay', 'wakeups', 'stored-status', 'dropped-events', 'ids',
+  'retry-instance', 'watch', 'bridge', 'lease', 'management', 'replay', 'wakeups', 'stored-status', 'dropped-events', 'ids', 'batch-start',
 ]
   .map((f) => `__test__/${f}.test.js`)
   .filter((f) => fs.existsSync(path.join(__dirname, '..', f)));

@@ -90,6 +90,36 @@ impl NativeClient {
             .map_err(store_err)
     }
 
+    /// `starts` is a JSON array of `{instanceId, name, input, version?}` (the input inline,
+    /// not re-encoded), already validated by the JavaScript layer; resolves to one created
+    /// flag per start.
+    #[napi]
+    pub async fn start_orchestrations(&self, starts: String) -> Result<Vec<bool>> {
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase", deny_unknown_fields)]
+        struct StartIn {
+            instance_id: String,
+            name: String,
+            input: crate::engine::Payload,
+            version: Option<String>,
+        }
+        let items: Vec<StartIn> = json_arg(&starts)?;
+        let starts: Vec<StartRequest> = items
+            .into_iter()
+            .map(|s| StartRequest {
+                instance_id: s.instance_id,
+                name: s.name,
+                version: s.version,
+                input: s.input,
+                parent: None,
+            })
+            .collect();
+        self.provider
+            .create_instances(&starts)
+            .await
+            .map_err(store_err)
+    }
+
     #[napi]
     pub async fn raise_event(&self, instance_id: String, name: String, data: String) -> Result<()> {
         let message = Message::Event {

@@ -77,6 +77,10 @@ pub trait Provider: Send + Sync + 'static {
     // --- client ---
     /// Creates the instance and its start message; `false` if the id already exists.
     async fn create_instance(&self, start: &StartRequest) -> Result<bool>;
+    /// Creates many instances in one transaction, each unless its id exists (a second start
+    /// of one id in the batch finds the first's instance); one flag per start, `true` when
+    /// this call created it.
+    async fn create_instances(&self, starts: &[StartRequest]) -> Result<Vec<bool>>;
     /// Queues a message for an instance (which may not exist yet: it waits for the start).
     async fn enqueue(&self, instance_id: &str, message: &Message) -> Result<()>;
     async fn instance(&self, instance_id: &str) -> Result<Option<InstanceInfo>>;

@@ -5,9 +5,10 @@ use reprise::engine::{Event, Message, Outbound, TaskError, Terminal, TurnOutcome
 use reprise::store::{ActivityResult, SharedProvider};
 
 use super::{
-    assert_lease_lost, assert_nothing_claimable, claim_only, claim_work, event_ids, event_message,
-    history, history_kinds, instance, kinds, payload, schedule_activity, schedule_timer, seqs,
-    start_instance_with, start_outcome, start_request, turn_commit, LONG_LEASE,
+    assert_lease_lost, assert_nothing_claimable, claim, claim_only, claim_work, event_ids,
+    event_message, history, history_kinds, instance, instance_ids, kinds, payload,
+    schedule_activity, schedule_timer, seqs, start_instance_with, start_outcome, start_request,
+    turn_commit, LONG_LEASE,
 };
 
 pub async fn create_instance_is_idempotent(p: SharedProvider) {
@@ -344,5 +345,39 @@ pub async fn cancellation_removes_exactly_the_cancelled_work(p: SharedProvider) 
             );
         }
         other => panic!("expected two messages, got {other:?}"),
+    }
+}
+
+/// A batch of starts is one transaction: every new id created with its Start message, ids
+/// that exist or come twice left alone, one flag per start.
+pub async fn create_instances_in_one_batch(p: SharedProvider) {
+    assert!(p
+        .create_instance(&start_request("old", "Flow", "0"))
+        .await
+        .unwrap());
+    let batch = vec![
+        start_request("old", "Flow", "1"),
+        start_request("a", "Flow", "2"),
+        start_request("b", "Flow", "3"),
+        start_request("a", "Flow", "4"),
+    ];
+    assert_eq!(
+        p.create_instances(&batch).await.unwrap(),
+        vec![false, true, true, false]
+    );
+    assert_eq!(p.create_instances(&[]).await.unwrap(), Vec::<bool>::new());
+    let items = claim(&p, "A", LONG_LEASE).await;
+    assert_eq!(instance_ids(&items), vec!["a", "b", "old"]);
+    for item in &items {
+        assert_eq!(kinds(item), vec!["Start"]);
+        let expected = match item.instance_id.as_str() {
+            "old" => "0",
+            "a" => "2",
+            _ => "3",
+        };
+        match &item.messages[0].message {
+            Message::Start { input, .. } => assert_eq!(input.get(), expected),
+            other => panic!("unexpected {other:?}"),
+        }
     }
 }

@@ -6,9 +6,9 @@ use reprise::store::{ActivityResult, SharedProvider, DEFAULT_UNKNOWN_EVENT_TTL_M
 
 use super::{
     advance, assert_nothing_claimable, claim, claim_one_activity, claim_only, deliveries,
-    event_message, event_names, finished_instance, history, history_kinds, instance,
-    instance_ids, kinds, payload, schedule_activity, seqs, start_instance, start_instance_with,
-    start_outcome, start_request, turn_commit, LONG_LEASE,
+    event_message, event_names, finished_instance, history, history_kinds, instance, instance_ids,
+    kinds, payload, schedule_activity, seqs, start_instance, start_instance_with, start_outcome,
+    start_request, turn_commit, LONG_LEASE,
 };
 
 /// A claim returns an instance's messages in enqueue order, whatever path enqueued them.
@@ -117,7 +117,9 @@ pub async fn events_before_start(p: SharedProvider) {
 pub async fn a_dropped_event_changes_nothing(p: SharedProvider) {
     let before = finished_instance(&p, start_request("done", "Flow", "1"), Some("2")).await;
     advance(&p, 5_000).await;
-    p.enqueue("done", &event_message("late", "1")).await.unwrap();
+    p.enqueue("done", &event_message("late", "1"))
+        .await
+        .unwrap();
     let item = claim_only(&p, "A", LONG_LEASE, "done").await;
     assert_eq!(kinds(&item), vec!["Event"]);
     // What the engine commits for a finished execution: the message consumed, nothing else.
@@ -137,28 +139,47 @@ pub async fn a_dropped_event_changes_nothing(p: SharedProvider) {
 /// the sweep deletes the expired ones of instances that never came.
 pub async fn events_for_unknown_instances_expire(p: SharedProvider) {
     p.enqueue("late", &event_message("old", "1")).await.unwrap();
-    p.enqueue("never", &event_message("old", "1")).await.unwrap();
+    p.enqueue("never", &event_message("old", "1"))
+        .await
+        .unwrap();
     let depths = p.queue_depths().await.unwrap();
     assert_eq!(
         (depths.orchestrator_visible, depths.orchestrator_delayed),
         (0, 0),
         "events of instances that do not exist are not queue depth"
     );
-    assert_eq!(p.expire_unknown_events().await.unwrap(), 0, "young events stay");
+    assert_eq!(
+        p.expire_unknown_events().await.unwrap(),
+        0,
+        "young events stay"
+    );
 
     advance(&p, DEFAULT_UNKNOWN_EVENT_TTL_MS + 1_000).await;
-    p.enqueue("late", &event_message("young", "2")).await.unwrap();
+    p.enqueue("late", &event_message("young", "2"))
+        .await
+        .unwrap();
     assert!(p
         .create_instance(&start_request("late", "Flow", "0"))
         .await
         .unwrap());
     let item = claim_only(&p, "A", LONG_LEASE, "late").await;
     assert_eq!(kinds(&item), vec!["Event", "Start"]);
-    assert_eq!(event_names(&item), vec!["young", "-"], "the expired event was dropped");
+    assert_eq!(
+        event_names(&item),
+        vec!["young", "-"],
+        "the expired event was dropped"
+    );
     let depths = p.queue_depths().await.unwrap();
-    assert_eq!(depths.orchestrator_visible, 2, "an existing instance's messages count");
+    assert_eq!(
+        depths.orchestrator_visible, 2,
+        "an existing instance's messages count"
+    );
 
-    assert_eq!(p.expire_unknown_events().await.unwrap(), 1, "the sweep takes 'never'");
+    assert_eq!(
+        p.expire_unknown_events().await.unwrap(),
+        1,
+        "the sweep takes 'never'"
+    );
     assert_eq!(p.expire_unknown_events().await.unwrap(), 0);
     p.create_instance(&start_request("never", "Flow", "0"))
         .await

@@ -310,6 +310,27 @@ async fn create_instances(
             duplicates.push(start);
         }
     }
+    let created = insert_instances(conn, &unique, now, event_ttl_ms).await?;
+    for start in starts {
+        let refused = !created.contains(&start.instance_id)
+            || duplicates.iter().any(|d| std::ptr::eq(*d, start));
+        if let (true, Some(parent)) = (refused, &start.parent) {
+            let taken = child_id_taken(parent, &start.instance_id, now);
+            failed.push(&taken.instance_id, &taken.message, taken.visible_at);
+        }
+    }
+    Ok(())
+}
+
+/// Inserts instances with their Start messages unless their ids exist (the ids must be
+/// distinct); events older than `event_ttl_ms` that waited for one of them are dropped.
+/// Returns the ids created.
+pub(super) async fn insert_instances(
+    conn: &mut PgConnection,
+    unique: &[&StartRequest],
+    now: i64,
+    event_ttl_ms: i64,
+) -> Result<HashSet<String>> {
     let created: HashSet<String> = sqlx::query_scalar(
         "WITH s AS (
             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
@@ -358,13 +379,5 @@ async fn create_instances(
     .await?
     .into_iter()
     .collect();
-    for start in starts {
-        let refused = !created.contains(&start.instance_id)
-            || duplicates.iter().any(|d| std::ptr::eq(*d, start));
-        if let (true, Some(parent)) = (refused, &start.parent) {
-            let taken = child_id_taken(parent, &start.instance_id, now);
-            failed.push(&taken.instance_id, &taken.message, taken.visible_at);
-        }
-    }
-    Ok(())
+    Ok(created)
 }

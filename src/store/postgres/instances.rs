@@ -1,12 +1,51 @@
 //! One instance from a client: create it, queue messages for it, read it and its history,
 //! delete it.
 
+use std::collections::HashSet;
+
+use super::commit::insert_instances;
 use super::notify::Change;
 use super::PostgresProvider;
 use crate::engine::{message_data, HistoryRow, Message, StartRequest};
 use crate::store::rows::{history_row, instance_info};
 use crate::store::writes::{message_columns, start_message};
 use crate::store::{Deletion, InstanceInfo, Result, StoredStatus};
+
+pub(super) async fn create_instances(
+    p: &PostgresProvider,
+    starts: &[StartRequest],
+) -> Result<Vec<bool>> {
+    // A second start of one id in the batch finds the first one's instance.
+    let mut seen = std::collections::HashSet::new();
+    let unique: Vec<&StartRequest> = starts
+        .iter()
+        .filter(|s| seen.insert(s.instance_id.as_str()))
+        .collect();
+    let mut tx = p.pool.begin().await?;
+    let now: i64 = sqlx::query_scalar("SELECT reprise_now_ms()")
+        .fetch_one(&mut *tx)
+        .await?;
+    let mut created = HashSet::new();
+    // Bounded statements: a huge batch is several statements in the one transaction.
+    for chunk in unique.chunks(5_000) {
+        created.extend(insert_instances(&mut tx, chunk, now, p.unknown_event_ttl_ms).await?);
+    }
+    tx.commit().await?;
+    let mut taken = HashSet::new();
+    let flags: Vec<bool> = starts
+        .iter()
+        .map(|s| created.contains(&s.instance_id) && taken.insert(s.instance_id.as_str()))
+        .collect();
+    if !created.is_empty() {
+        let change = Change {
+            orchestrations: true,
+            instances: created.into_iter().collect(),
+            ..Default::default()
+        };
+        p.signal(change, true).await;
+    }
+    Ok(flags)
+}
 
 pub(super) async fn create_instance(p: &PostgresProvider, start: &StartRequest) -> Result<bool> {
     let created = sqlx::query(

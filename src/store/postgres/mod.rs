@@ -254,6 +254,10 @@ impl Provider for PostgresProvider {
         Ok(())
     }
 
+    async fn create_instances(&self, starts: &[StartRequest]) -> Result<Vec<bool>> {
+        instances::create_instances(self, starts).await
+    }
+
     async fn create_instance(&self, start: &StartRequest) -> Result<bool> {
         instances::create_instance(self, start).await
     }

@@ -54,6 +54,35 @@ pub(super) async fn create_instance_in(
     Ok(inserted)
 }
 
+pub(super) async fn create_instances(
+    p: &SqliteProvider,
+    starts: &[StartRequest],
+) -> Result<Vec<bool>> {
+    let starts = starts.to_vec();
+    let clock = p.clock.clone();
+    let ttl = p.unknown_event_ttl_ms;
+    let (created, ids) = p
+        .write(move |conn| {
+            Box::pin(async move {
+                let now = clock.now_ms();
+                let mut created = Vec::with_capacity(starts.len());
+                for start in &starts {
+                    created.push(create_instance_in(conn, start, now, ttl).await?);
+                }
+                let ids: Vec<String> = starts.into_iter().map(|s| s.instance_id).collect();
+                Ok((created, ids))
+            })
+        })
+        .await?;
+    if created.iter().any(|c| *c) {
+        p.wakers.orchestrations.notify_one();
+        for (id, _) in ids.iter().zip(&created).filter(|(_, c)| **c) {
+            p.wakers.instance_changed(id);
+        }
+    }
+    Ok(created)
+}
+
 pub(super) async fn create_instance(p: &SqliteProvider, start: &StartRequest) -> Result<bool> {
     let start = start.clone();
     let id = start.instance_id.clone();
