@@ -10,6 +10,7 @@
 // --json FILE   writes the results (medians) as JSON, for --compare by a later run
 // --compare F   prints this run's ratio to F's figure on every line, and flags any workload
 //               more than 10 % worse
+// --only K,...  runs only these rows (keys or prefixes: sqlite, pg, sqlite.w1, pg.lat)
 // --all         adds the slow rows: a 5,000-activity orchestration and the memory of
 //               50,000 waiting instances
 //
@@ -41,7 +42,9 @@ const args = new Map();
 const scale = Number(args.get('scale') || 1);
 const runs = Number(args.get('runs') || 3);
 const withPg = args.has('pg') || args.has('postgres');
-const only = args.get('only');
+// --only takes comma-separated row keys or prefixes: `sqlite`, `pg`, `sqlite.w1`, `pg.lat`.
+const only = args.has('only') ? String(args.get('only')).split(',') : null;
+const want = (key) => !only || only.some((p) => key === p || key.startsWith(`${p}.`) || (p === 'sqlite' && key.startsWith('sqlite_')));
 const all = args.has('all');
 const databaseUrl = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test';
 const n = (count) => Math.max(10, Math.round(count * scale));
@@ -242,18 +245,22 @@ async function sqliteRound(dir, round, out) {
   const file = (name) => path.join(dir, `${name}-${round}.db`);
   const open = (name) => SqliteProvider.open(file(name));
   const openFull = (name) => SqliteProvider.open(file(name), { synchronous: 'full' });
-  out('sqlite.w1', await burst(open, 'w1', 'One', n(2000)));
-  out('sqlite.w2', await burst(open, 'w2', 'Five', n(1000)));
-  const lat = await roundTrips(open, 'lat', n(200));
-  out('sqlite.lat.p50', lat.p50);
-  out('sqlite.lat.p99', lat.p99);
-  out('sqlite.start.p50', await startLatency(open, 'start', n(200)));
-  out('sqlite_full.w1', await burst(openFull, 'full', 'One', n(1000)));
-  out('sqlite.long.10', await chain(open, 'long10', 10));
-  out('sqlite.long.500', await chain(open, 'long500', n(500)));
-  if (all) out('sqlite.long.5000', await chain(open, 'long5000', n(5000)));
-  out('sqlite.replay.10000', await replay(open, 'replay', n(10000)));
-  if (all && round === 0) out('sqlite.memory', await memory(open, 'memory', n(10000), n(50000)));
+  if (want('sqlite.w1')) out('sqlite.w1', await burst(open, 'w1', 'One', n(2000)));
+  if (want('sqlite.w2')) out('sqlite.w2', await burst(open, 'w2', 'Five', n(1000)));
+  if (want('sqlite.lat')) {
+    const lat = await roundTrips(open, 'lat', n(200));
+    out('sqlite.lat.p50', lat.p50);
+    out('sqlite.lat.p99', lat.p99);
+  }
+  if (want('sqlite.start')) out('sqlite.start.p50', await startLatency(open, 'start', n(200)));
+  if (want('sqlite_full.w1')) out('sqlite_full.w1', await burst(openFull, 'full', 'One', n(1000)));
+  if (want('sqlite.long')) {
+    out('sqlite.long.10', await chain(open, 'long10', 10));
+    out('sqlite.long.500', await chain(open, 'long500', n(500)));
+    if (all) out('sqlite.long.5000', await chain(open, 'long5000', n(5000)));
+  }
+  if (want('sqlite.replay')) out('sqlite.replay.10000', await replay(open, 'replay', n(10000)));
+  if (all && round === 0 && want('sqlite.memory')) out('sqlite.memory', await memory(open, 'memory', n(10000), n(50000)));
 }
 
 async function pgRound(round, out, schemas) {
@@ -262,15 +269,19 @@ async function pgRound(round, out, schemas) {
     schemas.push(schema);
     return PostgresProvider.connectWithSchema(databaseUrl, schema);
   };
-  out('pg.w1', await burst(open, 'w1', 'One', n(2000)));
-  out('pg.w2', await burst(open, 'w2', 'Five', n(1000)));
-  out('pg.start.p50', await startLatency(open, 'start', n(200)));
-  const lat = await roundTrips(open, 'lat', n(200));
-  out('pg.lat.p50', lat.p50);
-  out('pg.lat.p99', lat.p99);
-  const batch = await batchStart(open, 'batch', n(10000));
-  if (batch !== null) out('pg.batch', batch);
-  out('pg.cross.lat.p50', await crossProcess(open, round));
+  if (want('pg.w1')) out('pg.w1', await burst(open, 'w1', 'One', n(2000)));
+  if (want('pg.w2')) out('pg.w2', await burst(open, 'w2', 'Five', n(1000)));
+  if (want('pg.start')) out('pg.start.p50', await startLatency(open, 'start', n(200)));
+  if (want('pg.lat')) {
+    const lat = await roundTrips(open, 'lat', n(200));
+    out('pg.lat.p50', lat.p50);
+    out('pg.lat.p99', lat.p99);
+  }
+  if (want('pg.batch')) {
+    const batch = await batchStart(open, 'batch', n(10000));
+    if (batch !== null) out('pg.batch', batch);
+  }
+  if (want('pg.cross')) out('pg.cross.lat.p50', await crossProcess(open, round));
 }
 
 /** Start here, run by a worker process: start -> completed p50. */
@@ -309,7 +320,8 @@ async function main() {
   const schemas = [];
   let c = null;
   try {
-    if (withPg && only !== 'sqlite') {
+    const anyPg = withPg && ROWS.some(([key]) => key.startsWith('pg.') && want(key));
+    if (anyPg && want('pg.C')) {
       const probe = `bench_${process.pid}_c`;
       schemas.push(probe);
       spawnSync('psql', [databaseUrl, '-q', '-c', `CREATE SCHEMA ${probe}`], { stdio: 'ignore' });
@@ -318,8 +330,8 @@ async function main() {
     }
     for (let round = 0; round < runs; round++) {
       process.stderr.write(`run ${round + 1} of ${runs}...\n`);
-      if (only !== 'pg') await sqliteRound(dir, round, out);
-      if (withPg && only !== 'sqlite') await pgRound(round, out, schemas);
+      if (ROWS.some(([key]) => key.startsWith('sqlite') && want(key))) await sqliteRound(dir, round, out);
+      if (anyPg) await pgRound(round, out, schemas);
     }
   } finally {
     for (const s of schemas) spawnSync('psql', [databaseUrl, '-q', '-c', `DROP SCHEMA IF EXISTS ${s} CASCADE`], { stdio: 'ignore' });
