@@ -7,10 +7,10 @@ use reprise::engine::{
 use reprise::store::{ActivityItem, ActivityResult, SharedProvider, StoreError, TurnCommit};
 
 use super::{
-    claim, claim_one_activity, claim_only, claim_work, deliveries, event_ids, event_message,
-    event_names, history, history_kinds, instance, instance_ids, kinds, payload, retry_policy,
-    schedule_activity, schedule_timer, seqs, start_instance, start_outcome, start_request,
-    turn_commit, LONG_LEASE,
+    assert_nothing_claimable, claim, claim_one_activity, claim_only, claim_work, deliveries,
+    event_ids, event_message, event_names, history, history_kinds, instance, instance_ids, kinds,
+    payload, retry_policy, schedule_activity, schedule_timer, seqs, start_instance,
+    start_instance_with, start_outcome, start_request, turn_commit, LONG_LEASE,
 };
 
 fn assert_commit_failed(result: Result<Vec<ActivityItem>, StoreError>) {
@@ -316,4 +316,58 @@ pub async fn atomic_turn_commit(p: SharedProvider) {
     let info = instance(&p, "main").await;
     assert_eq!(info.status, "Completed");
     assert_eq!(info.output.as_deref(), Some(r#""done""#));
+}
+
+/// A turn of thousands of rows (a fan-out of 5,000 activities: 5,000 events and 5,000
+/// activity rows, then their 5,000 results consumed at once) commits whole, past any
+/// per-statement limit of the database.
+pub async fn a_turn_of_thousands_of_rows_commits(p: SharedProvider) {
+    const N: u32 = 5_000;
+    start_instance_with(&p, "wide", "Flow", |o| {
+        for task in 1..=N {
+            schedule_activity(o, task, "Work", &task.to_string());
+        }
+    })
+    .await;
+    assert_eq!(history(&p, "wide", None).await.len(), 1 + N as usize);
+    let mut done = 0;
+    loop {
+        let items = p.claim_activities("W", LONG_LEASE, 1_000).await.unwrap();
+        if items.is_empty() {
+            break;
+        }
+        done += items.len();
+        let results = items
+            .into_iter()
+            .map(|i| {
+                let input = i.input.clone();
+                (i, ActivityResult::Completed(payload(&input)))
+            })
+            .collect();
+        assert!(p
+            .complete_activities(results)
+            .await
+            .unwrap()
+            .iter()
+            .all(|r| *r));
+    }
+    assert_eq!(done, N as usize);
+    let item = claim_only(&p, "A", LONG_LEASE, "wide").await;
+    assert_eq!(item.messages.len(), N as usize);
+    let mut outcome = TurnOutcome {
+        consumed: seqs(&item),
+        ..Default::default()
+    };
+    for m in &item.messages {
+        if let Message::ActivityCompleted { task, result, .. } = &m.message {
+            outcome.events.push(Event::ActivityCompleted {
+                task: *task,
+                result: result.clone(),
+            });
+        }
+    }
+    assert_eq!(outcome.events.len(), N as usize);
+    p.commit_turn(turn_commit(&item, outcome)).await.unwrap();
+    assert_eq!(history(&p, "wide", None).await.len(), 1 + 2 * N as usize);
+    assert_nothing_claimable(&p, "B", "every result was consumed").await;
 }

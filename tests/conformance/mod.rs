@@ -51,6 +51,7 @@ macro_rules! conformance_suite {
     ($factory:path) => {
         conformance_tests!($factory =>
             commit::atomic_turn_commit,
+            commit::a_turn_of_thousands_of_rows_commits,
             fencing::fencing_of_stale_generation,
             fencing::a_stale_commit_consumes_and_deletes_nothing,
             leases::lease_expiry_and_renewal,

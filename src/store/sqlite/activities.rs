@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use sqlx::{QueryBuilder, Sqlite};
 
 use super::claim::claim_in;
-use super::queue::insert_messages;
+use super::queue::{insert_messages, IDS_PER_STATEMENT};
 use super::SqliteProvider;
 use crate::store::rows::activity_item;
 use crate::store::writes::QueueInsert;
@@ -88,24 +88,22 @@ async fn settle_and_claim(
             Box::pin(async move {
                 // Fenced by each row's generation: a lost lease or a cancelled activity
                 // records nothing.
-                let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-                    "DELETE FROM worker_queue WHERE (seq, generation) IN (VALUES ",
-                );
-                let mut sep = qb.separated(", ");
-                for (seq, generation, _) in &rows {
-                    sep.push("(")
-                        .push_bind_unseparated(*seq)
-                        .push_unseparated(", ")
-                        .push_bind_unseparated(*generation)
-                        .push_unseparated(")");
+                let mut deleted: HashSet<i64> = HashSet::new();
+                for chunk in rows.chunks(IDS_PER_STATEMENT / 2) {
+                    let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+                        "DELETE FROM worker_queue WHERE (seq, generation) IN (VALUES ",
+                    );
+                    let mut sep = qb.separated(", ");
+                    for (seq, generation, _) in chunk {
+                        sep.push("(")
+                            .push_bind_unseparated(*seq)
+                            .push_unseparated(", ")
+                            .push_bind_unseparated(*generation)
+                            .push_unseparated(")");
+                    }
+                    qb.push(") RETURNING seq");
+                    deleted.extend(qb.build_query_scalar::<i64>().fetch_all(&mut *conn).await?);
                 }
-                qb.push(") RETURNING seq");
-                let deleted: HashSet<i64> = qb
-                    .build_query_scalar::<i64>()
-                    .fetch_all(&mut *conn)
-                    .await?
-                    .into_iter()
-                    .collect();
                 let now = clock.now_ms();
                 let mut recorded = Vec::with_capacity(rows.len());
                 let mut queue = Vec::new();

@@ -5,7 +5,9 @@ use sqlx::sqlite::SqliteConnection;
 use sqlx::{QueryBuilder, Sqlite};
 
 use super::instances::create_instance_in;
-use super::queue::{in_list, insert_activities, insert_messages};
+use super::queue::{
+    in_list, insert_activities, insert_messages, IDS_PER_STATEMENT, ROWS_PER_STATEMENT,
+};
 use super::SqliteProvider;
 use crate::engine::event_data;
 use crate::store::writes::{child_id_taken, turn_messages, TurnWakes};
@@ -97,14 +99,15 @@ async fn commit_turn_in(
         )));
     }
     let exec = c.execution_id as i64;
-    if !out.events.is_empty() {
+    for (n, chunk) in out.events.chunks(ROWS_PER_STATEMENT).enumerate() {
+        let first = c.first_event_id + (n * ROWS_PER_STATEMENT) as u64;
         let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
             "INSERT INTO history (instance_id, execution_id, event_id, kind, task, ts, data) ",
         );
-        qb.push_values(out.events.iter().enumerate(), |mut b, (i, e)| {
+        qb.push_values(chunk.iter().enumerate(), |mut b, (i, e)| {
             b.push_bind(&c.instance_id)
                 .push_bind(exec)
-                .push_bind((c.first_event_id + i as u64) as i64)
+                .push_bind((first + i as u64) as i64)
                 .push_bind(e.kind())
                 .push_bind(e.task().map(|t| t as i64))
                 .push_bind(c.now)
@@ -112,22 +115,22 @@ async fn commit_turn_in(
         });
         qb.build().execute(&mut *conn).await?;
     }
-    if !out.consumed.is_empty() {
+    for chunk in out.consumed.chunks(IDS_PER_STATEMENT) {
         let mut qb = QueryBuilder::new("DELETE FROM orchestrator_queue WHERE seq IN (");
-        in_list(&mut qb, out.consumed.iter().copied());
+        in_list(&mut qb, chunk.iter().copied());
         qb.build().execute(&mut *conn).await?;
     }
     // Race losers, and everything still queued when the execution ends.
-    if !out.canceled_activities.is_empty() {
+    for chunk in out.canceled_activities.chunks(IDS_PER_STATEMENT) {
         let mut qb = QueryBuilder::new("DELETE FROM worker_queue WHERE instance_id = ");
         qb.push_bind(&c.instance_id)
             .push(" AND execution_id = ")
             .push_bind(exec)
             .push(" AND task IN (");
-        in_list(&mut qb, out.canceled_activities.iter().map(|t| *t as i64));
+        in_list(&mut qb, chunk.iter().map(|t| *t as i64));
         qb.build().execute(&mut *conn).await?;
     }
-    if !out.canceled_timers.is_empty() {
+    for chunk in out.canceled_timers.chunks(IDS_PER_STATEMENT) {
         let mut qb = QueryBuilder::new(
             "DELETE FROM orchestrator_queue WHERE kind = 'TimerFired' AND instance_id = ",
         );
@@ -135,7 +138,7 @@ async fn commit_turn_in(
             .push(" AND execution_id = ")
             .push_bind(exec)
             .push(" AND task IN (");
-        in_list(&mut qb, out.canceled_timers.iter().map(|t| *t as i64));
+        in_list(&mut qb, chunk.iter().map(|t| *t as i64));
         qb.build().execute(&mut *conn).await?;
     }
     let claimed = insert_activities(

@@ -7,13 +7,23 @@ use crate::engine::{message_data, ActivityRequest};
 use crate::store::writes::{message_columns, retry_column, QueueInsert};
 use crate::store::{DirectClaim, Result};
 
+/// Rows per multi-row statement: SQLite refuses a statement with more than 32,766 bound
+/// values, and the widest row here binds 12.
+pub(super) const ROWS_PER_STATEMENT: usize = 1_000;
+/// Values per `IN (...)` list, for the same limit.
+pub(super) const IDS_PER_STATEMENT: usize = 10_000;
+
 pub(super) async fn insert_messages(
     conn: &mut SqliteConnection,
     rows: &[QueueInsert],
 ) -> Result<()> {
-    if rows.is_empty() {
-        return Ok(());
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        insert_message_rows(conn, chunk).await?;
     }
+    Ok(())
+}
+
+async fn insert_message_rows(conn: &mut SqliteConnection, rows: &[QueueInsert]) -> Result<()> {
     let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
         "INSERT INTO orchestrator_queue (instance_id, kind, execution_id, task, visible_at, data) ",
     );
@@ -40,16 +50,32 @@ pub(super) async fn insert_activities(
     activities: &[ActivityRequest],
     claim: Option<(&DirectClaim, i64)>,
 ) -> Result<Vec<(u32, i64)>> {
-    if activities.is_empty() {
-        return Ok(Vec::new());
+    let mut leased = Vec::new();
+    for (n, chunk) in activities.chunks(ROWS_PER_STATEMENT).enumerate() {
+        let offset = n * ROWS_PER_STATEMENT;
+        let rows = insert_activity_rows(conn, instance_id, execution_id, now, chunk, offset, claim);
+        leased.extend(rows.await?);
     }
+    Ok(leased)
+}
+
+/// One statement of [`insert_activities`]: `activities` are the ones from `offset` on.
+async fn insert_activity_rows(
+    conn: &mut SqliteConnection,
+    instance_id: &str,
+    execution_id: i64,
+    now: i64,
+    activities: &[ActivityRequest],
+    offset: usize,
+    claim: Option<(&DirectClaim, i64)>,
+) -> Result<Vec<(u32, i64)>> {
     let claimed = claim.map_or(0, |(d, _)| d.count);
     let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
         "INSERT INTO worker_queue (instance_id, execution_id, task, name, input, retry, visible_at,
             created_at, lock_owner, lock_until, generation, deliveries) ",
     );
     qb.push_values(activities.iter().enumerate(), |mut b, (i, a)| {
-        let lease = claim.filter(|_| i < claimed);
+        let lease = claim.filter(|_| offset + i < claimed);
         b.push_bind(instance_id)
             .push_bind(execution_id)
             .push_bind(a.task as i64)
@@ -64,7 +90,7 @@ pub(super) async fn insert_activities(
             .push_bind(lease.is_some() as i64)
             .push_bind(lease.is_some() as i64);
     });
-    if claimed == 0 {
+    if claimed <= offset {
         qb.build().execute(&mut *conn).await?;
         return Ok(Vec::new());
     }
