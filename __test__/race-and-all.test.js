@@ -216,3 +216,25 @@ test('shutdown resolves as soon as a race loser that was still winding down has 
     await env.drop();
   }
 });
+
+test('ctx.all over 200 activities finishing in a shuffled order gives every result in task order, in every turn', async () => {
+  const env = await startEnv((rt) => {
+    rt.registerActivity('Late', async (ctx, i) => {
+      await new Promise((r) => setTimeout(r, (i * 37) % 50));
+      return i * 3;
+    });
+    rt.registerOrchestration('Wide', function* (ctx, n) {
+      const all = yield ctx.all(Array.from({ length: n }, (_, i) => ctx.scheduleActivity('Late', i)));
+      const again = yield ctx.all([ctx.scheduleActivity('Late', 1), ctx.scheduleActivity('Late', 0)]);
+      return { all, again };
+    });
+  });
+  try {
+    await env.client.startOrchestration('wide', 'Wide', 200);
+    const { output } = await env.client.waitForOrchestration('wide', 30000);
+    assert.deepEqual(output.all, Array.from({ length: 200 }, (_, i) => ({ ok: i * 3 })));
+    assert.deepEqual(output.again, [{ ok: 3 }, { ok: 0 }]);
+  } finally {
+    await env.drop();
+  }
+});

@@ -324,8 +324,13 @@ class Execution {
     }
     const children = task.args.tasks;
     if (task.kind === 'all') {
+      // Resume the scan where the last call stopped: a settled child stays settled, so a
+      // fan-out of n tasks costs O(n) over all its wake-ups, not O(n) per result.
+      let settled = task.scanned || 0;
+      while (settled < children.length && this.outcome(children[settled])) settled++;
+      task.scanned = settled;
+      if (settled < children.length) return undefined;
       const outs = children.map((t) => this.outcome(t));
-      if (outs.some((o) => !o)) return undefined;
       result = { value: outs.map((o) => ('error' in o ? { err: o.error.message } : { ok: o.value })) };
     } else {
       const index = children.findIndex((t) => this.outcome(t));

@@ -5,6 +5,12 @@ export declare class NativeClient {
   constructor(provider: NativeProvider)
   /** Creates the instance; `false` if the id already existed (nothing is changed then). */
   startOrchestration(instanceId: string, name: string, input: string, version?: string | undefined | null): Promise<boolean>
+  /**
+   * `starts` is a JSON array of `{instanceId, name, input, version?}` (the input inline,
+   * not re-encoded), already validated by the JavaScript layer; resolves to one created
+   * flag per start.
+   */
+  startOrchestrations(starts: string): Promise<Array<boolean>>
   raiseEvent(instanceId: string, name: string, data: string): Promise<void>
   /** Cancels a running instance; `false` when it is not running (nothing happens then). */
   cancelInstance(instanceId: string, reason: string): Promise<boolean>
