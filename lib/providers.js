@@ -2,7 +2,7 @@
 
 const native = require('./native');
 const { InvalidArgumentError, nativeCall } = require('./errors');
-const { checkExact, checkOptionsObject, describe, MAX_DURATION_MS } = require('./json');
+const { checkDuration, checkExact, checkOptionsObject, describe } = require('./json');
 
 /** Embedded storage: one SQLite file (WAL), one runtime per file, any number of clients. */
 class SqliteProvider {
@@ -29,7 +29,7 @@ class SqliteProvider {
       throw new InvalidArgumentError(`options.synchronous must be 'normal' or 'full', got ${describe(synchronous)}`);
     }
     const checked = { synchronousFull: synchronous === 'full' };
-    if (options.unknownEventTtlMs !== undefined) checked.unknownEventTtlMs = checkTtl(options.unknownEventTtlMs);
+    if (options.unknownEventTtlMs !== undefined) checked.unknownEventTtlMs = checkDuration(options.unknownEventTtlMs, 'options.unknownEventTtlMs');
     return new SqliteProvider(await nativeCall(native.openSqlite(url, JSON.stringify(checked))), url);
   }
 
@@ -47,16 +47,6 @@ const POSTGRES_OPTIONS = {
 };
 
 const SCHEMA = /^[A-Za-z0-9_]{1,63}$/;
-
-/** Longest `unknownEventTtlMs`: 100 years, the longest duration anywhere. */
-const MAX_TTL_MS = MAX_DURATION_MS;
-
-function checkTtl(value) {
-  if (!Number.isSafeInteger(value) || value < 0 || value > MAX_TTL_MS) {
-    throw new InvalidArgumentError(`options.unknownEventTtlMs must be an integer from 0 to ${MAX_TTL_MS} (100 years), got ${describe(value)}`);
-  }
-  return value;
-}
 
 /** The URL with its password masked: in `user:password@` and in a `password=` parameter. */
 function redactUrl(url) {
@@ -88,7 +78,7 @@ function checkPostgresOptions(options) {
   for (const [key, value] of Object.entries(options)) {
     if (value === undefined) continue;
     if (key === 'unknownEventTtlMs') {
-      out[key] = checkTtl(value);
+      out[key] = checkDuration(value, 'options.unknownEventTtlMs');
       continue;
     }
     if (key === 'createSchema') {
@@ -121,8 +111,10 @@ class PostgresProvider {
   /**
    * Connects to `postgres://user:password@host:port/database` and uses the `public` schema,
    * creating the tables if needed. `options`: `{poolSize = 10, pollIntervalMs = 1000,
-   * connectTimeoutMs = 10000}`. A bad URL or option rejects with InvalidArgumentError; a
-   * server that cannot be reached, with StoreError code `ERR_UNAVAILABLE`.
+   * connectTimeoutMs = 10000, unknownEventTtlMs = 24 h, createSchema = true}`. A bad URL or
+   * option rejects with InvalidArgumentError; a server that cannot be reached, with
+   * StoreError code `ERR_UNAVAILABLE`; a missing schema with `createSchema: false`, with
+   * `ERR_NOT_FOUND`.
    */
   static async connect(url, options) {
     checkPostgresUrl(url, 'PostgresProvider.connect(url)');

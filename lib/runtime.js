@@ -223,9 +223,9 @@ class Runtime {
 
   async _stop(timeoutMs) {
     if (this._state === 'starting') {
-      // Shutdown during start: let the start settle, then stop what it started.
+      // Shutdown during start: let the start settle, then stop what it started. start()
+      // awaited the same promise first, so its state is set when this resumes.
       await this._starting.catch(() => {});
-      while (this._state === 'starting') await new Promise(setImmediate);
       if (this._state !== 'started') {
         this._stopping = null;
         return;

@@ -81,8 +81,10 @@ pub fn add(counter: &AtomicU64, n: u64) {
     counter.fetch_add(n, Relaxed);
 }
 
-/// Keeps the queue depth gauges of `metricsSnapshot()` fresh (one cheap query per period).
-pub(super) async fn queue_depth_loop(inner: Arc<Inner>) {
+/// The runtime's periodic store upkeep: keeps the queue depth gauges of `metricsSnapshot()`
+/// fresh (one cheap query per period) and, once a minute, deletes the expired events of
+/// instances that never came (`Provider::expire_unknown_events`).
+pub(super) async fn upkeep_loop(inner: Arc<Inner>) {
     // Events for instances that never came are swept along, once a minute.
     let mut next_sweep = Instant::now();
     while !stopping(&inner) {

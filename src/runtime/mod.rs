@@ -36,7 +36,7 @@ use cache::GeneratorCache;
 pub use host::Host;
 use host::*;
 use leases::*;
-use metrics::{add, inc, queue_depth_loop, Metrics};
+use metrics::{add, inc, upkeep_loop, Metrics};
 use slots::*;
 use turns::*;
 
@@ -222,7 +222,7 @@ impl Runtime {
             tokio::spawn(activity_loop(inner.clone())),
             tokio::spawn(completion_loop(inner.clone(), completion_rx)),
             tokio::spawn(lease_loop(inner.clone())),
-            tokio::spawn(queue_depth_loop(inner.clone())),
+            tokio::spawn(upkeep_loop(inner.clone())),
         ]);
     }
 
