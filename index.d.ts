@@ -410,6 +410,8 @@ export interface MetricsSnapshot {
   activitiesClaimedOnCommit: number;
   /** Instances claimed by the store call that recorded the activity results waking them (SQLite). */
   turnsClaimedOnCompletion: number;
+  /** History events read by claims: with the generator cache a turn reads only the events after its cached position. */
+  historyEventsRead: number;
   /** Queue depths across all processes, read every `metricsIntervalMs` (absent until the first reading). */
   queueOrchestratorVisible?: number;
   queueOrchestratorDelayed?: number;

@@ -30,10 +30,15 @@ test('a 50-step sequential orchestration makes at most one driver call per turn 
       // Without the cache every turn replays the whole history: 1 + 2 + ... + 51 jobs.
       assert.equal(m.fullReplays, turns);
       assert.equal(m.jobsSent, (turns * (turns + 1)) / 2);
+      // ... and reads it: 2, 4, ..., 100 events before the turns after the start.
+      assert.equal(m.historyEventsRead, STEPS * (STEPS + 1));
     } else {
       // With it each turn sends only its new jobs: the start and one per result.
       assert.equal(m.fullReplays, 1);
       assert.equal(m.jobsSent, turns);
+      // ... and reads only the last known event again (to check it is unchanged): a turn
+      // costs O(new events), not O(history).
+      assert.equal(m.historyEventsRead, STEPS);
     }
     assert.equal(m.activitiesCompleted, STEPS);
   } finally {

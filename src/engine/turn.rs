@@ -66,12 +66,20 @@ fn job_for(event: &Event, ts: i64) -> Option<Job> {
     })
 }
 
+/// What the engine derived from an execution's history, kept by the runtime beside the
+/// driver's cached generator so that the next turn reads and processes only what is new.
+#[derive(Debug, Clone)]
+pub struct ExecutionState(ExecutionView);
+
 /// Everything one turn needs from the store.
 pub struct TurnInput<'a> {
     pub instance_id: &'a str,
     pub execution_id: u64,
-    /// The current execution's history.
+    /// The current execution's history; empty when `state` covers all of it.
     pub history: &'a [HistoryRow],
+    /// The state after the whole history as the last turn left it (the driver's generator
+    /// is there too): `history` is not read again.
+    pub state: Option<ExecutionState>,
     /// Visible messages for the instance, in queue order.
     pub messages: &'a [QueuedMessage],
     /// The turn's timestamp (epoch ms, the store's clock).
@@ -90,6 +98,9 @@ pub enum Plan {
     NotStarted,
     /// The execution was written in a newer history format than this engine reads.
     Unsupported(String),
+    /// The turn must replay in full (a retried execution) but was given `state` instead of
+    /// the history: prepare it again with the whole history.
+    NeedHistory,
 }
 
 /// A turn waiting for the driver's commands.
@@ -106,21 +117,24 @@ pub struct Turn {
     new_events: Vec<Event>,
     consumed: Vec<i64>,
     started_now: bool,
-    /// History's commands, to check a full replay against.
+    /// History's commands, to check a full replay against (empty otherwise).
     recorded: Vec<CommandRecord>,
     view: ExecutionView,
 }
 
 /// Turns a claimed instance into a plan for this turn.
 pub fn prepare(input: TurnInput<'_>) -> Plan {
-    let mut view = ExecutionView::from_history(input.history);
+    let from_state = input.state.is_some();
+    let mut view = match input.state {
+        Some(ExecutionState(view)) => view,
+        None => ExecutionView::from_history(input.history),
+    };
     if view.format > FORMAT_VERSION {
         return Plan::Unsupported(format!(
             "history format {} is newer than this engine's {FORMAT_VERSION}",
             view.format
         ));
     }
-    let recorded = view.commands.clone();
     let all_seqs = || input.messages.iter().map(|m| m.seq).collect::<Vec<_>>();
     if view.terminal {
         // Late messages for a finished execution are dropped.
@@ -253,7 +267,19 @@ pub fn prepare(input: TurnInput<'_>) -> Plan {
         )));
     }
     // A retried execution replays in full: its history was rewound under any cached generator.
-    let full_replay = !input.incremental || input.history.is_empty() || retried;
+    let full_replay = if from_state {
+        retried
+    } else {
+        !input.incremental || input.history.is_empty() || retried
+    };
+    if full_replay && from_state {
+        return Plan::NeedHistory;
+    }
+    let recorded = if full_replay {
+        view.commands.clone()
+    } else {
+        Vec::new()
+    };
     let mut jobs = Vec::new();
     if full_replay {
         for row in input.history {
@@ -374,6 +400,11 @@ fn parent_notice(view: &ExecutionView, terminal: &Terminal) -> Option<Outbound> 
 }
 
 impl Turn {
+    /// The engine's state after this turn's events, for the next turn of the execution.
+    pub fn into_state(self) -> ExecutionState {
+        ExecutionState(self.view)
+    }
+
     fn base_outcome(&self) -> TurnOutcome {
         TurnOutcome {
             events: self.new_events.clone(),

@@ -313,6 +313,7 @@ pub(super) async fn settle_activities(
         owner: inner.owner.clone(),
         lease_ms: inner.options.lease_ms,
         max: slots,
+        known: inner.known_histories.clone(),
     };
     let settled = inner
         .provider

@@ -5,15 +5,20 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use crate::engine::ExecutionState;
+
 /// Where a generator is in its instance's history: execution, history length, and the
 /// timestamp of the last event. The timestamp tells apart a history that was rewound
 /// (`retryInstance`) and grew back to the same length: its new events have new times.
 pub type Position = (u64, u64, i64);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 struct Entry {
     position: Position,
     stamp: u64,
+    /// The engine's state at `position`, while no turn has taken it: with it a claim reads
+    /// only the history after `position`.
+    state: Option<ExecutionState>,
 }
 
 #[derive(Debug, Default)]
@@ -48,8 +53,33 @@ impl GeneratorCache {
         matches!(self.entries.get(instance_id), Some(e) if e.position == position)
     }
 
-    /// Records that the driver's generator advanced to `position` (a committed turn).
-    pub fn advance(&mut self, instance_id: &str, position: Position) {
+    /// `(execution, history length)` of the cached state a claim may start reading after.
+    pub fn known(&self, instance_id: &str) -> Option<(u64, u64)> {
+        if self.inflight.contains(instance_id) {
+            return None;
+        }
+        match self.entries.get(instance_id) {
+            Some(e) if e.state.is_some() => Some((e.position.0, e.position.1)),
+            _ => None,
+        }
+    }
+
+    /// Takes the engine's state at `position` for a turn (it comes back with the turn's end).
+    pub fn take_state(&mut self, instance_id: &str, position: Position) -> Option<ExecutionState> {
+        match self.entries.get_mut(instance_id) {
+            Some(e) if e.position == position => e.state.take(),
+            _ => None,
+        }
+    }
+
+    /// Records that the driver's generator advanced to `position` (a committed turn), and
+    /// the engine's state there when the turn kept it.
+    pub fn advance(
+        &mut self,
+        instance_id: &str,
+        position: Position,
+        state: Option<ExecutionState>,
+    ) {
         if !self.enabled() {
             return;
         }
@@ -59,6 +89,7 @@ impl GeneratorCache {
             Entry {
                 position,
                 stamp: self.clock,
+                state,
             },
         ) {
             self.order.remove(&old.stamp);
@@ -83,11 +114,16 @@ impl GeneratorCache {
 
     /// The turn ended: `advanced_to` is the position when it committed and the driver's
     /// generator is now at that point; `None` when it is not usable.
-    pub fn end_turn(&mut self, instance_id: &str, advanced_to: Option<Position>) {
+    pub fn end_turn(
+        &mut self,
+        instance_id: &str,
+        advanced_to: Option<Position>,
+        state: Option<ExecutionState>,
+    ) {
         self.inflight.remove(instance_id);
         let dirty = self.dirty.remove(instance_id);
         match advanced_to {
-            Some(position) if !dirty => self.advance(instance_id, position),
+            Some(position) if !dirty => self.advance(instance_id, position, state),
             _ => self.evict(instance_id),
         }
     }
@@ -126,10 +162,10 @@ mod tests {
     #[test]
     fn least_recently_advanced_entries_are_evicted_and_reported() {
         let mut c = GeneratorCache::new(2);
-        c.advance("a", (1, 3, 0));
-        c.advance("b", (1, 3, 0));
-        c.advance("a", (1, 5, 0));
-        c.advance("c", (1, 2, 0));
+        c.advance("a", (1, 3, 0), None);
+        c.advance("b", (1, 3, 0), None);
+        c.advance("a", (1, 5, 0), None);
+        c.advance("c", (1, 2, 0), None);
         assert!(c.is_current("a", (1, 5, 0)));
         assert!(!c.is_current("b", (1, 3, 0)));
         assert!(!c.is_current("a", (2, 5, 0)));
@@ -142,23 +178,23 @@ mod tests {
     #[test]
     fn an_instance_evicted_during_its_turn_is_not_recorded_as_cached() {
         let mut c = GeneratorCache::new(1);
-        c.advance("a", (1, 3, 0));
+        c.advance("a", (1, 3, 0), None);
         c.begin_turn("a");
-        c.advance("b", (1, 2, 0)); // pushes "a" out while its turn runs
+        c.advance("b", (1, 2, 0), None); // pushes "a" out while its turn runs
         assert_eq!(c.take_evictions(), vec!["a".to_owned()]);
-        c.end_turn("a", Some((1, 5, 0)));
+        c.end_turn("a", Some((1, 5, 0)), None);
         assert!(!c.is_current("a", (1, 5, 0)));
         // ... and the driver is told again, after the activation it already processed.
         assert_eq!(c.take_evictions(), vec!["a".to_owned()]);
         c.begin_turn("b");
-        c.end_turn("b", Some((1, 4, 0)));
+        c.end_turn("b", Some((1, 4, 0)), None);
         assert!(c.is_current("b", (1, 4, 0)));
     }
 
     #[test]
     fn capacity_zero_caches_nothing() {
         let mut c = GeneratorCache::new(0);
-        c.advance("a", (1, 3, 0));
+        c.advance("a", (1, 3, 0), None);
         assert!(c.is_empty());
         c.evict("a");
         assert!(!c.is_current("a", (1, 3, 0)));
@@ -168,7 +204,7 @@ mod tests {
     #[test]
     fn a_history_rewound_to_the_same_length_is_not_current() {
         let mut c = GeneratorCache::new(4);
-        c.advance("a", (1, 5, 100));
+        c.advance("a", (1, 5, 100), None);
         assert!(c.is_current("a", (1, 5, 100)));
         // Retried: events 4.. were replaced by newer ones and the length is 5 again.
         assert!(!c.is_current("a", (1, 5, 250)));

@@ -54,6 +54,7 @@ counters!(
     activity_claimed_items,
     activities_claimed_on_commit,
     turns_claimed_on_completion,
+    history_events_read,
 );
 
 /// `turns_committed` → `turnsCommitted`.

@@ -24,11 +24,11 @@ use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::engine::lifecycle::Lifecycle;
 use crate::engine::{
-    prepare, Job, Message, Payload, Plan, TaskError, Terminal, Turn, TurnInput, TurnOutcome,
-    TurnReply,
+    prepare, ExecutionState, Job, Message, Payload, Plan, TaskError, Terminal, Turn, TurnInput,
+    TurnOutcome, TurnReply,
 };
 use crate::store::{
-    now_ms, ActivityItem, ActivityResult, DirectClaim, Lease, OrchestrationClaim,
+    now_ms, ActivityItem, ActivityResult, DirectClaim, KnownHistories, Lease, OrchestrationClaim,
     OrchestrationItem, QueueDepths, SharedProvider, StoreError, TurnCommit,
 };
 use activities::*;
@@ -129,7 +129,9 @@ struct Inner {
     /// Activities taken out of `running` whose outcomes are being recorded (changed only under
     /// the `running` lock, so shutdown never sees an outcome in neither).
     settling: AtomicUsize,
-    cache: Mutex<GeneratorCache>,
+    cache: Arc<Mutex<GeneratorCache>>,
+    /// What claims may skip of a history: the part the cache holds the engine's state for.
+    known_histories: KnownHistories,
     running: Mutex<HashMap<i64, RunningActivity>>,
     completions: mpsc::UnboundedSender<(i64, String)>,
     /// Taken by [`Runtime::run`] for the completion loop.
@@ -179,9 +181,17 @@ impl Runtime {
             "runtime started"
         );
         let (completions, completion_rx) = mpsc::unbounded_channel();
+        let cache = Arc::new(Mutex::new(GeneratorCache::new(
+            options.generator_cache_size,
+        )));
+        let known_histories = {
+            let cache = cache.clone();
+            KnownHistories::new(move |id| cache.lock().unwrap().known(id))
+        };
         let inner = Arc::new(Inner {
             completion_rx: Mutex::new(Some(completion_rx)),
-            cache: Mutex::new(GeneratorCache::new(options.generator_cache_size)),
+            cache,
+            known_histories,
             provider,
             host,
             options,

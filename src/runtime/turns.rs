@@ -10,7 +10,12 @@ pub(super) async fn orchestration_loop(inner: Arc<Inner>) {
         }
         match inner
             .provider
-            .claim_orchestrations(&inner.owner, inner.options.lease_ms, slots)
+            .claim_orchestrations(
+                &inner.owner,
+                inner.options.lease_ms,
+                slots,
+                &inner.known_histories,
+            )
             .await
         {
             Ok(items) if !items.is_empty() => {
@@ -35,6 +40,9 @@ pub(super) enum Prepared {
     Run(Box<Turn>, OrchestrationItem),
     Commit(Box<TurnOutcome>, OrchestrationItem),
     Abandon(OrchestrationItem, i64, bool),
+    /// The claim read the history after the cached state, which this turn cannot use:
+    /// read the whole history and plan again.
+    NeedHistory(OrchestrationItem),
 }
 
 pub(super) fn plan_item(inner: &Inner, mut item: OrchestrationItem) -> Prepared {
@@ -48,29 +56,29 @@ pub(super) fn plan_item(inner: &Inner, mut item: OrchestrationItem) -> Prepared 
             }
         }
     }
-    let started = item.history.first().map(|r| match &r.event {
-        crate::engine::Event::ExecutionStarted { name, version, .. } => {
-            (name.clone(), version.clone())
-        }
-        _ => (item.name.clone(), None),
-    });
-    if let Some((name, version)) = &started {
-        if inner.registry.resolve(name, version.as_deref()).is_none() {
-            missing = Some((name.clone(), version.clone()));
-        }
-    }
-    let incremental = inner.cache.lock().unwrap().is_current(
-        &item.instance_id,
-        (
-            item.execution_id,
-            item.history.len() as u64,
-            item.history.last().map_or(0, |r| r.ts),
-        ),
+    let position = (
+        item.execution_id,
+        item.history_len(),
+        item.history.last().map_or(0, |r| r.ts),
     );
+    let partial = item.history_from > 1;
+    let (incremental, state) = {
+        let mut cache = inner.cache.lock().unwrap();
+        let current = cache.is_current(&item.instance_id, position);
+        // The tail read from a known position is that position's own event: nothing new.
+        let state = (current && partial && item.history.len() == 1)
+            .then(|| cache.take_state(&item.instance_id, position))
+            .flatten();
+        (current, state)
+    };
+    if partial && state.is_none() {
+        return Prepared::NeedHistory(item);
+    }
     let plan = prepare(TurnInput {
         instance_id: &item.instance_id,
         execution_id: item.execution_id,
-        history: &item.history,
+        history: if state.is_some() { &[] } else { &item.history },
+        state,
         messages: &item.messages,
         now: item.now,
         incremental,
@@ -82,7 +90,15 @@ pub(super) fn plan_item(inner: &Inner, mut item: OrchestrationItem) -> Prepared 
             Prepared::Abandon(item, 5_000, false)
         }
         Plan::Commit(outcome) => Prepared::Commit(outcome, item),
+        Plan::NeedHistory => Prepared::NeedHistory(item),
         Plan::Run(turn) => {
+            if inner
+                .registry
+                .resolve(&turn.name, turn.version.as_deref())
+                .is_none()
+            {
+                missing = Some((turn.name.clone(), turn.version.clone()));
+            }
             if let Some((name, version)) = missing {
                 let waited = item.now - item.created_at;
                 if waited < inner.options.not_registered_grace_ms {
@@ -131,6 +147,10 @@ pub(super) fn plan_item(inner: &Inner, mut item: OrchestrationItem) -> Prepared 
 pub(super) fn dispatch_turns(inner: &Arc<Inner>, items: Vec<OrchestrationItem>) {
     let mut activations = Vec::new();
     for item in items {
+        add(
+            &inner.metrics.history_events_read,
+            item.history.len() as u64,
+        );
         inner
             .inflight
             .lock()
@@ -149,7 +169,11 @@ pub(super) fn dispatch_turns(inner: &Arc<Inner>, items: Vec<OrchestrationItem>) 
             }
             Prepared::Commit(outcome, item) => {
                 let inner = inner.clone();
-                tokio::spawn(async move { commit(&inner, item, *outcome, false).await });
+                tokio::spawn(async move { commit(&inner, item, *outcome, None).await });
+            }
+            Prepared::NeedHistory(item) => {
+                let inner = inner.clone();
+                tokio::spawn(async move { replan_with_history(inner, item).await });
             }
             Prepared::Run(turn, item) => {
                 let token = inner.next_token.fetch_add(1, Ordering::Relaxed);
@@ -199,9 +223,33 @@ pub(super) fn dispatch_turns(inner: &Arc<Inner>, items: Vec<OrchestrationItem>) 
     }
 }
 
+/// Reads the whole history of a claimed instance and plans its turn again.
+async fn replan_with_history(inner: Arc<Inner>, mut item: OrchestrationItem) {
+    match inner
+        .provider
+        .history(&item.instance_id, Some(item.execution_id))
+        .await
+    {
+        Ok(history) => {
+            item.history = history;
+            item.history_from = 1;
+            dispatch_turns(&inner, vec![item]);
+        }
+        Err(e) => {
+            warn!(error = %e, instance_id = %item.instance_id, "could not read the history for a turn; it will run again");
+            inc(&inner.metrics.store_errors);
+            let _ = inner
+                .provider
+                .abandon_orchestration(&item.instance_id, item.generation, 1_000, false)
+                .await;
+            finish_inflight(&inner, &item.instance_id);
+        }
+    }
+}
+
 pub(super) async fn run_turn(
     inner: Arc<Inner>,
-    turn: Box<Turn>,
+    mut turn: Box<Turn>,
     item: OrchestrationItem,
     rx: oneshot::Receiver<String>,
 ) {
@@ -221,7 +269,10 @@ pub(super) async fn run_turn(
             fault: None,
             commands,
         }) => match turn.finish(commands) {
-            Ok(outcome) => outcome,
+            Ok(outcome) => {
+                let state = turn.into_state();
+                return commit(&inner, item, outcome, Some(Some(state))).await;
+            }
             Err(e) => {
                 if e.code() == ErrorCode::Nondeterminism {
                     inc(&inner.metrics.nondeterminism_errors);
@@ -240,7 +291,7 @@ pub(super) async fn run_turn(
                 .cache
                 .lock()
                 .unwrap()
-                .end_turn(&item.instance_id, None);
+                .end_turn(&item.instance_id, None, None);
             let _ = inner
                 .provider
                 .abandon_orchestration(&item.instance_id, item.generation, 1_000, true)
@@ -249,22 +300,23 @@ pub(super) async fn run_turn(
             return;
         }
     };
-    commit(&inner, item, outcome, true).await;
+    commit(&inner, item, outcome, Some(None)).await;
 }
 
-/// Commits a turn. `driver_ran`: the driver processed an activation for it (so its cached
-/// generator moved); otherwise the turn was decided by the engine alone.
+/// Commits a turn. `driven`: `Some` when the driver processed an activation for it (so its
+/// cached generator moved), with the engine's state after the turn when it has one;
+/// `None` when the turn was decided by the engine alone.
 pub(super) async fn commit(
     inner: &Arc<Inner>,
     item: OrchestrationItem,
     outcome: TurnOutcome,
-    driver_ran: bool,
+    driven: Option<Option<ExecutionState>>,
 ) {
-    let history_len = item.history.len() as u64 + outcome.events.len() as u64;
+    let history_len = item.history_len() + outcome.events.len() as u64;
     let appended = !outcome.events.is_empty();
     let terminal = outcome.terminal.clone();
     let canceled: Vec<u32> = outcome.canceled_activities.clone();
-    let first_event_id = item.history.len() as u64 + 1;
+    let first_event_id = item.history_len() + 1;
     let events: Vec<Json> = if events_enabled(inner) {
         outcome
             .events
@@ -314,7 +366,7 @@ pub(super) async fn commit(
             // can run: their results may wake the instance's next turn at once.
             {
                 let mut cache = inner.cache.lock().unwrap();
-                if driver_ran {
+                if let Some(state) = driven {
                     // Committed events all carry the turn's time.
                     let last_ts = if appended {
                         item.now
@@ -325,7 +377,7 @@ pub(super) async fn commit(
                         terminal
                             .is_none()
                             .then_some((item.execution_id, history_len, last_ts));
-                    cache.end_turn(&item.instance_id, advanced);
+                    cache.end_turn(&item.instance_id, advanced, state);
                 } else if appended || terminal.is_some() {
                     // History moved without the driver: its generator (if any) is stale.
                     cache.evict(&item.instance_id);
@@ -372,8 +424,8 @@ pub(super) async fn commit(
             inner.worker_slots.release(direct);
             {
                 let mut cache = inner.cache.lock().unwrap();
-                if driver_ran {
-                    cache.end_turn(&item.instance_id, None);
+                if driven.is_some() {
+                    cache.end_turn(&item.instance_id, None, None);
                 } else {
                     cache.evict(&item.instance_id);
                 }

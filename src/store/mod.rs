@@ -171,11 +171,15 @@ pub trait Provider: Send + Sync + 'static {
     /// reclaims leases a previous runtime of this owner left behind.
     async fn attach_runtime(&self, owner: &str) -> Result<()>;
     async fn detach_runtime(&self, owner: &str) -> Result<()>;
+    /// Claims up to `max` instances with visible messages and no live lease, with their
+    /// messages (deliveries + 1) and their current execution's history, read from where
+    /// `known` says the claimer's copy ends.
     async fn claim_orchestrations(
         &self,
         owner: &str,
         lease_ms: i64,
         max: usize,
+        known: &KnownHistories,
     ) -> Result<Vec<OrchestrationItem>>;
     /// Commits a turn; `StoreError::LeaseLost` (and nothing written) if the generation moved.
     /// Returns the activities it claimed for `commit.claim` (leased, generation 1, first

@@ -207,10 +207,20 @@ pub struct OrchestrationItem {
     pub generation: i64,
     pub name: String,
     pub created_at: i64,
+    /// The history from event id `history_from` on: from 1 (all of it), or from the last
+    /// event the claimer said it knows ([`KnownHistories`]).
     pub history: Vec<HistoryRow>,
+    pub history_from: u64,
     pub messages: Vec<QueuedMessage>,
     /// The claim's timestamp from the store's clock: the turn's `utcNow`.
     pub now: i64,
+}
+
+impl OrchestrationItem {
+    /// How many events the execution's history holds (not only the ones read).
+    pub fn history_len(&self) -> u64 {
+        self.history_from - 1 + self.history.len() as u64
+    }
 }
 
 /// One turn's writes, committed atomically and only while the lease is still held.
@@ -233,6 +243,40 @@ pub struct OrchestrationClaim {
     pub owner: String,
     pub lease_ms: i64,
     pub max: usize,
+    pub known: KnownHistories,
+}
+
+/// How much of an instance's history a claimer already holds: `(execution_id, length)`.
+/// A claim then returns that execution's events from id `length` on (the last known one
+/// again, so the claimer can check it is unchanged) instead of the whole history.
+#[derive(Clone)]
+pub struct KnownHistories(std::sync::Arc<KnownFn>);
+
+type KnownFn = dyn Fn(&str) -> Option<(u64, u64)> + Send + Sync;
+
+impl KnownHistories {
+    pub fn new(known: impl Fn(&str) -> Option<(u64, u64)> + Send + Sync + 'static) -> Self {
+        KnownHistories(std::sync::Arc::new(known))
+    }
+
+    /// Knows nothing: claims return whole histories.
+    pub fn none() -> Self {
+        KnownHistories::new(|_| None)
+    }
+
+    /// The event id to read `instance_id`'s history from, in `execution_id`.
+    pub fn read_from(&self, instance_id: &str, execution_id: u64) -> u64 {
+        match (self.0)(instance_id) {
+            Some((execution, len)) if execution == execution_id && len > 0 => len,
+            _ => 1,
+        }
+    }
+}
+
+impl std::fmt::Debug for KnownHistories {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KnownHistories")
+    }
 }
 
 /// Activities a commit claims for its own runtime, saving a separate claim and its wake-up.

@@ -163,6 +163,8 @@ pub(crate) struct Claimed {
     pub now: i64,
     pub messages: Result<Vec<QueuedMessage>>,
     pub history: Result<Vec<HistoryRow>>,
+    /// The event id `history` was read from.
+    pub history_from: u64,
 }
 
 /// The claimed instances whose rows all read, and the ids of the others, which the caller
@@ -180,6 +182,7 @@ pub(crate) fn sort_claimed(claimed: Vec<Claimed>) -> (Vec<OrchestrationItem>, Ve
                 name: c.name,
                 created_at: c.created_at,
                 history,
+                history_from: c.history_from,
                 messages,
                 now: c.now,
             }),

@@ -1,7 +1,9 @@
 //! Direct claims: activities claimed by the commit that schedules them, and instances
 //! claimed by the completions that wake them.
 
-use reprise::store::{ActivityResult, DirectClaim, OrchestrationClaim, SharedProvider, TurnCommit};
+use reprise::store::{
+    ActivityResult, DirectClaim, KnownHistories, OrchestrationClaim, SharedProvider, TurnCommit,
+};
 
 use super::{
     advance, assert_lease_lost, claim, claim_only, claim_work, deliveries, history_kinds, kinds,
@@ -116,6 +118,7 @@ pub async fn completions_may_claim_the_instances_they_wake(p: SharedProvider) ->
         owner: "R".to_owned(),
         lease_ms: LONG_LEASE,
         max: 1,
+        known: KnownHistories::none(),
     };
     let (recorded, claimed) = p
         .complete_activities_and_claim(outcomes, &room)

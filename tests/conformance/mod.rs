@@ -10,6 +10,7 @@
 //! Timing-based cases use leases and timers of a few hundred milliseconds and leave wide
 //! margins on both sides of every deadline.
 
+pub mod claims;
 pub mod commit;
 pub mod deletion;
 pub mod direct_claims;
@@ -27,8 +28,8 @@ use reprise::engine::{
     StartRequest, TaskError, Terminal, TimerRequest, TurnOutcome, FORMAT_VERSION,
 };
 use reprise::store::{
-    ActivityItem, InstanceFilter, InstanceInfo, InstancePage, OrchestrationItem, SharedProvider,
-    StoreError, TurnCommit,
+    ActivityItem, InstanceFilter, InstanceInfo, InstancePage, KnownHistories, OrchestrationItem,
+    SharedProvider, StoreError, TurnCommit,
 };
 
 /// Generates one `#[tokio::test]` per case name. `$factory` is an async fn returning
@@ -77,6 +78,7 @@ macro_rules! conformance_suite {
             direct_claims::a_commit_claims_its_first_activities_for_its_runtime,
             direct_claims::completions_may_claim_the_instances_they_wake,
             rewind::a_watch_follows_a_history_rewound_under_it,
+            claims::a_claim_reads_history_after_what_the_claimer_knows,
         );
     };
 }
@@ -118,7 +120,7 @@ pub async fn advance(p: &SharedProvider, ms: i64) {
 /// Claims every claimable instance (sorted by id).
 pub async fn claim(p: &SharedProvider, owner: &str, lease_ms: i64) -> Vec<OrchestrationItem> {
     let mut items = p
-        .claim_orchestrations(owner, lease_ms, 100)
+        .claim_orchestrations(owner, lease_ms, 100, &KnownHistories::none())
         .await
         .expect("claim_orchestrations");
     items.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
@@ -215,7 +217,7 @@ pub fn turn_commit(item: &OrchestrationItem, outcome: TurnOutcome) -> TurnCommit
         execution_id: item.execution_id,
         generation: item.generation,
         now: item.now,
-        first_event_id: item.history.len() as u64 + 1,
+        first_event_id: item.history_len() + 1,
         outcome,
         claim: None,
     }

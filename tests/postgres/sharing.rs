@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use reprise::store::postgres::PostgresOptions;
-use reprise::store::{Provider, SharedProvider};
+use reprise::store::{KnownHistories, Provider, SharedProvider};
 
 use crate::conformance::{
     claim_only, event_message, kinds, schedule_activity, start_outcome, start_request, turn_commit,
@@ -26,7 +26,7 @@ async fn schemas_are_isolated() {
         .unwrap());
     assert!(b.instance("same").await.unwrap().is_none());
     assert!(b
-        .claim_orchestrations("B", LONG_LEASE, 100)
+        .claim_orchestrations("B", LONG_LEASE, 100, &KnownHistories::none())
         .await
         .unwrap()
         .is_empty());
@@ -92,7 +92,10 @@ async fn two_providers_claiming_concurrently_never_share_work() {
             let owner = format!("C{c}");
             let mut mine = Vec::new();
             loop {
-                let items = p.claim_orchestrations(&owner, LONG_LEASE, 7).await.unwrap();
+                let items = p
+                    .claim_orchestrations(&owner, LONG_LEASE, 7, &KnownHistories::none())
+                    .await
+                    .unwrap();
                 if items.is_empty() {
                     break;
                 }

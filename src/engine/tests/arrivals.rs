@@ -37,7 +37,7 @@ fn incremental_turn_sends_only_new_jobs_and_full_replay_sends_all() {
         jobs_json(&inc),
         r#"[{"t":"ok","ts":5000,"task":2,"value":8}]"#
     );
-    let Plan::Run(full) = plan_of(&h, &m, false) else {
+    let Plan::Run(mut full) = plan_of(&h, &m, false) else {
         panic!()
     };
     assert_eq!(full.replay_count, 2);
@@ -107,7 +107,7 @@ fn messages_before_start_wait_and_events_are_kept() {
         plan_of(&[], std::slice::from_ref(&early), false),
         Plan::NotStarted
     ));
-    let Plan::Run(turn) = plan_of(&[], &[early, start_msg(2)], false) else {
+    let Plan::Run(mut turn) = plan_of(&[], &[early, start_msg(2)], false) else {
         panic!()
     };
     assert_eq!(
@@ -245,7 +245,7 @@ fn results_for_open_tasks_of_this_execution_become_jobs_of_every_kind() {
         msg(24, completed(1, "1")),
         msg(25, event("go", "true")),
     ];
-    let Plan::Run(turn) = plan_of(&h, &arrivals, false) else {
+    let Plan::Run(mut turn) = plan_of(&h, &arrivals, false) else {
         panic!("the results must run the code")
     };
     // History replays first (the start, then its three results), then the arrivals.

@@ -32,7 +32,7 @@ fn cancel_in_same_turn_removes_queued_work_and_later_cancel_deletes_rows() {
 
 #[test]
 fn protocol_errors_are_not_nondeterminism() {
-    let Plan::Run(turn) = plan_of(&[], &[start_msg(1)], false) else {
+    let Plan::Run(mut turn) = plan_of(&[], &[start_msg(1)], false) else {
         panic!()
     };
     let err = turn

@@ -94,7 +94,7 @@ fn continue_as_new_enqueues_the_next_execution_with_carried_events() {
 
 #[test]
 fn continue_as_new_with_an_unknown_event_ordinal_is_a_protocol_error() {
-    let Plan::Run(turn) = plan_of(&[], &[start_msg(1)], false) else {
+    let Plan::Run(mut turn) = plan_of(&[], &[start_msg(1)], false) else {
         panic!()
     };
     let err = turn

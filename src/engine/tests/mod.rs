@@ -12,6 +12,7 @@ mod lifecycle;
 mod replay_nondeterminism;
 mod rewind;
 mod rewind_redelivery;
+mod state;
 
 // Payloads and queued messages.
 
@@ -115,11 +116,12 @@ fn run(
         messages,
         now: 1000 + history.len() as i64,
         incremental,
+        state: None,
     });
     let out = match plan {
-        Plan::Run(turn) => turn.finish(raw(commands))?,
+        Plan::Run(mut turn) => turn.finish(raw(commands))?,
         Plan::Commit(out) => *out,
-        Plan::NotStarted | Plan::Unsupported(_) => panic!("not runnable"),
+        Plan::NotStarted | Plan::Unsupported(_) | Plan::NeedHistory => panic!("not runnable"),
     };
     append(history, &out);
     Ok(out)
@@ -143,6 +145,7 @@ fn plan_of(history: &[HistoryRow], messages: &[QueuedMessage], incremental: bool
         messages,
         now: 5000,
         incremental,
+        state: None,
     })
 }
 

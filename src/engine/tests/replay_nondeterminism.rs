@@ -5,7 +5,7 @@ use super::*;
 
 fn replay_error(commands: &str) -> String {
     let h = two_step_history();
-    let Plan::Run(full) = plan_of(&h, &[msg(3, completed(2, "8"))], false) else {
+    let Plan::Run(mut full) = plan_of(&h, &[msg(3, completed(2, "8"))], false) else {
         panic!()
     };
     match full.finish(raw(commands)) {
@@ -75,7 +75,7 @@ fn nondeterminism_explicit_child_id_changed() {
         r#"[{"t":"child","task":1,"name":"Sub","id":"kid-a","input":null}]"#,
     )
     .unwrap();
-    let Plan::Run(full) = plan_of(&h, &[msg(2, event("x", "1"))], false) else {
+    let Plan::Run(mut full) = plan_of(&h, &[msg(2, event("x", "1"))], false) else {
         panic!()
     };
     let err = full
@@ -123,7 +123,7 @@ fn six_step_replay(steps: &[&str]) -> Result<TurnOutcome, EngineError> {
         ]
     );
     let arrival = msg(2, event("go", "1"));
-    let Plan::Run(turn) = plan_of(&h, &[arrival], false) else {
+    let Plan::Run(mut turn) = plan_of(&h, &[arrival], false) else {
         panic!("the event must run the code")
     };
     turn.finish(raw(&commands_of(steps)))

@@ -47,7 +47,7 @@ fn rewind_reruns_only_the_failed_activity() {
 
     // The retry turn replays A and B from history and runs the code after B for real.
     let mut kept: Vec<HistoryRow> = h[..plan.truncate_from as usize - 1].to_vec();
-    let Plan::Run(turn) = plan_of(&kept, &[msg(9, plan.messages[0].0.clone())], true) else {
+    let Plan::Run(mut turn) = plan_of(&kept, &[msg(9, plan.messages[0].0.clone())], true) else {
         panic!("a retry must run the code");
     };
     assert!(turn.full_replay);
@@ -77,6 +77,7 @@ fn rewind_after_runtime_failure_keeps_the_turn_and_replays_it() {
         messages: &[msg(4, event("e", "1"))],
         now: 2000,
         incremental: false,
+        state: None,
     });
     let Plan::Run(turn) = plan else { panic!() };
     let out = turn.fail(TaskError::with_code("changed", "ERR_NONDETERMINISM"));

@@ -137,9 +137,26 @@ fn describe_terminal(cmd: &Command) -> &'static str {
 
 impl Turn {
     /// Checks the driver's commands against history and produces the turn's writes.
-    pub fn finish(&self, raw: Vec<RawCommand>) -> Result<TurnOutcome, EngineError> {
+    /// On success the turn's view includes the new events ([`Turn::into_state`]); on an
+    /// error it is as it was, for [`Turn::fail`].
+    pub fn finish(&mut self, raw: Vec<RawCommand>) -> Result<TurnOutcome, EngineError> {
+        let mut view = std::mem::take(&mut self.view);
+        view.checkpoint();
+        let result = self.check_and_apply(raw, &mut view);
+        match result {
+            Ok(_) => view.keep(),
+            Err(_) => view.rollback(),
+        }
+        self.view = view;
+        result
+    }
+
+    fn check_and_apply(
+        &self,
+        raw: Vec<RawCommand>,
+        view: &mut ExecutionView,
+    ) -> Result<TurnOutcome, EngineError> {
         let mut out = self.base_outcome();
-        let mut view = self.view.clone();
         let expected: &[CommandRecord] = if self.full_replay {
             &self.recorded
         } else {
@@ -177,7 +194,7 @@ impl Turn {
                 matched += 1;
                 continue;
             }
-            self.apply_new(cmd, &mut view, &mut out)?;
+            self.apply_new(cmd, view, &mut out)?;
         }
         if matched < expected.len() {
             return Err(EngineError::Nondeterminism(format!(
@@ -187,7 +204,7 @@ impl Turn {
             )));
         }
         if out.terminal.is_some() {
-            drop_open_work(&view, &mut out);
+            drop_open_work(view, &mut out);
         }
         Ok(out)
     }

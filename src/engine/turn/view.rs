@@ -44,6 +44,20 @@ pub(super) struct ExecutionView {
     pub(super) tasks: HashMap<u32, TaskInfo>,
     pub(super) commands: Vec<CommandRecord>,
     max_task: u32,
+    /// While a turn applies the driver's new commands: each task entry as it was before the
+    /// turn first changed it, so that a turn the engine rejects leaves the view untouched.
+    journal: Option<Journal>,
+}
+
+/// What [`ExecutionView::rollback`] restores.
+#[derive(Debug, Clone, Default)]
+struct Journal {
+    commands: usize,
+    arrived: usize,
+    custom_status: Option<Payload>,
+    terminal: bool,
+    max_task: u32,
+    tasks: Vec<(u32, Option<TaskInfo>)>,
 }
 
 impl ExecutionView {
@@ -55,7 +69,50 @@ impl ExecutionView {
         view
     }
 
+    /// Starts recording changes: [`Self::rollback`] undoes every [`Self::apply`] from here.
+    pub(super) fn checkpoint(&mut self) {
+        self.journal = Some(Journal {
+            commands: self.commands.len(),
+            arrived: self.arrived.len(),
+            custom_status: self.custom_status.clone(),
+            terminal: self.terminal,
+            max_task: self.max_task,
+            tasks: Vec::new(),
+        });
+    }
+
+    /// Keeps the changes since [`Self::checkpoint`].
+    pub(super) fn keep(&mut self) {
+        self.journal = None;
+    }
+
+    /// Undoes the changes since [`Self::checkpoint`].
+    pub(super) fn rollback(&mut self) {
+        let Some(journal) = self.journal.take() else {
+            return;
+        };
+        self.commands.truncate(journal.commands);
+        self.arrived.truncate(journal.arrived);
+        self.custom_status = journal.custom_status;
+        self.terminal = journal.terminal;
+        self.max_task = journal.max_task;
+        // Newest first, so a task changed twice ends as it was before the first change.
+        for (task, before) in journal.tasks.into_iter().rev() {
+            match before {
+                Some(info) => self.tasks.insert(task, info),
+                None => self.tasks.remove(&task),
+            };
+        }
+    }
+
+    fn note_task(&mut self, task: u32) {
+        if let Some(journal) = &mut self.journal {
+            journal.tasks.push((task, self.tasks.get(&task).cloned()));
+        }
+    }
+
     fn open_task(&mut self, task: u32, kind: TaskKind, child_id: Option<String>, open: bool) {
+        self.note_task(task);
         self.max_task = self.max_task.max(task);
         self.tasks.insert(
             task,
@@ -68,6 +125,7 @@ impl ExecutionView {
     }
 
     fn close_task(&mut self, task: u32) {
+        self.note_task(task);
         if let Some(info) = self.tasks.get_mut(&task) {
             info.open = false;
         }

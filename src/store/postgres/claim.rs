@@ -10,13 +10,14 @@ use super::PostgresProvider;
 use crate::store::rows::{
     history_row, queued_message, sort_claimed, Claimed, Columns, UNREADABLE_RETRY_MS,
 };
-use crate::store::{Lease, OrchestrationItem, Result};
+use crate::store::{KnownHistories, Lease, OrchestrationItem, Result};
 
 pub(super) async fn claim_orchestrations(
     p: &PostgresProvider,
     owner: &str,
     lease_ms: i64,
     max: usize,
+    known: &KnownHistories,
 ) -> Result<Vec<OrchestrationItem>> {
     // One statement claims the instances (lease + generation) and delivers their visible
     // messages; a second reads their current executions' histories.
@@ -68,6 +69,7 @@ pub(super) async fn claim_orchestrations(
                 now: row.int("now")?,
                 messages: Ok(vec![]),
                 history: Ok(vec![]),
+                history_from: 1,
             });
         }
         let entry = claimed.last_mut().expect("just pushed");
@@ -99,11 +101,15 @@ pub(super) async fn claim_orchestrations(
         return Ok(vec![]);
     }
 
+    for c in &mut claimed {
+        c.history_from = known.read_from(&c.instance_id, c.execution_id as u64);
+    }
     let histories = sqlx::query(
         "SELECT h.instance_id, h.event_id, h.ts, h.kind, h.data
          FROM history h
-         JOIN UNNEST($1::text[], $2::bigint[]) AS c(instance_id, execution_id)
+         JOIN UNNEST($1::text[], $2::bigint[], $3::bigint[]) AS c(instance_id, execution_id, from_id)
              ON h.instance_id = c.instance_id AND h.execution_id = c.execution_id
+                AND h.event_id >= c.from_id
          ORDER BY h.instance_id, h.event_id",
     )
     .bind(
@@ -113,6 +119,12 @@ pub(super) async fn claim_orchestrations(
             .collect::<Vec<_>>(),
     )
     .bind(claimed.iter().map(|c| c.execution_id).collect::<Vec<_>>())
+    .bind(
+        claimed
+            .iter()
+            .map(|c| c.history_from as i64)
+            .collect::<Vec<_>>(),
+    )
     .fetch_all(&p.pool)
     .await;
     let histories = match histories {

@@ -48,6 +48,12 @@ pub(super) async fn create_instances(
 }
 
 pub(super) async fn create_instance(p: &PostgresProvider, start: &StartRequest) -> Result<bool> {
+    let change = Change {
+        orchestrations: true,
+        instances: vec![start.instance_id.clone()],
+        ..Default::default()
+    };
+    let (channel, payload) = p.inline_notify(&change);
     let created = sqlx::query(
         "WITH created AS (
             INSERT INTO instances (instance_id, name, version, status, input, parent_instance_id,
@@ -61,7 +67,8 @@ pub(super) async fn create_instance(p: &PostgresProvider, start: &StartRequest) 
                 AND q.visible_at < c.created_at - $7
         )
         INSERT INTO orchestrator_queue (instance_id, kind, visible_at, data)
-        SELECT instance_id, 'Start', created_at, $6 FROM created",
+        SELECT c.instance_id, 'Start', c.created_at, $6
+        FROM created c, LATERAL (SELECT pg_notify($8, $9) WHERE c.instance_id IS NOT NULL) n",
     )
     .bind(&start.instance_id)
     .bind(&start.name)
@@ -70,17 +77,14 @@ pub(super) async fn create_instance(p: &PostgresProvider, start: &StartRequest) 
     .bind(start.parent.as_ref().map(|p| p.instance_id.as_str()))
     .bind(message_data(&start_message(start)))
     .bind(p.unknown_event_ttl_ms)
+    .bind(channel)
+    .bind(payload)
     .execute(&p.pool)
     .await?
     .rows_affected()
         == 1;
     if created {
-        let change = Change {
-            orchestrations: true,
-            instances: vec![start.instance_id.clone()],
-            ..Default::default()
-        };
-        p.signal(change, true).await;
+        p.signal_here(&change);
     }
     Ok(created)
 }
@@ -91,22 +95,25 @@ pub(super) async fn enqueue(
     message: &Message,
 ) -> Result<()> {
     let (exec, task) = message_columns(message);
+    let change = Change {
+        orchestrations: true,
+        ..Default::default()
+    };
+    let (channel, payload) = p.inline_notify(&change);
     sqlx::query(
         "INSERT INTO orchestrator_queue (instance_id, kind, execution_id, task, visible_at, data)
-         VALUES ($1, $2, $3, $4, reprise_now_ms(), $5)",
+         SELECT $1, $2, $3, $4, reprise_now_ms(), $5 FROM (SELECT pg_notify($6, $7)) AS n",
     )
     .bind(instance_id)
     .bind(message.kind())
     .bind(exec)
     .bind(task.map(|t| t as i32))
     .bind(message_data(message))
+    .bind(channel)
+    .bind(payload)
     .execute(&p.pool)
     .await?;
-    let change = Change {
-        orchestrations: true,
-        ..Default::default()
-    };
-    p.signal(change, true).await;
+    p.signal_here(&change);
     Ok(())
 }
 

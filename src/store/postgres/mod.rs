@@ -31,8 +31,9 @@ use tokio::task::JoinHandle;
 use crate::engine::{HistoryRow, Message, RewindPlan, StartRequest};
 use crate::store::{
     ActivityAttempt, ActivityItem, ActivityResult, DeleteFilter, Deletion, ExecutionInfo,
-    InstanceFilter, InstanceInfo, InstancePage, Lease, OrchestrationItem, Provider, QueueDepths,
-    Result, StoreError, SystemMetrics, TurnCommit, Wakers, DEFAULT_UNKNOWN_EVENT_TTL_MS,
+    InstanceFilter, InstanceInfo, InstancePage, KnownHistories, Lease, OrchestrationItem, Provider,
+    QueueDepths, Result, StoreError, SystemMetrics, TurnCommit, Wakers,
+    DEFAULT_UNKNOWN_EVENT_TTL_MS,
 };
 pub use config::{application_name, channel_name, redact_url, validate_schema};
 use config::{connect_error, describe_target, parse_url, quote_ident};
@@ -79,6 +80,9 @@ pub struct PostgresProvider {
     wakers: Arc<Wakers>,
     /// Changes for the notifier task, which tells the other processes.
     changes: mpsc::UnboundedSender<Outgoing>,
+    /// The NOTIFY channel of the schema, and this provider's name in the payloads.
+    channel: String,
+    sender: String,
     poll_interval: Duration,
     unknown_event_ttl_ms: i64,
     /// Server, database and user (no password), for logs.
@@ -159,12 +163,19 @@ impl PostgresProvider {
             listener,
         ));
         let (changes, rx) = mpsc::unbounded_channel();
-        tokio::spawn(notify_loop(pool.clone(), channel, sender, rx));
+        tokio::spawn(notify_loop(
+            pool.clone(),
+            channel.clone(),
+            sender.clone(),
+            rx,
+        ));
         Ok(Arc::new(PostgresProvider {
             pool,
             schema,
             wakers,
             changes,
+            channel,
+            sender,
             poll_interval: Duration::from_millis(options.poll_interval_ms.max(1)),
             unknown_event_ttl_ms: options.unknown_event_ttl_ms,
             target: target.clone(),
@@ -352,8 +363,9 @@ impl Provider for PostgresProvider {
         owner: &str,
         lease_ms: i64,
         max: usize,
+        known: &KnownHistories,
     ) -> Result<Vec<OrchestrationItem>> {
-        claim::claim_orchestrations(self, owner, lease_ms, max).await
+        claim::claim_orchestrations(self, owner, lease_ms, max, known).await
     }
 
     async fn commit_turn(&self, commit: TurnCommit) -> Result<Vec<ActivityItem>> {

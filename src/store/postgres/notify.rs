@@ -35,6 +35,19 @@ impl PostgresProvider {
             }
         }
     }
+
+    /// For a one-statement client call that notifies as part of its own transaction (one
+    /// round trip instead of two; the notification goes out exactly when the change commits):
+    /// the channel and payload for `pg_notify`. Signal this process with
+    /// [`Self::signal_here`] after the commit.
+    pub(super) fn inline_notify(&self, change: &Change) -> (String, String) {
+        (self.channel.clone(), change.clone().payload(&self.sender))
+    }
+
+    /// Signals this process's wakers only (the other processes heard it from the commit).
+    pub(super) fn signal_here(&self, change: &Change) {
+        change.apply(&self.wakers);
+    }
 }
 
 fn is_false(b: &bool) -> bool {
@@ -43,7 +56,7 @@ fn is_false(b: &bool) -> bool {
 
 /// What a commit changed, as other processes need to hear it. Serialized as the NOTIFY
 /// payload: `{"s":"<sender>","o":true,"a":true,"i":["id"],"all":true}`.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub(super) struct Change {
     /// The provider that sent it: it ignores its own notifications (it signalled itself).
     #[serde(rename = "s", default)]

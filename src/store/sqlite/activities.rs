@@ -122,7 +122,16 @@ async fn settle_and_claim(
                             queue.into_iter().map(|r| r.instance_id).collect();
                         woken.sort();
                         woken.dedup();
-                        claim_in(conn, &c.owner, c.lease_ms, c.max, Some(&woken), now).await?
+                        claim_in(
+                            conn,
+                            &c.owner,
+                            c.lease_ms,
+                            c.max,
+                            Some(&woken),
+                            &c.known,
+                            now,
+                        )
+                        .await?
                     }
                     None => Vec::new(),
                 };

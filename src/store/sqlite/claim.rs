@@ -10,16 +10,18 @@ use super::SqliteProvider;
 use crate::store::rows::{
     history_row, queued_message, sort_claimed, Claimed, Columns, UNREADABLE_RETRY_MS,
 };
-use crate::store::{Lease, OrchestrationItem, Result};
+use crate::store::{KnownHistories, Lease, OrchestrationItem, Result};
 
 /// Claims up to `max` instances with visible messages and no live lease (only among `only`
-/// when given): their messages (deliveries + 1) and current histories.
+/// when given): their messages (deliveries + 1) and current histories, from where `known`
+/// says the claimer's copy ends.
 pub(super) async fn claim_in(
     conn: &mut SqliteConnection,
     owner: &str,
     lease_ms: i64,
     max: usize,
     only: Option<&[String]>,
+    known: &KnownHistories,
     now: i64,
 ) -> Result<Vec<OrchestrationItem>> {
     if max == 0 || only.is_some_and(|ids| ids.is_empty()) {
@@ -57,6 +59,10 @@ pub(super) async fn claim_in(
         .iter()
         .map(|row| Ok((row.string("instance_id")?, row.int("execution_id")?)))
         .collect::<Result<Vec<(String, i64)>>>()?;
+    let read_from: Vec<u64> = claimed_ids
+        .iter()
+        .map(|(id, execution_id)| known.read_from(id, *execution_id as u64))
+        .collect();
     // One statement for every claimed instance's messages, one for histories.
     let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
         "UPDATE orchestrator_queue SET deliveries = deliveries + 1 WHERE visible_at <= ",
@@ -74,18 +80,24 @@ pub(super) async fn claim_in(
             .or_default()
             .push(r);
     }
-    let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "SELECT instance_id, event_id, ts, kind, data FROM history WHERE (instance_id, execution_id) IN (VALUES ",
-        );
+    let mut qb: QueryBuilder<Sqlite> =
+        QueryBuilder::new("WITH c(instance_id, execution_id, from_id) AS (VALUES ");
     let mut sep = qb.separated(", ");
-    for (id, execution_id) in &claimed_ids {
+    for ((id, execution_id), from) in claimed_ids.iter().zip(&read_from) {
         sep.push("(")
             .push_bind_unseparated(id.clone())
             .push_unseparated(", ")
             .push_bind_unseparated(*execution_id)
+            .push_unseparated(", ")
+            .push_bind_unseparated(*from as i64)
             .push_unseparated(")");
     }
-    qb.push(") ORDER BY instance_id, event_id");
+    qb.push(
+        ") SELECT h.instance_id, h.event_id, h.ts, h.kind, h.data FROM c
+        JOIN history h ON h.instance_id = c.instance_id AND h.execution_id = c.execution_id
+            AND h.event_id >= c.from_id
+        ORDER BY h.instance_id, h.event_id",
+    );
     let mut histories: HashMap<String, Vec<SqliteRow>> = HashMap::new();
     for r in qb.build().fetch_all(&mut *conn).await? {
         histories
@@ -94,7 +106,9 @@ pub(super) async fn claim_in(
             .push(r);
     }
     let mut parsed = Vec::with_capacity(claimed.len());
-    for (row, (instance_id, execution_id)) in claimed.iter().zip(claimed_ids) {
+    for ((row, (instance_id, execution_id)), history_from) in
+        claimed.iter().zip(claimed_ids).zip(read_from)
+    {
         let queued = messages
             .remove(&instance_id)
             .unwrap_or_default()
@@ -120,6 +134,7 @@ pub(super) async fn claim_in(
             now,
             messages: queued,
             history,
+            history_from,
         });
     }
     let (items, unreadable) = sort_claimed(parsed);
@@ -142,11 +157,15 @@ pub(super) async fn claim_orchestrations(
     owner: &str,
     lease_ms: i64,
     max: usize,
+    known: &KnownHistories,
 ) -> Result<Vec<OrchestrationItem>> {
     let owner = owner.to_owned();
     let clock = p.clock.clone();
+    let known = known.clone();
     p.write(move |conn| {
-        Box::pin(async move { claim_in(conn, &owner, lease_ms, max, None, clock.now_ms()).await })
+        Box::pin(async move {
+            claim_in(conn, &owner, lease_ms, max, None, &known, clock.now_ms()).await
+        })
     })
     .await
 }

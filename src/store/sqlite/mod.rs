@@ -30,9 +30,9 @@ use tokio::sync::mpsc;
 use crate::engine::{HistoryRow, Message, RewindPlan, StartRequest};
 use crate::store::{
     ActivityAttempt, ActivityItem, ActivityResult, Clock, DeleteFilter, Deletion, ExecutionInfo,
-    InstanceFilter, InstanceInfo, InstancePage, Lease, OrchestrationClaim, OrchestrationItem,
-    Provider, QueueDepths, Result, StoreError, SystemMetrics, TurnCommit, Wakers,
-    DEFAULT_UNKNOWN_EVENT_TTL_MS,
+    InstanceFilter, InstanceInfo, InstancePage, KnownHistories, Lease, OrchestrationClaim,
+    OrchestrationItem, Provider, QueueDepths, Result, StoreError, SystemMetrics, TurnCommit,
+    Wakers, DEFAULT_UNKNOWN_EVENT_TTL_MS,
 };
 use writer::{writer, BatchCounters, WriteOp};
 
@@ -310,8 +310,9 @@ impl Provider for SqliteProvider {
         owner: &str,
         lease_ms: i64,
         max: usize,
+        known: &KnownHistories,
     ) -> Result<Vec<OrchestrationItem>> {
-        claim::claim_orchestrations(self, owner, lease_ms, max).await
+        claim::claim_orchestrations(self, owner, lease_ms, max, known).await
     }
 
     async fn commit_turn(&self, commit: TurnCommit) -> Result<Vec<ActivityItem>> {
