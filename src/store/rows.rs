@@ -28,6 +28,7 @@ pub(crate) trait Columns {
     fn small(&self, column: &str) -> Result<u32>;
     fn text(&self, column: &str) -> Result<&str>;
     fn opt_string(&self, column: &str) -> Result<Option<String>>;
+    fn opt_int(&self, column: &str) -> Result<Option<i64>>;
     fn flag(&self, column: &str) -> Result<bool>;
 
     fn string(&self, column: &str) -> Result<String> {
@@ -49,6 +50,10 @@ impl Columns for SqliteRow {
     }
 
     fn opt_string(&self, column: &str) -> Result<Option<String>> {
+        Ok(self.try_get(column)?)
+    }
+
+    fn opt_int(&self, column: &str) -> Result<Option<i64>> {
         Ok(self.try_get(column)?)
     }
 
@@ -74,6 +79,10 @@ impl Columns for PgRow {
         Ok(self.try_get(column)?)
     }
 
+    fn opt_int(&self, column: &str) -> Result<Option<i64>> {
+        Ok(self.try_get(column)?)
+    }
+
     fn flag(&self, column: &str) -> Result<bool> {
         Ok(self.try_get(column)?)
     }
@@ -86,6 +95,19 @@ pub(crate) fn history_row(row: &impl Columns) -> Result<HistoryRow> {
         ts: row.int("ts")?,
         event: event_from_row(row.text("kind")?, row.text("data")?).map_err(corrupt)?,
     })
+}
+
+/// An instance's last history event read beside a claim (`last_event_id`, `last_ts`,
+/// `last_kind`, `last_data`; `None` when its history is empty).
+pub(crate) fn last_history_row(row: &impl Columns) -> Result<Option<HistoryRow>> {
+    let Some(event_id) = row.opt_int("last_event_id")? else {
+        return Ok(None);
+    };
+    Ok(Some(HistoryRow {
+        event_id: event_id as u64,
+        ts: row.int("last_ts")?,
+        event: event_from_row(row.text("last_kind")?, row.text("last_data")?).map_err(corrupt)?,
+    }))
 }
 
 /// A delivered orchestrator-queue row: `seq, deliveries, kind, data`.

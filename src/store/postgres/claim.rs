@@ -7,10 +7,16 @@ use sqlx::postgres::{PgPool, PgRow};
 
 use super::notify::Change;
 use super::PostgresProvider;
+use crate::engine::HistoryRow;
 use crate::store::rows::{
-    history_row, queued_message, sort_claimed, Claimed, Columns, UNREADABLE_RETRY_MS,
+    history_row, last_history_row, queued_message, sort_claimed, Claimed, Columns,
+    UNREADABLE_RETRY_MS,
 };
 use crate::store::{KnownHistories, Lease, OrchestrationItem, Result};
+
+fn instance_id_of(claimed: &[Claimed]) -> String {
+    claimed.last().expect("just pushed").instance_id.clone()
+}
 
 pub(super) async fn claim_orchestrations(
     p: &PostgresProvider,
@@ -19,8 +25,9 @@ pub(super) async fn claim_orchestrations(
     max: usize,
     known: &KnownHistories,
 ) -> Result<Vec<OrchestrationItem>> {
-    // One statement claims the instances (lease + generation) and delivers their visible
-    // messages; a second reads their current executions' histories.
+    // One statement claims the instances (lease + generation), delivers their visible
+    // messages and reads each one's last event; a second reads the histories the claimer
+    // does not hold yet (none when it holds them all, or they are empty).
     let rows = sqlx::query(
         "WITH candidates AS (
             SELECT i.instance_id, i.lock_owner AS previous_owner FROM instances i
@@ -43,8 +50,15 @@ pub(super) async fn claim_orchestrations(
             RETURNING q.instance_id, q.seq, q.kind, q.data, q.deliveries
         )
         SELECT c.instance_id, c.execution_id, c.generation, c.name, c.created_at,
-            c.previous_owner, reprise_now_ms() AS now, m.seq, m.kind, m.data, m.deliveries
+            c.previous_owner, reprise_now_ms() AS now, m.seq, m.kind, m.data, m.deliveries,
+            l.event_id AS last_event_id, l.ts AS last_ts, l.kind AS last_kind,
+            l.data AS last_data
         FROM claimed c LEFT JOIN delivered m ON m.instance_id = c.instance_id
+        LEFT JOIN LATERAL (
+            SELECT h.event_id, h.ts, h.kind, h.data FROM history h
+            WHERE h.instance_id = c.instance_id AND h.execution_id = c.execution_id
+            ORDER BY h.event_id DESC LIMIT 1
+        ) l ON true
         ORDER BY c.instance_id, m.seq",
     )
     .bind(owner)
@@ -56,6 +70,8 @@ pub(super) async fn claim_orchestrations(
         return Ok(vec![]);
     }
     let mut claimed: Vec<Claimed> = Vec::new();
+    // Per claimed instance: its last event, when there is one.
+    let mut last_events: HashMap<String, HistoryRow> = HashMap::new();
     for row in &rows {
         let instance_id = row.string("instance_id")?;
         if claimed.last().map(|c| &c.instance_id) != Some(&instance_id) {
@@ -71,6 +87,13 @@ pub(super) async fn claim_orchestrations(
                 history: Ok(vec![]),
                 history_from: 1,
             });
+            match last_history_row(row) {
+                Ok(Some(last)) => {
+                    last_events.insert(instance_id_of(&claimed), last);
+                }
+                Ok(None) => {}
+                Err(e) => claimed.last_mut().expect("just pushed").history = Err(e),
+            }
         }
         let entry = claimed.last_mut().expect("just pushed");
         // An instance whose messages were all consumed meanwhile joins no message row.
@@ -101,60 +124,65 @@ pub(super) async fn claim_orchestrations(
         return Ok(vec![]);
     }
 
+    // What needs reading: not an empty history, nor a known one whose last event is the
+    // known one (that event is the whole tail).
+    let mut to_read = Vec::new();
     for c in &mut claimed {
         c.history_from = known.read_from(&c.instance_id, c.execution_id as u64);
-    }
-    let histories = sqlx::query(
-        "SELECT h.instance_id, h.event_id, h.ts, h.kind, h.data
-         FROM history h
-         JOIN UNNEST($1::text[], $2::bigint[], $3::bigint[]) AS c(instance_id, execution_id, from_id)
-             ON h.instance_id = c.instance_id AND h.execution_id = c.execution_id
-                AND h.event_id >= c.from_id
-         ORDER BY h.instance_id, h.event_id",
-    )
-    .bind(
-        claimed
-            .iter()
-            .map(|c| c.instance_id.clone())
-            .collect::<Vec<_>>(),
-    )
-    .bind(claimed.iter().map(|c| c.execution_id).collect::<Vec<_>>())
-    .bind(
-        claimed
-            .iter()
-            .map(|c| c.history_from as i64)
-            .collect::<Vec<_>>(),
-    )
-    .fetch_all(&p.pool)
-    .await;
-    let histories = match histories {
-        Ok(rows) => rows,
-        Err(e) => {
-            // Give the claims back rather than leave them locked for a whole lease.
-            let claims: Vec<(String, i64)> = claimed
-                .iter()
-                .map(|c| (c.instance_id.clone(), c.generation))
-                .collect();
-            if let Err(release) = release_claims(&p.pool, &claims).await {
-                tracing::warn!(error = %release, "could not release claims after a failed history read");
-            }
-            return Err(e.into());
+        if c.history.is_err() {
+            continue;
         }
-    };
-    let mut by_instance: HashMap<String, Vec<PgRow>> = HashMap::new();
-    for row in histories {
-        by_instance
-            .entry(row.string("instance_id")?)
-            .or_default()
-            .push(row);
+        match last_events.remove(&c.instance_id) {
+            None => c.history = Ok(vec![]),
+            Some(last) if last.event_id == c.history_from && c.history_from > 1 => {
+                c.history = Ok(vec![last])
+            }
+            Some(_) => to_read.push((c.instance_id.clone(), c.execution_id, c.history_from)),
+        }
     }
-    for c in &mut claimed {
-        c.history = by_instance
-            .remove(&c.instance_id)
-            .unwrap_or_default()
-            .iter()
-            .map(history_row)
-            .collect::<Result<Vec<_>>>();
+    if !to_read.is_empty() {
+        let histories = sqlx::query(
+            "SELECT h.instance_id, h.event_id, h.ts, h.kind, h.data
+             FROM history h
+             JOIN UNNEST($1::text[], $2::bigint[], $3::bigint[]) AS c(instance_id, execution_id, from_id)
+                 ON h.instance_id = c.instance_id AND h.execution_id = c.execution_id
+                    AND h.event_id >= c.from_id
+             ORDER BY h.instance_id, h.event_id",
+        )
+        .bind(to_read.iter().map(|r| r.0.clone()).collect::<Vec<_>>())
+        .bind(to_read.iter().map(|r| r.1).collect::<Vec<_>>())
+        .bind(to_read.iter().map(|r| r.2 as i64).collect::<Vec<_>>())
+        .fetch_all(&p.pool)
+        .await;
+        let histories = match histories {
+            Ok(rows) => rows,
+            Err(e) => {
+                // Give the claims back rather than leave them locked for a whole lease.
+                let claims: Vec<(String, i64)> = claimed
+                    .iter()
+                    .map(|c| (c.instance_id.clone(), c.generation))
+                    .collect();
+                if let Err(release) = release_claims(&p.pool, &claims).await {
+                    tracing::warn!(error = %release, "could not release claims after a failed history read");
+                }
+                return Err(e.into());
+            }
+        };
+        let mut by_instance: HashMap<String, Vec<PgRow>> = HashMap::new();
+        for row in histories {
+            by_instance
+                .entry(row.string("instance_id")?)
+                .or_default()
+                .push(row);
+        }
+        for c in &mut claimed {
+            if let Some(rows) = by_instance.remove(&c.instance_id) {
+                c.history = rows.iter().map(history_row).collect::<Result<Vec<_>>>();
+            } else if to_read.iter().any(|r| r.0 == c.instance_id) {
+                // Shortened under the claimer (a rewind): nothing from the known position on.
+                c.history = Ok(vec![]);
+            }
+        }
     }
     let (items, unreadable) = sort_claimed(claimed);
     if !unreadable.is_empty() {
