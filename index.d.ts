@@ -293,6 +293,19 @@ export interface RuntimeOptions {
   /** How often the snapshot's queue_* gauges are read from the store (default 5000). */
   metricsIntervalMs?: number;
   /**
+   * The stable name a deployment gives this process (a pod name, say). Only one live
+   * runtime per store may have it: starting a second is refused with ERR_LOCKED. A process
+   * restarted with it takes the previous process's work back at once.
+   */
+  workerNodeId?: string;
+  /** How often the runtime refreshes its row in the registry of runtimes (default 1000). */
+  heartbeatIntervalMs?: number;
+  /**
+   * A runtime whose heartbeat is older than this is dead: any live runtime releases its
+   * leases at once (default 3000; at least twice `heartbeatIntervalMs`).
+   */
+  heartbeatTimeoutMs?: number;
+  /**
    * Keep Node alive while the runtime runs, like a listening server (default true). `false`
    * is the same as `runtime.unref()`: a script then exits once its own work is done.
    */
@@ -412,6 +425,10 @@ export interface MetricsSnapshot {
   turnsClaimedOnCompletion: number;
   /** History events read by claims: with the generator cache a turn reads only the events after its cached position. */
   historyEventsRead: number;
+  /** Dead runtimes (stale heartbeat) this runtime removed from the registry, releasing their leases. */
+  runtimesReaped: number;
+  /** Times the store became unreachable (logged once each, until it is back). */
+  storeOutages: number;
   /** Queue depths across all processes, read every `metricsIntervalMs` (absent until the first reading). */
   queueOrchestratorVisible?: number;
   queueOrchestratorDelayed?: number;
@@ -547,6 +564,22 @@ export interface BatchStart {
   version?: string;
 }
 
+/** A row of the registry of runtimes (`client.listRuntimes()`). */
+export interface RuntimeInfo {
+  runtimeId: string;
+  workerNodeId: string | null;
+  host: string;
+  pid: number;
+  /** Epoch ms, the store's clock. */
+  startedAt: number;
+  heartbeatAt: number;
+  heartbeatAgeMs: number;
+  /** Its heartbeat is fresh; a dead runtime's leases are released by the next live heartbeat. */
+  alive: boolean;
+  orchestrations: { name: string; versions: string[] }[];
+  activities: string[];
+}
+
 export interface QueueDepths {
   orchestrator: { visible: number; delayed: number };
   worker: { visible: number; running: number; delayed: number };
@@ -612,6 +645,8 @@ export declare class Client {
   getInstanceTree(instanceId: string): Promise<InstanceTree | null>;
   getSystemMetrics(): Promise<SystemMetrics>;
   getQueueDepths(): Promise<QueueDepths>;
+  /** The registry of runtimes on this store, oldest first. */
+  listRuntimes(): Promise<RuntimeInfo[]>;
   /** Removes finished instances (never running ones) with their sub-orchestrations; resolves to how many were removed. */
   deleteInstances(options: DeleteInstancesOptions): Promise<number>;
   /** Removes old executions' history (never the current one); resolves to how many executions were removed. */

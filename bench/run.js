@@ -239,6 +239,7 @@ const ROWS = [
   ['pg.lat.p99', 'PostgreSQL, one process: one-activity start -> completed p99', 'ms', 'lower', ''],
   ['pg.batch', 'PostgreSQL: batch start (startOrchestrations), instances', '/s', 'higher', '>= 10,000/s'],
   ['pg.cross.lat.p50', 'PostgreSQL: start -> completed by another process, p50', 'ms', 'lower', ''],
+  ['pg.failover', 'PostgreSQL: SIGKILLed worker -> its activity done elsewhere, median of 10 kills', 'ms', 'lower', '<= 5,000 ms (lease 30 s)'],
 ];
 
 async function sqliteRound(dir, round, out) {
@@ -282,6 +283,43 @@ async function pgRound(round, out, schemas) {
     if (batch !== null) out('pg.batch', batch);
   }
   if (want('pg.cross')) out('pg.cross.lat.p50', await crossProcess(open, round));
+  if (round === 0 && want('pg.failover')) out('pg.failover', await failover(open, n(10)));
+}
+
+/**
+ * Time from SIGKILL of a worker holding an activity to that activity's instance completed
+ * by this process's runtime (default options: 30 s lease, 3 s heartbeat timeout); median
+ * of `kills`. The worker is the failover tests' fixture.
+ */
+async function failover(open, kills) {
+  const name = 'failover';
+  const provider = await open(name);
+  const schema = `bench_${process.pid}_${name}_0`;
+  const client = new Client(provider);
+  const fixture = path.join(__dirname, '..', '__test__', 'fixtures', 'failover-worker.js');
+  const times = [];
+  for (let i = 0; i < kills; i++) {
+    const worker = spawn(process.execPath, [fixture, databaseUrl, schema, '{}', 'hang'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let text = '';
+    const saw = (what) => new Promise((resolve) => worker.stdout.on('data', (d) => (text += d).includes(what) && resolve()));
+    await saw('ready');
+    const id = `kill-${i}`;
+    await client.startOrchestration(id, 'OneStep', i);
+    await saw(`started ${id}`);
+    // A runtime here joins only now, so the worker holds the activity.
+    const runtime = new Runtime(provider, { keepAlive: false });
+    runtime.registerActivity('Step', async (ctx, input) => ({ input, pid: process.pid }));
+    runtime.registerOrchestration('OneStep', function* (ctx, input) {
+      return yield ctx.scheduleActivity('Step', input);
+    });
+    await runtime.start();
+    const t = performance.now();
+    worker.kill('SIGKILL');
+    await client.waitForOrchestration(id, 60000);
+    times.push(performance.now() - t);
+    await runtime.shutdown(2000);
+  }
+  return median(times);
 }
 
 /** Start here, run by a worker process: start -> completed p50. */

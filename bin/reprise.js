@@ -22,6 +22,8 @@ Commands:
                           a finished one is left as it is
   delete ID [--force]     Delete an instance with its sub-orchestrations;
                           a running instance needs --force
+  runtimes                List the runtimes on this store (live, or dead and not yet
+                          removed): id, workerNodeId, host, pid, heartbeat, what they run
 
 Global options:
   --db URL        sqlite:PATH, a SQLite file path, or postgres://user:pass@host:port/db
@@ -60,6 +62,7 @@ const COMMANDS = {
   retry: { options: [], id: true },
   cancel: { options: ['reason'], id: true },
   delete: { options: ['force'], id: true },
+  runtimes: { options: [], id: false },
 };
 /** The CLI shows and filters on the stored statuses. */
 const STATUSES = ['Pending', 'Running', 'Completed', 'Failed', 'Canceled'];
@@ -422,6 +425,21 @@ async function remove(client, id, values, out) {
   out(`deleted ${deleted} instance${deleted === 1 ? '' : 's'}`);
 }
 
+async function runtimes(client, values, out) {
+  const list = await client.listRuntimes();
+  if (values.json) return out(list);
+  if (list.length === 0) return out('no runtimes');
+  out(table(['RUNTIME', 'NODE', 'HOST', 'PID', 'STARTED', 'HEARTBEAT', 'RUNS'], list.map((r) => [
+    r.runtimeId,
+    r.workerNodeId || '-',
+    r.host || '-',
+    String(r.pid),
+    iso(r.startedAt),
+    r.alive ? `${r.heartbeatAgeMs} ms ago` : `dead (${Math.round(r.heartbeatAgeMs / 1000)} s ago)`,
+    `${r.orchestrations.length} orchestration${r.orchestrations.length === 1 ? '' : 's'}, ${r.activities.length} activit${r.activities.length === 1 ? 'y' : 'ies'}`,
+  ])));
+}
+
 // ---- main ----
 
 async function main(argv, out) {
@@ -457,6 +475,7 @@ async function main(argv, out) {
   if (command === 'cancel') return cancel(client, args[0], values, print);
   if (command === 'watch') return watch(client, args[0], values, print);
   if (command === 'retry') return retry(client, args[0], values, print);
+  if (command === 'runtimes') return runtimes(client, values, print);
   return remove(client, args[0], values, print);
 }
 

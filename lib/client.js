@@ -212,6 +212,16 @@ class Client {
   }
 
   /**
+   * The registry of runtimes on this store, oldest first: `{runtimeId, workerNodeId, host,
+   * pid, startedAt, heartbeatAt, heartbeatAgeMs, alive, orchestrations: [{name, versions}],
+   * activities}`. A runtime whose heartbeat is stale (`alive: false`) is dead; the next
+   * heartbeat of a live runtime removes it and releases its leases.
+   */
+  async listRuntimes() {
+    return JSON.parse(await nativeCall(this._native.listRuntimes()));
+  }
+
+  /**
    * Queued rows now: `{orchestrator: {visible, delayed}, worker: {visible, running, delayed}}`
    * (delayed: timers, retries; running: activities under a lease).
    */

@@ -35,6 +35,8 @@ const METRICS = [
   { key: 'activitiesClaimedOnCommit', name: 'reprise_activities_claimed_on_commit_total', type: 'counter', help: 'Activities claimed by the commit that scheduled them (no separate claim)' },
   { key: 'turnsClaimedOnCompletion', name: 'reprise_turns_claimed_on_completion_total', type: 'counter', help: 'Instances claimed by the store call that recorded the activity results waking them (SQLite)' },
   { key: 'historyEventsRead', name: 'reprise_history_events_read_total', type: 'counter', help: 'History events read by claims (with the generator cache, a turn reads only what is new)' },
+  { key: 'runtimesReaped', name: 'reprise_runtimes_reaped_total', type: 'counter', help: 'Dead runtimes (stale heartbeat) removed from the registry, their leases released' },
+  { key: 'storeOutages', name: 'reprise_store_outages_total', type: 'counter', help: 'Times the store became unreachable (each logged once, until it is back)' },
   { key: 'storeTransactions', name: 'reprise_store_transactions_total', type: 'counter', help: 'Write transactions of the SQLite writer' },
   { key: 'storeOperations', name: 'reprise_store_operations_total', type: 'counter', help: 'Store operations those transactions carried (mean write batch = operations / transactions)' },
   { key: 'queueOrchestratorVisible', name: 'reprise_queue_orchestrator_visible', type: 'gauge', help: 'Orchestrator messages visible now (all processes)' },

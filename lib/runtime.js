@@ -28,15 +28,28 @@ const OPTIONS = {
   maxTurnMs: [100, MAX_DURATION_MS],
   activityTimeoutMs: [1, MAX_DURATION_MS],
   metricsIntervalMs: [100, MAX_DURATION_MS],
+  heartbeatIntervalMs: [10, MAX_DURATION_MS],
+  heartbeatTimeoutMs: [30, MAX_DURATION_MS],
 };
 
+const MAX_WORKER_NODE_ID = 256;
+
 function checkOptions(options) {
-  if (options === undefined || options === null) return {};
-  checkOptionsObject(options, [...Object.keys(OPTIONS), 'keepAlive'], 'options', 'Runtime');
-  const out = {};
+  const out = { host: os.hostname() };
+  if (options === undefined || options === null) return out;
+  checkOptionsObject(options, [...Object.keys(OPTIONS), 'keepAlive', 'workerNodeId'], 'options', 'Runtime');
   for (const [key, value] of Object.entries(options)) {
     if (key === 'keepAlive') {
       if (value !== undefined && typeof value !== 'boolean') throw new InvalidArgumentError(`options.keepAlive must be a boolean, got ${describe(value)}`);
+      continue;
+    }
+    if (key === 'workerNodeId') {
+      if (value === undefined) continue;
+      checkName(value, 'options.workerNodeId');
+      if (value.length > MAX_WORKER_NODE_ID) {
+        throw new InvalidArgumentError(`options.workerNodeId is ${value.length} characters long; the limit is ${MAX_WORKER_NODE_ID}`);
+      }
+      out.workerNodeId = value;
       continue;
     }
     if (value === undefined) continue;
@@ -49,6 +62,11 @@ function checkOptions(options) {
       throw new InvalidArgumentError(`options.${key} must be at most ${limit}, got ${describe(value)}`);
     }
     out[key] = value;
+  }
+  const interval = out.heartbeatIntervalMs ?? 1000;
+  const timeout = out.heartbeatTimeoutMs ?? 3000;
+  if (timeout < 2 * interval) {
+    throw new InvalidArgumentError(`options.heartbeatTimeoutMs (${timeout}) must be at least twice options.heartbeatIntervalMs (${interval}): one late heartbeat must not make a runtime dead`);
   }
   return out;
 }

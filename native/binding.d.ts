@@ -29,6 +29,8 @@ export declare class NativeClient {
   /** `[{executionId, firstEventAt, lastEventAt, eventCount}]`, oldest first. */
   listExecutions(instanceId: string): Promise<string>
   getSystemMetrics(): Promise<string>
+  /** The registry of runtimes, as JSON (oldest first). */
+  listRuntimes(): Promise<string>
   getQueueDepths(): Promise<string>
   /**
    * Removes finished instances (with their sub-orchestrations); returns how many

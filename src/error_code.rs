@@ -114,6 +114,7 @@ impl From<&crate::store::StoreError> for ErrorCode {
         use crate::store::StoreError;
         match e {
             StoreError::Config(_) => ErrorCode::InvalidArgument,
+            e if e.is_unavailable() => ErrorCode::Unavailable,
             StoreError::Unavailable(_) => ErrorCode::Unavailable,
             StoreError::Locked(_) => ErrorCode::Locked,
             StoreError::NotFound(_) => ErrorCode::NotFound,

@@ -7,7 +7,7 @@ use napi_derive::napi;
 
 use super::provider::NativeProvider;
 use super::views::{
-    ExecutionView, HistoryEventView, InfoView, PageView, QueueDepthsView, StatusView,
+    ExecutionView, HistoryEventView, InfoView, PageView, QueueDepthsView, RuntimeView, StatusView,
     SystemMetricsView, WatchView,
 };
 use super::{err, json_arg, payload, store_err, to_json};
@@ -225,6 +225,14 @@ impl NativeClient {
     pub async fn get_system_metrics(&self) -> Result<String> {
         let m = self.provider.system_metrics().await.map_err(store_err)?;
         Ok(to_json(&SystemMetricsView::from(&m)))
+    }
+
+    /// The registry of runtimes, as JSON (oldest first).
+    #[napi]
+    pub async fn list_runtimes(&self) -> Result<String> {
+        let runtimes = self.provider.list_runtimes().await.map_err(store_err)?;
+        let views: Vec<RuntimeView> = runtimes.iter().map(RuntimeView::from).collect();
+        Ok(to_json(&views))
     }
 
     #[napi]

@@ -17,8 +17,10 @@ use crate::store::StoreError;
 #[napi_derive::module_init]
 fn init() {
     // Honour RUST_LOG; stay quiet (warnings only) by default. An embedder's subscriber wins.
+    // sqlx's own connection warnings repeat for every pooled connection while a database is
+    // down; the runtime logs the outage once instead.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,sqlx=error"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

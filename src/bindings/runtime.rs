@@ -51,6 +51,10 @@ struct OptionsIn {
     max_turn_ms: Option<u64>,
     activity_timeout_ms: Option<u64>,
     metrics_interval_ms: Option<u64>,
+    worker_node_id: Option<String>,
+    host: Option<String>,
+    heartbeat_interval_ms: Option<u64>,
+    heartbeat_timeout_ms: Option<i64>,
 }
 
 #[derive(serde::Deserialize)]
@@ -83,6 +87,10 @@ impl NativeRuntime {
                 max_turn_ms: o.max_turn_ms.unwrap_or(d.max_turn_ms),
                 activity_timeout_ms: o.activity_timeout_ms.unwrap_or(d.activity_timeout_ms),
                 metrics_interval_ms: o.metrics_interval_ms.unwrap_or(d.metrics_interval_ms),
+                worker_node_id: o.worker_node_id,
+                host: o.host.unwrap_or(d.host),
+                heartbeat_interval_ms: o.heartbeat_interval_ms.unwrap_or(d.heartbeat_interval_ms),
+                heartbeat_timeout_ms: o.heartbeat_timeout_ms.unwrap_or(d.heartbeat_timeout_ms),
             },
             driver: Mutex::new(None),
             runtime: Arc::new(Mutex::new(None)),

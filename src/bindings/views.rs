@@ -7,7 +7,7 @@ use serde_json::value::RawValue;
 use crate::client::status::generator_status;
 use crate::client::watch::{WatchCursor, WatchStep};
 use crate::engine::HistoryRow;
-use crate::store::{ExecutionInfo, InstanceInfo, QueueDepths, SystemMetrics};
+use crate::store::{ExecutionInfo, InstanceInfo, QueueDepths, RuntimeInfo, SystemMetrics};
 
 /// Stored JSON text as a raw value (`None` for a missing or unreadable one).
 fn raw(text: &Option<String>) -> Option<Box<RawValue>> {
@@ -229,6 +229,45 @@ impl<'a> WatchView<'a> {
             cursor,
             done: step.done,
             missing: step.missing,
+        }
+    }
+}
+
+/// A row of the registry of runtimes, as `client.listRuntimes()` returns it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RuntimeView {
+    runtime_id: String,
+    worker_node_id: Option<String>,
+    host: String,
+    pid: i64,
+    started_at: i64,
+    heartbeat_at: i64,
+    heartbeat_age_ms: i64,
+    alive: bool,
+    orchestrations: serde_json::Value,
+    activities: serde_json::Value,
+}
+
+impl From<&RuntimeInfo> for RuntimeView {
+    fn from(r: &RuntimeInfo) -> Self {
+        let capabilities: serde_json::Value =
+            serde_json::from_str(&r.capabilities).unwrap_or_default();
+        let list = |key: &str| match capabilities.get(key) {
+            Some(v @ serde_json::Value::Array(_)) => v.clone(),
+            _ => serde_json::Value::Array(vec![]),
+        };
+        RuntimeView {
+            runtime_id: r.runtime_id.clone(),
+            worker_node_id: r.worker_node_id.clone(),
+            host: r.host.clone(),
+            pid: r.pid,
+            started_at: r.started_at,
+            heartbeat_at: r.heartbeat_at,
+            heartbeat_age_ms: r.now - r.heartbeat_at,
+            alive: r.alive(),
+            orchestrations: list("orchestrations"),
+            activities: list("activities"),
         }
     }
 }

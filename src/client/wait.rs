@@ -7,7 +7,24 @@ use tokio::sync::futures::Notified;
 use tokio::time::Instant;
 
 use super::watch::{watch_step, WatchCursor, WatchStep};
-use crate::store::{InstanceInfo, Provider, Result};
+use crate::store::{InstanceInfo, Provider, Result, StoreError};
+
+/// How often a wait looks again while the store is unreachable.
+const UNAVAILABLE_RETRY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// A wait rides through a store outage until its own deadline: an unreachable store is
+/// retried (`Ok(None)`), any other error ends the wait.
+async fn outage_pause<T>(result: Result<T>, deadline: Instant) -> Result<Option<T>> {
+    match result {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.is_unavailable() => {
+            tracing::debug!(error = %e, "the store is unreachable; the wait goes on");
+            tokio::time::sleep_until((Instant::now() + UNAVAILABLE_RETRY).min(deadline)).await;
+            Ok(None)
+        }
+        Err(e) => Err::<Option<T>, StoreError>(e),
+    }
+}
 
 /// Waits for `notified` (a commit in this process), the next look at other processes'
 /// commits, or `deadline`.
@@ -36,12 +53,11 @@ pub async fn wait_until(
             let notified = changed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if let Some(info) = provider.instance(instance_id).await? {
-                if done(&info) {
-                    return Ok(Some(info));
-                }
+            match outage_pause(provider.instance(instance_id).await, deadline).await? {
+                Some(Some(info)) if done(&info) => return Ok(Some(info)),
+                Some(_) => until_woken(provider, notified, deadline).await,
+                None => {}
             }
-            until_woken(provider, notified, deadline).await;
             if Instant::now() >= deadline {
                 return Ok(None);
             }
@@ -66,7 +82,14 @@ pub async fn watch_next(
             let notified = changed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let step = watch_step(provider, instance_id, cursor).await?;
+            let Some(step) =
+                outage_pause(watch_step(provider, instance_id, cursor).await, deadline).await?
+            else {
+                if Instant::now() >= deadline {
+                    return Ok(WatchStep::default());
+                }
+                continue;
+            };
             if !step.events.is_empty() || step.done || Instant::now() >= deadline {
                 return Ok(step);
             }

@@ -306,6 +306,45 @@ pub(super) async fn settle_activities(
             created_at: item.created_at,
         })
         .collect();
+    // Results that finish while the store is unreachable are kept and recorded once it is
+    // back (fenced as always: a lease taken over meanwhile records nothing), rather than
+    // thrown away and run again. Given up only when the runtime stops.
+    let mut pause = Duration::from_millis(100);
+    let results: Vec<ActivityResult> = finals.iter().map(|(_, r)| r.clone()).collect();
+    let mut attempt = finals;
+    loop {
+        match record_outcomes(inner, attempt, &items, &failed).await {
+            Ok(()) => return,
+            Err(e) if e.is_unavailable() && !stopping(inner) => {
+                inc(&inner.metrics.store_errors);
+                debug!(error = %e, activities = items.len(), "the store is unreachable; activity results are kept until it returns");
+                // The store reads an item's identity, never its input.
+                attempt = items.iter().cloned().zip(results.iter().cloned()).collect();
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = inner.stop.notified() => {}
+                }
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+            Err(e) => {
+                inc(&inner.metrics.store_errors);
+                warn!(error = %e, activities = items.len(), "recording activity results failed; they will run again");
+                for item in &items {
+                    let _ = inner.provider.abandon_activity(item, 1_000).await;
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// One attempt at recording final outcomes (claiming the instances they wake on the way).
+async fn record_outcomes(
+    inner: &Arc<Inner>,
+    finals: Vec<(ActivityItem, ActivityResult)>,
+    items: &[ActivityItem],
+    failed: &[bool],
+) -> Result<(), StoreError> {
     // The instances these results wake may be claimed in the same store call, within free
     // turn slots (reserved until the turns are in flight).
     let slots = reserve_turns(inner, finals.len());
@@ -324,7 +363,7 @@ pub(super) async fn settle_activities(
             // A result refused (lease lost, or the activity cancelled meanwhile) is not an
             // outcome of this runtime's.
             let mut canceled = inner.canceled_running.lock().unwrap();
-            for ((recorded, failed), item) in recorded.iter().zip(&failed).zip(&items) {
+            for ((recorded, failed), item) in recorded.iter().zip(failed).zip(items) {
                 let was_canceled = canceled.remove(&item.seq);
                 match (recorded, failed) {
                     (false, _) if was_canceled => {}
@@ -348,14 +387,5 @@ pub(super) async fn settle_activities(
         Err(e) => Err(e),
     };
     inner.turn_slots.release(slots);
-    match settled {
-        Ok(()) => {}
-        Err(e) => {
-            inc(&inner.metrics.store_errors);
-            warn!(error = %e, activities = items.len(), "recording activity results failed; they will run again");
-            for item in &items {
-                let _ = inner.provider.abandon_activity(item, 1_000).await;
-            }
-        }
-    }
+    settled
 }

@@ -113,7 +113,12 @@ pub(super) async fn lease_loop(inner: Arc<Inner>) {
             }
             Err(e) => {
                 inc(&inner.metrics.store_errors);
-                warn!(error = %e, "renewing leases failed");
+                // Work goes on; the leases are renewed once the store is back.
+                if e.is_unavailable() {
+                    debug!(error = %e, "renewing leases failed");
+                } else {
+                    warn!(error = %e, "renewing leases failed");
+                }
             }
         }
     }

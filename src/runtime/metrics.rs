@@ -55,6 +55,8 @@ counters!(
     activities_claimed_on_commit,
     turns_claimed_on_completion,
     history_events_read,
+    runtimes_reaped,
+    store_outages,
 );
 
 /// `turns_committed` → `turnsCommitted`.

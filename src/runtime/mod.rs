@@ -4,6 +4,7 @@
 
 mod activities;
 pub mod cache;
+mod heartbeat;
 mod held;
 mod host;
 mod leases;
@@ -29,7 +30,7 @@ use crate::engine::{
 };
 use crate::store::{
     now_ms, ActivityItem, ActivityResult, DirectClaim, KnownHistories, Lease, OrchestrationClaim,
-    OrchestrationItem, QueueDepths, SharedProvider, StoreError, TurnCommit,
+    OrchestrationItem, QueueDepths, RuntimeRegistration, SharedProvider, StoreError, TurnCommit,
 };
 use activities::*;
 use cache::GeneratorCache;
@@ -60,6 +61,15 @@ pub struct RuntimeOptions {
     pub activity_timeout_ms: u64,
     /// How often the queue depth gauges of the metrics snapshot are read from the store.
     pub metrics_interval_ms: u64,
+    /// The stable name a deployment gives this process: one live runtime per name, and a
+    /// restarted process with the name takes the previous one's work back at once.
+    pub worker_node_id: Option<String>,
+    /// This machine's name, for the registry of runtimes.
+    pub host: String,
+    /// How often the runtime refreshes its row in the registry of runtimes.
+    pub heartbeat_interval_ms: u64,
+    /// A runtime whose heartbeat is older than this is dead: its leases are released.
+    pub heartbeat_timeout_ms: i64,
 }
 
 impl Default for RuntimeOptions {
@@ -75,6 +85,10 @@ impl Default for RuntimeOptions {
             max_turn_ms: 60_000,
             activity_timeout_ms: 300_000,
             metrics_interval_ms: 5_000,
+            worker_node_id: None,
+            host: String::new(),
+            heartbeat_interval_ms: 1_000,
+            heartbeat_timeout_ms: 3_000,
         }
     }
 }
@@ -87,6 +101,24 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// What the registry of runtimes records this process can run, as JSON.
+    pub fn capabilities_json(&self) -> String {
+        let mut orchestrations: Vec<_> = self
+            .orchestrations
+            .iter()
+            .map(|(name, versions)| {
+                let mut versions = versions.clone();
+                versions.sort();
+                serde_json::json!({ "name": name, "versions": versions })
+            })
+            .collect();
+        orchestrations.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+        let mut activities: Vec<_> = self.activities.iter().cloned().collect();
+        activities.sort();
+        serde_json::json!({ "orchestrations": orchestrations, "activities": activities })
+            .to_string()
+    }
+
     /// The version a new execution of `name` gets: the one asked for, or the highest.
     pub fn resolve(&self, name: &str, requested: Option<&str>) -> Option<String> {
         let versions = self.orchestrations.get(name)?;
@@ -117,6 +149,8 @@ struct Inner {
     options: RuntimeOptions,
     registry: Registry,
     owner: String,
+    /// This runtime's row in the registry of runtimes, refreshed by its heartbeat.
+    registration: RuntimeRegistration,
     next_token: AtomicU64,
     turns: Mutex<HashMap<u64, oneshot::Sender<String>>>,
     inflight: Mutex<HashMap<String, i64>>,
@@ -171,7 +205,22 @@ impl Runtime {
         registry: Registry,
     ) -> Result<Runtime, StoreError> {
         let owner = format!("{}:{}", std::process::id(), uuid::Uuid::new_v4());
-        provider.attach_runtime(&owner).await?;
+        let registration = RuntimeRegistration {
+            runtime_id: owner.clone(),
+            worker_node_id: options.worker_node_id.clone(),
+            host: options.host.clone(),
+            pid: std::process::id(),
+            stale_after_ms: options.heartbeat_timeout_ms,
+            capabilities: registry.capabilities_json(),
+        };
+        let replace = match &options.worker_node_id {
+            Some(node) => heartbeat::dead_predecessor(&provider, node, &registration).await?,
+            None => None,
+        };
+        let reaped = provider
+            .attach_runtime(&registration, replace.as_deref())
+            .await?;
+        heartbeat::log_reaped(&reaped);
         info!(
             store = %provider.describe(),
             runtime = %owner,
@@ -197,6 +246,7 @@ impl Runtime {
             options,
             registry,
             owner,
+            registration,
             next_token: AtomicU64::new(1),
             turns: Mutex::new(HashMap::new()),
             inflight: Mutex::new(HashMap::new()),
@@ -233,6 +283,7 @@ impl Runtime {
             tokio::spawn(completion_loop(inner.clone(), completion_rx)),
             tokio::spawn(lease_loop(inner.clone())),
             tokio::spawn(upkeep_loop(inner.clone())),
+            tokio::spawn(heartbeat::heartbeat_loop(inner.clone())),
         ]);
     }
 
@@ -369,7 +420,12 @@ async fn idle_wait(inner: &Inner, wake: &Notify) {
 
 async fn store_error_pause(inner: &Inner, what: &str, e: &StoreError) {
     inc(&inner.metrics.store_errors);
-    warn!(error = %e, "{what} failed; retrying");
+    // An unreachable store is logged once by the heartbeat, not by every loop.
+    if e.is_unavailable() {
+        debug!(error = %e, "{what} failed; retrying");
+    } else {
+        warn!(error = %e, "{what} failed; retrying");
+    }
     tokio::select! {
         _ = tokio::time::sleep(Duration::from_millis(200)) => {}
         _ = inner.stop.notified() => {}

@@ -435,6 +435,10 @@ pub(super) async fn commit(
                     inc(&inner.metrics.lease_losses);
                     warn!(instance_id = %item.instance_id, "turn commit refused: the instance's lease was lost to another claim");
                 }
+                e if e.is_unavailable() => {
+                    inc(&inner.metrics.store_errors);
+                    debug!(error = %e, instance_id = %item.instance_id, "turn commit failed; the turn will run again");
+                }
                 _ => {
                     inc(&inner.metrics.store_errors);
                     warn!(error = %e, instance_id = %item.instance_id, "turn commit failed; the turn will run again");

@@ -59,6 +59,29 @@ pub enum StoreError {
     Closed,
 }
 
+impl StoreError {
+    /// The database could not be reached or dropped the connection (refused, reset, shut
+    /// down, no connection within the pool's wait): retrying later can succeed.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Unavailable(_) => true,
+            StoreError::Database(e) => match e {
+                sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed => true,
+                // Connection exceptions (08...), and the server shutting down or starting.
+                sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+                    code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03")
+                }),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+}
+
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 #[async_trait]
@@ -167,10 +190,24 @@ pub trait Provider: Send + Sync + 'static {
     ) -> Result<u64>;
 
     // --- runtime ---
-    /// Called once when a runtime starts on this store: takes what must be exclusive and
-    /// reclaims leases a previous runtime of this owner left behind.
-    async fn attach_runtime(&self, owner: &str) -> Result<()>;
-    async fn detach_runtime(&self, owner: &str) -> Result<()>;
+    /// Called once when a runtime starts on this store: takes what must be exclusive,
+    /// removes dead runtimes from the registry (and `replace`, a runtime known to be dead:
+    /// the previous process of the same `worker_node_id`) releasing their leases, and
+    /// records this one. `StoreError::Locked` if a live runtime has the same
+    /// `worker_node_id`.
+    async fn attach_runtime(
+        &self,
+        runtime: &RuntimeRegistration,
+        replace: Option<&str>,
+    ) -> Result<Reaped>;
+    /// Removes the runtime from the registry (its leases were given back already).
+    async fn detach_runtime(&self, runtime_id: &str) -> Result<()>;
+    /// Refreshes the runtime's heartbeat (recording it again if a peer removed it as dead)
+    /// and, with `reap`, removes the runtimes whose heartbeat is stale, releasing their
+    /// leases at once.
+    async fn heartbeat(&self, runtime: &RuntimeRegistration, reap: bool) -> Result<Reaped>;
+    /// The registry of runtimes, live and dead (not yet removed), oldest first.
+    async fn list_runtimes(&self) -> Result<Vec<RuntimeInfo>>;
     /// Claims up to `max` instances with visible messages and no live lease, with their
     /// messages (deliveries + 1) and their current execution's history, read from where
     /// `known` says the claimer's copy ends.

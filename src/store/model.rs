@@ -345,3 +345,48 @@ pub enum Deletion {
     /// These instances (the one asked for and its sub-orchestrations) are gone.
     Deleted(Vec<String>),
 }
+
+/// A runtime as it records itself in the registry of runtimes.
+#[derive(Debug, Clone)]
+pub struct RuntimeRegistration {
+    /// The runtime's lease owner name.
+    pub runtime_id: String,
+    /// The stable name a deployment gives this process (one live runtime per name).
+    pub worker_node_id: Option<String>,
+    pub host: String,
+    pub pid: u32,
+    /// A heartbeat older than this makes the runtime dead.
+    pub stale_after_ms: i64,
+    /// What it can run, as JSON: `{"orchestrations":[{"name","versions"}],"activities":[..]}`.
+    pub capabilities: String,
+}
+
+/// A row of the registry of runtimes.
+#[derive(Debug, Clone)]
+pub struct RuntimeInfo {
+    pub runtime_id: String,
+    pub worker_node_id: Option<String>,
+    pub host: String,
+    pub pid: i64,
+    pub started_at: i64,
+    pub heartbeat_at: i64,
+    pub stale_after_ms: i64,
+    pub capabilities: String,
+    /// The store's clock when the row was read.
+    pub now: i64,
+}
+
+impl RuntimeInfo {
+    /// Whether its heartbeat is fresh.
+    pub fn alive(&self) -> bool {
+        self.now - self.heartbeat_at <= self.stale_after_ms
+    }
+}
+
+/// Dead runtimes removed from the registry, and the leases of theirs that were released.
+#[derive(Debug, Clone, Default)]
+pub struct Reaped {
+    pub runtimes: Vec<String>,
+    pub instances: u64,
+    pub activities: u64,
+}

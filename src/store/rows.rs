@@ -10,7 +10,7 @@ use crate::engine::{event_from_row, message_from_row, HistoryRow, QueuedMessage}
 
 use super::{
     ActivityAttempt, ActivityItem, ExecutionInfo, InstanceInfo, InstancePage, OrchestrationItem,
-    PageCursor, QueueDepths, Result, StoreError, StoredStatus, SystemMetrics,
+    PageCursor, QueueDepths, Result, RuntimeInfo, StoreError, StoredStatus, SystemMetrics,
 };
 
 /// How long an instance with a row this version cannot read is kept out of claims.
@@ -108,6 +108,21 @@ pub(crate) fn last_history_row(row: &impl Columns) -> Result<Option<HistoryRow>>
         ts: row.int("last_ts")?,
         event: event_from_row(row.text("last_kind")?, row.text("last_data")?).map_err(corrupt)?,
     }))
+}
+
+/// A `runtimes` row (every column), read at the store's time `now`.
+pub(crate) fn runtime_info(row: &impl Columns, now: i64) -> Result<RuntimeInfo> {
+    Ok(RuntimeInfo {
+        runtime_id: row.string("runtime_id")?,
+        worker_node_id: row.opt_string("worker_node_id")?,
+        host: row.string("host")?,
+        pid: row.int("pid")?,
+        started_at: row.int("started_at")?,
+        heartbeat_at: row.int("heartbeat_at")?,
+        stale_after_ms: row.int("stale_after_ms")?,
+        capabilities: row.string("capabilities")?,
+        now,
+    })
 }
 
 /// A delivered orchestrator-queue row: `seq, deliveries, kind, data`.

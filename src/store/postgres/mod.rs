@@ -17,6 +17,7 @@ mod instances;
 mod management;
 mod notify;
 mod queue;
+mod registry;
 mod rewind;
 
 use std::sync::Arc;
@@ -32,8 +33,8 @@ use crate::engine::{HistoryRow, Message, RewindPlan, StartRequest};
 use crate::store::{
     ActivityAttempt, ActivityItem, ActivityResult, DeleteFilter, Deletion, ExecutionInfo,
     InstanceFilter, InstanceInfo, InstancePage, KnownHistories, Lease, OrchestrationItem, Provider,
-    QueueDepths, Result, StoreError, SystemMetrics, TurnCommit, Wakers,
-    DEFAULT_UNKNOWN_EVENT_TTL_MS,
+    QueueDepths, Reaped, Result, RuntimeInfo, RuntimeRegistration, StoreError, SystemMetrics,
+    TurnCommit, Wakers, DEFAULT_UNKNOWN_EVENT_TTL_MS,
 };
 pub use config::{application_name, channel_name, redact_url, validate_schema};
 use config::{connect_error, describe_target, parse_url, quote_ident};
@@ -132,9 +133,11 @@ impl PostgresProvider {
         let _ = conn.close().await;
 
         let set_path = format!("SET search_path TO {}", quote_ident(&schema));
+        // A call that cannot get a connection fails within 1.5 s (ERR_UNAVAILABLE) rather than
+        // hang while the server is down; the runtime retries, waits ride it out.
         let pool = PgPoolOptions::new()
             .max_connections(options.pool_size)
-            .acquire_timeout(timeout)
+            .acquire_timeout(timeout.min(Duration::from_millis(1_500)))
             .after_connect(move |conn, _meta| {
                 let sql = set_path.clone();
                 Box::pin(async move {
@@ -348,14 +351,24 @@ impl Provider for PostgresProvider {
         management::prune_executions(self, instance_id, keep_last, completed_before).await
     }
 
-    async fn attach_runtime(&self, _owner: &str) -> Result<()> {
-        // Many runtimes share the database: nothing is exclusive, and a lease left by a dead
-        // process is taken over once it expires.
-        Ok(())
+    async fn attach_runtime(
+        &self,
+        runtime: &RuntimeRegistration,
+        replace: Option<&str>,
+    ) -> Result<Reaped> {
+        registry::attach_runtime(self, runtime, replace).await
     }
 
-    async fn detach_runtime(&self, _owner: &str) -> Result<()> {
-        Ok(())
+    async fn detach_runtime(&self, runtime_id: &str) -> Result<()> {
+        registry::detach_runtime(self, runtime_id).await
+    }
+
+    async fn heartbeat(&self, runtime: &RuntimeRegistration, reap: bool) -> Result<Reaped> {
+        registry::heartbeat(self, runtime, reap).await
+    }
+
+    async fn list_runtimes(&self) -> Result<Vec<RuntimeInfo>> {
+        registry::list_runtimes(self).await
     }
 
     async fn claim_orchestrations(

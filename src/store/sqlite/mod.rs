@@ -13,6 +13,7 @@ mod file_lock;
 mod instances;
 mod management;
 mod queue;
+mod registry;
 mod rewind;
 mod writer;
 
@@ -31,8 +32,8 @@ use crate::engine::{HistoryRow, Message, RewindPlan, StartRequest};
 use crate::store::{
     ActivityAttempt, ActivityItem, ActivityResult, Clock, DeleteFilter, Deletion, ExecutionInfo,
     InstanceFilter, InstanceInfo, InstancePage, KnownHistories, Lease, OrchestrationClaim,
-    OrchestrationItem, Provider, QueueDepths, Result, StoreError, SystemMetrics, TurnCommit,
-    Wakers, DEFAULT_UNKNOWN_EVENT_TTL_MS,
+    OrchestrationItem, Provider, QueueDepths, Reaped, Result, RuntimeInfo, RuntimeRegistration,
+    StoreError, SystemMetrics, TurnCommit, Wakers, DEFAULT_UNKNOWN_EVENT_TTL_MS,
 };
 use writer::{writer, BatchCounters, WriteOp};
 
@@ -260,49 +261,44 @@ impl Provider for SqliteProvider {
         management::prune_executions(self, instance_id, keep_last, completed_before).await
     }
 
-    async fn attach_runtime(&self, _owner: &str) -> Result<()> {
+    async fn attach_runtime(
+        &self,
+        runtime: &RuntimeRegistration,
+        _replace: Option<&str>,
+    ) -> Result<Reaped> {
         if let Some(path) = &self.path {
             let lock = file_lock::acquire(path)?;
             *self.runtime_lock.lock().unwrap() = Some(lock);
         }
         self.local_runtime.store(true, Ordering::SeqCst);
         // The only runtime on this file: every lease still held is a dead process's.
-        let (instances, activities) = self
-            .write(|conn| {
-                Box::pin(async move {
-                    let instances = sqlx::query(
-                        "UPDATE instances SET lock_owner = NULL, lock_until = 0 WHERE lock_until > 0",
-                    )
-                    .execute(&mut *conn)
-                    .await?
-                    .rows_affected();
-                    let activities = sqlx::query(
-                        "UPDATE worker_queue SET lock_owner = NULL, lock_until = 0 WHERE lock_until > 0",
-                    )
-                    .execute(&mut *conn)
-                    .await?
-                    .rows_affected();
-                    Ok((instances, activities))
-                })
-            })
-            .await?;
-        if instances + activities > 0 {
+        let reaped = registry::attach_runtime(self, runtime).await?;
+        if reaped.instances + reaped.activities > 0 {
             tracing::info!(
-                instances,
-                activities,
+                instances = reaped.instances,
+                activities = reaped.activities,
                 "recovering work a previous process left leased on {}: it runs again now",
                 self.describe()
             );
         }
-        Ok(())
+        Ok(reaped)
     }
 
-    async fn detach_runtime(&self, _owner: &str) -> Result<()> {
+    async fn detach_runtime(&self, runtime_id: &str) -> Result<()> {
+        let removed = registry::detach_runtime(self, runtime_id).await;
         self.local_runtime.store(false, Ordering::SeqCst);
         if let Some(lock) = self.runtime_lock.lock().unwrap().take() {
             file_lock::release(lock);
         }
-        Ok(())
+        removed
+    }
+
+    async fn heartbeat(&self, runtime: &RuntimeRegistration, reap: bool) -> Result<Reaped> {
+        registry::heartbeat(self, runtime, reap).await
+    }
+
+    async fn list_runtimes(&self) -> Result<Vec<RuntimeInfo>> {
+        registry::list_runtimes(self).await
     }
 
     async fn claim_orchestrations(

@@ -1,0 +1,128 @@
+//! The registry of runtimes. Many runtimes share the database; each refreshes its row every
+//! heartbeat, and any live one removes the rows whose heartbeat is stale, releasing those
+//! runtimes' leases at once instead of waiting for them to expire.
+
+use sqlx::postgres::PgRow;
+use sqlx::Row;
+
+use super::notify::Change;
+use super::PostgresProvider;
+use crate::store::rows::{runtime_info, Columns};
+use crate::store::{Reaped, Result, RuntimeInfo, RuntimeRegistration, StoreError};
+
+/// Removes the stale runtimes (and `replace`), releasing their leases.
+async fn reap(p: &PostgresProvider, except: &str, replace: Option<&str>) -> Result<Reaped> {
+    let row: PgRow = sqlx::query(
+        "WITH dead AS (
+            DELETE FROM runtimes
+            WHERE runtime_id <> $1
+                AND (heartbeat_at < reprise_now_ms() - stale_after_ms OR runtime_id = $2)
+            RETURNING runtime_id
+        ), instances_released AS (
+            UPDATE instances SET lock_owner = NULL, lock_until = 0
+            WHERE lock_owner IN (SELECT runtime_id FROM dead) AND lock_until > 0
+            RETURNING 1
+        ), activities_released AS (
+            UPDATE worker_queue SET lock_owner = NULL, lock_until = 0
+            WHERE lock_owner IN (SELECT runtime_id FROM dead) AND lock_until > 0
+            RETURNING 1
+        )
+        SELECT ARRAY(SELECT runtime_id FROM dead) AS runtimes,
+            (SELECT COUNT(*) FROM instances_released) AS instances,
+            (SELECT COUNT(*) FROM activities_released) AS activities",
+    )
+    .bind(except)
+    .bind(replace)
+    .fetch_one(&p.pool)
+    .await?;
+    let reaped = Reaped {
+        runtimes: row.try_get("runtimes")?,
+        instances: row.int("instances")? as u64,
+        activities: row.int("activities")? as u64,
+    };
+    if !reaped.runtimes.is_empty() {
+        let change = Change {
+            orchestrations: reaped.instances > 0,
+            activities: reaped.activities > 0,
+            ..Default::default()
+        };
+        p.signal(change, false).await;
+    }
+    Ok(reaped)
+}
+
+/// Records the runtime (or refreshes its heartbeat); `false` if another runtime holds its
+/// `worker_node_id`.
+async fn record(p: &PostgresProvider, r: &RuntimeRegistration) -> Result<bool> {
+    let written = sqlx::query(
+        "INSERT INTO runtimes (runtime_id, worker_node_id, host, pid, started_at, heartbeat_at,
+            stale_after_ms, capabilities)
+         VALUES ($1, $2, $3, $4, reprise_now_ms(), reprise_now_ms(), $5, $6)
+         ON CONFLICT (runtime_id) DO UPDATE SET heartbeat_at = reprise_now_ms()",
+    )
+    .bind(&r.runtime_id)
+    .bind(&r.worker_node_id)
+    .bind(&r.host)
+    .bind(r.pid as i64)
+    .bind(r.stale_after_ms)
+    .bind(&r.capabilities)
+    .execute(&p.pool)
+    .await;
+    match written {
+        Ok(_) => Ok(true),
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn node_taken(r: &RuntimeRegistration) -> StoreError {
+    StoreError::Locked(format!(
+        "another runtime with workerNodeId '{}' is alive on this store (two live processes must never share a workerNodeId)",
+        r.worker_node_id.as_deref().unwrap_or_default()
+    ))
+}
+
+pub(super) async fn attach_runtime(
+    p: &PostgresProvider,
+    runtime: &RuntimeRegistration,
+    replace: Option<&str>,
+) -> Result<Reaped> {
+    let reaped = reap(p, &runtime.runtime_id, replace).await?;
+    if !record(p, runtime).await? {
+        return Err(node_taken(runtime));
+    }
+    Ok(reaped)
+}
+
+pub(super) async fn detach_runtime(p: &PostgresProvider, runtime_id: &str) -> Result<()> {
+    sqlx::query("DELETE FROM runtimes WHERE runtime_id = $1")
+        .bind(runtime_id)
+        .execute(&p.pool)
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn heartbeat(
+    p: &PostgresProvider,
+    runtime: &RuntimeRegistration,
+    reap_stale: bool,
+) -> Result<Reaped> {
+    if !record(p, runtime).await? {
+        return Err(node_taken(runtime));
+    }
+    if !reap_stale {
+        return Ok(Reaped::default());
+    }
+    reap(p, &runtime.runtime_id, None).await
+}
+
+pub(super) async fn list_runtimes(p: &PostgresProvider) -> Result<Vec<RuntimeInfo>> {
+    let rows = sqlx::query(
+        "SELECT *, reprise_now_ms() AS now FROM runtimes ORDER BY started_at, runtime_id",
+    )
+    .fetch_all(&p.pool)
+    .await?;
+    rows.iter()
+        .map(|row| runtime_info(row, row.int("now")?))
+        .collect()
+}
