@@ -3,8 +3,9 @@
 // the type tests (`tsc -p __test__`) and the node:test suites twice: with the generator cache
 // and without it (every turn a full replay), then the provider-independent suites on PostgreSQL.
 //
-// The long suites (processes SIGKILLed and SIGSTOPped mid-work) mostly wait on their
-// workers, so they run in a parallel phase beside the other node suites, in both cache modes.
+// The long suites (processes SIGKILLed and SIGSTOPped mid-work, server restarts, the
+// crash-point simulation's 300 seeds) mostly wait, so they run in a parallel phase beside
+// the other node suites, in both cache modes.
 //
 //   node scripts/test.js [lint|rust|node|long]
 const { execFileSync, spawn } = require('node:child_process');
@@ -44,7 +45,12 @@ const regular = () =>
     .map((f) => `__test__/${f}`)
     .filter((f) => !LONG.includes(f));
 
+/** Seeds of the crash-point simulation (src/runtime/simulation.rs) in the parallel phase. */
+const SIMULATION_SEEDS = '300';
+
 async function longSuites() {
+  const simulation = ['test', '--release', '--target', hostTriple(), '--lib', 'simulation'];
+  if (!(await run('cargo', simulation, { REPRISE_SIM_SEEDS: SIMULATION_SEEDS }, '[long] '))) return false;
   if (!(await run(process.execPath, [...NODE_TEST, ...LONG], {}, '[long] '))) return false;
   return run(process.execPath, [...NODE_TEST, ...LONG], { REPRISE_TEST_CACHE_SIZE: '0' }, '[long] ');
 }

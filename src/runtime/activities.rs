@@ -238,11 +238,28 @@ pub(super) async fn retry_if_allowed(
     // Policies are checked in JavaScript (delays at most 100 years), but one stored by an
     // older version may ask for more: a due time must never overflow.
     let retry_at = now_ms().saturating_add(delay.min(i64::MAX as u64) as i64);
-    match inner
-        .provider
-        .retry_activity(item, retry_at, item.attempt + 1)
-        .await
-    {
+    // Like a result, a retry finished while the store is unreachable is recorded once it is
+    // back: giving the row up would run the failed attempt again.
+    let mut pause = Duration::from_millis(100);
+    let recorded = loop {
+        match inner
+            .provider
+            .retry_activity(item, retry_at, item.attempt + 1)
+            .await
+        {
+            Err(e) if e.is_unavailable() && !stopping(inner) => {
+                inc(&inner.metrics.store_errors);
+                debug!(error = %e, "the store is unreachable; the activity retry is kept until it returns");
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = inner.stop.notified() => {}
+                }
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+            other => break other,
+        }
+    };
+    match recorded {
         Ok(true) => {
             inner
                 .provider

@@ -433,4 +433,6 @@ async fn store_error_pause(inner: &Inner, what: &str, e: &StoreError) {
 }
 
 #[cfg(test)]
+mod simulation;
+#[cfg(test)]
 mod tests;
