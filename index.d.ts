@@ -691,6 +691,8 @@ export declare class NotRegisteredError extends RepriseError {
 /** The storage backend failed or refused; `code` says how (`ERR_STORE` by default). */
 export declare class StoreError extends RepriseError {
   constructor(message: string, code?: string);
+  /** The same call can succeed later unchanged: the store was unreachable (`ERR_UNAVAILABLE`). */
+  readonly retryable: boolean;
 }
 /** An activity or sub-orchestration failed; thrown into the orchestration at its `yield`. `code` is the original error's code or `ERR_TASK_FAILED`. */
 export declare class TaskFailedError extends RepriseError {

@@ -62,7 +62,7 @@ test('500 orchestrations ride out three server restarts and a 15 s outage', { sk
     const downAt = Date.now();
     // While the server is down, one-shot calls fail fast and say it is unavailable.
     const t0 = Date.now();
-    await assert.rejects(client.getStatus('o-1'), (e) => e.code === 'ERR_UNAVAILABLE');
+    await assert.rejects(client.getStatus('o-1'), (e) => e.code === 'ERR_UNAVAILABLE' && e.name === 'StoreError' && e.retryable === true);
     const failedAfter = Date.now() - t0;
     t.diagnostic(`getStatus failed with ERR_UNAVAILABLE after ${failedAfter} ms`);
     assert.ok(failedAfter <= 2000, `getStatus took ${failedAfter} ms to fail`);

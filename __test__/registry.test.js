@@ -68,7 +68,7 @@ test('a second live runtime with the same workerNodeId is refused with ERR_LOCKE
   try {
     const second = new Runtime(env.provider, { workerNodeId: 'pod-1', keepAlive: false });
     register(second);
-    await assert.rejects(second.start(), (e) => e.code === 'ERR_LOCKED' && /workerNodeId 'pod-1'/.test(e.message));
+    await assert.rejects(second.start(), (e) => e.code === 'ERR_LOCKED' && e.retryable === false && /workerNodeId 'pod-1'/.test(e.message));
     // Another name is fine, and both are listed.
     const third = new Runtime(env.provider, { workerNodeId: 'pod-2', keepAlive: false });
     register(third);

@@ -45,9 +45,14 @@ class NotRegisteredError extends RepriseError {
   }
 }
 
+/**
+ * Storage failures. `retryable` is true when the same call can succeed later unchanged: the
+ * store was unreachable (`ERR_UNAVAILABLE`).
+ */
 class StoreError extends RepriseError {
   constructor(message, code = 'ERR_STORE') {
     super(message, code);
+    this.retryable = code === 'ERR_UNAVAILABLE';
   }
 }
 
