@@ -153,7 +153,13 @@ pub(super) async fn notify_loop(
             .execute(&pool)
             .await
         {
-            tracing::warn!(error = %e, "could not notify other processes of a change; they see it at their next poll");
+            // While the server is down this repeats; the runtime logs the outage once.
+            let e = crate::store::StoreError::from(e);
+            if e.is_unavailable() {
+                tracing::debug!(error = %e, "could not notify other processes of a change; they see it at their next poll");
+            } else {
+                tracing::warn!(error = %e, "could not notify other processes of a change; they see it at their next poll");
+            }
         }
         for done in waiting {
             let _ = done.send(());
