@@ -816,14 +816,15 @@ async fn every_store_call_can_fail_or_kill_and_the_workload_still_ends_right() {
             }
         }
     }
-    // Every kind of work call was hit by some seed.
+    // Every kind of work call was hit by some seed (asked of a long run only: 40 seeds may
+    // miss one by chance).
     for call in [
         "claim_orchestrations",
         "commit_turn",
         "claim_activities",
         "complete_activities_and_claim",
     ] {
-        if only.is_none() {
+        if list.len() >= 100 {
             assert!(hits.contains_key(call), "no seed hit {call}: {hits:?}");
         }
     }
