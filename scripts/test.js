@@ -45,7 +45,7 @@ const regular = () =>
     .map((f) => `__test__/${f}`)
     .filter((f) => !LONG.includes(f));
 
-/** Seeds of the crash-point simulation (src/runtime/simulation.rs) in the parallel phase. */
+/** Seeds of the crash-point simulation (src/runtime/simulation/) in the parallel phase. */
 const SIMULATION_SEEDS = '300';
 
 async function longSuites() {

@@ -14,10 +14,6 @@ use crate::store::rows::{
 };
 use crate::store::{KnownHistories, Lease, OrchestrationItem, Result};
 
-fn instance_id_of(claimed: &[Claimed]) -> String {
-    claimed.last().expect("just pushed").instance_id.clone()
-}
-
 pub(super) async fn claim_orchestrations(
     p: &PostgresProvider,
     owner: &str,
@@ -76,6 +72,13 @@ pub(super) async fn claim_orchestrations(
         let instance_id = row.string("instance_id")?;
         if claimed.last().map(|c| &c.instance_id) != Some(&instance_id) {
             log_takeover("instance", &instance_id, owner, row)?;
+            // An unreadable last event sets the instance aside like any unreadable row.
+            let history = last_history_row(row).map(|last| {
+                if let Some(last) = last {
+                    last_events.insert(instance_id.clone(), last);
+                }
+                vec![]
+            });
             claimed.push(Claimed {
                 instance_id,
                 execution_id: row.int("execution_id")?,
@@ -84,16 +87,9 @@ pub(super) async fn claim_orchestrations(
                 created_at: row.int("created_at")?,
                 now: row.int("now")?,
                 messages: Ok(vec![]),
-                history: Ok(vec![]),
+                history,
                 history_from: 1,
             });
-            match last_history_row(row) {
-                Ok(Some(last)) => {
-                    last_events.insert(instance_id_of(&claimed), last);
-                }
-                Ok(None) => {}
-                Err(e) => claimed.last_mut().expect("just pushed").history = Err(e),
-            }
         }
         let entry = claimed.last_mut().expect("just pushed");
         // An instance whose messages were all consumed meanwhile joins no message row.
