@@ -19,7 +19,9 @@ function setup(rt) {
 
 test('connections terminated mid-call count one store error per broken call; the runtime reconnects and goes on', async () => {
   const schema = `t_reconnect_${process.pid}_${Math.floor(Math.random() * 1e6)}`;
-  const env = await startEnv(setup, {}, `pg:${schema}`);
+  // The heartbeat is held off: a heartbeat in flight when the connections are terminated
+  // would be one more broken call than this test counts.
+  const env = await startEnv(setup, { heartbeatIntervalMs: 600000, heartbeatTimeoutMs: 1200000 }, `pg:${schema}`);
   const app = `application_name = 'reprise:${schema}'`;
   try {
     const { client, runtime } = env;
