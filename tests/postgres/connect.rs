@@ -187,3 +187,46 @@ async fn concurrent_connects_create_and_migrate_a_schema_once() {
         .count() as i64;
     assert_eq!(applied, migrations, "each migration applied exactly once");
 }
+
+/// A pool whose every connection is busy is not an outage: a call waiting longer than the
+/// 1.5 s outage bound for a connection keeps its place and succeeds (seen with 300
+/// concurrent starts on a busy machine).
+#[tokio::test]
+async fn a_call_waiting_for_a_busy_pool_is_not_failed_as_unavailable() {
+    let schema = unique_schema("busy_pool");
+    let _guard = SchemaGuard {
+        schema: schema.clone(),
+    };
+    let provider = connect_with(
+        &schema,
+        PostgresOptions {
+            pool_size: 1,
+            ..options(&schema)
+        },
+    )
+    .await;
+    // Another session holds the clock lock, so a clock shift holds the pool's only
+    // connection until it lets go, 2.5 s later.
+    let mut admin = admin().await;
+    sqlx::query("BEGIN").execute(&mut admin).await.unwrap();
+    sqlx::query(&format!(
+        "SELECT pg_advisory_xact_lock(hashtext('reprise_clock:{schema}'))"
+    ))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    let shifting = tokio::spawn({
+        let provider = provider.clone();
+        async move { provider.shift_clock(0).await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let waiting = tokio::spawn({
+        let provider = provider.clone();
+        async move { provider.now().await }
+    });
+    tokio::time::sleep(Duration::from_millis(2_300)).await;
+    sqlx::query("COMMIT").execute(&mut admin).await.unwrap();
+    shifting.await.unwrap().expect("the clock shift");
+    let now = waiting.await.unwrap();
+    assert!(now.is_ok(), "the call behind the busy connection: {now:?}");
+}

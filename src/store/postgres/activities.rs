@@ -30,7 +30,7 @@ pub(super) async fn claim_activities(
     .bind(owner)
     .bind(lease_ms)
     .bind(max as i64)
-    .fetch_all(&p.pool)
+    .fetch_all(&mut *p.pool.conn().await?)
     .await?;
     let mut items = rows.iter().map(activity_item).collect::<Result<Vec<_>>>()?;
     for (row, item) in rows.iter().zip(&items) {
@@ -89,7 +89,7 @@ pub(super) async fn complete_activities(
     .bind(&generations)
     .bind(&kinds)
     .bind(&data)
-    .fetch_all(&p.pool)
+    .fetch_all(&mut *p.pool.conn().await?)
     .await?
     .into_iter()
     .collect();
@@ -119,7 +119,7 @@ pub(super) async fn retry_activity(
     .bind(next_attempt as i32)
     .bind(item.seq)
     .bind(item.generation)
-    .execute(&p.pool)
+    .execute(&mut *p.pool.conn().await?)
     .await?
     .rows_affected()
         == 1;
@@ -144,7 +144,7 @@ pub(super) async fn abandon_activity(
     .bind(delay_ms)
     .bind(item.seq)
     .bind(item.generation)
-    .execute(&p.pool)
+    .execute(&mut *p.pool.conn().await?)
     .await?;
     let change = Change {
         activities: true,

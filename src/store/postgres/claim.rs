@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use sqlx::postgres::{PgPool, PgRow};
+use sqlx::postgres::PgRow;
 
 use super::notify::Change;
 use super::PostgresProvider;
@@ -60,7 +60,7 @@ pub(super) async fn claim_orchestrations(
     .bind(owner)
     .bind(lease_ms)
     .bind(max as i64)
-    .fetch_all(&p.pool)
+    .fetch_all(&mut *p.pool.conn().await?)
     .await?;
     if rows.is_empty() {
         return Ok(vec![]);
@@ -114,7 +114,7 @@ pub(super) async fn claim_orchestrations(
             .into_iter()
             .map(|c| (c.instance_id, c.generation))
             .collect();
-        release_claims(&p.pool, &claims).await?;
+        release_claims(p, &claims).await?;
     }
     if claimed.is_empty() {
         return Ok(vec![]);
@@ -148,7 +148,7 @@ pub(super) async fn claim_orchestrations(
         .bind(to_read.iter().map(|r| r.0.clone()).collect::<Vec<_>>())
         .bind(to_read.iter().map(|r| r.1).collect::<Vec<_>>())
         .bind(to_read.iter().map(|r| r.2 as i64).collect::<Vec<_>>())
-        .fetch_all(&p.pool)
+        .fetch_all(&mut *p.pool.conn().await?)
         .await;
         let histories = match histories {
             Ok(rows) => rows,
@@ -158,7 +158,7 @@ pub(super) async fn claim_orchestrations(
                     .iter()
                     .map(|c| (c.instance_id.clone(), c.generation))
                     .collect();
-                if let Err(release) = release_claims(&p.pool, &claims).await {
+                if let Err(release) = release_claims(p, &claims).await {
                     tracing::warn!(error = %release, "could not release claims after a failed history read");
                 }
                 return Err(e.into());
@@ -187,7 +187,7 @@ pub(super) async fn claim_orchestrations(
         )
         .bind(&unreadable)
         .bind(UNREADABLE_RETRY_MS)
-        .execute(&p.pool)
+        .execute(&mut *p.pool.conn().await?)
         .await?;
     }
     Ok(items)
@@ -195,7 +195,7 @@ pub(super) async fn claim_orchestrations(
 
 /// Releases claimed instances (each under its claim's generation), giving back the claim's
 /// delivery of their visible messages.
-async fn release_claims(pool: &PgPool, claims: &[(String, i64)]) -> Result<()> {
+async fn release_claims(p: &PostgresProvider, claims: &[(String, i64)]) -> Result<()> {
     if claims.is_empty() {
         return Ok(());
     }
@@ -212,7 +212,7 @@ async fn release_claims(pool: &PgPool, claims: &[(String, i64)]) -> Result<()> {
     )
     .bind(claims.iter().map(|c| c.0.clone()).collect::<Vec<_>>())
     .bind(claims.iter().map(|c| c.1).collect::<Vec<_>>())
-    .execute(pool)
+    .execute(&mut *p.pool.conn().await?)
     .await?;
     Ok(())
 }
@@ -242,7 +242,7 @@ pub(super) async fn abandon_orchestration(
     .bind(generation)
     .bind(delay_ms)
     .bind(if count_delivery { 0i32 } else { 1i32 })
-    .execute(&p.pool)
+    .execute(&mut *p.pool.conn().await?)
     .await?;
     let change = Change {
         orchestrations: true,
@@ -307,7 +307,7 @@ pub(super) async fn renew_leases(
     .bind(id_gens)
     .bind(seqs)
     .bind(seq_gens)
-    .fetch_all(&p.pool)
+    .fetch_all(&mut *p.pool.conn().await?)
     .await?;
     let mut held = HashSet::new();
     for row in rows {
@@ -330,7 +330,7 @@ pub(super) async fn next_due(p: &PostgresProvider) -> Result<Option<i64>> {
             (SELECT MIN(visible_at) FROM orchestrator_queue WHERE visible_at > reprise_now_ms()),
             (SELECT MIN(visible_at) FROM worker_queue WHERE visible_at > reprise_now_ms()))",
     )
-    .fetch_one(&p.pool)
+    .fetch_one(&mut *p.pool.conn().await?)
     .await?)
 }
 

@@ -36,7 +36,7 @@ pub(super) async fn commit_turn(
     };
     let claimed = if commit.outcome.starts.is_empty() {
         // One statement: atomic without a transaction around it.
-        let mut conn = p.pool.acquire().await?;
+        let mut conn = p.pool.conn().await?;
         commit_turn_in(&mut conn, &commit, p.unknown_event_ttl_ms).await?
     } else {
         let mut tx = p.pool.begin().await?;

@@ -79,7 +79,7 @@ pub(super) async fn create_instance(p: &PostgresProvider, start: &StartRequest) 
     .bind(p.unknown_event_ttl_ms)
     .bind(channel)
     .bind(payload)
-    .execute(&p.pool)
+    .execute(&mut *p.pool.conn().await?)
     .await?
     .rows_affected()
         == 1;
@@ -111,7 +111,7 @@ pub(super) async fn enqueue(
     .bind(message_data(message))
     .bind(channel)
     .bind(payload)
-    .execute(&p.pool)
+    .execute(&mut *p.pool.conn().await?)
     .await?;
     p.signal_here(&change);
     Ok(())
@@ -123,7 +123,7 @@ pub(super) async fn instance(
 ) -> Result<Option<InstanceInfo>> {
     let row = sqlx::query("SELECT * FROM instances WHERE instance_id = $1")
         .bind(instance_id)
-        .fetch_optional(&p.pool)
+        .fetch_optional(&mut *p.pool.conn().await?)
         .await?;
     row.as_ref().map(instance_info).transpose()
 }
@@ -141,7 +141,7 @@ pub(super) async fn history(
     )
     .bind(instance_id)
     .bind(execution_id.map(|e| e as i64))
-    .fetch_all(&p.pool)
+    .fetch_all(&mut *p.pool.conn().await?)
     .await?
     .iter()
     .map(history_row)
@@ -162,7 +162,7 @@ pub(super) async fn history_after(
     .bind(instance_id)
     .bind(execution_id as i64)
     .bind(after_event_id as i64)
-    .fetch_all(&p.pool)
+    .fetch_all(&mut *p.pool.conn().await?)
     .await?
     .iter()
     .map(history_row)

@@ -45,7 +45,7 @@ pub(super) async fn list_instances(
     }
     qb.push(" ORDER BY created_at, instance_id COLLATE \"C\" LIMIT ")
         .push_bind(limit as i64 + 1);
-    let rows = qb.build().fetch_all(&p.pool).await?;
+    let rows = qb.build().fetch_all(&mut *p.pool.conn().await?).await?;
     let instances = rows.iter().map(instance_info).collect::<Result<Vec<_>>>()?;
     Ok(page_of(instances, limit))
 }
@@ -80,7 +80,7 @@ pub(super) async fn list_executions(
 pub(super) async fn system_metrics(p: &PostgresProvider) -> Result<SystemMetrics> {
     let rows: Vec<(String, i64)> =
         sqlx::query_as("SELECT status, COUNT(*) FROM instances GROUP BY status")
-            .fetch_all(&p.pool)
+            .fetch_all(&mut *p.pool.conn().await?)
             .await?;
     Ok(metrics_of(rows))
 }
@@ -94,7 +94,7 @@ pub(super) async fn activity_attempts(
          FROM worker_queue WHERE instance_id = $1 ORDER BY execution_id, task",
     )
     .bind(instance_id)
-    .fetch_all(&p.pool)
+    .fetch_all(&mut *p.pool.conn().await?)
     .await?
     .iter()
     .map(activity_attempt)
@@ -108,7 +108,7 @@ pub(super) async fn expire_unknown_events(p: &PostgresProvider) -> Result<u64> {
             AND NOT EXISTS (SELECT 1 FROM instances i WHERE i.instance_id = q.instance_id)",
     )
     .bind(p.unknown_event_ttl_ms)
-    .execute(&p.pool)
+    .execute(&mut *p.pool.conn().await?)
     .await?
     .rows_affected();
     Ok(deleted)
@@ -126,7 +126,7 @@ pub(super) async fn queue_depths(p: &PostgresProvider) -> Result<QueueDepths> {
             (SELECT COUNT(*) FROM worker_queue, t WHERE lock_until > t.now),
             (SELECT COUNT(*) FROM worker_queue, t WHERE lock_until <= t.now AND visible_at > t.now)",
     )
-    .fetch_one(&p.pool)
+    .fetch_one(&mut *p.pool.conn().await?)
     .await?;
     Ok(queue_depths_of(counts))
 }
@@ -153,7 +153,10 @@ pub(super) async fn finished_instances(
     if let Some(limit) = f.limit {
         qb.push(" LIMIT ").push_bind(limit as i64);
     }
-    Ok(qb.build_query_scalar().fetch_all(&p.pool).await?)
+    Ok(qb
+        .build_query_scalar()
+        .fetch_all(&mut *p.pool.conn().await?)
+        .await?)
 }
 
 pub(super) async fn prune_executions(

@@ -16,6 +16,7 @@ mod config;
 mod instances;
 mod management;
 mod notify;
+mod pool;
 mod queue;
 mod registry;
 mod rewind;
@@ -24,7 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnection, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, Executor};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -76,7 +77,7 @@ impl Default for PostgresOptions {
 }
 
 pub struct PostgresProvider {
-    pool: PgPool,
+    pool: pool::Pool,
     schema: String,
     wakers: Arc<Wakers>,
     /// Changes for the notifier task, which tells the other processes.
@@ -133,11 +134,11 @@ impl PostgresProvider {
         let _ = conn.close().await;
 
         let set_path = format!("SET search_path TO {}", quote_ident(&schema));
-        // A call that cannot get a connection fails within 1.5 s (ERR_UNAVAILABLE) rather than
-        // hang while the server is down; the runtime retries, waits ride it out.
+        // The pool waits up to the connect timeout; `conn` fails sooner when the wait is not
+        // for busy connections but for a server that does not answer.
         let pool = PgPoolOptions::new()
             .max_connections(options.pool_size)
-            .acquire_timeout(timeout.min(Duration::from_millis(1_500)))
+            .acquire_timeout(timeout)
             .after_connect(move |conn, _meta| {
                 let sql = set_path.clone();
                 Box::pin(async move {
@@ -173,7 +174,7 @@ impl PostgresProvider {
             rx,
         ));
         Ok(Arc::new(PostgresProvider {
-            pool,
+            pool: pool::Pool::new(pool, options.pool_size, target.clone()),
             schema,
             wakers,
             changes,
@@ -236,7 +237,7 @@ impl Provider for PostgresProvider {
 
     async fn now(&self) -> Result<i64> {
         Ok(sqlx::query_scalar("SELECT reprise_now_ms()")
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *self.pool.conn().await?)
             .await?)
     }
 

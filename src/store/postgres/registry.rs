@@ -33,7 +33,7 @@ async fn reap(p: &PostgresProvider, except: &str, replace: Option<&str>) -> Resu
     )
     .bind(except)
     .bind(replace)
-    .fetch_one(&p.pool)
+    .fetch_one(&mut *p.pool.conn().await?)
     .await?;
     let reaped = Reaped {
         runtimes: row.try_get("runtimes")?,
@@ -66,7 +66,7 @@ async fn record(p: &PostgresProvider, r: &RuntimeRegistration) -> Result<bool> {
     .bind(r.pid as i64)
     .bind(r.stale_after_ms)
     .bind(&r.capabilities)
-    .execute(&p.pool)
+    .execute(&mut *p.pool.conn().await?)
     .await;
     match written {
         Ok(_) => Ok(true),
@@ -97,7 +97,7 @@ pub(super) async fn attach_runtime(
 pub(super) async fn detach_runtime(p: &PostgresProvider, runtime_id: &str) -> Result<()> {
     sqlx::query("DELETE FROM runtimes WHERE runtime_id = $1")
         .bind(runtime_id)
-        .execute(&p.pool)
+        .execute(&mut *p.pool.conn().await?)
         .await?;
     Ok(())
 }
@@ -120,7 +120,7 @@ pub(super) async fn list_runtimes(p: &PostgresProvider) -> Result<Vec<RuntimeInf
     let rows = sqlx::query(
         "SELECT *, reprise_now_ms() AS now FROM runtimes ORDER BY started_at, runtime_id",
     )
-    .fetch_all(&p.pool)
+    .fetch_all(&mut *p.pool.conn().await?)
     .await?;
     rows.iter()
         .map(|row| runtime_info(row, row.int("now")?))
