@@ -120,6 +120,7 @@ impl From<&crate::store::StoreError> for ErrorCode {
             StoreError::NotFound(_) => ErrorCode::NotFound,
             StoreError::LeaseLost(_) => ErrorCode::LeaseLost,
             StoreError::Database(_)
+            | StoreError::Sqlite(_)
             | StoreError::Migration(_)
             | StoreError::Open(_)
             | StoreError::Corrupt(_)

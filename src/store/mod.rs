@@ -45,6 +45,9 @@ pub enum StoreError {
     Locked(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// An error of the SQLite writer's synchronous statements.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
     /// Something the call names does not exist (a PostgreSQL schema it may not create).

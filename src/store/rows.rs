@@ -62,6 +62,34 @@ impl Columns for SqliteRow {
     }
 }
 
+impl Columns for rusqlite::Row<'_> {
+    fn int(&self, column: &str) -> Result<i64> {
+        Ok(self.get(column)?)
+    }
+
+    fn small(&self, column: &str) -> Result<u32> {
+        Ok(self.get::<_, i64>(column)? as u32)
+    }
+
+    fn text(&self, column: &str) -> Result<&str> {
+        self.get_ref(column)?
+            .as_str()
+            .map_err(|e| StoreError::Corrupt(format!("column {column}: {e}")))
+    }
+
+    fn opt_string(&self, column: &str) -> Result<Option<String>> {
+        Ok(self.get(column)?)
+    }
+
+    fn opt_int(&self, column: &str) -> Result<Option<i64>> {
+        Ok(self.get(column)?)
+    }
+
+    fn flag(&self, column: &str) -> Result<bool> {
+        Ok(self.get(column)?)
+    }
+}
+
 impl Columns for PgRow {
     fn int(&self, column: &str) -> Result<i64> {
         Ok(self.try_get(column)?)

@@ -3,10 +3,11 @@
 
 use std::collections::HashSet;
 
-use sqlx::{QueryBuilder, Sqlite};
+use rusqlite::params;
 
 use super::claim::claim_in;
 use super::queue::{insert_messages, IDS_PER_STATEMENT};
+use super::sql::{execute, query_rows, Sql};
 use super::SqliteProvider;
 use crate::store::rows::activity_item;
 use crate::store::writes::QueueInsert;
@@ -20,27 +21,21 @@ pub(super) async fn claim_activities(
 ) -> Result<Vec<ActivityItem>> {
     let owner = owner.to_owned();
     let clock = p.clock.clone();
-    p.write(move |conn| {
-        Box::pin(async move {
-            let now = clock.now_ms();
-            let rows = sqlx::query(
-                "UPDATE worker_queue SET lock_owner = ?1, lock_until = ?2, generation = generation + 1,
-                    deliveries = deliveries + 1
-                 WHERE seq IN (
-                    SELECT seq FROM worker_queue WHERE visible_at <= ?3 AND lock_until <= ?3
-                    ORDER BY seq LIMIT ?4)
-                 RETURNING *",
-            )
-            .bind(&owner)
-            .bind(now + lease_ms)
-            .bind(now)
-            .bind(max as i64)
-            .fetch_all(&mut *conn)
-            .await?;
-            let mut items = rows.iter().map(activity_item).collect::<Result<Vec<_>>>()?;
-            items.sort_by_key(|i| i.seq);
-            Ok(items)
-        })
+    p.write_sync(move |db| {
+        let now = clock.now_ms();
+        let mut items = query_rows(
+            db,
+            "UPDATE worker_queue SET lock_owner = ?1, lock_until = ?2, generation = generation + 1,
+                deliveries = deliveries + 1
+             WHERE seq IN (
+                SELECT seq FROM worker_queue WHERE visible_at <= ?3 AND lock_until <= ?3
+                ORDER BY seq LIMIT ?4)
+             RETURNING *",
+            params![owner, now + lease_ms, now, max as i64],
+            |r| activity_item(r),
+        )?;
+        items.sort_by_key(|i| i.seq);
+        Ok(items)
     })
     .await
 }
@@ -84,59 +79,41 @@ async fn settle_and_claim(
         .collect();
     let clock = p.clock.clone();
     let (recorded, claimed) = p
-        .write(move |conn| {
-            Box::pin(async move {
-                // Fenced by each row's generation: a lost lease or a cancelled activity
-                // records nothing.
-                let mut deleted: HashSet<i64> = HashSet::new();
-                for chunk in rows.chunks(IDS_PER_STATEMENT / 2) {
-                    let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-                        "DELETE FROM worker_queue WHERE (seq, generation) IN (VALUES ",
-                    );
-                    let mut sep = qb.separated(", ");
-                    for (seq, generation, _) in chunk {
-                        sep.push("(")
-                            .push_bind_unseparated(*seq)
-                            .push_unseparated(", ")
-                            .push_bind_unseparated(*generation)
-                            .push_unseparated(")");
-                    }
-                    qb.push(") RETURNING seq");
-                    deleted.extend(qb.build_query_scalar::<i64>().fetch_all(&mut *conn).await?);
+        .write_sync(move |db| {
+            // Fenced by each row's generation: a lost lease or a cancelled activity records
+            // nothing.
+            let mut deleted: HashSet<i64> = HashSet::new();
+            for chunk in rows.chunks(IDS_PER_STATEMENT / 2) {
+                let mut sql =
+                    Sql::new("DELETE FROM worker_queue WHERE (seq, generation) IN (VALUES ");
+                sql.tuples(chunk, |(seq, generation, _)| {
+                    vec![(*seq).into(), (*generation).into()]
+                })
+                .push(") RETURNING seq");
+                deleted.extend(sql.rows(db, |r| Ok(r.get::<_, i64>(0)?))?);
+            }
+            let now = clock.now_ms();
+            let mut recorded = Vec::with_capacity(rows.len());
+            let mut queue = Vec::new();
+            for (seq, _, mut row) in rows {
+                let done = deleted.contains(&seq);
+                if done {
+                    row.visible_at = now;
+                    queue.push(row);
                 }
-                let now = clock.now_ms();
-                let mut recorded = Vec::with_capacity(rows.len());
-                let mut queue = Vec::new();
-                for (seq, _, mut row) in rows {
-                    let done = deleted.contains(&seq);
-                    if done {
-                        row.visible_at = now;
-                        queue.push(row);
-                    }
-                    recorded.push(done);
+                recorded.push(done);
+            }
+            insert_messages(db, &queue)?;
+            let claimed = match claim {
+                Some(c) => {
+                    let mut woken: Vec<String> = queue.into_iter().map(|r| r.instance_id).collect();
+                    woken.sort();
+                    woken.dedup();
+                    claim_in(db, &c.owner, c.lease_ms, c.max, Some(&woken), &c.known, now)?
                 }
-                insert_messages(conn, &queue).await?;
-                let claimed = match claim {
-                    Some(c) => {
-                        let mut woken: Vec<String> =
-                            queue.into_iter().map(|r| r.instance_id).collect();
-                        woken.sort();
-                        woken.dedup();
-                        claim_in(
-                            conn,
-                            &c.owner,
-                            c.lease_ms,
-                            c.max,
-                            Some(&woken),
-                            &c.known,
-                            now,
-                        )
-                        .await?
-                    }
-                    None => Vec::new(),
-                };
-                Ok((recorded, claimed))
-            })
+                None => Vec::new(),
+            };
+            Ok((recorded, claimed))
         })
         .await?;
     // Woken instances this call did not claim are for the dispatcher.
@@ -154,22 +131,14 @@ pub(super) async fn retry_activity(
 ) -> Result<bool> {
     let (seq, generation) = (item.seq, item.generation);
     let updated = p
-        .write(move |conn| {
-            Box::pin(async move {
-                Ok(sqlx::query(
-                    "UPDATE worker_queue SET visible_at = ?1, attempt = ?2, lock_owner = NULL, lock_until = 0,
-                        deliveries = 0
-                     WHERE seq = ?3 AND generation = ?4",
-                )
-                .bind(visible_at)
-                .bind(next_attempt as i64)
-                .bind(seq)
-                .bind(generation)
-                .execute(&mut *conn)
-                .await?
-                .rows_affected()
-                    == 1)
-            })
+        .write_sync(move |db| {
+            Ok(execute(
+                db,
+                "UPDATE worker_queue SET visible_at = ?1, attempt = ?2, lock_owner = NULL, lock_until = 0,
+                    deliveries = 0
+                 WHERE seq = ?3 AND generation = ?4",
+                params![visible_at, next_attempt as i64, seq, generation],
+            )? == 1)
         })
         .await?;
     p.wakers.activities.notify_one();
@@ -183,19 +152,14 @@ pub(super) async fn abandon_activity(
 ) -> Result<()> {
     let (seq, generation) = (item.seq, item.generation);
     let clock = p.clock.clone();
-    p.write(move |conn| {
-        Box::pin(async move {
-            sqlx::query(
-                "UPDATE worker_queue SET lock_owner = NULL, lock_until = 0, visible_at = ?1
-                 WHERE seq = ?2 AND generation = ?3",
-            )
-            .bind(clock.now_ms() + delay_ms)
-            .bind(seq)
-            .bind(generation)
-            .execute(&mut *conn)
-            .await?;
-            Ok(())
-        })
+    p.write_sync(move |db| {
+        execute(
+            db,
+            "UPDATE worker_queue SET lock_owner = NULL, lock_until = 0, visible_at = ?1
+             WHERE seq = ?2 AND generation = ?3",
+            params![clock.now_ms() + delay_ms, seq, generation],
+        )?;
+        Ok(())
     })
     .await?;
     p.wakers.activities.notify_one();

@@ -3,10 +3,12 @@
 
 use std::collections::HashMap;
 
-use sqlx::sqlite::{SqliteConnection, SqliteRow};
-use sqlx::{QueryBuilder, Sqlite};
+use rusqlite::params;
 
+use super::sql::{execute, query_rows, Sql};
+use super::writer::Db;
 use super::SqliteProvider;
+use crate::engine::{HistoryRow, QueuedMessage};
 use crate::store::rows::{
     history_row, queued_message, sort_claimed, Claimed, Columns, UNREADABLE_RETRY_MS,
 };
@@ -15,8 +17,8 @@ use crate::store::{KnownHistories, Lease, OrchestrationItem, Result};
 /// Claims up to `max` instances with visible messages and no live lease (only among `only`
 /// when given): their messages (deliveries + 1) and current histories, from where `known`
 /// says the claimer's copy ends.
-pub(super) async fn claim_in(
-    conn: &mut SqliteConnection,
+pub(super) fn claim_in(
+    db: &Db,
     owner: &str,
     lease_ms: i64,
     max: usize,
@@ -27,93 +29,82 @@ pub(super) async fn claim_in(
     if max == 0 || only.is_some_and(|ids| ids.is_empty()) {
         return Ok(Vec::new());
     }
-    let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new("UPDATE instances SET lock_owner = ");
-    qb.push_bind(owner.to_owned())
+    let mut sql = Sql::new("UPDATE instances SET lock_owner = ");
+    sql.bind(owner.to_owned())
         .push(", lock_until = ")
-        .push_bind(now + lease_ms)
+        .bind(now + lease_ms)
         .push(
             ", generation = generation + 1 WHERE instance_id IN (
                     SELECT DISTINCT q.instance_id FROM orchestrator_queue q
                     JOIN instances i ON i.instance_id = q.instance_id
                     WHERE q.visible_at <= ",
         )
-        .push_bind(now)
+        .bind(now)
         .push(" AND i.lock_until <= ")
-        .push_bind(now);
+        .bind(now);
     if let Some(ids) = only {
-        qb.push(" AND q.instance_id IN (");
-        let mut sep = qb.separated(", ");
-        for id in ids {
-            sep.push_bind(id.clone());
-        }
-        sep.push_unseparated(")");
+        sql.push(" AND q.instance_id IN ").list(ids.iter().cloned());
     }
-    qb.push(" LIMIT ")
-        .push_bind(max as i64)
+    sql.push(" LIMIT ")
+        .bind(max as i64)
         .push(") RETURNING instance_id, execution_id, generation, name, created_at");
-    let claimed = qb.build().fetch_all(&mut *conn).await?;
+    // (instance_id, execution_id, generation, name, created_at)
+    let claimed = sql.rows(db, |r| {
+        Ok((
+            r.string("instance_id")?,
+            r.int("execution_id")?,
+            r.int("generation")?,
+            r.string("name")?,
+            r.int("created_at")?,
+        ))
+    })?;
     if claimed.is_empty() {
         return Ok(vec![]);
     }
-    let claimed_ids = claimed
+    let read_from: Vec<u64> = claimed
         .iter()
-        .map(|row| Ok((row.string("instance_id")?, row.int("execution_id")?)))
-        .collect::<Result<Vec<(String, i64)>>>()?;
-    let read_from: Vec<u64> = claimed_ids
-        .iter()
-        .map(|(id, execution_id)| known.read_from(id, *execution_id as u64))
+        .map(|(id, execution_id, ..)| known.read_from(id, *execution_id as u64))
         .collect();
     // One statement for every claimed instance's messages, one for histories.
-    let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-        "UPDATE orchestrator_queue SET deliveries = deliveries + 1 WHERE visible_at <= ",
-    );
-    qb.push_bind(now).push(" AND instance_id IN (");
-    let mut sep = qb.separated(", ");
-    for (id, _) in &claimed_ids {
-        sep.push_bind(id.clone());
+    let mut sql =
+        Sql::new("UPDATE orchestrator_queue SET deliveries = deliveries + 1 WHERE visible_at <= ");
+    sql.bind(now)
+        .push(" AND instance_id IN ")
+        .list(claimed.iter().map(|c| c.0.clone()))
+        .push(" RETURNING instance_id, seq, kind, data, deliveries");
+    let mut messages: HashMap<String, Vec<Result<QueuedMessage>>> = HashMap::new();
+    for (id, message) in sql.rows(db, |r| Ok((r.string("instance_id")?, queued_message(r))))? {
+        messages.entry(id).or_default().push(message);
     }
-    qb.push(") RETURNING instance_id, seq, kind, data, deliveries");
-    let mut messages: HashMap<String, Vec<SqliteRow>> = HashMap::new();
-    for r in qb.build().fetch_all(&mut *conn).await? {
-        messages
-            .entry(r.string("instance_id")?)
-            .or_default()
-            .push(r);
-    }
-    let mut qb: QueryBuilder<Sqlite> =
-        QueryBuilder::new("WITH c(instance_id, execution_id, from_id) AS (VALUES ");
-    let mut sep = qb.separated(", ");
-    for ((id, execution_id), from) in claimed_ids.iter().zip(&read_from) {
-        sep.push("(")
-            .push_bind_unseparated(id.clone())
-            .push_unseparated(", ")
-            .push_bind_unseparated(*execution_id)
-            .push_unseparated(", ")
-            .push_bind_unseparated(*from as i64)
-            .push_unseparated(")");
-    }
-    qb.push(
+    let mut sql = Sql::new("WITH c(instance_id, execution_id, from_id) AS (VALUES ");
+    sql.tuples(
+        claimed.iter().zip(&read_from),
+        |((id, execution_id, ..), from)| {
+            vec![
+                id.clone().into(),
+                (*execution_id).into(),
+                (*from as i64).into(),
+            ]
+        },
+    )
+    .push(
         ") SELECT h.instance_id, h.event_id, h.ts, h.kind, h.data FROM c
         JOIN history h ON h.instance_id = c.instance_id AND h.execution_id = c.execution_id
             AND h.event_id >= c.from_id
         ORDER BY h.instance_id, h.event_id",
     );
-    let mut histories: HashMap<String, Vec<SqliteRow>> = HashMap::new();
-    for r in qb.build().fetch_all(&mut *conn).await? {
-        histories
-            .entry(r.string("instance_id")?)
-            .or_default()
-            .push(r);
+    let mut histories: HashMap<String, Vec<Result<HistoryRow>>> = HashMap::new();
+    for (id, row) in sql.rows(db, |r| Ok((r.string("instance_id")?, history_row(r))))? {
+        histories.entry(id).or_default().push(row);
     }
     let mut parsed = Vec::with_capacity(claimed.len());
-    for ((row, (instance_id, execution_id)), history_from) in
-        claimed.iter().zip(claimed_ids).zip(read_from)
+    for ((instance_id, execution_id, generation, name, created_at), history_from) in
+        claimed.into_iter().zip(read_from)
     {
         let queued = messages
             .remove(&instance_id)
             .unwrap_or_default()
-            .iter()
-            .map(queued_message)
+            .into_iter()
             .collect::<Result<Vec<_>>>()
             .map(|mut queued| {
                 queued.sort_by_key(|m| m.seq);
@@ -122,15 +113,14 @@ pub(super) async fn claim_in(
         let history = histories
             .remove(&instance_id)
             .unwrap_or_default()
-            .iter()
-            .map(history_row)
+            .into_iter()
             .collect::<Result<Vec<_>>>();
         parsed.push(Claimed {
             instance_id,
             execution_id,
-            generation: row.int("generation")?,
-            name: row.string("name")?,
-            created_at: row.int("created_at")?,
+            generation,
+            name,
+            created_at,
             now,
             messages: queued,
             history,
@@ -139,15 +129,11 @@ pub(super) async fn claim_in(
     }
     let (items, unreadable) = sort_claimed(parsed);
     if !unreadable.is_empty() {
-        let mut qb = QueryBuilder::new("UPDATE instances SET lock_until = ");
-        qb.push_bind(now + UNREADABLE_RETRY_MS)
-            .push(" WHERE instance_id IN (");
-        let mut sep = qb.separated(", ");
-        for id in unreadable {
-            sep.push_bind(id);
-        }
-        sep.push_unseparated(")");
-        qb.build().execute(&mut *conn).await?;
+        let mut sql = Sql::new("UPDATE instances SET lock_until = ");
+        sql.bind(now + UNREADABLE_RETRY_MS)
+            .push(" WHERE instance_id IN ")
+            .list(unreadable);
+        sql.execute(db)?;
     }
     Ok(items)
 }
@@ -162,12 +148,8 @@ pub(super) async fn claim_orchestrations(
     let owner = owner.to_owned();
     let clock = p.clock.clone();
     let known = known.clone();
-    p.write(move |conn| {
-        Box::pin(async move {
-            claim_in(conn, &owner, lease_ms, max, None, &known, clock.now_ms()).await
-        })
-    })
-    .await
+    p.write_sync(move |db| claim_in(db, &owner, lease_ms, max, None, &known, clock.now_ms()))
+        .await
 }
 
 pub(super) async fn abandon_orchestration(
@@ -179,34 +161,25 @@ pub(super) async fn abandon_orchestration(
 ) -> Result<()> {
     let id = instance_id.to_owned();
     let clock = p.clock.clone();
-    p.write(move |conn| {
-        Box::pin(async move {
-            let now = clock.now_ms();
-            let released = sqlx::query(
-                "UPDATE instances SET lock_owner = NULL, lock_until = 0 WHERE instance_id = ?1 AND generation = ?2",
-            )
-            .bind(&id)
-            .bind(generation)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected();
-            if released == 1 {
-                // Messages that arrived after the claim were not delivered by it: the
-                // count never goes below zero.
-                sqlx::query(
-                    "UPDATE orchestrator_queue SET visible_at = MAX(visible_at, ?1),
-                        deliveries = MAX(deliveries - ?2, 0)
-                     WHERE instance_id = ?3 AND visible_at <= ?4",
-                )
-                .bind(now + delay_ms)
-                .bind(if count_delivery { 0 } else { 1 })
-                .bind(&id)
-                .bind(now)
-                .execute(&mut *conn)
-                .await?;
-            }
-            Ok(())
-        })
+    p.write_sync(move |db| {
+        let now = clock.now_ms();
+        let released = execute(
+            db,
+            "UPDATE instances SET lock_owner = NULL, lock_until = 0 WHERE instance_id = ?1 AND generation = ?2",
+            params![id, generation],
+        )?;
+        if released == 1 {
+            // Messages that arrived after the claim were not delivered by it: the count
+            // never goes below zero.
+            execute(
+                db,
+                "UPDATE orchestrator_queue SET visible_at = MAX(visible_at, ?1),
+                    deliveries = MAX(deliveries - ?2, 0)
+                 WHERE instance_id = ?3 AND visible_at <= ?4",
+                params![now + delay_ms, if count_delivery { 0 } else { 1 }, id, now],
+            )?;
+        }
+        Ok(())
     })
     .await?;
     p.wakers.orchestrations.notify_one();
@@ -220,60 +193,48 @@ pub(super) async fn renew_leases(
 ) -> Result<Vec<Lease>> {
     let leases = leases.to_vec();
     let clock = p.clock.clone();
-    p.write(move |conn| {
-        Box::pin(async move {
-            let until = clock.now_ms() + lease_ms;
-            let mut lost = Vec::new();
-            // A lease released by a commit, abandon or retry (lock_until = 0) is not
-            // held any more: renewing it must not lock the row again.
-            for lease in leases {
-                let n = match &lease {
-                    Lease::Instance(id, generation) => sqlx::query(
-                        "UPDATE instances SET lock_until = ?1
-                         WHERE instance_id = ?2 AND generation = ?3 AND lock_until > 0",
-                    )
-                    .bind(until)
-                    .bind(id)
-                    .bind(generation)
-                    .execute(&mut *conn)
-                    .await?
-                    .rows_affected(),
-                    Lease::Activity(seq, generation) => sqlx::query(
-                        "UPDATE worker_queue SET lock_until = ?1
-                         WHERE seq = ?2 AND generation = ?3 AND lock_until > 0",
-                    )
-                    .bind(until)
-                    .bind(seq)
-                    .bind(generation)
-                    .execute(&mut *conn)
-                    .await?
-                    .rows_affected(),
-                };
-                if n == 0 {
-                    lost.push(lease);
-                }
+    p.write_sync(move |db| {
+        let until = clock.now_ms() + lease_ms;
+        let mut lost = Vec::new();
+        // A lease released by a commit, abandon or retry (lock_until = 0) is not held any
+        // more: renewing it must not lock the row again.
+        for lease in leases {
+            let n = match &lease {
+                Lease::Instance(id, generation) => execute(
+                    db,
+                    "UPDATE instances SET lock_until = ?1
+                     WHERE instance_id = ?2 AND generation = ?3 AND lock_until > 0",
+                    params![until, id, generation],
+                )?,
+                Lease::Activity(seq, generation) => execute(
+                    db,
+                    "UPDATE worker_queue SET lock_until = ?1
+                     WHERE seq = ?2 AND generation = ?3 AND lock_until > 0",
+                    params![until, seq, generation],
+                )?,
+            };
+            if n == 0 {
+                lost.push(lease);
             }
-            Ok(lost)
-        })
+        }
+        Ok(lost)
     })
     .await
 }
 
 pub(super) async fn next_due(p: &SqliteProvider) -> Result<Option<i64>> {
     let clock = p.clock.clone();
-    p.read(move |conn| {
-        Box::pin(async move {
-            let now = clock.now_ms();
-            let due: Option<i64> = sqlx::query_scalar(
-                "SELECT MIN(t) FROM (
-                    SELECT MIN(visible_at) AS t FROM orchestrator_queue WHERE visible_at > ?1
-                    UNION ALL SELECT MIN(visible_at) FROM worker_queue WHERE visible_at > ?1)",
-            )
-            .bind(now)
-            .fetch_one(&mut *conn)
-            .await?;
-            Ok(due)
-        })
+    p.write_sync(move |db| {
+        let now = clock.now_ms();
+        let due = query_rows(
+            db,
+            "SELECT MIN(t) FROM (
+                SELECT MIN(visible_at) AS t FROM orchestrator_queue WHERE visible_at > ?1
+                UNION ALL SELECT MIN(visible_at) FROM worker_queue WHERE visible_at > ?1)",
+            params![now],
+            |r| Ok(r.get::<_, Option<i64>>(0)?),
+        )?;
+        Ok(due.into_iter().next().flatten())
     })
     .await
 }

@@ -1,13 +1,12 @@
 //! Committing a turn: every write of the turn in the writer's transaction, fenced first by
 //! the lease generation.
 
-use sqlx::sqlite::SqliteConnection;
-use sqlx::{QueryBuilder, Sqlite};
+use rusqlite::params;
 
 use super::instances::create_instance_in;
-use super::queue::{
-    in_list, insert_activities, insert_messages, IDS_PER_STATEMENT, ROWS_PER_STATEMENT,
-};
+use super::queue::{insert_activities, insert_messages, IDS_PER_STATEMENT, ROWS_PER_STATEMENT};
+use super::sql::{execute, Sql};
+use super::writer::Db;
 use super::SqliteProvider;
 use crate::engine::event_data;
 use crate::store::writes::{child_id_taken, turn_messages, TurnWakes};
@@ -24,9 +23,7 @@ pub(super) async fn commit_turn(
     let clock = p.clock.clone();
     let ttl = p.unknown_event_ttl_ms;
     let claimed = p
-        .write(move |conn| {
-            Box::pin(async move { commit_turn_in(conn, commit, clock.now_ms(), ttl).await })
-        })
+        .write_sync(move |db| commit_turn_in(db, commit, clock.now_ms(), ttl))
         .await?;
     if wakes.orchestrations {
         p.wakers.orchestrations.notify_one();
@@ -47,8 +44,8 @@ pub(super) async fn commit_turn(
 
 /// `clock_now` is the store's clock as the transaction runs (direct claims lease from it);
 /// `event_ttl_ms` is the store's unknown-event TTL, for the instances the turn creates.
-async fn commit_turn_in(
-    conn: &mut SqliteConnection,
+fn commit_turn_in(
+    db: &Db,
     c: TurnCommit,
     clock_now: i64,
     event_ttl_ms: i64,
@@ -65,7 +62,8 @@ async fn commit_turn_in(
         touched,
     } = InstanceUpdate::of(out);
     // Fencing first: nothing is written unless this generation still holds the instance.
-    let fenced = sqlx::query(
+    let fenced = execute(
+        db,
         "UPDATE instances SET lock_owner = NULL, lock_until = 0,
             updated_at = CASE WHEN ?13 THEN ?1 ELSE updated_at END,
             name = COALESCE(?2, name), version = COALESCE(?3, version),
@@ -75,23 +73,22 @@ async fn commit_turn_in(
             custom_status_version = custom_status_version + (?8 IS NOT NULL),
             execution_id = execution_id + ?9
          WHERE instance_id = ?10 AND generation = ?11 AND execution_id = ?12",
-    )
-    .bind(c.now)
-    .bind(name)
-    .bind(version)
-    .bind(status)
-    .bind(output)
-    .bind(error)
-    .bind(error_code)
-    .bind(out.custom_status.as_ref().map(|v| v.get().to_owned()))
-    .bind(continued as i64)
-    .bind(&c.instance_id)
-    .bind(c.generation)
-    .bind(c.execution_id as i64)
-    .bind(touched)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
+        params![
+            c.now,
+            name,
+            version,
+            status,
+            output,
+            error,
+            error_code,
+            out.custom_status.as_ref().map(|v| v.get()),
+            continued as i64,
+            c.instance_id,
+            c.generation,
+            c.execution_id as i64,
+            touched,
+        ],
+    )?;
     if fenced == 0 {
         return Err(StoreError::LeaseLost(format!(
             "instance '{}' (generation {})",
@@ -101,63 +98,62 @@ async fn commit_turn_in(
     let exec = c.execution_id as i64;
     for (n, chunk) in out.events.chunks(ROWS_PER_STATEMENT).enumerate() {
         let first = c.first_event_id + (n * ROWS_PER_STATEMENT) as u64;
-        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "INSERT INTO history (instance_id, execution_id, event_id, kind, task, ts, data) ",
+        let mut sql = Sql::new(
+            "INSERT INTO history (instance_id, execution_id, event_id, kind, task, ts, data) VALUES ",
         );
-        qb.push_values(chunk.iter().enumerate(), |mut b, (i, e)| {
-            b.push_bind(&c.instance_id)
-                .push_bind(exec)
-                .push_bind((first + i as u64) as i64)
-                .push_bind(e.kind())
-                .push_bind(e.task().map(|t| t as i64))
-                .push_bind(c.now)
-                .push_bind(event_data(e));
+        sql.tuples(chunk.iter().enumerate(), |(i, e)| {
+            vec![
+                c.instance_id.clone().into(),
+                exec.into(),
+                ((first + i as u64) as i64).into(),
+                e.kind().to_owned().into(),
+                e.task().map(|t| t as i64).into(),
+                c.now.into(),
+                event_data(e).into(),
+            ]
         });
-        qb.build().execute(&mut *conn).await?;
+        sql.execute(db)?;
     }
     for chunk in out.consumed.chunks(IDS_PER_STATEMENT) {
-        let mut qb = QueryBuilder::new("DELETE FROM orchestrator_queue WHERE seq IN (");
-        in_list(&mut qb, chunk.iter().copied());
-        qb.build().execute(&mut *conn).await?;
+        let mut sql = Sql::new("DELETE FROM orchestrator_queue WHERE seq IN ");
+        sql.list(chunk.iter().copied()).execute(db)?;
     }
     // Race losers, and everything still queued when the execution ends.
     for chunk in out.canceled_activities.chunks(IDS_PER_STATEMENT) {
-        let mut qb = QueryBuilder::new("DELETE FROM worker_queue WHERE instance_id = ");
-        qb.push_bind(&c.instance_id)
+        let mut sql = Sql::new("DELETE FROM worker_queue WHERE instance_id = ");
+        sql.bind(c.instance_id.clone())
             .push(" AND execution_id = ")
-            .push_bind(exec)
-            .push(" AND task IN (");
-        in_list(&mut qb, chunk.iter().map(|t| *t as i64));
-        qb.build().execute(&mut *conn).await?;
+            .bind(exec)
+            .push(" AND task IN ")
+            .list(chunk.iter().map(|t| *t as i64))
+            .execute(db)?;
     }
     for chunk in out.canceled_timers.chunks(IDS_PER_STATEMENT) {
-        let mut qb = QueryBuilder::new(
-            "DELETE FROM orchestrator_queue WHERE kind = 'TimerFired' AND instance_id = ",
-        );
-        qb.push_bind(&c.instance_id)
+        let mut sql =
+            Sql::new("DELETE FROM orchestrator_queue WHERE kind = 'TimerFired' AND instance_id = ");
+        sql.bind(c.instance_id.clone())
             .push(" AND execution_id = ")
-            .push_bind(exec)
-            .push(" AND task IN (");
-        in_list(&mut qb, chunk.iter().map(|t| *t as i64));
-        qb.build().execute(&mut *conn).await?;
+            .bind(exec)
+            .push(" AND task IN ")
+            .list(chunk.iter().map(|t| *t as i64))
+            .execute(db)?;
     }
     let claimed = insert_activities(
-        conn,
+        db,
         &c.instance_id,
         exec,
         c.now,
         &out.activities,
         c.claim.as_ref().map(|d| (d, clock_now)),
-    )
-    .await?;
+    )?;
     let mut queue = Vec::new();
     for start in &out.starts {
-        let created = create_instance_in(conn, start, c.now, event_ttl_ms).await?;
+        let created = create_instance_in(db, start, c.now, event_ttl_ms)?;
         if let (false, Some(parent)) = (created, &start.parent) {
             queue.push(child_id_taken(parent, &start.instance_id, c.now));
         }
     }
     queue.extend(turn_messages(&c));
-    insert_messages(conn, &queue).await?;
+    insert_messages(db, &queue)?;
     Ok(directly_claimed(&c, &claimed))
 }

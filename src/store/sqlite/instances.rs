@@ -1,10 +1,13 @@
 //! One instance from a client: create it, queue messages for it, read it and its history,
 //! delete it.
 
-use sqlx::sqlite::SqliteConnection;
 use sqlx::QueryBuilder;
 
+use rusqlite::params;
+
 use super::queue::insert_messages;
+use super::sql::execute;
+use super::writer::Db;
 use super::SqliteProvider;
 use crate::engine::{HistoryRow, Message, StartRequest};
 use crate::store::rows::{history_row, instance_info};
@@ -13,43 +16,39 @@ use crate::store::{Deletion, InstanceInfo, Result, StoredStatus};
 
 /// Inserts an instance and its start message unless the id exists. Events raised for the
 /// id before it existed are kept for it unless older than `event_ttl_ms`.
-pub(super) async fn create_instance_in(
-    conn: &mut SqliteConnection,
+pub(super) fn create_instance_in(
+    db: &Db,
     start: &StartRequest,
     now: i64,
     event_ttl_ms: i64,
 ) -> Result<bool> {
-    let inserted = sqlx::query(
+    let inserted = execute(
+        db,
         "INSERT INTO instances (instance_id, name, version, status, input, parent_instance_id, created_at, updated_at)
          VALUES (?1, ?2, ?3, 'Pending', ?4, ?5, ?6, ?6) ON CONFLICT (instance_id) DO NOTHING",
-    )
-    .bind(&start.instance_id)
-    .bind(&start.name)
-    .bind(&start.version)
-    .bind(start.input.get())
-    .bind(start.parent.as_ref().map(|p| p.instance_id.clone()))
-    .bind(now)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected()
-        == 1;
+        params![
+            start.instance_id,
+            start.name,
+            start.version,
+            start.input.get(),
+            start.parent.as_ref().map(|p| p.instance_id.as_str()),
+            now,
+        ],
+    )? == 1;
     if inserted {
-        sqlx::query(
+        execute(
+            db,
             "DELETE FROM orchestrator_queue WHERE instance_id = ?1 AND kind = 'Event' AND visible_at < ?2",
-        )
-        .bind(&start.instance_id)
-        .bind(now.saturating_sub(event_ttl_ms))
-        .execute(&mut *conn)
-        .await?;
+            params![start.instance_id, now.saturating_sub(event_ttl_ms)],
+        )?;
         insert_messages(
-            conn,
+            db,
             &[QueueInsert {
                 instance_id: start.instance_id.clone(),
                 message: start_message(start),
                 visible_at: now,
             }],
-        )
-        .await?;
+        )?;
     }
     Ok(inserted)
 }
@@ -62,16 +61,14 @@ pub(super) async fn create_instances(
     let clock = p.clock.clone();
     let ttl = p.unknown_event_ttl_ms;
     let (created, ids) = p
-        .write(move |conn| {
-            Box::pin(async move {
-                let now = clock.now_ms();
-                let mut created = Vec::with_capacity(starts.len());
-                for start in &starts {
-                    created.push(create_instance_in(conn, start, now, ttl).await?);
-                }
-                let ids: Vec<String> = starts.into_iter().map(|s| s.instance_id).collect();
-                Ok((created, ids))
-            })
+        .write_sync(move |db| {
+            let now = clock.now_ms();
+            let created = starts
+                .iter()
+                .map(|start| create_instance_in(db, start, now, ttl))
+                .collect::<Result<Vec<bool>>>()?;
+            let ids: Vec<String> = starts.into_iter().map(|s| s.instance_id).collect();
+            Ok((created, ids))
         })
         .await?;
     if created.iter().any(|c| *c) {
@@ -89,9 +86,7 @@ pub(super) async fn create_instance(p: &SqliteProvider, start: &StartRequest) ->
     let clock = p.clock.clone();
     let ttl = p.unknown_event_ttl_ms;
     let created = p
-        .write(move |conn| {
-            Box::pin(async move { create_instance_in(conn, &start, clock.now_ms(), ttl).await })
-        })
+        .write_sync(move |db| create_instance_in(db, &start, clock.now_ms(), ttl))
         .await?;
     if created {
         p.wakers.orchestrations.notify_one();
@@ -110,8 +105,7 @@ pub(super) async fn enqueue(
         message: message.clone(),
         visible_at: p.clock.now_ms(),
     };
-    p.write(move |conn| Box::pin(async move { insert_messages(conn, &[row]).await }))
-        .await?;
+    p.write_sync(move |db| insert_messages(db, &[row])).await?;
     p.wakers.orchestrations.notify_one();
     Ok(())
 }

@@ -3,7 +3,6 @@
 
 use sqlx::{QueryBuilder, Sqlite};
 
-use super::queue::in_list;
 use super::SqliteProvider;
 use crate::store::rows::{
     activity_attempt, executions_of, instance_info, metrics_of, page_of, queue_depths_of,
@@ -244,7 +243,11 @@ pub(super) async fn prune_executions(
             }
             let mut qb = QueryBuilder::new("DELETE FROM history WHERE instance_id = ");
             qb.push_bind(id.clone()).push(" AND execution_id IN (");
-            in_list(&mut qb, doomed.iter().map(|e| *e as i64));
+            let mut sep = qb.separated(", ");
+            for execution in &doomed {
+                sep.push_bind(*execution as i64);
+            }
+            sep.push_unseparated(")");
             qb.build().execute(&mut *conn).await?;
             Ok(doomed.len() as u64)
         })

@@ -15,6 +15,7 @@ mod management;
 mod queue;
 mod registry;
 mod rewind;
+mod sql;
 mod writer;
 
 use std::path::{Path, PathBuf};
