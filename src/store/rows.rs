@@ -3,7 +3,6 @@
 //! version cannot parse is [`StoreError::Corrupt`].
 
 use sqlx::postgres::PgRow;
-use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
 use crate::engine::{event_from_row, message_from_row, HistoryRow, QueuedMessage};
@@ -33,32 +32,6 @@ pub(crate) trait Columns {
 
     fn string(&self, column: &str) -> Result<String> {
         self.text(column).map(str::to_owned)
-    }
-}
-
-impl Columns for SqliteRow {
-    fn int(&self, column: &str) -> Result<i64> {
-        Ok(self.try_get(column)?)
-    }
-
-    fn small(&self, column: &str) -> Result<u32> {
-        Ok(self.try_get::<i64, _>(column)? as u32)
-    }
-
-    fn text(&self, column: &str) -> Result<&str> {
-        Ok(self.try_get(column)?)
-    }
-
-    fn opt_string(&self, column: &str) -> Result<Option<String>> {
-        Ok(self.try_get(column)?)
-    }
-
-    fn opt_int(&self, column: &str) -> Result<Option<i64>> {
-        Ok(self.try_get(column)?)
-    }
-
-    fn flag(&self, column: &str) -> Result<bool> {
-        Ok(self.try_get(column)?)
     }
 }
 

@@ -21,7 +21,7 @@ pub(super) async fn claim_activities(
 ) -> Result<Vec<ActivityItem>> {
     let owner = owner.to_owned();
     let clock = p.clock.clone();
-    p.write_sync(move |db| {
+    p.write(move |db| {
         let now = clock.now_ms();
         let mut items = query_rows(
             db,
@@ -79,7 +79,7 @@ async fn settle_and_claim(
         .collect();
     let clock = p.clock.clone();
     let (recorded, claimed) = p
-        .write_sync(move |db| {
+        .write(move |db| {
             // Fenced by each row's generation: a lost lease or a cancelled activity records
             // nothing.
             let mut deleted: HashSet<i64> = HashSet::new();
@@ -131,7 +131,7 @@ pub(super) async fn retry_activity(
 ) -> Result<bool> {
     let (seq, generation) = (item.seq, item.generation);
     let updated = p
-        .write_sync(move |db| {
+        .write(move |db| {
             Ok(execute(
                 db,
                 "UPDATE worker_queue SET visible_at = ?1, attempt = ?2, lock_owner = NULL, lock_until = 0,
@@ -152,7 +152,7 @@ pub(super) async fn abandon_activity(
 ) -> Result<()> {
     let (seq, generation) = (item.seq, item.generation);
     let clock = p.clock.clone();
-    p.write_sync(move |db| {
+    p.write(move |db| {
         execute(
             db,
             "UPDATE worker_queue SET lock_owner = NULL, lock_until = 0, visible_at = ?1

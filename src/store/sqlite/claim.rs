@@ -148,7 +148,7 @@ pub(super) async fn claim_orchestrations(
     let owner = owner.to_owned();
     let clock = p.clock.clone();
     let known = known.clone();
-    p.write_sync(move |db| claim_in(db, &owner, lease_ms, max, None, &known, clock.now_ms()))
+    p.write(move |db| claim_in(db, &owner, lease_ms, max, None, &known, clock.now_ms()))
         .await
 }
 
@@ -161,7 +161,7 @@ pub(super) async fn abandon_orchestration(
 ) -> Result<()> {
     let id = instance_id.to_owned();
     let clock = p.clock.clone();
-    p.write_sync(move |db| {
+    p.write(move |db| {
         let now = clock.now_ms();
         let released = execute(
             db,
@@ -193,7 +193,7 @@ pub(super) async fn renew_leases(
 ) -> Result<Vec<Lease>> {
     let leases = leases.to_vec();
     let clock = p.clock.clone();
-    p.write_sync(move |db| {
+    p.write(move |db| {
         let until = clock.now_ms() + lease_ms;
         let mut lost = Vec::new();
         // A lease released by a commit, abandon or retry (lock_until = 0) is not held any
@@ -224,7 +224,7 @@ pub(super) async fn renew_leases(
 
 pub(super) async fn next_due(p: &SqliteProvider) -> Result<Option<i64>> {
     let clock = p.clock.clone();
-    p.write_sync(move |db| {
+    p.write(move |db| {
         let now = clock.now_ms();
         let due = query_rows(
             db,

@@ -23,7 +23,7 @@ pub(super) async fn commit_turn(
     let clock = p.clock.clone();
     let ttl = p.unknown_event_ttl_ms;
     let claimed = p
-        .write_sync(move |db| commit_turn_in(db, commit, clock.now_ms(), ttl))
+        .write(move |db| commit_turn_in(db, commit, clock.now_ms(), ttl))
         .await?;
     if wakes.orchestrations {
         p.wakers.orchestrations.notify_one();

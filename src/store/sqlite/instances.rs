@@ -1,12 +1,10 @@
 //! One instance from a client: create it, queue messages for it, read it and its history,
 //! delete it.
 
-use sqlx::QueryBuilder;
-
 use rusqlite::params;
 
 use super::queue::insert_messages;
-use super::sql::execute;
+use super::sql::{execute, query_rows, Sql};
 use super::writer::Db;
 use super::SqliteProvider;
 use crate::engine::{HistoryRow, Message, StartRequest};
@@ -61,7 +59,7 @@ pub(super) async fn create_instances(
     let clock = p.clock.clone();
     let ttl = p.unknown_event_ttl_ms;
     let (created, ids) = p
-        .write_sync(move |db| {
+        .write(move |db| {
             let now = clock.now_ms();
             let created = starts
                 .iter()
@@ -86,7 +84,7 @@ pub(super) async fn create_instance(p: &SqliteProvider, start: &StartRequest) ->
     let clock = p.clock.clone();
     let ttl = p.unknown_event_ttl_ms;
     let created = p
-        .write_sync(move |db| create_instance_in(db, &start, clock.now_ms(), ttl))
+        .write(move |db| create_instance_in(db, &start, clock.now_ms(), ttl))
         .await?;
     if created {
         p.wakers.orchestrations.notify_one();
@@ -105,7 +103,7 @@ pub(super) async fn enqueue(
         message: message.clone(),
         visible_at: p.clock.now_ms(),
     };
-    p.write_sync(move |db| insert_messages(db, &[row])).await?;
+    p.write(move |db| insert_messages(db, &[row])).await?;
     p.wakers.orchestrations.notify_one();
     Ok(())
 }
@@ -115,16 +113,27 @@ pub(super) async fn instance(
     instance_id: &str,
 ) -> Result<Option<InstanceInfo>> {
     let id = instance_id.to_owned();
-    p.read(move |conn| {
-        Box::pin(async move {
-            let row = sqlx::query("SELECT * FROM instances WHERE instance_id = ?1")
-                .bind(id)
-                .fetch_optional(&mut *conn)
-                .await?;
-            row.as_ref().map(instance_info).transpose()
-        })
+    p.read(move |db| {
+        let rows = query_rows(
+            db,
+            "SELECT * FROM instances WHERE instance_id = ?1",
+            params![id],
+            |r| instance_info(r),
+        )?;
+        Ok(rows.into_iter().next())
     })
     .await
+}
+
+/// The execution an instance is on, if it exists.
+pub(super) fn current_execution(db: &Db, instance_id: &str) -> Result<Option<i64>> {
+    let rows = query_rows(
+        db,
+        "SELECT execution_id FROM instances WHERE instance_id = ?1",
+        params![instance_id],
+        |r| Ok(r.get::<_, i64>(0)?),
+    )?;
+    Ok(rows.into_iter().next())
 }
 
 pub(super) async fn history(
@@ -133,35 +142,21 @@ pub(super) async fn history(
     execution_id: Option<u64>,
 ) -> Result<Vec<HistoryRow>> {
     let id = instance_id.to_owned();
-    p.read(move |conn| {
-        Box::pin(async move {
-            let exec = match execution_id {
-                Some(e) => e as i64,
-                None => {
-                    match sqlx::query_scalar::<_, i64>(
-                        "SELECT execution_id FROM instances WHERE instance_id = ?1",
-                    )
-                    .bind(&id)
-                    .fetch_optional(&mut *conn)
-                    .await?
-                    {
-                        Some(e) => e,
-                        None => return Ok(vec![]),
-                    }
-                }
-            };
-            sqlx::query(
-                "SELECT event_id, ts, kind, data FROM history
-                 WHERE instance_id = ?1 AND execution_id = ?2 ORDER BY event_id",
-            )
-            .bind(&id)
-            .bind(exec)
-            .fetch_all(&mut *conn)
-            .await?
-            .iter()
-            .map(history_row)
-            .collect()
-        })
+    p.read(move |db| {
+        let exec = match execution_id {
+            Some(e) => e as i64,
+            None => match current_execution(db, &id)? {
+                Some(e) => e,
+                None => return Ok(vec![]),
+            },
+        };
+        query_rows(
+            db,
+            "SELECT event_id, ts, kind, data FROM history
+             WHERE instance_id = ?1 AND execution_id = ?2 ORDER BY event_id",
+            params![id, exec],
+            |r| history_row(r),
+        )
     })
     .await
 }
@@ -173,22 +168,15 @@ pub(super) async fn history_after(
     after_event_id: u64,
 ) -> Result<Vec<HistoryRow>> {
     let id = instance_id.to_owned();
-    p.read(move |conn| {
-        Box::pin(async move {
-            sqlx::query(
-                "SELECT event_id, ts, kind, data FROM history
-                 WHERE instance_id = ?1 AND execution_id = ?2 AND event_id > ?3
-                 ORDER BY event_id",
-            )
-            .bind(id)
-            .bind(execution_id as i64)
-            .bind(after_event_id as i64)
-            .fetch_all(&mut *conn)
-            .await?
-            .iter()
-            .map(history_row)
-            .collect()
-        })
+    p.read(move |db| {
+        query_rows(
+            db,
+            "SELECT event_id, ts, kind, data FROM history
+             WHERE instance_id = ?1 AND execution_id = ?2 AND event_id > ?3
+             ORDER BY event_id",
+            params![id, execution_id as i64, after_event_id as i64],
+            |r| history_row(r),
+        )
     })
     .await
 }
@@ -200,44 +188,38 @@ pub(super) async fn delete_instance(
 ) -> Result<Deletion> {
     let id = instance_id.to_owned();
     let deletion = p
-        .write(move |conn| {
-            Box::pin(async move {
-                let tree: Vec<String> = sqlx::query_scalar(
-                    "WITH RECURSIVE tree(id) AS (
-                        SELECT instance_id FROM instances WHERE instance_id = ?1
-                        UNION SELECT i.instance_id FROM instances i JOIN tree t ON i.parent_instance_id = t.id)
-                     SELECT id FROM tree",
-                )
-                .bind(&id)
-                .fetch_all(&mut *conn)
-                .await?;
-                if tree.is_empty() {
-                    sqlx::query("DELETE FROM orchestrator_queue WHERE instance_id = ?1")
-                        .bind(&id)
-                        .execute(&mut *conn)
-                        .await?;
-                    return Ok(Deletion::NotFound);
-                }
-                let status: String =
-                    sqlx::query_scalar("SELECT status FROM instances WHERE instance_id = ?1")
-                        .bind(&id)
-                        .fetch_one(&mut *conn)
-                        .await?;
-                if StoredStatus::is_active(&status) && !force {
-                    return Ok(Deletion::Running);
-                }
-                for table in ["history", "orchestrator_queue", "worker_queue", "instances"] {
-                    let mut qb =
-                        QueryBuilder::new(format!("DELETE FROM {table} WHERE instance_id IN ("));
-                    let mut sep = qb.separated(", ");
-                    for t in &tree {
-                        sep.push_bind(t);
-                    }
-                    sep.push_unseparated(")");
-                    qb.build().execute(&mut *conn).await?;
-                }
-                Ok(Deletion::Deleted(tree))
-            })
+        .write(move |db| {
+            let tree = query_rows(
+                db,
+                "WITH RECURSIVE tree(id) AS (
+                    SELECT instance_id FROM instances WHERE instance_id = ?1
+                    UNION SELECT i.instance_id FROM instances i JOIN tree t ON i.parent_instance_id = t.id)
+                 SELECT id FROM tree",
+                params![id],
+                |r| Ok(r.get::<_, String>(0)?),
+            )?;
+            if tree.is_empty() {
+                execute(
+                    db,
+                    "DELETE FROM orchestrator_queue WHERE instance_id = ?1",
+                    params![id],
+                )?;
+                return Ok(Deletion::NotFound);
+            }
+            let status = query_rows(
+                db,
+                "SELECT status FROM instances WHERE instance_id = ?1",
+                params![id],
+                |r| Ok(r.get::<_, String>(0)?),
+            )?;
+            if status.first().is_some_and(|s| StoredStatus::is_active(s)) && !force {
+                return Ok(Deletion::Running);
+            }
+            for table in ["history", "orchestrator_queue", "worker_queue", "instances"] {
+                let mut sql = Sql::new(&format!("DELETE FROM {table} WHERE instance_id IN "));
+                sql.list(tree.iter().cloned()).execute(db)?;
+            }
+            Ok(Deletion::Deleted(tree))
         })
         .await?;
     if let Deletion::Deleted(ids) = &deletion {

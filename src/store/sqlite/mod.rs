@@ -1,10 +1,11 @@
-//! The SQLite provider: one writer connection owned by a task that batches many callers'
+//! The SQLite provider: one connection owned by a writer thread that batches many callers'
 //! operations into one transaction (a savepoint each), WAL, one runtime per file under an
 //! OS file lock.
 //!
 //! One file per concern, as in `postgres/`: `instances` (a client's instance), `claim`
 //! (claims and leases), `commit` (a turn), `activities`, `rewind` and `management`, with
-//! `queue` for the inserts they share. `writer` is SQLite's own: the batching writer task.
+//! `queue` for the inserts they share. `writer` (the batching writer thread) and `sql`
+//! (statements built with their arguments) are SQLite's own.
 
 mod activities;
 mod claim;
@@ -36,7 +37,7 @@ use crate::store::{
     OrchestrationItem, Provider, QueueDepths, Reaped, Result, RuntimeInfo, RuntimeRegistration,
     StoreError, SystemMetrics, TurnCommit, Wakers, DEFAULT_UNKNOWN_EVENT_TTL_MS,
 };
-use writer::{writer, BatchCounters, WriteOp};
+use writer::{spawn_writer, BatchCounters, WriteOp};
 
 /// Options for [`SqliteProvider::open`].
 #[derive(Debug, Clone, Default)]
@@ -136,7 +137,7 @@ impl SqliteProvider {
             .await?;
         let (ops, rx) = mpsc::unbounded_channel();
         let batches = Arc::new(BatchCounters::default());
-        tokio::spawn(writer(conn, rx, batches.clone()));
+        spawn_writer(conn, rx, batches.clone())?;
         Ok(Arc::new(SqliteProvider {
             ops,
             batches,

@@ -1,29 +1,31 @@
 //! The registry of runtimes. One runtime runs on a file at a time (the file lock proves
 //! it), so when one attaches every other row and every lease is a dead process's.
 
-use sqlx::sqlite::SqliteConnection;
-use sqlx::Row;
+use rusqlite::params;
 
+use super::sql::{execute, query_rows};
+use super::writer::Db;
 use super::SqliteProvider;
 use crate::store::rows::runtime_info;
 use crate::store::{Reaped, Result, RuntimeInfo, RuntimeRegistration};
 
-async fn record(conn: &mut SqliteConnection, r: &RuntimeRegistration, now: i64) -> Result<()> {
-    sqlx::query(
+fn record(db: &Db, r: &RuntimeRegistration, now: i64) -> Result<()> {
+    execute(
+        db,
         "INSERT INTO runtimes (runtime_id, worker_node_id, host, pid, started_at, heartbeat_at,
             stale_after_ms, capabilities)
          VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7)
          ON CONFLICT (runtime_id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
-    )
-    .bind(&r.runtime_id)
-    .bind(&r.worker_node_id)
-    .bind(&r.host)
-    .bind(r.pid as i64)
-    .bind(now)
-    .bind(r.stale_after_ms)
-    .bind(&r.capabilities)
-    .execute(&mut *conn)
-    .await?;
+        params![
+            r.runtime_id,
+            r.worker_node_id,
+            r.host,
+            r.pid as i64,
+            now,
+            r.stale_after_ms,
+            r.capabilities,
+        ],
+    )?;
     Ok(())
 }
 
@@ -34,32 +36,25 @@ pub(super) async fn attach_runtime(
 ) -> Result<Reaped> {
     let runtime = runtime.clone();
     let clock = p.clock.clone();
-    p.write(move |conn| {
-        Box::pin(async move {
-            let instances = sqlx::query(
-                "UPDATE instances SET lock_owner = NULL, lock_until = 0 WHERE lock_until > 0",
-            )
-            .execute(&mut *conn)
-            .await?
-            .rows_affected();
-            let activities = sqlx::query(
-                "UPDATE worker_queue SET lock_owner = NULL, lock_until = 0 WHERE lock_until > 0",
-            )
-            .execute(&mut *conn)
-            .await?
-            .rows_affected();
-            let runtimes = sqlx::query("DELETE FROM runtimes RETURNING runtime_id")
-                .fetch_all(&mut *conn)
-                .await?
-                .iter()
-                .map(|row| row.try_get::<String, _>("runtime_id"))
-                .collect::<std::result::Result<Vec<_>, _>>()?;
-            record(conn, &runtime, clock.now_ms()).await?;
-            Ok(Reaped {
-                runtimes,
-                instances,
-                activities,
-            })
+    p.write(move |db| {
+        let instances = execute(
+            db,
+            "UPDATE instances SET lock_owner = NULL, lock_until = 0 WHERE lock_until > 0",
+            [],
+        )? as u64;
+        let activities = execute(
+            db,
+            "UPDATE worker_queue SET lock_owner = NULL, lock_until = 0 WHERE lock_until > 0",
+            [],
+        )? as u64;
+        let runtimes = query_rows(db, "DELETE FROM runtimes RETURNING runtime_id", [], |r| {
+            Ok(r.get::<_, String>(0)?)
+        })?;
+        record(db, &runtime, clock.now_ms())?;
+        Ok(Reaped {
+            runtimes,
+            instances,
+            activities,
         })
     })
     .await
@@ -67,14 +62,13 @@ pub(super) async fn attach_runtime(
 
 pub(super) async fn detach_runtime(p: &SqliteProvider, runtime_id: &str) -> Result<()> {
     let id = runtime_id.to_owned();
-    p.write(move |conn| {
-        Box::pin(async move {
-            sqlx::query("DELETE FROM runtimes WHERE runtime_id = ?1")
-                .bind(&id)
-                .execute(&mut *conn)
-                .await?;
-            Ok(())
-        })
+    p.write(move |db| {
+        execute(
+            db,
+            "DELETE FROM runtimes WHERE runtime_id = ?1",
+            params![id],
+        )?;
+        Ok(())
     })
     .await
 }
@@ -87,27 +81,23 @@ pub(super) async fn heartbeat(
 ) -> Result<Reaped> {
     let runtime = runtime.clone();
     let clock = p.clock.clone();
-    p.write(move |conn| {
-        Box::pin(async move {
-            record(conn, &runtime, clock.now_ms()).await?;
-            Ok(Reaped::default())
-        })
+    p.write(move |db| {
+        record(db, &runtime, clock.now_ms())?;
+        Ok(Reaped::default())
     })
     .await
 }
 
 pub(super) async fn list_runtimes(p: &SqliteProvider) -> Result<Vec<RuntimeInfo>> {
     let clock = p.clock.clone();
-    p.read(move |conn| {
-        Box::pin(async move {
-            let now = clock.now_ms();
-            sqlx::query("SELECT * FROM runtimes ORDER BY started_at, runtime_id")
-                .fetch_all(&mut *conn)
-                .await?
-                .iter()
-                .map(|row| runtime_info(row, now))
-                .collect()
-        })
+    p.read(move |db| {
+        let now = clock.now_ms();
+        query_rows(
+            db,
+            "SELECT * FROM runtimes ORDER BY started_at, runtime_id",
+            [],
+            |r| runtime_info(r, now),
+        )
     })
     .await
 }

@@ -23,7 +23,7 @@ pub(super) async fn rewind_instance(
     let plan_owned = plan.clone();
     let clock = p.clock.clone();
     let rewound = p
-        .write_sync(move |db| rewind_in(db, &id, &plan_owned, updated_at, clock.now_ms()))
+        .write(move |db| rewind_in(db, &id, &plan_owned, updated_at, clock.now_ms()))
         .await?;
     if rewound {
         p.wakers.orchestrations.notify_one();
