@@ -230,3 +230,36 @@ async fn a_call_waiting_for_a_busy_pool_is_not_failed_as_unavailable() {
     let now = waiting.await.unwrap();
     assert!(now.is_ok(), "the call behind the busy connection: {now:?}");
 }
+
+/// Thousands of callers sharing one connection wait in turn longer than the outage bound;
+/// the connection keeps being handed out, so none of them is failed as unavailable.
+#[tokio::test]
+async fn many_callers_queueing_for_a_busy_pool_all_get_through() {
+    let schema = unique_schema("queueing_pool");
+    let _guard = SchemaGuard {
+        schema: schema.clone(),
+    };
+    let provider = connect_with(
+        &schema,
+        PostgresOptions {
+            pool_size: 1,
+            ..options(&schema)
+        },
+    )
+    .await;
+    let started = Instant::now();
+    let calls: Vec<_> = (0..10_000)
+        .map(|i| {
+            let provider = provider.clone();
+            tokio::spawn(async move { provider.instance(&format!("none-{i}")).await })
+        })
+        .collect();
+    for call in calls {
+        let result = call.await.unwrap();
+        assert!(matches!(result, Ok(None)), "{result:?}");
+    }
+    eprintln!(
+        "10,000 calls on one connection took {:?}",
+        started.elapsed()
+    );
+}

@@ -1,11 +1,13 @@
 //! The connection pool as the provider uses it: a call that waits for a connection tells
-//! an unreachable server (fail within 1.5 s, `StoreError::Unavailable`) from a pool whose
-//! every connection is busy (keep waiting, up to the connect timeout).
+//! an unreachable server (fail within 1.5 s, `StoreError::Unavailable`) from a busy pool
+//! (keep waiting, up to the connect timeout). The pool is busy while every connection is
+//! handed out, or while connections keep being handed out (thousands of callers sharing
+//! ten connections); a server that is down hands out none.
 
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnection, PgPool};
@@ -22,6 +24,9 @@ pub(super) struct Pool {
     /// Connections handed out and not yet given back. sqlx's own `size()` also counts
     /// connections it is still trying to open, which during an outage fill the pool.
     in_use: Arc<AtomicU32>,
+    /// When a connection was last handed out, in ms since `opened`.
+    last_handed_out: AtomicU64,
+    opened: Instant,
     target: String,
 }
 
@@ -52,14 +57,16 @@ impl Pool {
             pool,
             size,
             in_use: Arc::default(),
+            last_handed_out: AtomicU64::new(0),
+            opened: Instant::now(),
             target,
         }
     }
 
-    /// A connection. If none comes within 1.5 s while the pool has room, the pool is
-    /// opening connections the server does not accept: the call fails as unavailable (the
-    /// runtime retries, waits ride it out). If every connection is busy, the call keeps
-    /// its place in the queue.
+    /// A connection. If none comes within 1.5 s while the pool has room and has handed out
+    /// nothing meanwhile, the pool is opening connections the server does not accept: the
+    /// call fails as unavailable (the runtime retries, waits ride it out). Otherwise the
+    /// pool is busy and the call keeps its place in the queue.
     pub(super) async fn conn(&self) -> Result<Conn> {
         let acquire = self.pool.acquire();
         tokio::pin!(acquire);
@@ -72,10 +79,16 @@ impl Pool {
                 conn = &mut acquire => {
                     let conn = conn?;
                     self.in_use.fetch_add(1, Ordering::Relaxed);
+                    self.last_handed_out
+                        .store(self.opened.elapsed().as_millis() as u64, Ordering::Relaxed);
                     return Ok(Conn { conn, _in_use: InUse(self.in_use.clone()) });
                 }
                 _ = check.tick() => {
-                    if self.in_use.load(Ordering::Relaxed) < self.size {
+                    let idle_for = (self.opened.elapsed().as_millis() as u64)
+                        .saturating_sub(self.last_handed_out.load(Ordering::Relaxed));
+                    let busy = self.in_use.load(Ordering::Relaxed) >= self.size
+                        || idle_for < UNREACHABLE_AFTER.as_millis() as u64;
+                    if !busy {
                         return Err(StoreError::Unavailable(format!(
                             "no connection to {} within {} ms",
                             self.target,
