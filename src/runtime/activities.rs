@@ -16,8 +16,13 @@ pub(super) async fn activity_loop(inner: Arc<Inner>) {
             Ok(items) if !items.is_empty() => {
                 inc(&inner.metrics.activity_claims);
                 add(&inner.metrics.activity_claimed_items, items.len() as u64);
+                // As for turns: fewer than asked means nothing more was claimable.
+                let drained = items.len() < slots;
                 dispatch_activities(&inner, items).await;
                 inner.worker_slots.release(slots);
+                if drained {
+                    idle_wait(&inner, &wakers.activities).await
+                }
             }
             Ok(_) => {
                 inner.worker_slots.release(slots);
@@ -201,8 +206,8 @@ pub(super) async fn completion_loop(
             let n = outcomes.len();
             settle_activities(&inner, outcomes).await;
             inner.settling.fetch_sub(n, Ordering::SeqCst);
+            // A dispatcher short of slots waits for this.
             inner.progress.notify_waiters();
-            inner.provider.wakers().activities.notify_one();
         });
     }
 }

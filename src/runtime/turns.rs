@@ -21,8 +21,14 @@ pub(super) async fn orchestration_loop(inner: Arc<Inner>) {
             Ok(items) if !items.is_empty() => {
                 inc(&inner.metrics.claims);
                 add(&inner.metrics.claimed_items, items.len() as u64);
+                // Fewer than asked: nothing more was claimable. Work that arrives meanwhile
+                // leaves a wake-up behind, so waiting here loses none.
+                let drained = items.len() < slots;
                 dispatch_turns(&inner, items);
                 inner.turn_slots.release(slots);
+                if drained {
+                    idle_wait(&inner, &wakers.orchestrations).await
+                }
             }
             Ok(_) => {
                 inner.turn_slots.release(slots);

@@ -6,15 +6,15 @@ use sqlx::Connection;
 
 use crate::{admin, connect_with, fresh, options, unique_schema, SchemaGuard};
 
-/// The PostgreSQL store records completions without claiming the instances they wake: the
-/// dispatcher claims them.
+/// The PostgreSQL store claims the instances completions wake in the completion's own
+/// statement, up to the room given.
 #[tokio::test]
-async fn postgres_completions_claim_no_instance() {
+async fn postgres_completions_claim_the_instances_they_wake() {
     let (provider, _guard) = fresh("completions_claim").await;
     assert_eq!(
         crate::conformance::direct_claims::completions_may_claim_the_instances_they_wake(provider)
             .await,
-        0
+        1
     );
 }
 

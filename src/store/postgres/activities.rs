@@ -1,12 +1,14 @@
-//! Activities: claiming them, recording their outcomes, retrying and abandoning them.
+//! Activities: claiming them, recording their outcomes (and, in the same statement,
+//! claiming the instances those outcomes wake), retrying and abandoning them.
 
 use std::collections::HashSet;
 
+use super::claim;
 use super::notify::Change;
 use super::PostgresProvider;
 use crate::engine::message_data;
 use crate::store::rows::activity_item;
-use crate::store::{ActivityItem, ActivityResult, Result};
+use crate::store::{ActivityItem, ActivityResult, OrchestrationClaim, OrchestrationItem, Result};
 
 pub(super) async fn claim_activities(
     p: &PostgresProvider,
@@ -41,12 +43,81 @@ pub(super) async fn claim_activities(
     Ok(items)
 }
 
+/// The statement that records activity outcomes and claims the instances they woke.
+///
+/// `$1`–`$4`: the outcomes (seq, generation, message kind, data); `$5`: how many woken
+/// instances to claim (0: none); `$6`, `$7`: the claimer and its lease. Each outcome is
+/// fenced by its row's generation; rows are locked in seq order, as renewals lock them, so
+/// a renewal racing a batch that holds some of its rows waits instead of deadlocking. The
+/// messages are queued in the batch's order, already delivered (`deliveries` 1) to the
+/// instances the statement claims, which also get their other visible messages. Every row
+/// carries the recorded seqs; the claim's columns are those of the claim statement
+/// (`claim::claimed_items`), NULL on the one row there is when nothing was claimed.
+const COMPLETE_SQL: &str = "WITH d AS (
+        SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[])
+            WITH ORDINALITY AS d(seq, generation, kind, data, n)
+    ), locked AS (
+        SELECT w.seq FROM worker_queue w JOIN d ON w.seq = d.seq AND w.generation = d.generation
+        ORDER BY w.seq FOR UPDATE OF w
+    ), done AS (
+        DELETE FROM worker_queue w USING locked
+        WHERE w.seq = locked.seq
+        RETURNING w.seq, w.instance_id, w.execution_id, w.task
+    ), candidates AS (
+        SELECT i.instance_id, i.lock_owner AS previous_owner FROM instances i
+        WHERE i.instance_id IN (SELECT instance_id FROM done)
+            AND i.lock_until <= reprise_now_ms()
+        ORDER BY i.instance_id
+        LIMIT $5
+        FOR UPDATE OF i SKIP LOCKED
+    ), claimed AS (
+        UPDATE instances i SET lock_owner = $6, lock_until = reprise_now_ms() + $7,
+            generation = i.generation + 1
+        FROM candidates c WHERE i.instance_id = c.instance_id
+        RETURNING i.instance_id, i.execution_id, i.generation, i.name, i.created_at,
+            c.previous_owner
+    ), queued AS (
+        INSERT INTO orchestrator_queue (instance_id, kind, execution_id, task, visible_at, data,
+            deliveries)
+        SELECT done.instance_id, d.kind, done.execution_id, done.task, reprise_now_ms(), d.data,
+            CASE WHEN EXISTS (SELECT 1 FROM claimed c WHERE c.instance_id = done.instance_id)
+                THEN 1 ELSE 0 END
+        FROM done JOIN d ON d.seq = done.seq
+        ORDER BY d.n
+        RETURNING instance_id, seq, kind, data, deliveries
+    ), delivered AS (
+        UPDATE orchestrator_queue q SET deliveries = q.deliveries + 1
+        FROM claimed c
+        WHERE q.instance_id = c.instance_id AND q.visible_at <= reprise_now_ms()
+        RETURNING q.instance_id, q.seq, q.kind, q.data, q.deliveries
+    ), messages AS (
+        SELECT * FROM delivered
+        UNION ALL SELECT * FROM queued WHERE deliveries = 1
+    )
+    SELECT (SELECT array_agg(seq) FROM done) AS recorded, r.*
+    FROM (SELECT 1) AS one LEFT JOIN (
+        SELECT c.instance_id, c.execution_id, c.generation, c.name, c.created_at,
+            c.previous_owner, reprise_now_ms() AS now, m.seq, m.kind, m.data, m.deliveries,
+            l.event_id AS last_event_id, l.ts AS last_ts, l.kind AS last_kind,
+            l.data AS last_data
+        FROM claimed c LEFT JOIN messages m ON m.instance_id = c.instance_id
+        LEFT JOIN LATERAL (
+            SELECT h.event_id, h.ts, h.kind, h.data FROM history h
+            WHERE h.instance_id = c.instance_id AND h.execution_id = c.execution_id
+            ORDER BY h.event_id DESC LIMIT 1
+        ) l ON true
+    ) r ON true
+    ORDER BY r.instance_id, r.seq";
+
+/// Records activity outcomes and, with `claim`, claims (up to `claim.max`) the instances
+/// they woke, in one statement.
 pub(super) async fn complete_activities(
     p: &PostgresProvider,
     outcomes: Vec<(ActivityItem, ActivityResult)>,
-) -> Result<Vec<bool>> {
+    claim: Option<&OrchestrationClaim>,
+) -> Result<(Vec<bool>, Vec<OrchestrationItem>)> {
     if outcomes.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     }
     let mut seqs = Vec::with_capacity(outcomes.len());
     let mut generations = Vec::with_capacity(outcomes.len());
@@ -59,49 +130,37 @@ pub(super) async fn complete_activities(
         kinds.push(message.kind());
         data.push(message_data(&message));
     }
-    // One statement for the batch, fenced row by row by generation; messages are queued
-    // in the batch's order. Rows are locked in seq order, as renewals lock them, so a
-    // renewal racing a batch that holds some of its rows waits instead of deadlocking.
-    let deleted: HashSet<i64> = sqlx::query_scalar(
-        "WITH d AS (
-            SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[])
-                WITH ORDINALITY AS d(seq, generation, kind, data, n)
-        ),
-        locked AS (
-            SELECT w.seq FROM worker_queue w JOIN d
-                ON w.seq = d.seq AND w.generation = d.generation
-            ORDER BY w.seq FOR UPDATE OF w
-        ),
-        done AS (
-            DELETE FROM worker_queue w USING locked
-            WHERE w.seq = locked.seq
-            RETURNING w.seq, w.instance_id, w.execution_id, w.task
-        ),
-        queued AS (
-            INSERT INTO orchestrator_queue (instance_id, kind, execution_id, task, visible_at, data)
-            SELECT done.instance_id, d.kind, done.execution_id, done.task, reprise_now_ms(), d.data
-            FROM done JOIN d ON d.seq = done.seq
-            ORDER BY d.n
-        )
-        SELECT seq FROM done",
-    )
-    .bind(&seqs)
-    .bind(&generations)
-    .bind(&kinds)
-    .bind(&data)
-    .fetch_all(&mut *p.pool.conn().await?)
-    .await?
-    .into_iter()
-    .collect();
+    let rows = sqlx::query(COMPLETE_SQL)
+        .bind(&seqs)
+        .bind(&generations)
+        .bind(&kinds)
+        .bind(&data)
+        .bind(claim.map_or(0, |c| c.max as i64))
+        .bind(claim.map(|c| c.owner.as_str()))
+        .bind(claim.map_or(0, |c| c.lease_ms))
+        .fetch_all(&mut *p.pool.conn().await?)
+        .await?;
+    let deleted: HashSet<i64> = match rows.first() {
+        Some(row) => sqlx::Row::try_get::<Option<Vec<i64>>, _>(row, "recorded")?
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
+        None => HashSet::new(),
+    };
     let recorded: Vec<bool> = seqs.iter().map(|s| deleted.contains(s)).collect();
-    if !deleted.is_empty() {
+    let claimed = match claim {
+        Some(c) => claim::claimed_items(p, &c.owner, &rows, &c.known).await?,
+        None => Vec::new(),
+    };
+    // Instances woken and not claimed here are for a dispatcher, here or elsewhere.
+    if deleted.len() > claimed.len() {
         let change = Change {
             orchestrations: true,
             ..Default::default()
         };
         p.signal(change, false).await;
     }
-    Ok(recorded)
+    Ok((recorded, claimed))
 }
 
 pub(super) async fn retry_activity(

@@ -62,14 +62,26 @@ pub(super) async fn claim_orchestrations(
     .bind(max as i64)
     .fetch_all(&mut *p.pool.conn().await?)
     .await?;
-    if rows.is_empty() {
-        return Ok(vec![]);
-    }
+    claimed_items(p, owner, &rows, known).await
+}
+
+/// The claimed instances of a claim statement's rows: one row per claimed instance and
+/// delivered message (`instance_id` … `now`, `seq` … `deliveries`, `last_*`; rows without
+/// an `instance_id` are skipped), with the histories the claimer does not hold read in
+/// a second statement.
+pub(super) async fn claimed_items(
+    p: &PostgresProvider,
+    owner: &str,
+    rows: &[PgRow],
+    known: &KnownHistories,
+) -> Result<Vec<OrchestrationItem>> {
     let mut claimed: Vec<Claimed> = Vec::new();
     // Per claimed instance: its last event, when there is one.
     let mut last_events: HashMap<String, HistoryRow> = HashMap::new();
-    for row in &rows {
-        let instance_id = row.string("instance_id")?;
+    for row in rows {
+        let Some(instance_id) = row.opt_string("instance_id")? else {
+            continue;
+        };
         if claimed.last().map(|c| &c.instance_id) != Some(&instance_id) {
             log_takeover("instance", &instance_id, owner, row)?;
             // An unreadable last event sets the instance aside like any unreadable row.

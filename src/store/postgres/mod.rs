@@ -33,9 +33,9 @@ use tokio::task::JoinHandle;
 use crate::engine::{HistoryRow, Message, RewindPlan, StartRequest};
 use crate::store::{
     ActivityAttempt, ActivityItem, ActivityResult, DeleteFilter, Deletion, ExecutionInfo,
-    InstanceFilter, InstanceInfo, InstancePage, KnownHistories, Lease, OrchestrationItem, Provider,
-    QueueDepths, Reaped, Result, RuntimeInfo, RuntimeRegistration, StoreError, SystemMetrics,
-    TurnCommit, Wakers, DEFAULT_UNKNOWN_EVENT_TTL_MS,
+    InstanceFilter, InstanceInfo, InstancePage, KnownHistories, Lease, OrchestrationClaim,
+    OrchestrationItem, Provider, QueueDepths, Reaped, Result, RuntimeInfo, RuntimeRegistration,
+    StoreError, SystemMetrics, TurnCommit, Wakers, DEFAULT_UNKNOWN_EVENT_TTL_MS,
 };
 pub use config::{application_name, channel_name, redact_url, validate_schema};
 use config::{connect_error, describe_target, parse_url, quote_ident};
@@ -409,7 +409,16 @@ impl Provider for PostgresProvider {
         &self,
         outcomes: Vec<(ActivityItem, ActivityResult)>,
     ) -> Result<Vec<bool>> {
-        activities::complete_activities(self, outcomes).await
+        let (recorded, _) = activities::complete_activities(self, outcomes, None).await?;
+        Ok(recorded)
+    }
+
+    async fn complete_activities_and_claim(
+        &self,
+        outcomes: Vec<(ActivityItem, ActivityResult)>,
+        claim: &OrchestrationClaim,
+    ) -> Result<(Vec<bool>, Vec<OrchestrationItem>)> {
+        activities::complete_activities(self, outcomes, Some(claim)).await
     }
 
     async fn retry_activity(
