@@ -341,3 +341,185 @@ pub async fn batched_activity_outcomes_are_fenced_one_by_one(p: SharedProvider) 
     );
     assert!(p.complete_activities(vec![]).await.unwrap().is_empty());
 }
+
+/// Turns committed at the same moment (a store may put them in one statement) are each
+/// fenced on their own: the stale ones write nothing and fail alone; the others write all
+/// they carry (events, consumed messages, activities, timers, messages to other
+/// instances) and get their directly claimed activities.
+pub async fn turns_committed_together_are_fenced_one_by_one(p: SharedProvider) {
+    const N: usize = 24;
+    for i in 0..N {
+        assert!(p
+            .create_instance(&start_request(&format!("g{i:02}"), "Flow", "1"))
+            .await
+            .unwrap());
+    }
+    let items = super::claim(&p, "A", LONG_LEASE).await;
+    assert_eq!(items.len(), N);
+    let commits: Vec<(String, bool, reprise::store::TurnCommit)> = items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let stale = i % 4 == 1;
+            let mut outcome = start_outcome(item);
+            schedule_activity(&mut outcome, 1, "Work", &i.to_string());
+            schedule_activity(&mut outcome, 2, "More", &i.to_string());
+            schedule_timer(&mut outcome, 3, item.now + 3_600_000);
+            outcome.messages.push(Outbound {
+                instance_id: "inbox".to_owned(),
+                message: event_message(&format!("from-{}", item.instance_id), "0"),
+            });
+            let mut commit = turn_commit(item, outcome);
+            if stale {
+                commit.generation -= 1;
+            }
+            if i % 2 == 0 {
+                commit.claim = Some(reprise::store::DirectClaim {
+                    owner: "A".to_owned(),
+                    lease_ms: LONG_LEASE,
+                    count: 1,
+                });
+            }
+            (item.instance_id.clone(), stale, commit)
+        })
+        .collect();
+    let tasks: Vec<_> = commits
+        .into_iter()
+        .map(|(id, stale, commit)| {
+            let p = p.clone();
+            let direct = commit.claim.is_some();
+            tokio::spawn(async move { (id, stale, direct, p.commit_turn(commit).await) })
+        })
+        .collect();
+    let mut fenced = Vec::new();
+    for task in tasks {
+        let (id, stale, direct, result) = task.await.unwrap();
+        if stale {
+            assert_lease_lost(result, &id);
+            assert!(
+                history(&p, &id, None).await.is_empty(),
+                "{id}: a stale turn appends nothing"
+            );
+            continue;
+        }
+        let claimed = result.unwrap_or_else(|e| panic!("{id}: {e}"));
+        let expected: Vec<(&str, u32)> = if direct { vec![(&id, 1)] } else { vec![] };
+        assert_eq!(
+            claimed
+                .iter()
+                .map(|w| (w.instance_id.as_str(), w.task))
+                .collect::<Vec<_>>(),
+            expected,
+            "{id}: directly claimed activities"
+        );
+        assert_eq!(
+            history_kinds(&history(&p, &id, None).await),
+            vec![
+                "ExecutionStarted",
+                "ActivityScheduled",
+                "ActivityScheduled",
+                "TimerCreated"
+            ],
+            "{id}"
+        );
+        fenced.push(id);
+    }
+    assert_eq!(fenced.len(), N - N / 4);
+    // Queued activities: both of each fenced turn, less the directly claimed ones.
+    let mut queued: Vec<(String, u32)> = claim_work(&p, "W", LONG_LEASE)
+        .await
+        .into_iter()
+        .map(|w| (w.instance_id, w.task))
+        .collect();
+    queued.sort();
+    let mut expected: Vec<(String, u32)> = Vec::new();
+    for (i, id) in (0..N).map(|i| (i, format!("g{i:02}"))) {
+        if i % 4 == 1 {
+            continue;
+        }
+        if i % 2 == 1 {
+            expected.push((id.clone(), 1));
+        }
+        expected.push((id, 2));
+    }
+    expected.sort();
+    assert_eq!(queued, expected);
+    // The messages sent by the fenced turns, and no other.
+    assert!(p
+        .create_instance(&start_request("inbox", "Flow", "null"))
+        .await
+        .unwrap());
+    let inbox = claim_only(&p, "B", 3 * LONG_LEASE, "inbox").await;
+    let mut senders: Vec<String> = event_names(&inbox)
+        .into_iter()
+        .filter_map(|n| n.strip_prefix("from-").map(str::to_owned))
+        .collect();
+    senders.sort();
+    assert_eq!(
+        senders,
+        fenced
+            .iter()
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect::<Vec<_>>()
+    );
+    // A stale turn consumed nothing: its instance's Start is claimable once its lease ends.
+    advance(&p, LONG_LEASE + 1).await;
+    let again = super::claim(&p, "C", LONG_LEASE).await;
+    let ids: Vec<String> = again.iter().map(|i| i.instance_id.clone()).collect();
+    let stale: Vec<String> = (0..N)
+        .filter(|i| i % 4 == 1)
+        .map(|i| format!("g{i:02}"))
+        .collect();
+    assert_eq!(ids, stale, "only the stale turns' instances have work left");
+    assert!(again.iter().all(|i| kinds(i) == vec!["Start"]));
+}
+
+/// A turn the database refuses (here: an event id already taken) fails alone, writing
+/// nothing, even when committed at the same moment as others.
+pub async fn a_refused_turn_fails_alone_among_turns_committed_together(p: SharedProvider) {
+    const N: usize = 8;
+    for i in 0..N {
+        start_instance_with(&p, &format!("r{i}"), "Flow", |_| {}).await;
+    }
+    for i in 0..N {
+        p.enqueue(&format!("r{i}"), &event_message("go", "1"))
+            .await
+            .unwrap();
+    }
+    let items = super::claim(&p, "A", LONG_LEASE).await;
+    assert_eq!(items.len(), N);
+    let tasks: Vec<_> = items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let mut outcome = TurnOutcome {
+                consumed: seqs(item),
+                ..Default::default()
+            };
+            schedule_timer(&mut outcome, 7, item.now + 3_600_000);
+            let mut commit = turn_commit(item, outcome);
+            if i == 3 {
+                commit.first_event_id = 1; // ExecutionStarted's id
+            }
+            let p = p.clone();
+            let id = item.instance_id.clone();
+            tokio::spawn(async move { (id, p.commit_turn(commit).await) })
+        })
+        .collect();
+    for task in tasks {
+        let (id, result) = task.await.unwrap();
+        let kinds = history_kinds(&history(&p, &id, None).await);
+        if id == "r3" {
+            assert!(
+                matches!(result, Err(ref e) if !matches!(e, reprise::store::StoreError::LeaseLost(_))),
+                "{id}: {result:?}"
+            );
+            assert_eq!(kinds, vec!["ExecutionStarted"], "{id} wrote nothing");
+        } else {
+            result.unwrap_or_else(|e| panic!("{id}: {e}"));
+            assert_eq!(kinds, vec!["ExecutionStarted", "TimerCreated"], "{id}");
+        }
+    }
+}

@@ -75,6 +75,8 @@ macro_rules! conformance_suite {
             management::prune_executions_keeps_the_current_execution,
             rewind::rewind_puts_a_failed_instance_back_to_work,
             fencing::batched_activity_outcomes_are_fenced_one_by_one,
+            fencing::turns_committed_together_are_fenced_one_by_one,
+            fencing::a_refused_turn_fails_alone_among_turns_committed_together,
             direct_claims::a_commit_claims_its_first_activities_for_its_runtime,
             direct_claims::completions_may_claim_the_instances_they_wake,
             rewind::a_watch_follows_a_history_rewound_under_it,

@@ -1,7 +1,7 @@
 //! PostgreSQL's answers to the conformance cases that leave a choice to the backend or need
 //! its SQL.
 
-use reprise::store::SharedProvider;
+use reprise::store::{Provider, SharedProvider};
 use sqlx::Connection;
 
 use crate::{admin, connect_with, fresh, options, unique_schema, SchemaGuard};
@@ -43,4 +43,18 @@ async fn postgres_unreadable_rows_set_their_instance_aside() {
         }
     })
     .await;
+}
+
+/// Turns committed at the same moment share statements: the group committer carried more
+/// turns than it ran statements (and the conformance case shows each was fenced alone).
+#[tokio::test]
+async fn postgres_commits_turns_finishing_together_in_one_statement() {
+    let (provider, _guard) = fresh("group_commit").await;
+    crate::conformance::fencing::turns_committed_together_are_fenced_one_by_one(provider.clone())
+        .await;
+    let counters: std::collections::HashMap<_, _> = provider.counters().into_iter().collect();
+    assert!(
+        counters["store_operations"] > counters["store_transactions"],
+        "{counters:?}"
+    );
 }

@@ -1,7 +1,8 @@
 //! Committing a turn. Everything but the creation of child instances is one statement (one
 //! round trip, atomic on its own): every write in it is gated on the fencing update, so
-//! nothing is written unless this generation still holds the instance. A turn that starts
-//! instances runs inside a transaction with a second statement for them.
+//! nothing is written unless this generation still holds the instance. Such turns are
+//! committed together with the others finishing at the same moment (`group_commit`). A
+//! turn that starts instances runs inside a transaction with a second statement for them.
 
 use std::collections::HashSet;
 
@@ -9,6 +10,9 @@ use sqlx::postgres::{PgArguments, PgConnection};
 use sqlx::query::Query;
 use sqlx::Postgres;
 
+use tokio::sync::oneshot;
+
+use super::group_commit::PendingTurn;
 use super::notify::Change;
 use super::queue::{ActivityRows, QueueRows};
 use super::PostgresProvider;
@@ -34,10 +38,14 @@ pub(super) async fn commit_turn(
         instances,
         ..Default::default()
     };
+    let instance_id = commit.instance_id.clone();
     let claimed = if commit.outcome.starts.is_empty() {
-        // One statement: atomic without a transaction around it.
-        let mut conn = p.pool.conn().await?;
-        commit_turn_in(&mut conn, &commit, p.unknown_event_ttl_ms).await?
+        // One statement, shared with the turns committed at the same moment.
+        let (reply, answer) = oneshot::channel();
+        p.committer
+            .send(PendingTurn { commit, reply })
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)??
     } else {
         let mut tx = p.pool.begin().await?;
         match commit_turn_in(&mut tx, &commit, p.unknown_event_ttl_ms).await {
@@ -54,7 +62,7 @@ pub(super) async fn commit_turn(
     p.signal(change, false).await;
     // Followers in this process hear of every commit (other processes' followers poll;
     // the notification only names status changes).
-    p.wakers.instance_progressed(&commit.instance_id);
+    p.wakers.instance_progressed(&instance_id);
     Ok(claimed)
 }
 
@@ -116,53 +124,53 @@ const TURN_SQL: &str = "WITH fenced AS (
     LEFT JOIN activities a ON a.leased";
 
 /// The parameters of [`TURN_SQL`], bound in `$n` order by [`CommitParams::bind`].
-struct CommitParams {
+pub(super) struct CommitParams {
     /// `$1`: the turn's time (`updated_at`, the events' `ts`, the activities' `visible_at`
     /// and `created_at`).
-    now: i64,
+    pub(super) now: i64,
     /// `$2`, `$3`: set when the execution started this turn.
-    name: Option<String>,
-    version: Option<String>,
+    pub(super) name: Option<String>,
+    pub(super) version: Option<String>,
     /// `$4` to `$7`: set when the execution ended this turn.
-    status: Option<&'static str>,
-    output: Option<String>,
-    error: Option<String>,
-    error_code: Option<String>,
+    pub(super) status: Option<&'static str>,
+    pub(super) output: Option<String>,
+    pub(super) error: Option<String>,
+    pub(super) error_code: Option<String>,
     /// `$8`: the new custom status (`NULL`: unchanged).
-    custom_status: Option<String>,
+    pub(super) custom_status: Option<String>,
     /// `$9`: 1 on continue-as-new (the execution id moves to the next one), else 0.
-    continued: i64,
+    pub(super) continued: i64,
     /// `$10` to `$12`: the fence: the instance, the claim's generation, the execution.
-    instance_id: String,
-    generation: i64,
-    execution_id: i64,
+    pub(super) instance_id: String,
+    pub(super) generation: i64,
+    pub(super) execution_id: i64,
     /// `$13` to `$16`: the events appended to the history, as columns.
-    event_ids: Vec<i64>,
-    event_kinds: Vec<&'static str>,
-    event_tasks: Vec<Option<i32>>,
-    event_data: Vec<String>,
+    pub(super) event_ids: Vec<i64>,
+    pub(super) event_kinds: Vec<&'static str>,
+    pub(super) event_tasks: Vec<Option<i32>>,
+    pub(super) event_data: Vec<String>,
     /// `$17`: the orchestrator-queue rows the turn consumed.
-    consumed: Vec<i64>,
+    pub(super) consumed: Vec<i64>,
     /// `$18`: tasks whose queued activities are dropped (race losers, the execution ended).
-    canceled_activities: Vec<i32>,
+    pub(super) canceled_activities: Vec<i32>,
     /// `$19`: tasks whose queued timers are dropped.
-    canceled_timers: Vec<i32>,
+    pub(super) canceled_timers: Vec<i32>,
     /// `$20` to `$23`: the activities queued (task, name, input, retry).
-    activities: ActivityRows,
+    pub(super) activities: ActivityRows,
     /// `$24` to `$29`: the messages queued: timers, then the messages sent.
-    messages: QueueRows,
+    pub(super) messages: QueueRows,
     /// `$30`: how many of the activities (the first ones) the commit claims directly.
-    claim_count: i64,
+    pub(super) claim_count: i64,
     /// `$31`: the runtime they are leased to.
-    claim_owner: Option<String>,
+    pub(super) claim_owner: Option<String>,
     /// `$32`: their lease, from the database's clock at commit.
-    claim_lease_ms: i64,
+    pub(super) claim_lease_ms: i64,
     /// `$33`: whether `updated_at` moves to `$1` (see [`InstanceUpdate::touched`]).
-    touched: bool,
+    pub(super) touched: bool,
 }
 
 impl CommitParams {
-    fn of(c: &TurnCommit) -> Self {
+    pub(super) fn of(c: &TurnCommit) -> Self {
         let out = &c.outcome;
         let InstanceUpdate {
             status,
@@ -251,7 +259,7 @@ impl CommitParams {
 
 /// Commits a turn on `conn`: [`TURN_SQL`], then (inside the caller's transaction) the
 /// creation of the child instances it starts.
-async fn commit_turn_in(
+pub(super) async fn commit_turn_in(
     conn: &mut PgConnection,
     c: &TurnCommit,
     event_ttl_ms: i64,

@@ -13,6 +13,7 @@ mod activities;
 mod claim;
 mod commit;
 mod config;
+mod group_commit;
 mod instances;
 mod management;
 mod notify;
@@ -77,7 +78,10 @@ impl Default for PostgresOptions {
 }
 
 pub struct PostgresProvider {
-    pool: pool::Pool,
+    pool: Arc<pool::Pool>,
+    /// Turns for the group committer, and what it committed.
+    committer: mpsc::UnboundedSender<group_commit::PendingTurn>,
+    commits: Arc<group_commit::GroupCounters>,
     schema: String,
     wakers: Arc<Wakers>,
     /// Changes for the notifier task, which tells the other processes.
@@ -173,8 +177,18 @@ impl PostgresProvider {
             sender.clone(),
             rx,
         ));
+        let pool = Arc::new(pool::Pool::new(pool, options.pool_size, target.clone()));
+        let (committer, turns) = mpsc::unbounded_channel();
+        let commits = Arc::new(group_commit::GroupCounters::default());
+        tokio::spawn(group_commit::committer(
+            pool.clone(),
+            turns,
+            commits.clone(),
+        ));
         Ok(Arc::new(PostgresProvider {
-            pool: pool::Pool::new(pool, options.pool_size, target.clone()),
+            pool,
+            committer,
+            commits,
             schema,
             wakers,
             changes,
@@ -440,6 +454,24 @@ impl Provider for PostgresProvider {
 
     async fn next_due(&self) -> Result<Option<i64>> {
         claim::next_due(self).await
+    }
+
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        // The group committer's statements and the turns they carried.
+        vec![
+            (
+                "store_transactions",
+                self.commits
+                    .statements
+                    .load(std::sync::atomic::Ordering::Relaxed),
+            ),
+            (
+                "store_operations",
+                self.commits
+                    .turns
+                    .load(std::sync::atomic::Ordering::Relaxed),
+            ),
+        ]
     }
 
     fn foreign_commit_poll(&self) -> Option<Duration> {
