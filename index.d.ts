@@ -436,7 +436,7 @@ export interface MetricsSnapshot {
   queueWorkerRunning?: number;
   queueWorkerDelayed?: number;
   queueDepthAgeMs?: number;
-  /** SQLite only: the writer's transactions and the operations they carried. */
+  /** The mean write batch: SQLite's writer transactions and the operations they carried; PostgreSQL's group-commit statements and the turns they carried. */
   storeTransactions?: number;
   storeOperations?: number;
   [name: string]: number | undefined;

@@ -155,8 +155,7 @@ test('metrics show queue depths across the store and batch sizes', async () => {
     assert.equal(m.activitiesClaimedOnCommit, 1);
     assert.equal(m.activityClaimedItems, m.activityClaims, 'one activity per claim at concurrency 1');
     assert.ok(m.claimedItems >= m.claims);
-    if (env.path.startsWith('pg:')) assert.equal(m.storeTransactions, undefined);
-    else assert.ok(m.storeOperations >= m.storeTransactions && m.storeTransactions > 0);
+    assert.ok(m.storeOperations >= m.storeTransactions && m.storeTransactions > 0, JSON.stringify(m));
     release('done');
     for (const id of ['q1', 'q2', 'q3']) assert.equal((await env.client.waitForOrchestration(id, 10000)).status, 'Completed');
     await eventually(() => env.runtime.metricsSnapshot().queueWorkerVisible === 0, 10000, 'the worker queue drained');
