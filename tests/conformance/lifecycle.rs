@@ -381,3 +381,44 @@ pub async fn create_instances_in_one_batch(p: SharedProvider) {
         }
     }
 }
+
+/// Starts made at the same moment (a store may store them in one statement): each id is
+/// created once, whichever call wins, with one Start message, and an event raised for an
+/// id before its start is delivered with it.
+pub async fn concurrent_starts_create_each_id_once(p: SharedProvider) {
+    p.enqueue("c0", &event_message("early", "1")).await.unwrap();
+    let calls: Vec<_> = (0..30)
+        .map(|i| {
+            let p = p.clone();
+            let id = format!("c{}", i % 10);
+            tokio::spawn(async move {
+                let created = p
+                    .create_instance(&start_request(&id, "Flow", &i.to_string()))
+                    .await
+                    .unwrap();
+                (id, created)
+            })
+        })
+        .collect();
+    let mut created = std::collections::BTreeMap::<String, usize>::new();
+    for call in calls {
+        let (id, was_created) = call.await.unwrap();
+        *created.entry(id).or_default() += was_created as usize;
+    }
+    assert_eq!(created.len(), 10);
+    assert!(created.values().all(|n| *n == 1), "{created:?}");
+    let items = claim(&p, "A", LONG_LEASE).await;
+    assert_eq!(instance_ids(&items).len(), 10);
+    for item in &items {
+        let expected = if item.instance_id == "c0" {
+            vec!["Start", "Event"]
+        } else {
+            vec!["Start"]
+        };
+        let mut got = kinds(item);
+        got.sort();
+        let mut want = expected.clone();
+        want.sort();
+        assert_eq!(got, want, "{}", item.instance_id);
+    }
+}

@@ -64,6 +64,7 @@ macro_rules! conformance_suite {
             queues::events_for_unknown_instances_expire,
             lifecycle::create_instance_is_idempotent,
             lifecycle::create_instances_in_one_batch,
+            lifecycle::concurrent_starts_create_each_id_once,
             lifecycle::terminal_turn_completes_and_cleans_up,
             lifecycle::continue_as_new_starts_a_new_execution,
             lifecycle::cancellation_removes_exactly_the_cancelled_work,

@@ -12,7 +12,7 @@ use sqlx::Postgres;
 
 use tokio::sync::oneshot;
 
-use super::group_commit::PendingTurn;
+use super::group_commit::{commit_one, PendingTurn};
 use super::notify::Change;
 use super::queue::{ActivityRows, QueueRows};
 use super::PostgresProvider;
@@ -40,12 +40,18 @@ pub(super) async fn commit_turn(
     };
     let instance_id = commit.instance_id.clone();
     let claimed = if commit.outcome.starts.is_empty() {
-        // One statement, shared with the turns committed at the same moment.
-        let (reply, answer) = oneshot::channel();
-        p.committer
-            .send(PendingTurn { commit, reply })
-            .map_err(|_| StoreError::Closed)?;
-        answer.await.map_err(|_| StoreError::Closed)??
+        if let Ok(_permit) = p.commit_permits.clone().try_acquire_owned() {
+            // Nothing waits to be committed: no hop to the committer.
+            p.commits.count(1);
+            commit_one(&p.pool, &commit).await?
+        } else {
+            // One statement, shared with the turns committed at the same moment.
+            let (reply, answer) = oneshot::channel();
+            p.committer
+                .send(PendingTurn { commit, reply })
+                .map_err(|_| StoreError::Closed)?;
+            answer.await.map_err(|_| StoreError::Closed)??
+        }
     } else {
         let mut tx = p.pool.begin().await?;
         match commit_turn_in(&mut tx, &commit, p.unknown_event_ttl_ms).await {

@@ -2,9 +2,11 @@
 //! statement ([`GROUP_SQL`]) that fences each turn on its own, so a turn whose lease was
 //! lost writes nothing and fails alone. A batch the database refuses is committed again
 //! turn by turn: one bad turn never fails the others. Turns that start instances keep
-//! their own transaction (`commit.rs`).
+//! their own transaction (`commit.rs`). Starts are gathered the same way ([`gather`],
+//! `instances.rs`).
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -15,9 +17,9 @@ use super::pool::Pool;
 use crate::store::rows::Columns;
 use crate::store::{directly_claimed, ActivityItem, Result, StoreError, TurnCommit};
 
-/// Most turns one statement carries.
-const MAX_TURNS: usize = 128;
-/// Batches in flight at once: while they all are, new turns gather into the next one.
+/// Most items (turns, starts) one statement carries.
+const MAX_BATCH: usize = 128;
+/// Statements in flight at once per gatherer.
 const BATCHES_IN_FLIGHT: usize = 4;
 
 /// Statements the committer ran and the turns they carried.
@@ -25,6 +27,14 @@ const BATCHES_IN_FLIGHT: usize = 4;
 pub(super) struct GroupCounters {
     pub statements: AtomicU64,
     pub turns: AtomicU64,
+}
+
+impl GroupCounters {
+    /// One statement carrying `turns` turns.
+    pub(super) fn count(&self, turns: usize) {
+        self.statements.fetch_add(1, Ordering::Relaxed);
+        self.turns.fetch_add(turns as u64, Ordering::Relaxed);
+    }
 }
 
 pub(super) struct PendingTurn {
@@ -35,31 +45,58 @@ pub(super) struct PendingTurn {
 /// Commits the turns sent on `rx` until every sender is gone.
 pub(super) async fn committer(
     pool: Arc<Pool>,
-    mut rx: mpsc::UnboundedReceiver<PendingTurn>,
+    rx: mpsc::UnboundedReceiver<PendingTurn>,
+    permits: Arc<Semaphore>,
     counters: Arc<GroupCounters>,
 ) {
-    let permits = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT));
+    gather(rx, permits, Some(counters), move |batch| {
+        let pool = pool.clone();
+        async move { commit_batch(&pool, batch).await }
+    })
+    .await
+}
+
+/// Statements that may run at once for one gatherer: its batches, and the callers that
+/// found a permit free and ran their own statement without queueing (no hop to the
+/// gatherer when nothing is waiting).
+pub(super) fn permits() -> Arc<Semaphore> {
+    Arc::new(Semaphore::new(BATCHES_IN_FLIGHT))
+}
+
+/// Gathers what is sent on `rx` into batches (at most [`MAX_BATCH`] items) and hands each
+/// to `run`, each batch holding one of `permits`: while none is free, what arrives gathers
+/// into the next batch, so a burst pays one round trip per batch. Ends once every sender
+/// is gone.
+pub(super) async fn gather<T, F, Fut>(
+    mut rx: mpsc::UnboundedReceiver<T>,
+    permits: Arc<Semaphore>,
+    counters: Option<Arc<GroupCounters>>,
+    run: F,
+) where
+    T: Send + 'static,
+    F: Fn(Vec<T>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     loop {
-        let Ok(permit) = permits.clone().acquire_owned().await else {
-            return;
-        };
         let Some(first) = rx.recv().await else {
             return;
         };
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
         let mut batch = vec![first];
-        while batch.len() < MAX_TURNS {
+        while batch.len() < MAX_BATCH {
             match rx.try_recv() {
-                Ok(turn) => batch.push(turn),
+                Ok(item) => batch.push(item),
                 Err(_) => break,
             }
         }
-        counters.statements.fetch_add(1, Ordering::Relaxed);
-        counters
-            .turns
-            .fetch_add(batch.len() as u64, Ordering::Relaxed);
-        let pool = pool.clone();
+        if let Some(counters) = &counters {
+            counters.count(batch.len());
+        }
+        let work = run(batch);
         tokio::spawn(async move {
-            commit_batch(&pool, batch).await;
+            work.await;
             drop(permit);
         });
     }
@@ -98,7 +135,7 @@ async fn commit_batch(pool: &Pool, batch: Vec<PendingTurn>) {
 }
 
 /// One turn with the single-turn statement.
-async fn commit_one(pool: &Pool, commit: &TurnCommit) -> Result<Vec<ActivityItem>> {
+pub(super) async fn commit_one(pool: &Pool, commit: &TurnCommit) -> Result<Vec<ActivityItem>> {
     let mut conn = pool.conn().await?;
     // Turns that start instances do not come here: no event TTL is needed.
     commit_turn_in(&mut conn, commit, 0).await

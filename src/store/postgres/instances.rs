@@ -2,14 +2,19 @@
 //! delete it.
 
 use std::collections::HashSet;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::commit::insert_instances;
+use super::group_commit::gather;
 use super::notify::Change;
+use super::pool::Pool;
 use super::PostgresProvider;
 use crate::engine::{message_data, HistoryRow, Message, StartRequest};
 use crate::store::rows::{history_row, instance_info};
 use crate::store::writes::{message_columns, start_message};
-use crate::store::{Deletion, InstanceInfo, Result, StoredStatus};
+use crate::store::{Deletion, InstanceInfo, Result, StoreError, StoredStatus};
 
 pub(super) async fn create_instances(
     p: &PostgresProvider,
@@ -48,13 +53,29 @@ pub(super) async fn create_instances(
 }
 
 pub(super) async fn create_instance(p: &PostgresProvider, start: &StartRequest) -> Result<bool> {
-    let change = Change {
-        orchestrations: true,
-        instances: vec![start.instance_id.clone()],
-        ..Default::default()
+    let created = if let Ok(_permit) = p.start_permits.clone().try_acquire_owned() {
+        // Nothing waits to be stored: no hop to the gatherer.
+        insert_start(p, start).await?
+    } else {
+        let (reply, answer) = oneshot::channel();
+        p.starter
+            .send(PendingStart {
+                start: start.clone(),
+                reply,
+            })
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)??
     };
-    let (channel, payload) = p.inline_notify(&change);
-    let created = sqlx::query(
+    if created {
+        p.signal_here(&start_change(vec![start.instance_id.clone()]));
+    }
+    Ok(created)
+}
+
+/// One start, with its NOTIFY, in one statement.
+async fn insert_start(p: &PostgresProvider, start: &StartRequest) -> Result<bool> {
+    let (channel, payload) = p.inline_notify(&start_change(vec![start.instance_id.clone()]));
+    Ok(sqlx::query(
         "WITH created AS (
             INSERT INTO instances (instance_id, name, version, status, input, parent_instance_id,
                 created_at, updated_at)
@@ -82,11 +103,144 @@ pub(super) async fn create_instance(p: &PostgresProvider, start: &StartRequest) 
     .execute(&mut *p.pool.conn().await?)
     .await?
     .rows_affected()
-        == 1;
-    if created {
-        p.signal_here(&change);
+        == 1)
+}
+
+fn start_change(instances: Vec<String>) -> Change {
+    Change {
+        orchestrations: true,
+        instances,
+        ..Default::default()
     }
-    Ok(created)
+}
+
+/// A start waiting to be stored with the others made at the same moment.
+pub(super) struct PendingStart {
+    start: StartRequest,
+    reply: oneshot::Sender<Result<bool>>,
+}
+
+/// What the start gatherer needs of the provider.
+#[derive(Clone)]
+pub(super) struct Starter {
+    pub pool: Arc<Pool>,
+    pub channel: String,
+    pub sender: String,
+    pub event_ttl_ms: i64,
+}
+
+/// Stores the starts sent on `rx`, those made at the same moment in one statement that
+/// also sends their NOTIFY, until every sender is gone.
+pub(super) async fn starter(
+    s: Starter,
+    rx: mpsc::UnboundedReceiver<PendingStart>,
+    permits: Arc<Semaphore>,
+) {
+    gather(rx, permits, None, move |batch| {
+        let s = s.clone();
+        async move { store_starts(&s, batch).await }
+    })
+    .await
+}
+
+async fn store_starts(s: &Starter, batch: Vec<PendingStart>) {
+    let starts: Vec<&StartRequest> = batch.iter().map(|p| &p.start).collect();
+    let results = match insert_starts(s, &starts).await {
+        Ok(created) => {
+            // A second start of one id in the batch finds the first one's instance.
+            let mut taken = HashSet::new();
+            starts
+                .iter()
+                .map(|st| {
+                    Ok(created.contains(&st.instance_id) && taken.insert(st.instance_id.clone()))
+                })
+                .collect()
+        }
+        Err(e) if e.is_unavailable() => {
+            let message = e.to_string();
+            (0..batch.len())
+                .map(|_| Err(StoreError::Unavailable(message.clone())))
+                .collect()
+        }
+        Err(e) if batch.len() == 1 => vec![Err(e)],
+        Err(e) => {
+            // One start the database refuses must not fail the others: one by one.
+            tracing::debug!(error = %e, starts = batch.len(), "a grouped start failed; storing its starts one by one");
+            let mut results = Vec::with_capacity(batch.len());
+            for start in &starts {
+                results.push(
+                    insert_starts(s, &[start])
+                        .await
+                        .map(|created| created.contains(&start.instance_id)),
+                );
+            }
+            results
+        }
+    };
+    for (pending, result) in batch.into_iter().zip(results) {
+        let _ = pending.reply.send(result);
+    }
+}
+
+/// Inserts instances with their Start messages unless their ids exist, dropping events older
+/// than the TTL that waited for them, and sends the NOTIFY for them with the same
+/// statement. Returns the ids created.
+async fn insert_starts(s: &Starter, starts: &[&StartRequest]) -> Result<HashSet<String>> {
+    let mut seen = HashSet::new();
+    let unique: Vec<&StartRequest> = starts
+        .iter()
+        .copied()
+        .filter(|st| seen.insert(st.instance_id.as_str()))
+        .collect();
+    let change = start_change(unique.iter().map(|st| st.instance_id.clone()).collect());
+    Ok(sqlx::query_scalar(
+        "WITH s AS (
+            SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
+                WITH ORDINALITY AS s(instance_id, name, version, input, parent_instance_id, data, n)
+        ), created AS (
+            INSERT INTO instances (instance_id, name, version, status, input, parent_instance_id,
+                created_at, updated_at)
+            SELECT instance_id, name, version, 'Pending', input, parent_instance_id,
+                reprise_now_ms(), reprise_now_ms()
+            FROM s ORDER BY instance_id
+            ON CONFLICT (instance_id) DO NOTHING
+            RETURNING instance_id, created_at
+        ), expired AS (
+            DELETE FROM orchestrator_queue q USING created c
+            WHERE q.instance_id = c.instance_id AND q.kind = 'Event'
+                AND q.visible_at < c.created_at - $7
+        ), queued AS (
+            INSERT INTO orchestrator_queue (instance_id, kind, visible_at, data)
+            SELECT s.instance_id, 'Start', c.created_at, s.data
+            FROM s JOIN created c USING (instance_id)
+            ORDER BY s.n
+        )
+        -- One notification: PostgreSQL sends identical ones of a transaction once.
+        SELECT c.instance_id FROM created c, LATERAL (SELECT pg_notify($8, $9)) n",
+    )
+    .bind(unique.iter().map(|st| st.instance_id.clone()).collect::<Vec<_>>())
+    .bind(unique.iter().map(|st| st.name.clone()).collect::<Vec<_>>())
+    .bind(unique.iter().map(|st| st.version.clone()).collect::<Vec<_>>())
+    .bind(unique.iter().map(|st| st.input.get().to_owned()).collect::<Vec<_>>())
+    .bind(
+        unique
+            .iter()
+            .map(|st| st.parent.as_ref().map(|p| p.instance_id.clone()))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        unique
+            .iter()
+            .map(|st| message_data(&start_message(st)))
+            .collect::<Vec<_>>(),
+    )
+    .bind(s.event_ttl_ms)
+    .bind(&s.channel)
+    .bind(change.payload(&s.sender))
+    .fetch_all(&mut *s.pool.conn().await?)
+    .await?
+    .into_iter()
+    .collect())
 }
 
 pub(super) async fn enqueue(

@@ -82,6 +82,12 @@ pub struct PostgresProvider {
     /// Turns for the group committer, and what it committed.
     committer: mpsc::UnboundedSender<group_commit::PendingTurn>,
     commits: Arc<group_commit::GroupCounters>,
+    /// Starts for the start gatherer.
+    starter: mpsc::UnboundedSender<instances::PendingStart>,
+    /// Statements each gatherer may have in flight; a caller that finds one free runs its
+    /// own statement at once.
+    commit_permits: Arc<tokio::sync::Semaphore>,
+    start_permits: Arc<tokio::sync::Semaphore>,
     schema: String,
     wakers: Arc<Wakers>,
     /// Changes for the notifier task, which tells the other processes.
@@ -180,15 +186,32 @@ impl PostgresProvider {
         let pool = Arc::new(pool::Pool::new(pool, options.pool_size, target.clone()));
         let (committer, turns) = mpsc::unbounded_channel();
         let commits = Arc::new(group_commit::GroupCounters::default());
+        let commit_permits = group_commit::permits();
         tokio::spawn(group_commit::committer(
             pool.clone(),
             turns,
+            commit_permits.clone(),
             commits.clone(),
+        ));
+        let (starter, starts) = mpsc::unbounded_channel();
+        let start_permits = group_commit::permits();
+        tokio::spawn(instances::starter(
+            instances::Starter {
+                pool: pool.clone(),
+                channel: channel.clone(),
+                sender: sender.clone(),
+                event_ttl_ms: options.unknown_event_ttl_ms,
+            },
+            starts,
+            start_permits.clone(),
         ));
         Ok(Arc::new(PostgresProvider {
             pool,
             committer,
             commits,
+            starter,
+            commit_permits,
+            start_permits,
             schema,
             wakers,
             changes,

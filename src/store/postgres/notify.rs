@@ -108,7 +108,7 @@ impl Change {
         self.instances.extend(other.instances);
     }
 
-    fn payload(mut self, sender: &str) -> String {
+    pub(super) fn payload(mut self, sender: &str) -> String {
         self.sender = sender.to_owned();
         if self.all_instances {
             self.instances.clear();
