@@ -13,7 +13,7 @@ use super::views::{
 use super::{err, json_arg, payload, store_err, to_json};
 use crate::client::cursor::{decode_cursor, encode_cursor};
 use crate::client::status::stored_statuses;
-use crate::client::wait::{wait_until, watch_next};
+use crate::client::wait::{wait_until, watch_next, WakeOn};
 use crate::client::watch::WatchCursor;
 use crate::client::{cancel_if_running, retry_instance, RetryError};
 use crate::engine::{Message, StartRequest};
@@ -292,8 +292,14 @@ impl NativeClient {
         instance_id: String,
         timeout_ms: f64,
     ) -> Result<String> {
-        self.wait(&instance_id, timeout_ms, "did not finish", finished)
-            .await
+        self.wait(
+            &instance_id,
+            timeout_ms,
+            "did not finish",
+            WakeOn::End,
+            finished,
+        )
+        .await
     }
 
     /// Resolves once the custom status version passes `last_version` or the instance ends.
@@ -308,6 +314,7 @@ impl NativeClient {
             &instance_id,
             timeout_ms,
             "did not change its custom status",
+            WakeOn::Change,
             |i| i.custom_status_version as f64 > last_version || finished(i),
         )
         .await
@@ -371,12 +378,14 @@ impl NativeClient {
         instance_id: &str,
         timeout_ms: f64,
         what: &str,
+        wake_on: WakeOn,
         done: impl Fn(&InstanceInfo) -> bool,
     ) -> Result<String> {
         match wait_until(
             self.provider.as_ref(),
             instance_id,
             deadline(timeout_ms),
+            wake_on,
             done,
         )
         .await

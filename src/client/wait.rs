@@ -39,15 +39,28 @@ async fn until_woken(provider: &dyn Provider, notified: Pin<&mut Notified<'_>>, 
     }
 }
 
+/// What wakes a wait to read its instance again.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum WakeOn {
+    /// Any change of status or custom status.
+    Change,
+    /// Only a change that may have ended the instance.
+    End,
+}
+
 /// Re-reads the instance until `done` holds for it: `Some(info)`, or `None` at `deadline`.
 pub async fn wait_until(
     provider: &dyn Provider,
     instance_id: &str,
     deadline: Instant,
+    wake_on: WakeOn,
     done: impl Fn(&InstanceInfo) -> bool,
 ) -> Result<Option<InstanceInfo>> {
     let wakers = provider.wakers().clone();
-    let changed = wakers.watch(instance_id);
+    let changed = match wake_on {
+        WakeOn::Change => wakers.watch(instance_id),
+        WakeOn::End => wakers.watch_finish(instance_id),
+    };
     let result = async {
         loop {
             let notified = changed.notified();
@@ -64,7 +77,10 @@ pub async fn wait_until(
         }
     }
     .await;
-    wakers.unwatch(instance_id, changed);
+    match wake_on {
+        WakeOn::Change => wakers.unwatch(instance_id, changed),
+        WakeOn::End => wakers.unwatch_finish(instance_id, changed),
+    }
     result
 }
 

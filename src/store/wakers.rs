@@ -17,6 +17,9 @@ pub struct Wakers {
     /// Per-instance followers of everything (history appended, activity attempts): kept
     /// apart so that status waiters are not woken by every turn.
     followers: Mutex<HashMap<String, Arc<Notify>>>,
+    /// Per-instance waiters for the end only: not woken when an instance starts running or
+    /// sets its custom status.
+    finishers: Mutex<HashMap<String, Arc<Notify>>>,
 }
 
 fn subscribe(map: &Mutex<HashMap<String, Arc<Notify>>>, instance_id: &str) -> Arc<Notify> {
@@ -65,8 +68,27 @@ impl Wakers {
         unsubscribe(&self.followers, instance_id, notify)
     }
 
-    /// The instance's status or custom status changed (followers hear it too).
+    /// A Notify woken when `instance_id` may have finished (and by any change not known to
+    /// leave it running); pair with [`Wakers::unwatch_finish`].
+    pub fn watch_finish(&self, instance_id: &str) -> Arc<Notify> {
+        subscribe(&self.finishers, instance_id)
+    }
+
+    pub fn unwatch_finish(&self, instance_id: &str, notify: Arc<Notify>) {
+        unsubscribe(&self.finishers, instance_id, notify)
+    }
+
+    /// The instance's status or custom status changed, perhaps to an end (everyone hears
+    /// it).
     pub fn instance_changed(&self, instance_id: &str) {
+        wake(&self.watchers, instance_id);
+        wake(&self.followers, instance_id);
+        wake(&self.finishers, instance_id);
+    }
+
+    /// The instance's status or custom status changed and it is still running: waiters for
+    /// its end sleep on.
+    pub fn instance_changed_running(&self, instance_id: &str) {
         wake(&self.watchers, instance_id);
         wake(&self.followers, instance_id);
     }
@@ -79,7 +101,7 @@ impl Wakers {
     /// Wakes every instance watcher, so each re-reads its instance (after changes this
     /// process may have missed, e.g. while a notification connection was down).
     pub fn all_instances_changed(&self) {
-        for map in [&self.watchers, &self.followers] {
+        for map in [&self.watchers, &self.followers, &self.finishers] {
             for n in map.lock().unwrap().values() {
                 n.notify_waiters();
             }

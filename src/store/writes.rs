@@ -166,6 +166,8 @@ pub(crate) struct TurnWakes {
     pub activities: bool,
     /// The instance's status or custom status changed.
     pub instance_changed: bool,
+    /// The execution ended and the instance with it (not continued as new).
+    pub instance_finished: bool,
     /// The instances the turn started.
     pub started: Vec<String>,
 }
@@ -179,6 +181,10 @@ impl TurnWakes {
                 || !out.timers.is_empty(),
             activities: out.activities.len() > c.claim.as_ref().map_or(0, |d| d.count),
             instance_changed: out.changes_instance(),
+            instance_finished: matches!(
+                out.terminal,
+                Some(Terminal::Completed(_) | Terminal::Failed(_))
+            ),
             started: out.starts.iter().map(|s| s.instance_id.clone()).collect(),
         }
     }

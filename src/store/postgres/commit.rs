@@ -36,6 +36,14 @@ pub(super) async fn commit_turn(
         orchestrations: wakes.orchestrations,
         activities: wakes.activities,
         instances,
+        // Waiters for the end are woken only by an instance that ended (the children it
+        // started are new: nobody waits on them yet).
+        exact: true,
+        finished: if wakes.instance_finished {
+            vec![commit.instance_id.clone()]
+        } else {
+            Vec::new()
+        },
         ..Default::default()
     };
     let instance_id = commit.instance_id.clone();

@@ -73,6 +73,13 @@ pub(super) struct Change {
     /// Any instance may have changed.
     #[serde(rename = "all", default, skip_serializing_if = "is_false")]
     pub all_instances: bool,
+    /// Set when `instances` are known to be still running unless listed in `finished`; a
+    /// change without it (or merged with one without it) may have ended any of them.
+    #[serde(rename = "x", default, skip_serializing_if = "is_false")]
+    pub exact: bool,
+    /// With `exact`: the instances among `instances` that ended.
+    #[serde(rename = "f", default, skip_serializing_if = "Vec::is_empty")]
+    pub finished: Vec<String>,
 }
 
 impl Change {
@@ -96,7 +103,11 @@ impl Change {
             wakers.all_instances_changed();
         } else {
             for id in &self.instances {
-                wakers.instance_changed(id);
+                if self.exact && !self.finished.contains(id) {
+                    wakers.instance_changed_running(id);
+                } else {
+                    wakers.instance_changed(id);
+                }
             }
         }
     }
@@ -106,21 +117,27 @@ impl Change {
         self.activities |= other.activities;
         self.all_instances |= other.all_instances;
         self.instances.extend(other.instances);
+        self.exact &= other.exact;
+        self.finished.extend(other.finished);
     }
 
     pub(super) fn payload(mut self, sender: &str) -> String {
         self.sender = sender.to_owned();
         if self.all_instances {
             self.instances.clear();
+            self.finished.clear();
         } else {
             let mut seen = HashSet::new();
             self.instances.retain(|id| seen.insert(id.clone()));
+            let mut seen = HashSet::new();
+            self.finished.retain(|id| seen.insert(id.clone()));
         }
         let text = serde_json::to_string(&self).expect("a change serializes");
         if text.len() <= MAX_NOTIFY_PAYLOAD {
             return text;
         }
         self.instances.clear();
+        self.finished.clear();
         self.all_instances = true;
         serde_json::to_string(&self).expect("a change serializes")
     }

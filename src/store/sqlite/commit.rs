@@ -31,8 +31,10 @@ pub(super) async fn commit_turn(
     if wakes.activities {
         p.wakers.activities.notify_one();
     }
-    if wakes.instance_changed {
+    if wakes.instance_finished {
         p.wakers.instance_changed(&instance_id);
+    } else if wakes.instance_changed {
+        p.wakers.instance_changed_running(&instance_id);
     } else {
         p.wakers.instance_progressed(&instance_id);
     }
