@@ -137,7 +137,7 @@ impl SqliteProvider {
             .await?;
         let (ops, rx) = mpsc::unbounded_channel();
         let batches = Arc::new(BatchCounters::default());
-        spawn_writer(conn, rx, batches.clone())?;
+        spawn_writer(conn, rx, batches.clone(), path.clone())?;
         Ok(Arc::new(SqliteProvider {
             ops,
             batches,

@@ -6,8 +6,11 @@
 //! the connection and runs the migrations; the writer then takes its handle for good
 //! (`lock_handle`) and hands it back when the provider goes.
 
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Arc;
+use std::time::Duration;
 
 use sqlx::sqlite::SqliteConnection;
 use tokio::sync::{mpsc, oneshot};
@@ -108,18 +111,77 @@ pub(super) struct BatchCounters {
     pub operations: AtomicU64,
 }
 
-/// Starts the writer thread on `conn`; it ends once every sender of `rx` is gone.
+/// Starts the writer thread on `conn` (and, for a file, the checkpointer beside it); it
+/// ends once every sender of `rx` is gone.
 pub(super) fn spawn_writer(
     conn: SqliteConnection,
     rx: mpsc::UnboundedReceiver<Box<dyn WriteOp>>,
     batches: Arc<BatchCounters>,
+    file: Option<PathBuf>,
 ) -> Result<()> {
     let runtime = tokio::runtime::Handle::current();
     std::thread::Builder::new()
         .name("reprise-sqlite".into())
-        .spawn(move || writer(runtime, conn, rx, batches))
+        .spawn(move || {
+            let checkpointer = file.and_then(|path| Checkpointer::start(&path));
+            writer(runtime, conn, rx, batches, checkpointer);
+        })
         .map_err(|e| StoreError::Open(format!("cannot start the SQLite writer thread: {e}")))?;
     Ok(())
+}
+
+/// How often the checkpointer copies the WAL into the database.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+/// The writer checkpoints by itself only if the WAL grows past this many pages (the
+/// checkpointer is behind): 20,000 pages of 4 KiB.
+const WRITER_CHECKPOINT_PAGES: u32 = 20_000;
+
+/// A thread with a connection of its own that checkpoints the WAL (`PASSIVE`: it never
+/// blocks the writer), so the writer does not stop a commit for it. SQLite's own
+/// checkpoint runs inside the commit that crosses 1,000 pages and syncs the database file:
+/// a few milliseconds on the round trip that pays it.
+struct Checkpointer {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    fn start(path: &Path) -> Option<Self> {
+        let db = match rusqlite::Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        ) {
+            Ok(db) => db,
+            Err(e) => {
+                tracing::warn!(error = %e, "no checkpointer connection; the writer checkpoints by itself");
+                return None;
+            }
+        };
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("reprise-sqlite-checkpoint".into())
+            .spawn(move || {
+                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
+                    if let Err(e) = db.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
+                        tracing::debug!(error = %e, "checkpoint failed; the next one retries");
+                    }
+                }
+            })
+            .ok()?;
+        Some(Checkpointer {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 fn writer(
@@ -127,6 +189,7 @@ fn writer(
     mut conn: SqliteConnection,
     mut rx: mpsc::UnboundedReceiver<Box<dyn WriteOp>>,
     batches: Arc<BatchCounters>,
+    checkpointer: Option<Checkpointer>,
 ) {
     // sqlx's connection thread stays parked on the handle's lock while the writer holds it.
     let mut locked = match runtime.block_on(conn.lock_handle()) {
@@ -141,6 +204,11 @@ fn writer(
         Err(e) => return refuse_all(&mut rx, &e.to_string()),
     };
     db.set_prepared_statement_cache_capacity(256);
+    if checkpointer.is_some() {
+        let _ = db.execute_batch(&format!(
+            "PRAGMA wal_autocheckpoint = {WRITER_CHECKPOINT_PAGES}"
+        ));
+    }
     while let Some(first) = rx.blocking_recv() {
         let mut ops = vec![first];
         while ops.len() < MAX_BATCH {
@@ -155,8 +223,11 @@ fn writer(
             .fetch_add(ops.len() as u64, Ordering::Relaxed);
         run_batch(&db, ops);
     }
-    // Statements are finalized before the handle goes back to sqlx, which closes it.
+    // Statements are finalized before the handle goes back to sqlx, which closes it; the
+    // checkpointer closes first, so the writer's connection is the last one and its close
+    // checkpoints the rest and removes the WAL.
     drop(db);
+    drop(checkpointer);
     drop(locked);
     drop(conn);
 }
