@@ -282,6 +282,10 @@ export interface RuntimeOptions {
   lockTimeoutMs?: number;
   /** Fallback poll for work committed by other processes (default 1000). */
   pollIntervalMs?: number;
+  /** duroxide-node's name for `lockTimeoutMs` (pass one of the two). */
+  workerLockTimeoutMs?: number;
+  /** duroxide-node's name for `pollIntervalMs` (pass one of the two). */
+  dispatcherPollIntervalMs?: number;
   /** Deliveries after which a message or activity is poisoned (default 10). */
   maxDeliveries?: number;
   /** How long work for an unregistered name waits for code that knows it (default 10000). */

@@ -5,7 +5,7 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const { SqliteProvider, PostgresProvider, Runtime, OrchestrationContext, InvalidArgumentError } = require('..');
-const { startEnv, dbPath } = require('./helpers');
+const { startEnv, dbPath, psql, eventually } = require('./helpers');
 
 const invalid = (message) => (e) => e instanceof InvalidArgumentError && e.code === 'ERR_INVALID_ARGUMENT' && e.message === message;
 const matches = (pattern) => (e) => e instanceof InvalidArgumentError && e.code === 'ERR_INVALID_ARGUMENT' && pattern.test(e.message);
@@ -13,11 +13,26 @@ const matches = (pattern) => (e) => e instanceof InvalidArgumentError && e.code 
 test('Runtime options: unknown keys and non-objects are refused with the known keys', async () => {
   const provider = await SqliteProvider.inMemory();
   const known =
-    'orchestrationConcurrency, workerConcurrency, generatorCacheSize, lockTimeoutMs, pollIntervalMs, maxDeliveries, notRegisteredGraceMs, maxTurnMs, activityTimeoutMs, metricsIntervalMs, heartbeatIntervalMs, heartbeatTimeoutMs, keepAlive, workerNodeId';
+    'orchestrationConcurrency, workerConcurrency, generatorCacheSize, lockTimeoutMs, pollIntervalMs, maxDeliveries, notRegisteredGraceMs, maxTurnMs, activityTimeoutMs, metricsIntervalMs, heartbeatIntervalMs, heartbeatTimeoutMs, workerLockTimeoutMs, dispatcherPollIntervalMs, keepAlive, workerNodeId';
   assert.throws(() => new Runtime(provider, { workerConcurency: 2 }), invalid(`options.workerConcurency is not a Runtime option (known: ${known})`));
   assert.throws(() => new Runtime(provider, { keepalive: false }), invalid(`options.keepalive is not a Runtime option (known: ${known})`));
   assert.throws(() => new Runtime(provider, [1]), invalid('Runtime options must be an object, got an array'));
   assert.throws(() => new Runtime(provider, 5), invalid('Runtime options must be an object, got number 5'));
+});
+
+test("duroxide-node's option names: workerLockTimeoutMs and dispatcherPollIntervalMs are lockTimeoutMs and pollIntervalMs; both names of one option are refused", async () => {
+  const provider = await SqliteProvider.inMemory();
+  assert.throws(
+    () => new Runtime(provider, { workerLockTimeoutMs: 5000, lockTimeoutMs: 5000 }),
+    invalid('options.workerLockTimeoutMs and options.lockTimeoutMs are two names of one option; pass one of them'),
+  );
+  assert.throws(
+    () => new Runtime(provider, { dispatcherPollIntervalMs: 50, pollIntervalMs: 50 }),
+    invalid('options.dispatcherPollIntervalMs and options.pollIntervalMs are two names of one option; pass one of them'),
+  );
+  // The alias is checked with the option's limits, and named as given.
+  assert.throws(() => new Runtime(provider, { workerLockTimeoutMs: 5 }), invalid('options.workerLockTimeoutMs must be an integer >= 100, got number 5'));
+  assert.throws(() => new Runtime(provider, { dispatcherPollIntervalMs: 'fast' }), invalid('options.dispatcherPollIntervalMs must be an integer >= 10, got "fast"'));
 });
 
 test('start options in orchestration code: an unknown key is refused at the call', () => {
@@ -120,6 +135,34 @@ test('metricsPrometheus and retry policy options: unknown keys are refused with 
       invalid('retryPolicy.maxRetries is not a retry policy option (known: maxAttempts, backoff, initialDelayMs, maxDelayMs, timeoutMs, jitter)'),
     );
   } finally {
+    await env.drop();
+  }
+});
+
+test('a runtime configured with duroxide-node option names runs, and the lease is the one workerLockTimeoutMs gives', async () => {
+  let release;
+  const gate = new Promise((r) => (release = r));
+  const env = await startEnv((rt) => {
+    rt.registerActivity('Hold', () => gate);
+    rt.registerOrchestration('O', function* (ctx) {
+      return yield ctx.scheduleActivity('Hold');
+    });
+  }, { workerLockTimeoutMs: 5000, dispatcherPollIntervalMs: 50 });
+  try {
+    await env.client.startOrchestration('o', 'O');
+    if (env.path.startsWith('pg:')) {
+      // The running activity's lease, as the store holds it: 5 s, not the default 30 s.
+      const schema = env.path.slice(3);
+      const left = await eventually(() => {
+        const v = psql(`SELECT lock_until - ${schema}.reprise_now_ms() FROM ${schema}.worker_queue WHERE lock_owner IS NOT NULL`);
+        return v === '' ? false : Number(v);
+      }, 10000, 'the activity to be leased');
+      assert.ok(left > 0 && left <= 5000, `lease left: ${left} ms`);
+    }
+    release('done');
+    assert.equal((await env.client.waitForOrchestration('o', 10000)).output, 'done');
+  } finally {
+    release('done');
     await env.drop();
   }
 });

@@ -32,13 +32,25 @@ const OPTIONS = {
   heartbeatTimeoutMs: [30, MAX_DURATION_MS],
 };
 
+/** duroxide-node's names for two options: same meaning, same limits. */
+const ALIASES = {
+  workerLockTimeoutMs: 'lockTimeoutMs',
+  dispatcherPollIntervalMs: 'pollIntervalMs',
+};
+
 const MAX_WORKER_NODE_ID = 256;
 
 function checkOptions(options) {
   const out = { host: os.hostname() };
   if (options === undefined || options === null) return out;
-  checkOptionsObject(options, [...Object.keys(OPTIONS), 'keepAlive', 'workerNodeId'], 'options', 'Runtime');
-  for (const [key, value] of Object.entries(options)) {
+  checkOptionsObject(options, [...Object.keys(OPTIONS), ...Object.keys(ALIASES), 'keepAlive', 'workerNodeId'], 'options', 'Runtime');
+  for (const [alias, name] of Object.entries(ALIASES)) {
+    if (options[alias] !== undefined && options[name] !== undefined) {
+      throw new InvalidArgumentError(`options.${alias} and options.${name} are two names of one option; pass one of them`);
+    }
+  }
+  for (const [given, value] of Object.entries(options)) {
+    const key = ALIASES[given] || given;
     if (key === 'keepAlive') {
       if (value !== undefined && typeof value !== 'boolean') throw new InvalidArgumentError(`options.keepAlive must be a boolean, got ${describe(value)}`);
       continue;
@@ -55,11 +67,11 @@ function checkOptions(options) {
     if (value === undefined) continue;
     const [min, max] = OPTIONS[key];
     if (!Number.isSafeInteger(value) || value < min) {
-      throw new InvalidArgumentError(`options.${key} must be an integer >= ${min}, got ${describe(value)}`);
+      throw new InvalidArgumentError(`options.${given} must be an integer >= ${min}, got ${describe(value)}`);
     }
     if (value > max) {
       const limit = max === MAX_DURATION_MS ? MAX_DURATION_TEXT : max;
-      throw new InvalidArgumentError(`options.${key} must be at most ${limit}, got ${describe(value)}`);
+      throw new InvalidArgumentError(`options.${given} must be at most ${limit}, got ${describe(value)}`);
     }
     out[key] = value;
   }
