@@ -3,7 +3,7 @@
 // long; activityTimeoutMs bounds every attempt without a timeoutMs of its own.
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { startEnv, sleep, cacheSize } = require('./helpers');
+const { startEnv, sleep, cacheSize, eventually } = require('./helpers');
 
 test('maxTurnMs: a turn that holds JavaScript too long is abandoned and retried; history is written once', async () => {
   let slowTurns = 1;
@@ -29,6 +29,8 @@ test('maxTurnMs: a turn that holds JavaScript too long is abandoned and retried;
     assert.equal(r.status, 'Completed', r.error);
     assert.deepEqual(r.output, [10, 20]);
     assert.equal(ranAfterA, 2, 'the abandoned turn ran again');
+    // A turn is counted after its commit returns: the waiter may see the instance end first.
+    await eventually(() => env.runtime.metricsSnapshot().inflightTurns === 0, 5000, 'the last turn counted');
     const m = env.runtime.metricsSnapshot();
     assert.equal(m.turnsAbandoned, 1);
     assert.equal(m.activations, 4, 'the start, the abandoned turn, its retry, the last turn');
