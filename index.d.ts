@@ -196,6 +196,10 @@ export declare class OrchestrationContext {
   scheduleSubOrchestrationWithId<T = any>(name: string, instanceId: string, input?: unknown, options?: StartOptions): Task<T>;
   /** Fire-and-forget; yields the new instance's id. */
   startOrchestration(name: string, instanceId: string, input?: unknown, options?: StartOptions): Task<string>;
+  /** duroxide-node's versioned forms of the three above. */
+  scheduleSubOrchestrationVersioned<T = any>(name: string, version: string, input?: unknown): Task<T>;
+  scheduleSubOrchestrationVersionedWithId<T = any>(name: string, version: string, instanceId: string, input?: unknown): Task<T>;
+  startOrchestrationVersioned(name: string, version: string, instanceId: string, input?: unknown): Task<string>;
   all<const Ts extends readonly Task<any>[]>(tasks: Ts): Task<{ [K in keyof Ts]: AllResult<TaskValue<Ts[K]>> }>;
   /** The first task to settle wins: `yield*` gives a `RaceResult`, narrowed by checking `index`. */
   race<const Ts extends readonly Task<any>[]>(...tasks: Ts): Task<RaceResult<Ts>>;
@@ -206,6 +210,8 @@ export declare class OrchestrationContext {
   continueAsNew(input?: unknown): Task<never>;
   continueAsNewVersioned(input: unknown, version: string): Task<never>;
   setCustomStatus(value: unknown): void;
+  /** Clears the custom status (the client sees `null`). */
+  resetCustomStatus(): void;
   getCustomStatus<T = unknown>(): T | null;
   traceInfo(message: string): void;
   traceWarn(message: string): void;
@@ -458,6 +464,15 @@ export declare class Runtime {
     fn: OrchestrationFunction<I, O>,
     ...mistake: OutputCheck<O>
   ): this;
+  /** duroxide-node's typed registrations: the same as the untyped ones (values cross as JSON). */
+  registerActivityTyped<I = any, O = any>(name: string, fn: ActivityFunction<I, O>): this;
+  registerOrchestrationTyped<I = any, O = any>(name: string, fn: OrchestrationFunction<I, O>, ...mistake: OutputCheck<O>): this;
+  registerOrchestrationVersionedTyped<I = any, O = any>(
+    name: string,
+    version: string,
+    fn: OrchestrationFunction<I, O>,
+    ...mistake: OutputCheck<O>
+  ): this;
   /**
    * Starts dispatching. The runtime then keeps the process alive until `shutdown()`; on
    * SIGINT/SIGTERM with no listener of the application's, every started runtime shuts down
@@ -604,6 +619,8 @@ export declare class Client {
   constructor(provider: Provider);
   /** Resolves `true` if this call created the instance; an existing id changes nothing. */
   startOrchestration(instanceId: string, orchestrationName: string, input?: unknown, options?: StartOptions): Promise<boolean>;
+  /** duroxide-node's form of `startOrchestration(id, name, input, { version })`. */
+  startOrchestrationVersioned(instanceId: string, orchestrationName: string, input: unknown, version: string): Promise<boolean>;
   /**
    * Starts many instances in one store transaction (at most 100,000 per call). Ids that
    * already exist, or come twice in the batch, are left alone and listed in `existing`.
@@ -643,6 +660,10 @@ export declare class Client {
   readExecutionHistory(instanceId: string, executionId?: number): Promise<HistoryEvent[]>;
   /** A page in creation order; rows created later never change a page already read. */
   listInstances(options?: ListInstancesOptions): Promise<InstancePage>;
+  /** Every instance id, oldest first. */
+  listAllInstances(): Promise<string[]>;
+  /** The ids of the instances with `status` (as `listInstances` takes it), oldest first. */
+  listInstancesByStatus(status: 'Running' | 'Completed' | 'Failed' | 'Pending' | 'Canceled'): Promise<string[]>;
   getInstanceInfo<TInput = unknown, TOutput = unknown, TCustom = unknown>(instanceId: string): Promise<InstanceInfo<TInput, TOutput, TCustom> | null>;
   listExecutions(instanceId: string): Promise<ExecutionInfo[]>;
   /** The instance with its sub-orchestrations (recursively) as `children`; `null` if unknown. */

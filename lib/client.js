@@ -77,6 +77,12 @@ class Client {
     return nativeCall(this._native.startOrchestration(instanceId, orchestrationName, json, version ?? null));
   }
 
+  /** duroxide-node's form: `startOrchestration(id, name, input, { version })`. */
+  async startOrchestrationVersioned(instanceId, orchestrationName, input, version) {
+    checkVersion(version, 'version');
+    return this.startOrchestration(instanceId, orchestrationName, input, { version });
+  }
+
   /**
    * Starts many instances in one store transaction: `starts` is an array of
    * `{ id, name, input?, version? }`. Ids that already exist (or come twice in the batch)
@@ -172,6 +178,27 @@ class Client {
       filter.cursor = cursor;
     }
     return JSON.parse(await nativeCall(this._native.listInstances(JSON.stringify(filter))));
+  }
+
+  /** The ids of every instance, oldest first (duroxide-node's `listAllInstances`). */
+  async listAllInstances() {
+    return this._allIds({});
+  }
+
+  /** The ids of the instances with `status` (as `listInstances` takes it), oldest first. */
+  async listInstancesByStatus(status) {
+    return this._allIds({ status });
+  }
+
+  async _allIds(filter) {
+    const ids = [];
+    let cursor = null;
+    do {
+      const page = await this.listInstances({ ...filter, limit: 1000, cursor });
+      for (const info of page.instances) ids.push(info.instanceId);
+      cursor = page.nextCursor;
+    } while (cursor);
+    return ids;
   }
 
   /** Everything stored about an instance (input, output, parent, times...), or `null`. */

@@ -163,6 +163,23 @@ class OrchestrationContext {
     return new Task('detached', { name, input, id: instanceId, version: startVersion(options) });
   }
 
+  // duroxide-node's versioned forms: the version as an argument instead of `{ version }`.
+
+  scheduleSubOrchestrationVersioned(name, version, input) {
+    checkVersion(version, 'version');
+    return this.scheduleSubOrchestration(name, input, { version });
+  }
+
+  scheduleSubOrchestrationVersionedWithId(name, version, instanceId, input) {
+    checkVersion(version, 'version');
+    return this.scheduleSubOrchestrationWithId(name, instanceId, input, { version });
+  }
+
+  startOrchestrationVersioned(name, version, instanceId, input) {
+    checkVersion(version, 'version');
+    return this.startOrchestration(name, instanceId, input, { version });
+  }
+
   /** Waits for every task; resolves to `[{ok: value} | {err: message}]` in order, never throws. */
   all(tasks) {
     if (!Array.isArray(tasks)) throw new InvalidArgumentError(`all() takes an array of tasks, got ${describe(tasks)}`);
@@ -204,6 +221,11 @@ class OrchestrationContext {
     const json = toJson(value, 'custom status');
     st.commands.push(`{"t":"status","value":${json}}`);
     st.customStatus = value === undefined ? null : JSON.parse(json);
+  }
+
+  /** Clears the custom status: the client sees `null` again. */
+  resetCustomStatus() {
+    this.setCustomStatus(null);
   }
 
   getCustomStatus() {

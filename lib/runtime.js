@@ -200,6 +200,21 @@ class Runtime {
     return this;
   }
 
+  // duroxide-node's typed registrations: values already cross as JSON here, so they are
+  // the untyped ones.
+
+  registerActivityTyped(name, fn) {
+    return this.registerActivity(name, fn);
+  }
+
+  registerOrchestrationTyped(name, fn) {
+    return this.registerOrchestration(name, fn);
+  }
+
+  registerOrchestrationVersionedTyped(name, version, fn) {
+    return this.registerOrchestrationVersioned(name, version, fn);
+  }
+
   async start() {
     if (this._state !== 'new') throw new InvalidStateError(`the runtime is already ${this._state}`);
     this._state = 'starting';
