@@ -621,6 +621,8 @@ export declare class Client {
   startOrchestration(instanceId: string, orchestrationName: string, input?: unknown, options?: StartOptions): Promise<boolean>;
   /** duroxide-node's form of `startOrchestration(id, name, input, { version })`. */
   startOrchestrationVersioned(instanceId: string, orchestrationName: string, input: unknown, version: string): Promise<boolean>;
+  /** The output once the instance completed; a failed instance rejects with a TaskFailedError (its `code` is the instance's `errorCode`). */
+  waitForOrchestrationTyped<T = any>(instanceId: string, timeoutMs?: number): Promise<T>;
   /**
    * Starts many instances in one store transaction (at most 100,000 per call). Ids that
    * already exist, or come twice in the batch, are left alone and listed in `existing`.

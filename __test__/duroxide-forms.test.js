@@ -4,7 +4,7 @@
 // id listings. Each must behave as its reprise counterpart.
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { InvalidArgumentError } = require('..');
+const { InvalidArgumentError, TaskFailedError, TimeoutError } = require('..');
 const { startEnv, eventually } = require('./helpers');
 
 function register(rt) {
@@ -21,6 +21,11 @@ function register(rt) {
     const named = yield ctx.scheduleSubOrchestrationVersionedWithId('Child', '1.0.0', `${ctx.instanceId}-kid`, sum + 1);
     yield ctx.startOrchestrationVersioned('Child', '1.0.0', `${ctx.instanceId}-detached`, sum + 2);
     return { sum, pinned, named };
+  });
+  rt.registerOrchestration('Fails', function* () {
+    const e = new Error('no luck');
+    e.code = 'ERR_NO_LUCK';
+    throw e;
   });
   rt.registerOrchestration('Status', function* (ctx) {
     ctx.setCustomStatus({ step: 1 });
@@ -85,6 +90,28 @@ test('listAllInstances and listInstancesByStatus give every matching id, across 
     assert.deepEqual(await client.listInstancesByStatus('Completed'), ['done']);
     assert.equal((await client.listInstancesByStatus('Pending')).length, 1205);
     await assert.rejects(client.listInstancesByStatus('Sleeping'), (e) => e.code === 'ERR_INVALID_ARGUMENT');
+  } finally {
+    await env.drop();
+  }
+});
+
+test('waitForOrchestrationTyped gives the output, rejects with the failure, and times out', async () => {
+  const env = await startEnv(register);
+  try {
+    const { client } = env;
+    await client.startOrchestration('ok', 'Child', 4);
+    assert.deepEqual(await client.waitForOrchestrationTyped('ok', 10000), { version: '2.0.0', n: 4 });
+    await client.startOrchestration('bad', 'Fails');
+    await assert.rejects(client.waitForOrchestrationTyped('bad', 10000), (e) => {
+      assert.ok(e instanceof TaskFailedError);
+      assert.equal(e.code, 'ERR_NO_LUCK');
+      assert.match(e.message, /no luck/);
+      assert.equal(e.instanceId, 'bad');
+      assert.equal(e.status.status, 'Failed');
+      return true;
+    });
+    await client.startOrchestration('waits', 'Status');
+    await assert.rejects(client.waitForOrchestrationTyped('waits', 50), TimeoutError);
   } finally {
     await env.drop();
   }

@@ -1,7 +1,7 @@
 'use strict';
 
 const native = require('./native');
-const { InvalidArgumentError, NotFoundError, nativeCall } = require('./errors');
+const { InvalidArgumentError, NotFoundError, TaskFailedError, nativeCall } = require('./errors');
 const { ABORTED, checkEventOptions, unlessAborted } = require('./events');
 const { checkExact, checkInstanceId, checkName, checkOptionsObject, checkVersion, describe, toJson, MAX_EPOCH_MS } = require('./json');
 
@@ -310,6 +310,20 @@ class Client {
       throw new InvalidArgumentError(`timeoutMs must be a number >= 0, got ${describe(timeoutMs)}`);
     }
     return parseStatus(await nativeCall(this._native.waitForOrchestration(instanceId, timeoutMs)));
+  }
+
+  /**
+   * duroxide-node's `waitForOrchestrationTyped`: the output itself once the instance
+   * completed. A failed instance rejects with a TaskFailedError carrying its error (`.code`
+   * is the instance's `errorCode`, `.status` the whole status); a timeout with TimeoutError.
+   */
+  async waitForOrchestrationTyped(instanceId, timeoutMs = 30000) {
+    const status = await this.waitForOrchestration(instanceId, timeoutMs);
+    if (status.status !== 'Failed') return status.output;
+    const error = new TaskFailedError(status.error ?? `instance '${instanceId}' failed`, status.errorCode ?? 'ERR_ORCHESTRATION_FAILED');
+    error.instanceId = instanceId;
+    error.status = status;
+    throw error;
   }
 
   /**
