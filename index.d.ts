@@ -83,6 +83,12 @@ export interface SqliteOpenOptions {
 }
 
 /** Embedded storage on one SQLite file. */
+/** duroxide-node's limits: worker tags per runtime, bytes of a tag name, per-instance key-value keys, bytes of a value. */
+export declare const MAX_WORKER_TAGS: 5;
+export declare const MAX_TAG_NAME_BYTES: 256;
+export declare const MAX_KV_KEYS: 150;
+export declare const MAX_KV_VALUE_BYTES: 65536;
+
 export declare class SqliteProvider {
   private constructor();
   readonly url: string;

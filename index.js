@@ -20,7 +20,18 @@ const {
   TaskFailedError,
 } = require('./lib/errors');
 
+// duroxide-node's limits, for code written against it: worker tags per runtime and the bytes
+// of a tag's name, per-instance key-value keys and the bytes of a value.
+const MAX_WORKER_TAGS = 5;
+const MAX_TAG_NAME_BYTES = 256;
+const MAX_KV_KEYS = 150;
+const MAX_KV_VALUE_BYTES = 65536;
+
 module.exports = {
+  MAX_WORKER_TAGS,
+  MAX_TAG_NAME_BYTES,
+  MAX_KV_KEYS,
+  MAX_KV_VALUE_BYTES,
   SqliteProvider,
   PostgresProvider,
   Client,

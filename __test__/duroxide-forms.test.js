@@ -116,3 +116,14 @@ test('waitForOrchestrationTyped gives the output, rejects with the failure, and 
     await env.drop();
   }
 });
+
+test("duroxide-node's limit constants are exported, also to ESM", async () => {
+  const cjs = require('..');
+  assert.deepEqual(
+    [cjs.MAX_WORKER_TAGS, cjs.MAX_TAG_NAME_BYTES, cjs.MAX_KV_KEYS, cjs.MAX_KV_VALUE_BYTES],
+    [5, 256, 150, 65536],
+  );
+  const esm = await import('../index.js');
+  assert.equal(esm.MAX_KV_VALUE_BYTES, 65536);
+  assert.equal(esm.MAX_WORKER_TAGS, 5);
+});
