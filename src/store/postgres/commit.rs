@@ -332,7 +332,7 @@ async fn create_instances(
             duplicates.push(start);
         }
     }
-    let created = insert_instances(conn, &unique, now, event_ttl_ms).await?;
+    let created = insert_instances(conn, &unique, Some(now), event_ttl_ms, None).await?;
     for start in starts {
         let refused = !created.contains(&start.instance_id)
             || duplicates.iter().any(|d| std::ptr::eq(*d, start));
@@ -345,14 +345,17 @@ async fn create_instances(
 }
 
 /// Inserts instances with their Start messages unless their ids exist (the ids must be
-/// distinct); events older than `event_ttl_ms` that waited for one of them are dropped.
-/// Returns the ids created.
+/// distinct), created at `now` (the store's clock when `None`); events older than
+/// `event_ttl_ms` that waited for one of them are dropped. With `notify` (channel, payload),
+/// the same statement sends that NOTIFY when it created any. Returns the ids created.
 pub(super) async fn insert_instances(
     conn: &mut PgConnection,
     unique: &[&StartRequest],
-    now: i64,
+    now: Option<i64>,
     event_ttl_ms: i64,
+    notify: Option<(&str, String)>,
 ) -> Result<HashSet<String>> {
+    let (channel, payload) = notify.unzip();
     let created: HashSet<String> = sqlx::query_scalar(
         "WITH s AS (
             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
@@ -360,19 +363,24 @@ pub(super) async fn insert_instances(
         ), created AS (
             INSERT INTO instances (instance_id, name, version, status, input, parent_instance_id,
                 created_at, updated_at)
-            SELECT instance_id, name, version, 'Pending', input, parent_instance_id, $7, $7
+            SELECT instance_id, name, version, 'Pending', input, parent_instance_id,
+                COALESCE($7, reprise_now_ms()), COALESCE($7, reprise_now_ms())
             FROM s ORDER BY instance_id
             ON CONFLICT (instance_id) DO NOTHING
-            RETURNING instance_id
+            RETURNING instance_id, created_at
         ), expired AS (
             DELETE FROM orchestrator_queue q USING created c
-            WHERE q.instance_id = c.instance_id AND q.kind = 'Event' AND q.visible_at < $7 - $8
+            WHERE q.instance_id = c.instance_id AND q.kind = 'Event'
+                AND q.visible_at < c.created_at - $8
         ), queued AS (
             INSERT INTO orchestrator_queue (instance_id, kind, visible_at, data)
-            SELECT s.instance_id, 'Start', $7, s.data FROM s JOIN created USING (instance_id)
+            SELECT s.instance_id, 'Start', c.created_at, s.data
+            FROM s JOIN created c USING (instance_id)
             ORDER BY s.n
         )
-        SELECT instance_id FROM created",
+        -- One notification: PostgreSQL sends identical ones of a transaction once.
+        SELECT c.instance_id FROM created c
+        LEFT JOIN LATERAL (SELECT pg_notify($9, $10) WHERE $9::text IS NOT NULL) n ON true",
     )
     .bind(unique.iter().map(|s| s.instance_id.clone()).collect::<Vec<_>>())
     .bind(unique.iter().map(|s| s.name.clone()).collect::<Vec<_>>())
@@ -397,6 +405,8 @@ pub(super) async fn insert_instances(
     )
     .bind(now)
     .bind(event_ttl_ms)
+    .bind(channel)
+    .bind(payload)
     .fetch_all(&mut *conn)
     .await?
     .into_iter()

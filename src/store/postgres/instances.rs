@@ -33,7 +33,9 @@ pub(super) async fn create_instances(
     let mut created = HashSet::new();
     // Bounded statements: a huge batch is several statements in the one transaction.
     for chunk in unique.chunks(5_000) {
-        created.extend(insert_instances(&mut tx, chunk, now, p.unknown_event_ttl_ms).await?);
+        created.extend(
+            insert_instances(&mut tx, chunk, Some(now), p.unknown_event_ttl_ms, None).await?,
+        );
     }
     tx.commit().await?;
     let mut taken = HashSet::new();
@@ -182,9 +184,8 @@ async fn store_starts(s: &Starter, batch: Vec<PendingStart>) {
     }
 }
 
-/// Inserts instances with their Start messages unless their ids exist, dropping events older
-/// than the TTL that waited for them, and sends the NOTIFY for them with the same
-/// statement. Returns the ids created.
+/// Inserts the instances of `starts` that do not exist yet (the first of an id given twice),
+/// sending their NOTIFY with the same statement. Returns the ids created.
 async fn insert_starts(s: &Starter, starts: &[&StartRequest]) -> Result<HashSet<String>> {
     let mut seen = HashSet::new();
     let unique: Vec<&StartRequest> = starts
@@ -193,54 +194,9 @@ async fn insert_starts(s: &Starter, starts: &[&StartRequest]) -> Result<HashSet<
         .filter(|st| seen.insert(st.instance_id.as_str()))
         .collect();
     let change = start_change(unique.iter().map(|st| st.instance_id.clone()).collect());
-    Ok(sqlx::query_scalar(
-        "WITH s AS (
-            SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
-                WITH ORDINALITY AS s(instance_id, name, version, input, parent_instance_id, data, n)
-        ), created AS (
-            INSERT INTO instances (instance_id, name, version, status, input, parent_instance_id,
-                created_at, updated_at)
-            SELECT instance_id, name, version, 'Pending', input, parent_instance_id,
-                reprise_now_ms(), reprise_now_ms()
-            FROM s ORDER BY instance_id
-            ON CONFLICT (instance_id) DO NOTHING
-            RETURNING instance_id, created_at
-        ), expired AS (
-            DELETE FROM orchestrator_queue q USING created c
-            WHERE q.instance_id = c.instance_id AND q.kind = 'Event'
-                AND q.visible_at < c.created_at - $7
-        ), queued AS (
-            INSERT INTO orchestrator_queue (instance_id, kind, visible_at, data)
-            SELECT s.instance_id, 'Start', c.created_at, s.data
-            FROM s JOIN created c USING (instance_id)
-            ORDER BY s.n
-        )
-        -- One notification: PostgreSQL sends identical ones of a transaction once.
-        SELECT c.instance_id FROM created c, LATERAL (SELECT pg_notify($8, $9)) n",
-    )
-    .bind(unique.iter().map(|st| st.instance_id.clone()).collect::<Vec<_>>())
-    .bind(unique.iter().map(|st| st.name.clone()).collect::<Vec<_>>())
-    .bind(unique.iter().map(|st| st.version.clone()).collect::<Vec<_>>())
-    .bind(unique.iter().map(|st| st.input.get().to_owned()).collect::<Vec<_>>())
-    .bind(
-        unique
-            .iter()
-            .map(|st| st.parent.as_ref().map(|p| p.instance_id.clone()))
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        unique
-            .iter()
-            .map(|st| message_data(&start_message(st)))
-            .collect::<Vec<_>>(),
-    )
-    .bind(s.event_ttl_ms)
-    .bind(&s.channel)
-    .bind(change.payload(&s.sender))
-    .fetch_all(&mut *s.pool.conn().await?)
-    .await?
-    .into_iter()
-    .collect())
+    let mut conn = s.pool.conn().await?;
+    let notify = Some((s.channel.as_str(), change.payload(&s.sender)));
+    insert_instances(&mut conn, &unique, None, s.event_ttl_ms, notify).await
 }
 
 pub(super) async fn enqueue(
