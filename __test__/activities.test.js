@@ -58,7 +58,7 @@ test('a top-level function or symbol is not data: an orchestration output fails 
     assert.equal(fn.status, 'Failed');
     assert.equal(fn.errorCode, 'ERR_INVALID_ARGUMENT');
     assert.match(fn.error, /the orchestration output is a function, which is not data/);
-    const history = await env.client.readExecutionHistory('fn-out');
+    const history = await env.client.readStoredHistory('fn-out');
     assert.deepEqual(history.map((e) => e.kind), ['ExecutionStarted', 'ExecutionFailed']);
     const sym = await env.client.waitForOrchestration('sym-result', 10000);
     assert.equal(sym.status, 'Failed');

@@ -19,7 +19,7 @@ test('activities, timers and events run in order and results come back parsed', 
   });
   try {
     assert.equal(await env.client.startOrchestration('flow-1', 'Flow', { a: 40 }), true);
-    await eventually(async () => (await env.client.readExecutionHistory('flow-1')).some((e) => e.kind === 'EventWaitStarted'), 10000, 'the wait');
+    await eventually(async () => (await env.client.readStoredHistory('flow-1')).some((e) => e.kind === 'EventWaitStarted'), 10000, 'the wait');
     await env.client.raiseEvent('flow-1', 'approve', { by: 'ana' });
     const r = await env.client.waitForOrchestration('flow-1', 10000);
     assert.equal(r.status, 'Completed');
@@ -32,7 +32,7 @@ test('activities, timers and events run in order and results come back parsed', 
       name: 'Flow',
     });
     assert.equal(r.error, null);
-    const kinds = (await env.client.readExecutionHistory('flow-1', 1)).map((e) => e.kind);
+    const kinds = (await env.client.readStoredHistory('flow-1', 1)).map((e) => e.kind);
     assert.deepEqual(kinds, [
       'ExecutionStarted', 'ActivityScheduled', 'ActivityCompleted', 'TimerCreated', 'TimerFired',
       'EventWaitStarted', 'EventRaised', 'ActivityScheduled', 'ActivityCompleted', 'ExecutionCompleted',

@@ -73,11 +73,11 @@ async function runMixed(generatorCacheSize) {
   try {
     await env.client.startOrchestration('mixed-1', 'Mixed', { n: 1 });
     // Raise the event only once nothing else is pending, so both runs see one arrival order.
-    await eventually(async () => (await env.client.readExecutionHistory('mixed-1')).filter((e) => e.kind === 'ActivityCompleted').length === 2);
+    await eventually(async () => (await env.client.readStoredHistory('mixed-1')).filter((e) => e.kind === 'ActivityCompleted').length === 2);
     await env.client.raiseEvent('mixed-1', 'ev', 'event-data');
     const r = await env.client.waitForOrchestration('mixed-1', 20000);
     assert.equal(r.status, 'Completed', r.error);
-    return { output: r.output, history: normalizedHistory(await env.client.readExecutionHistory('mixed-1')), m: env.runtime.metricsSnapshot() };
+    return { output: r.output, history: normalizedHistory(await env.client.readStoredHistory('mixed-1')), m: env.runtime.metricsSnapshot() };
   } finally {
     await env.drop();
   }

@@ -65,7 +65,7 @@ test('cancelInstance without a reason fails the instance with “canceled: cance
     assert.equal(r.status, 'Failed');
     assert.equal(r.error, 'canceled: canceled by client');
     assert.equal(r.errorCode, 'ERR_CANCELED');
-    const history = await client.readExecutionHistory('cancel-default');
+    const history = await client.readStoredHistory('cancel-default');
     assert.deepEqual(history.slice(-2).map((e) => [e.kind, e.data]), [
       ['CancelRequested', { reason: 'canceled by client' }],
       ['ExecutionFailed', { error: { message: 'canceled: canceled by client', code: 'ERR_CANCELED' } }],
@@ -112,7 +112,7 @@ test('cancelling the root cancels its child and grandchild with the same reason;
       assert.equal(r.status, 'Failed', id);
       assert.equal(r.error, 'canceled: stop everything', id);
       assert.equal(r.errorCode, 'ERR_CANCELED', id);
-      const history = await client.readExecutionHistory(id);
+      const history = await client.readStoredHistory(id);
       assert.deepEqual(history.slice(-2).map((e) => [e.kind, e.data]), [
         ['CancelRequested', { reason: 'stop everything' }],
         ['ExecutionFailed', { error: { message: 'canceled: stop everything', code: 'ERR_CANCELED' } }],
@@ -121,7 +121,7 @@ test('cancelling the root cancels its child and grandchild with the same reason;
     await eventually(() => aborted.length === 1, 5000, 'the grandchild’s activity signal');
     assert.deepEqual(aborted, [{ who: 'leaf', reason: 'the orchestration no longer waits for this activity' }]);
     await sleep(100); // the late result arrives and must be dropped
-    const leaf = await client.readExecutionHistory('root:1:1:1:1');
+    const leaf = await client.readStoredHistory('root:1:1:1:1');
     assert.equal(leaf.filter((e) => e.kind === 'ActivityCompleted').length, 0);
     assert.deepEqual(resumed, [], 'no finally block ran: cancelled code is not resumed');
   } finally {

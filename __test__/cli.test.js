@@ -114,7 +114,7 @@ test('reprise list, show, cancel and delete against a live SQLite file', { timeo
   assert.equal((await client.waitForOrchestration('main-1', 5000)).status, 'Completed');
   assert.equal((await client.waitForOrchestration('main-2', 5000)).status, 'Completed');
   assert.equal((await client.waitForOrchestration('broken-1', 5000)).status, 'Failed');
-  await eventually(async () => (await client.readExecutionHistory('waiter-1')).some((e) => e.kind === 'EventWaitStarted'), 5000, 'the wait');
+  await eventually(async () => (await client.readStoredHistory('waiter-1')).some((e) => e.kind === 'EventWaitStarted'), 5000, 'the wait');
 
   const db = ['--db', file];
 
@@ -170,7 +170,7 @@ test('reprise list, show, cancel and delete against a live SQLite file', { timeo
   const shown = JSON.parse(r.stdout);
   assert.equal(shown.instance.instanceId, 'main-1');
   assert.equal(shown.executionId, 1);
-  assert.deepEqual(shown.history, await client.readExecutionHistory('main-1'));
+  assert.deepEqual(shown.history, await client.readStoredHistory('main-1'));
 
   // cancel the running instance; a second cancel finds it finished.
   r = await cli([...db, 'cancel', 'waiter-1', '--reason', 'from the cli']);
@@ -306,7 +306,7 @@ test('reprise watch follows a live instance from another process; reprise retry 
 
   // A live watch in another process sees what happens after it began, then exits 0.
   await client.startOrchestration('wait-1', 'Waiter');
-  await eventually(async () => (await client.readExecutionHistory('wait-1')).length >= 2, 5000, 'the wait');
+  await eventually(async () => (await client.readStoredHistory('wait-1')).length >= 2, 5000, 'the wait');
   const watching = cli([...db, 'watch', 'wait-1', '--since', 'now']);
   // Raise the event only once the watcher is there: it has opened the store (a slow start
   // under load took longer than any fixed pause), and a moment more for its first read.

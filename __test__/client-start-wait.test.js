@@ -22,7 +22,7 @@ test('starting an existing id creates nothing and does not fail; status of an un
     const s = await env.client.getStatus('once-1');
     assert.equal(s.output, 1);
     assert.equal((await env.client.getStatus('nobody')).status, 'NotFound');
-    assert.equal((await env.client.readExecutionHistory('once-1')).filter((e) => e.kind === 'ExecutionStarted').length, 1);
+    assert.equal((await env.client.readStoredHistory('once-1')).filter((e) => e.kind === 'ExecutionStarted').length, 1);
     assert.equal(runs, 1, 'the second start ran nothing');
   } finally {
     await env.drop();

@@ -24,9 +24,9 @@ test('continue-as-new loops with fresh history, carrying unconsumed events and c
     const r = await env.client.waitForOrchestration('can-1', 10000);
     assert.deepEqual(r.output, { n: 3, carried: 'kept', exec: 4, status: { started: true } });
     assert.deepEqual(r.customStatus, { started: true });
-    const first = await env.client.readExecutionHistory('can-1', 1);
+    const first = await env.client.readStoredHistory('can-1', 1);
     assert.equal(first[first.length - 1].kind, 'ContinuedAsNew');
-    const last = await env.client.readExecutionHistory('can-1');
+    const last = await env.client.readStoredHistory('can-1');
     assert.equal(last[0].kind, 'ExecutionStarted');
     assert.equal(last.filter((e) => e.kind === 'TimerCreated').length, 0, 'the last execution has a fresh history');
   } finally {
@@ -121,9 +121,9 @@ test('continue-as-new keeps the parent link; work the old execution dropped neve
     assert.equal(info.parentId, 'can-parent');
     assert.equal(info.executionId, 3);
     assert.deepEqual((await client.listExecutions('can-parent:1:1')).map((e) => e.executionId), [1, 2, 3]);
-    const first = await client.readExecutionHistory('can-parent:1:1', 1);
+    const first = await client.readStoredHistory('can-parent:1:1', 1);
     assert.deepEqual(first.map((e) => e.kind), ['ExecutionStarted', 'ActivityScheduled', 'EventWaitStarted', 'EventRaised', 'TaskCanceled', 'ContinuedAsNew']);
-    const parent = await client.readExecutionHistory('can-parent');
+    const parent = await client.readStoredHistory('can-parent');
     assert.deepEqual(parent.map((e) => e.kind), ['ExecutionStarted', 'ChildScheduled', 'ChildCompleted', 'ExecutionCompleted']);
     assert.deepEqual(parent[2].data.output, { v: 'task 1 on execution 3', executionId: 3 });
   } finally {

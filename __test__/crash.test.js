@@ -66,7 +66,7 @@ async function clientOf(s) {
 }
 
 async function history(s) {
-  return (await clientOf(s)).readExecutionHistory(s.id);
+  return (await clientOf(s)).readStoredHistory(s.id);
 }
 
 const stepOf = (events, taskId) => events.find((e) => e.kind === 'ActivityScheduled' && e.taskId === taskId).data.input.i;
@@ -81,7 +81,7 @@ const stepOf = (events, taskId) => events.find((e) => e.kind === 'ActivitySchedu
  */
 async function interrupted(s, pid, killedAt) {
   const client = await clientOf(s);
-  const events = await client.readExecutionHistory(s.id);
+  const events = await client.readStoredHistory(s.id);
   const depths = await client.getQueueDepths();
   const ls = lines(s);
   const closed = new Set(events.filter((e) => SETTLED.includes(e.kind)).map((e) => e.taskId));

@@ -23,7 +23,7 @@ test('utcNow and newGuid are deterministic values recorded once per turn', async
     const { output } = await env.client.waitForOrchestration('clock-1', 10000);
     assert.ok(output.t1 >= before - 5 && output.t1 <= Date.now(), 'utcNow is the turn time');
     // Exactly the time of the history event that resumed the code: the start, then the result.
-    const history = await env.client.readExecutionHistory('clock-1');
+    const history = await env.client.readStoredHistory('clock-1');
     assert.deepEqual(history.map((e) => e.kind), ['ExecutionStarted', 'ActivityScheduled', 'ActivityCompleted', 'ExecutionCompleted']);
     assert.equal(output.t1, history[0].timestamp);
     assert.equal(output.t2, history[2].timestamp);

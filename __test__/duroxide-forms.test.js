@@ -65,7 +65,7 @@ test('resetCustomStatus clears the custom status the client sees', async () => {
   try {
     const { client } = env;
     await client.startOrchestration('s', 'Status');
-    await eventually(async () => (await client.readExecutionHistory('s')).some((e) => e.kind === 'EventWaitStarted'), 10000, 'the wait');
+    await eventually(async () => (await client.readStoredHistory('s')).some((e) => e.kind === 'EventWaitStarted'), 10000, 'the wait');
     const status = await client.getStatus('s');
     assert.equal(status.customStatus, null);
     assert.ok(status.customStatusVersion >= 2, 'set, then reset');

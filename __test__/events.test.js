@@ -42,7 +42,7 @@ test('a wait that lost a race to a timer takes no event: the next wait of that n
     const r = await client.waitForOrchestration('lost-wait', 10000);
     assert.equal(r.status, 'Completed', r.error);
     assert.deepEqual(r.output, { first: { index: 1, value: null }, second: 'only one' });
-    const history = await client.readExecutionHistory('lost-wait');
+    const history = await client.readStoredHistory('lost-wait');
     assert.deepEqual(history.filter((e) => e.kind === 'TaskCanceled').map((e) => e.taskId), [1]);
     assert.deepEqual(history.filter((e) => e.kind === 'EventWaitStarted').map((e) => [e.taskId, e.data.name]), [[1, 'x'], [3, 'x']]);
   } finally {
@@ -70,7 +70,7 @@ test('an event that arrives while two waits of its name are pending goes to the 
     await client.raiseEvent('two-waits', 'go', 'second');
     const r = await client.waitForOrchestration('two-waits', 10000);
     assert.deepEqual(r.output, ['first', 'second', 'unrelated']);
-    const history = await client.readExecutionHistory('two-waits');
+    const history = await client.readStoredHistory('two-waits');
     assert.deepEqual(history.filter((e) => e.kind === 'EventWaitStarted').map((e) => [e.taskId, e.data.name]), [[1, 'go'], [2, 'go'], [3, 'other']]);
     assert.deepEqual(history.filter((e) => e.kind === 'EventRaised').map((e) => e.data.data), ['first', 'unrelated', 'second']);
   } finally {

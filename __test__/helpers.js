@@ -98,7 +98,7 @@ function normalizedHistory(events) {
 
 /** Waits until the current execution of `id` has at least `n` history events of `kind`. */
 const historyHas = (client, id, kind, n = 1) =>
-  eventually(async () => (await client.readExecutionHistory(id)).filter((e) => e.kind === kind).length >= n, 10000, `${n} ${kind} in ${id}`);
+  eventually(async () => (await client.readStoredHistory(id)).filter((e) => e.kind === kind).length >= n, 10000, `${n} ${kind} in ${id}`);
 
 /** An activity that runs until its signal fires, and records who it was and why it stopped. */
 function hanging(aborted) {

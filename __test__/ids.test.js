@@ -33,7 +33,7 @@ test('the client refuses ids, names and reasons with a lone surrogate or NUL; a 
       () => c.getStatus('x\uD800'),
       () => c.waitForOrchestration('x\uD800', 10),
       () => c.getInstanceInfo('x\uD800'),
-      () => c.readExecutionHistory('x\uD800'),
+      () => c.readStoredHistory('x\uD800'),
       () => c.listExecutions('x\uD800'),
       () => c.cancelInstance('x\uD800'),
       () => c.deleteInstance('x\uD800'),

@@ -108,7 +108,7 @@ async function twoWorkers(tag, options) {
 
 /** The whole history is one run: event ids 1..n and the expected kinds in order. */
 async function assertHistory(client, id, kinds) {
-  const events = await client.readExecutionHistory(id);
+  const events = await client.readStoredHistory(id);
   assert.deepEqual(events.map((e) => e.kind), kinds, `${id} history`);
   assert.deepEqual(events.map((e) => e.eventId), kinds.map((_, i) => i + 1), `${id} event ids are dense`);
   return events;
@@ -236,7 +236,7 @@ test('a worker SIGSTOPped past its lease mid-activity: the other takes the activ
       [victim.pid, taker.pid],
       'Busy started in both processes (at-least-once), the victim first',
     );
-    assert.deepEqual(await env.client.readExecutionHistory('part'), before, 'the late result changed nothing');
+    assert.deepEqual(await env.client.readStoredHistory('part'), before, 'the late result changed nothing');
     assert.deepEqual((await env.client.getStatus('part')).output, { busy: taker.pid });
   } finally {
     await env.cleanup();
@@ -282,7 +282,7 @@ test('a worker SIGSTOPped past its lease mid-turn: the other redoes the turn and
       'the first turn ran in both processes, the victim first',
     );
     assert.deepEqual(lines.filter((l) => l.what === 'quick').map((l) => l.pid), [taker.pid], 'Quick was scheduled and run once');
-    assert.deepEqual(await env.client.readExecutionHistory('pturn'), before, 'the late commit changed nothing');
+    assert.deepEqual(await env.client.readStoredHistory('pturn'), before, 'the late commit changed nothing');
   } finally {
     await env.cleanup();
   }

@@ -102,7 +102,7 @@ test('an orchestration turn that blocks the JS thread for three leases runs once
     assert.equal(m.activations, 2, 'the start and the result each reached JS once');
     assert.equal(m.turnsAbandoned, 0);
     assert.equal(m.turnsCommitted, 2);
-    const kinds = (await env.client.readExecutionHistory('turn-1')).map((e) => e.kind);
+    const kinds = (await env.client.readStoredHistory('turn-1')).map((e) => e.kind);
     assert.deepEqual(kinds, ['ExecutionStarted', 'ActivityScheduled', 'ActivityCompleted', 'ExecutionCompleted']);
   } finally {
     await env.drop();
@@ -152,7 +152,7 @@ test('shutdown resolves as soon as in-flight work drains; at the deadline it abo
   assert.ok(took >= 550 && took < 4000, `shutdown waited for the deadline (${took} ms)`);
   assert.equal(aborted, 'the runtime is shutting down');
   assert.equal((await env.client.getStatus('long-1')).status, 'Running');
-  const history = await env.client.readExecutionHistory('long-1');
+  const history = await env.client.readStoredHistory('long-1');
   assert.ok(!history.some((e) => e.kind === 'ActivityFailed' || e.kind === 'ActivityCompleted'), 'abandoned, not failed');
 
   longBlocks = false;

@@ -96,7 +96,7 @@ test('in a running orchestration: a bad timer, retry policy or version fails it 
     // The longest timer is recorded, due 100 years after the turn.
     const created = await (async () => {
       for (;;) {
-        const event = (await env.client.readExecutionHistory('LongestTimer')).find((e) => e.kind === 'TimerCreated');
+        const event = (await env.client.readStoredHistory('LongestTimer')).find((e) => e.kind === 'TimerCreated');
         if (event) return event;
         await new Promise((r) => setTimeout(r, 20));
       }
@@ -137,8 +137,8 @@ test('client: time bounds past what a Date holds, an execution id past 32 bits a
     await c.startOrchestration('e', 'Echo', 1);
     await c.waitForOrchestration('e', 10000);
     // 2^32 + 1 would wrap to execution 1 in the native layer's 32-bit argument.
-    await assert.rejects(c.readExecutionHistory('e', 2 ** 32 + 1), invalid('executionId must be an integer from 1 to 4294967295, got number 4294967297'));
-    assert.deepEqual(await c.readExecutionHistory('e', 2 ** 32 - 1), []);
+    await assert.rejects(c.readStoredHistory('e', 2 ** 32 + 1), invalid('executionId must be an integer from 1 to 4294967295, got number 4294967297'));
+    assert.deepEqual(await c.readStoredHistory('e', 2 ** 32 - 1), []);
 
     await assert.rejects(c.startOrchestration('v', 'Echo', 1, { version: 'v1' }), invalid(`options.version must be a semantic version like '1.2.0', got "v1"`));
     assert.equal((await c.getStatus('v')).status, 'NotFound');

@@ -192,7 +192,7 @@ test('listExecutions after continue-as-new; pruneExecutions keeps the current ex
     for (const e of executions) {
       assert.equal(e.eventCount, 3, 'ExecutionStarted, CustomStatusSet, then ContinuedAsNew or ExecutionCompleted');
       assert.ok(e.firstEventAt <= e.lastEventAt);
-      const history = await env.client.readExecutionHistory('loop', e.executionId);
+      const history = await env.client.readStoredHistory('loop', e.executionId);
       assert.equal(history.length, e.eventCount);
     }
     assert.deepEqual(await env.client.listExecutions('nobody'), []);
@@ -200,12 +200,12 @@ test('listExecutions after continue-as-new; pruneExecutions keeps the current ex
     assert.equal(await env.client.pruneExecutions('loop', { completedBefore: executions[0].firstEventAt }), 0);
     assert.equal(await env.client.pruneExecutions('loop', { keepLast: 2 }), 2);
     assert.deepEqual((await env.client.listExecutions('loop')).map((e) => e.executionId), [3, 4]);
-    assert.deepEqual(await env.client.readExecutionHistory('loop', 1), []);
+    assert.deepEqual(await env.client.readStoredHistory('loop', 1), []);
     assert.equal(await env.client.pruneExecutions('loop', { keepLast: 2 }), 0);
     assert.equal(await env.client.pruneExecutions('loop', { completedBefore: new Date(Date.now() + 60000) }), 1);
     assert.equal(await env.client.pruneExecutions('loop'), 0);
     assert.deepEqual((await env.client.listExecutions('loop')).map((e) => e.executionId), [4]);
-    assert.equal((await env.client.readExecutionHistory('loop')).length, executions[3].eventCount, 'the current one stays');
+    assert.equal((await env.client.readStoredHistory('loop')).length, executions[3].eventCount, 'the current one stays');
     assert.equal(await env.client.pruneExecutions('nobody'), 0);
 
     await assert.rejects(env.client.pruneExecutions('loop', { keepLast: 0 }), invalid('options.keepLast'));
@@ -263,7 +263,7 @@ test('getSystemMetrics counts instances by status; getQueueDepths counts queued 
     await env.client.waitForOrchestration('m-done', 10000);
     await env.client.waitForOrchestration('m-fail', 10000);
     await eventually(() => started === 1, 10000, 'the activity');
-    await eventually(async () => (await env.client.readExecutionHistory('m-idle')).length > 0, 10000, 'the idle start');
+    await eventually(async () => (await env.client.readStoredHistory('m-idle')).length > 0, 10000, 'the idle start');
     assert.deepEqual(await env.client.getSystemMetrics(), { total: 4, running: 2, completed: 1, failed: 1 });
     await eventually(async () => {
       const q = await env.client.getQueueDepths();
@@ -306,7 +306,7 @@ test('deleteInstances removes finished instances (never running ones) with their
     // d-parent, its child and grandchild: the sub-orchestrations go with the parent.
     assert.equal(await env.client.deleteInstances({ ids: ['d-parent'] }), 3);
     assert.deepEqual(ids(await listAll(env.client)), ['d-idle']);
-    assert.deepEqual(await env.client.readExecutionHistory('d-parent', 1), []);
+    assert.deepEqual(await env.client.readStoredHistory('d-parent', 1), []);
     assert.equal(await env.client.deleteInstances({ completedBefore: new Date(Date.now() + 60000) }), 0);
 
     for (const id of ['d-x', 'd-y', 'd-z']) {
@@ -348,7 +348,7 @@ test('deleteInstance refuses a running instance without force and removes its su
     assert.equal(await env.client.deleteInstance('del-parent', { force: true }), 2);
     assert.equal((await env.client.getStatus('del-parent')).status, 'NotFound');
     assert.equal((await env.client.getStatus('del-parent:1:1')).status, 'NotFound');
-    assert.deepEqual(await env.client.readExecutionHistory('del-parent', 1), []);
+    assert.deepEqual(await env.client.readStoredHistory('del-parent', 1), []);
     await env.client.startOrchestration('del-done', 'Done');
     await env.client.waitForOrchestration('del-done', 10000);
     assert.equal(await env.client.deleteInstance('del-done'), 1);

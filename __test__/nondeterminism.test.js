@@ -5,7 +5,7 @@ const { SqliteProvider, Client, Runtime } = require('..');
 const { dbPath, runtimeOptions, eventually } = require('./helpers');
 
 async function waiting(client, id) {
-  await eventually(async () => (await client.readExecutionHistory(id)).some((e) => e.kind === 'EventWaitStarted'), 10000, 'the wait');
+  await eventually(async () => (await client.readStoredHistory(id)).some((e) => e.kind === 'EventWaitStarted'), 10000, 'the wait');
 }
 
 test('changed code under the same name fails the instance with ERR_NONDETERMINISM after a restart', async () => {

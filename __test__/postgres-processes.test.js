@@ -93,7 +93,7 @@ test('three worker processes run 300 orchestrations; one is SIGKILLed mid-activi
     let slowestResume = 0;
     let interrupted = 0;
     for (let i = 0; i < N; i++) {
-      const events = await client.readExecutionHistory(`job-${i}`);
+      const events = await client.readStoredHistory(`job-${i}`);
       assert.deepEqual(events.map((e) => e.kind), EXPECTED_KINDS, `job-${i} history`);
       assert.deepEqual(events.map((e) => e.eventId), EXPECTED_KINDS.map((_, k) => k + 1));
       const stepOf = new Map(events.filter((e) => e.kind === 'ActivityScheduled').map((e) => [e.taskId, e.data.input.step]));

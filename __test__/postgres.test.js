@@ -36,7 +36,7 @@ function greetWorkflow(runtime) {
 }
 
 const waiting = (client, id) =>
-  eventually(async () => (await client.readExecutionHistory(id)).some((e) => e.kind === 'EventWaitStarted'), 10000, 'the wait for the event');
+  eventually(async () => (await client.readStoredHistory(id)).some((e) => e.kind === 'EventWaitStarted'), 10000, 'the wait for the event');
 
 test('the quick start runs on PostgreSQL: an activity, a timer and an event', async (t) => {
   const schema = freshSchema(t, 'quickstart');
@@ -55,7 +55,7 @@ test('the quick start runs on PostgreSQL: an activity, a timer and an event', as
     assert.equal(result.output, 'Hello, World! Bye!');
     assert.equal(result.error, null);
 
-    const history = await client.readExecutionHistory('greet-1');
+    const history = await client.readStoredHistory('greet-1');
     assert.deepEqual(history.map((e) => e.kind), [
       'ExecutionStarted', 'ActivityScheduled', 'ActivityCompleted', 'TimerCreated', 'TimerFired',
       'EventWaitStarted', 'EventRaised', 'ExecutionCompleted',

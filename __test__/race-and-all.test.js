@@ -48,7 +48,7 @@ test('race: the timer wins, the losing activity is cancelled and its signal fire
     const r = await env.client.waitForOrchestration('race-1', 10000);
     assert.deepEqual(r.output, { r: { index: 1, value: null }, after: null });
     assert.equal(abortedReason, 'the orchestration no longer waits for this activity');
-    const history = await env.client.readExecutionHistory('race-1');
+    const history = await env.client.readStoredHistory('race-1');
     const canceled = history.filter((e) => e.kind === 'TaskCanceled').map((e) => e.taskId);
     assert.deepEqual(canceled, [1, 3], 'the activity and the wait were cancelled');
     const lateResultRecorded = history.some((e) => e.kind === 'ActivityCompleted');
@@ -75,7 +75,7 @@ test('a race whose winner failed throws at the yield with .index', async () => {
   try {
     await env.client.startOrchestration('br-1', 'BadRace');
     assert.deepEqual((await env.client.waitForOrchestration('br-1', 10000)).output, { message: 'winner failed', index: 1, code: 'E_WIN' });
-    const history = await env.client.readExecutionHistory('br-1');
+    const history = await env.client.readStoredHistory('br-1');
     assert.deepEqual(history.filter((e) => e.kind === 'TaskCanceled').map((e) => e.taskId), [1], 'the losing timer was cancelled');
   } finally {
     await env.drop();
@@ -103,7 +103,7 @@ test('a race lost by ctx.all cancels every activity inside it: TaskCanceled for 
     const r = await client.waitForOrchestration('nested-loser', 10000);
     assert.equal(r.status, 'Completed', r.error);
     assert.deepEqual(r.output, { r: { index: 1, value: null }, after: null });
-    const history = await client.readExecutionHistory('nested-loser');
+    const history = await client.readStoredHistory('nested-loser');
     assert.deepEqual(history.filter((e) => e.kind === 'TaskCanceled').map((e) => e.taskId), [1, 2]);
     assert.equal(history.filter((e) => e.kind === 'ActivityCompleted').length, 0, 'the late results were dropped');
     await eventually(() => aborted.length === 2, 5000, 'both signals');
@@ -151,7 +151,7 @@ test('race losers: a losing sub-orchestration is cancelled; losers yielded again
     assert.equal(child.status, 'Failed');
     assert.equal(child.error, 'canceled: the parent no longer waits for it');
     assert.equal(child.errorCode, 'ERR_CANCELED');
-    const history = await client.readExecutionHistory('racer');
+    const history = await client.readStoredHistory('racer');
     assert.deepEqual(history.filter((e) => e.kind === 'TaskCanceled').map((e) => e.taskId), [1, 2, 3]);
     assert.equal(history.filter((e) => e.kind === 'ChildFailed').length, 0, 'the cancelled child does not report back');
     await eventually(() => aborted.length === 1, 5000, 'the losing activity’s signal');
@@ -184,7 +184,7 @@ test('an activity that finishes on its own after losing a race is not counted as
     assert.deepEqual((await env.client.waitForOrchestration('stubborn', 10000)).output, { index: 1, value: null });
     await eventually(() => finished === 1 && env.runtime.metricsSnapshot().runningActivities === 0, 10000, 'the loser to finish');
     assert.deepEqual(reasons, ['the orchestration no longer waits for this activity']);
-    assert.equal((await env.client.readExecutionHistory('stubborn')).filter((e) => e.kind === 'ActivityCompleted').length, 0, 'its result is dropped');
+    assert.equal((await env.client.readStoredHistory('stubborn')).filter((e) => e.kind === 'ActivityCompleted').length, 0, 'its result is dropped');
     assert.equal(env.runtime.metricsSnapshot().leaseLosses, 0);
   } finally {
     await env.drop();

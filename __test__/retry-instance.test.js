@@ -28,7 +28,7 @@ test('retryInstance re-runs only the failed activity after two that succeeded', 
     const info = await client.getInstanceInfo('r1');
     assert.equal(info.status, 'Completed');
     assert.equal(info.error, null);
-    const history = await client.readExecutionHistory('r1');
+    const history = await client.readStoredHistory('r1');
     const kinds = history.map((e) => e.kind);
     assert.equal(kinds.filter((k) => k === 'ExecutionFailed').length, 0, 'the failure left the history');
     const retried = history.find((e) => e.kind === 'ExecutionRetried');
@@ -51,9 +51,9 @@ test('retryInstance refuses unknown, running and completed instances and changes
     await assert.rejects(client.retryInstance('idle'), (e) => e instanceof InvalidStateError && /is Running/.test(e.message));
     await client.raiseEvent('idle', 'go', 1);
     await client.waitForOrchestration('idle', 10000);
-    const before = await client.readExecutionHistory('idle');
+    const before = await client.readStoredHistory('idle');
     await assert.rejects(client.retryInstance('idle'), (e) => e instanceof InvalidStateError && /is Completed/.test(e.message));
-    assert.deepEqual(await client.readExecutionHistory('idle'), before);
+    assert.deepEqual(await client.readStoredHistory('idle'), before);
     await assert.rejects(client.retryInstance(''), InvalidArgumentError);
   } finally {
     await env.drop();
@@ -116,9 +116,9 @@ test('retryInstance refuses when the sub-orchestration id it waits for belongs t
     await client.startOrchestration('taker', 'Taker');
     const failed = await client.waitForOrchestration('taker', 10000);
     assert.equal(failed.errorCode, 'ERR_ALREADY_EXISTS');
-    const before = await client.readExecutionHistory('taker');
+    const before = await client.readStoredHistory('taker');
     await assert.rejects(client.retryInstance('taker'), (e) => e instanceof InvalidStateError && /'taken' it waits for is not its sub-orchestration/.test(e.message));
-    assert.deepEqual(await client.readExecutionHistory('taker'), before, 'nothing changed');
+    assert.deepEqual(await client.readStoredHistory('taker'), before, 'nothing changed');
     assert.equal((await client.getStatus('taker')).status, 'Failed');
   } finally {
     await env.drop();

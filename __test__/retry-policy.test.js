@@ -39,7 +39,7 @@ for (const backoff of ['fixed', 'linear', 'exponential']) {
         assert.ok(gap >= expected[i - 1] - 5, `gap ${i} was ${gap} ms, at least ${expected[i - 1]} expected`);
       }
       // History records the schedule and the final outcome only.
-      const history = await env.client.readExecutionHistory(`retry-${backoff}`);
+      const history = await env.client.readStoredHistory(`retry-${backoff}`);
       assert.equal(history.filter((e) => e.kind === 'ActivityCompleted').length, 1);
       assert.equal(history.filter((e) => e.kind === 'ActivityFailed').length, 1);
       assert.equal(env.runtime.metricsSnapshot().activityRetries, 4);

@@ -89,7 +89,7 @@ test('fixed, linear and exponential delays follow the guide’s table, capped at
     assert.equal(m.activitiesFailed, 3);
     assert.equal(m.activitiesCompleted, 2);
     // History keeps the schedule and the final outcome only, with the last attempt's error.
-    const history = await env.client.readExecutionHistory('linear');
+    const history = await env.client.readStoredHistory('linear');
     const failed = history.find((e) => e.kind === 'ActivityFailed');
     assert.deepEqual(history.map((e) => e.kind), ['ExecutionStarted', 'ActivityScheduled', 'ActivityFailed', 'ExecutionCompleted']);
     assert.equal(failed.data.error.message, 'attempt 6 failed');

@@ -68,7 +68,7 @@ test('an orchestration returning a task, a Promise or what JSON cannot carry fai
       assert.equal(s.errorCode, 'ERR_INVALID_ARGUMENT', name);
       assert.equal(s.error, error, name);
       // At once: the failure is the first turn's, and no task was scheduled.
-      const kinds = (await env.client.readExecutionHistory(`r-${name}`)).map((e) => e.kind);
+      const kinds = (await env.client.readStoredHistory(`r-${name}`)).map((e) => e.kind);
       assert.deepEqual(kinds, ['ExecutionStarted', 'ExecutionFailed'], name);
     }
     assert.deepEqual((await env.client.waitForOrchestration('fine', 10000)).output, { ok: true });

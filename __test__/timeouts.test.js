@@ -39,7 +39,7 @@ test('maxTurnMs: a turn that holds JavaScript too long is abandoned and retried;
     assert.equal(m.turnsCommitted, 3, 'the start, the retried turn, the last turn');
     assert.equal(m.activitiesStarted, 2, 'the abandoned turn scheduled nothing');
     assert.equal(m.orchestrationsCompleted, 1);
-    const history = await env.client.readExecutionHistory('slow-turn');
+    const history = await env.client.readStoredHistory('slow-turn');
     assert.deepEqual(history.map((e) => e.kind), [
       'ExecutionStarted', 'ActivityScheduled', 'ActivityCompleted', 'ActivityScheduled', 'ActivityCompleted', 'ExecutionCompleted',
     ]);

@@ -221,7 +221,7 @@ async function main(): Promise<void> {
 
   expectType<boolean>(await client.cancelInstance('wf-1', 'no longer needed'));
   await client.raiseEvent('wf-1', 'Approved', { by: 'me' });
-  const history = await client.readExecutionHistory('wf-1');
+  const history = await client.readStoredHistory('wf-1');
   expectType<number>(history[0].eventId);
   // @ts-expect-error: not a history event kind
   if (history[0].kind === 'ActivityStarted') return;

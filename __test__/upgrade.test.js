@@ -57,7 +57,7 @@ async function assertReadsBack(client, stored, finished = new Set()) {
       const where = `${id} execution ${execution.executionId}`;
       const { lastEventAt, eventCount, ...stable } = execution;
       assertRecorded(executions.find((e) => e.executionId === execution.executionId), grown && current ? stable : execution, where);
-      assertHistory(await client.readExecutionHistory(id, execution.executionId), history, `${where} history`, grown && current);
+      assertHistory(await client.readStoredHistory(id, execution.executionId), history, `${where} history`, grown && current);
     }
   }
 }
@@ -83,7 +83,7 @@ async function upgradeAndFinish(provider, stored) {
       const s = await client.waitForOrchestration(c.instanceId, 10000);
       assert.equal(s.status, 'Completed', `${c.instanceId} completed (${s.error})`);
       assert.deepEqual(s.output, c.output, `${c.instanceId} output`);
-      const history = await client.readExecutionHistory(c.instanceId);
+      const history = await client.readStoredHistory(c.instanceId);
       assert.equal(history[history.length - 1].kind, 'ExecutionCompleted', `${c.instanceId} history ends with its completion`);
     }
     for (const c of expected.cases.filter((x) => x.before !== 'Running')) {

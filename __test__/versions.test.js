@@ -32,7 +32,7 @@ test('versions: new instances get the highest, running ones stay pinned, continu
     assert.equal((await env.client.waitForOrchestration('v-pinned', 10000)).output, 'v1 b');
     await env.client.startOrchestration('v-upgrade', 'Versioned', 'upgrade', { version: '1.0.0' });
     assert.equal((await env.client.waitForOrchestration('v-upgrade', 10000)).output, 'v1.10 after');
-    const started = (await env.client.readExecutionHistory('v-upgrade', 2))[0];
+    const started = (await env.client.readStoredHistory('v-upgrade', 2))[0];
     assert.equal(started.data.version, '1.10.0');
     assert.deepEqual(seen, [
       'v-latest ran 1.10.0 as 1.10.0',

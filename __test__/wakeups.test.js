@@ -40,7 +40,7 @@ test('with a one-minute poll, activities, timers, events, children, fan-out, ret
     await env.client.startOrchestration('w', 'Everything', 10);
     // The event is raised once the orchestration waits for it (its wait is in history).
     for (;;) {
-      const history = await env.client.readExecutionHistory('w');
+      const history = await env.client.readStoredHistory('w');
       if (history.some((e) => e.kind === 'EventWaitStarted')) break;
       assert.ok(Date.now() - started < BOUND, `stalled before the wait: ${history.map((e) => e.kind).join(', ')}`);
       await new Promise((r) => setTimeout(r, 10));

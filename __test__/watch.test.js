@@ -63,7 +63,7 @@ test('client.watch stops on abort, begins at now when asked, and follows continu
     }, (e) => e instanceof InvalidArgumentError && e.message.includes('options.since'));
 
     await client.startOrchestration('idle', 'Idle');
-    await eventually(async () => (await client.readExecutionHistory('idle')).length >= 2);
+    await eventually(async () => (await client.readStoredHistory('idle')).length >= 2);
     const controller = new AbortController();
     const seen = [];
     const watching = (async () => {

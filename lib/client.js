@@ -4,6 +4,16 @@ const native = require('./native');
 const { InvalidArgumentError, NotFoundError, TaskFailedError, nativeCall } = require('./errors');
 const { ABORTED, checkEventOptions, unlessAborted } = require('./events');
 const { checkExact, checkInstanceId, checkName, checkOptionsObject, checkVersion, describe, toJson, MAX_EPOCH_MS } = require('./json');
+const { historyInDuroxideTerms } = require('./history');
+
+/** Prefix of the event names that carry event-queue messages (also in context.js). */
+const QUEUE_PREFIX = 'queue:';
+
+function checkTimeout(timeoutMs) {
+  if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0)) {
+    throw new InvalidArgumentError(`timeoutMs must be a number >= 0, got ${describe(timeoutMs)}`);
+  }
+}
 
 /** Largest value of the native layer's 32-bit counts (limits, execution ids). */
 const MAX_U32 = 2 ** 32 - 1;
@@ -123,6 +133,59 @@ class Client {
     return nativeCall(this._native.raiseEvent(instanceId, eventName, toJson(data, 'event data')));
   }
 
+  /**
+   * Appends `data` to the instance's FIFO queue `queueName`, for `ctx.dequeueEvent`. Kept
+   * from the moment it is sent (also before the instance exists or runs its first turn) and
+   * across continue-as-new; each message goes to exactly one dequeue.
+   */
+  async enqueueEvent(instanceId, queueName, data) {
+    checkInstanceId(instanceId);
+    checkName(queueName, 'queueName');
+    return nativeCall(this._native.raiseEvent(instanceId, QUEUE_PREFIX + queueName, toJson(data, 'queue message')));
+  }
+
+  /** duroxide-node's typed form: values already cross as JSON. */
+  async raiseEventTyped(instanceId, eventName, data) {
+    return this.raiseEvent(instanceId, eventName, data);
+  }
+
+  async enqueueEventTyped(instanceId, queueName, data) {
+    return this.enqueueEvent(instanceId, queueName, data);
+  }
+
+  /** The instance's key-value value for `key` (`string | null`), as of its last committed turn. */
+  async getValue(instanceId, key) {
+    checkInstanceId(instanceId);
+    checkName(key, 'key');
+    const entries = JSON.parse(await nativeCall(this._native.getValues(instanceId, key)));
+    return entries.length === 0 ? null : entries[0].value;
+  }
+
+  /** Resolves with `key`'s value once the instance has set one; TimeoutError after `timeoutMs`. */
+  async waitForValue(instanceId, key, timeoutMs = 30000) {
+    checkInstanceId(instanceId);
+    checkName(key, 'key');
+    checkTimeout(timeoutMs);
+    return nativeCall(this._native.waitForValue(instanceId, key, timeoutMs));
+  }
+
+  /** Every key-value value of the instance: `{key: value}` (`{}` for an unknown id). */
+  async getKvAllValues(instanceId) {
+    checkInstanceId(instanceId);
+    const entries = JSON.parse(await nativeCall(this._native.getValues(instanceId, null)));
+    return Object.fromEntries(entries.map((e) => [e.key, e.value]));
+  }
+
+  /**
+   * Sizes of an instance, or null: `{historyEventCount, historySizeBytes}` of its current
+   * execution, `queuePendingCount` (its queued messages and activities), and
+   * `{kvUserKeyCount, kvTotalValueBytes}` of its key-value store.
+   */
+  async getOrchestrationStats(instanceId) {
+    checkInstanceId(instanceId);
+    return JSON.parse(await nativeCall(this._native.getOrchestrationStats(instanceId)));
+  }
+
   /** Cancels a running instance (and its sub-orchestrations); a no-op on a finished one. */
   async cancelInstance(instanceId, reason = 'canceled by client') {
     checkInstanceId(instanceId);
@@ -132,17 +195,40 @@ class Client {
   }
 
   /**
-   * Removes an instance with its sub-orchestrations, their histories and everything queued
-   * for them; resolves to how many instances were removed (0 for an unknown id). A running
-   * instance is refused (InvalidStateError) unless `{force: true}`.
+   * Removes an instance with its sub-orchestrations, their histories, key-value stores and
+   * everything queued for them. A running instance is refused (InvalidStateError) unless
+   * forced. duroxide-node's form, `deleteInstance(id, force = false)`, resolves to
+   * `{instancesDeleted, executionsDeleted, eventsDeleted, queueMessagesDeleted}`; reprise's
+   * form, `deleteInstance(id, {force})`, to how many instances were removed (0 for an
+   * unknown id).
    */
-  async deleteInstance(instanceId, options = {}) {
+  async deleteInstance(instanceId, options) {
     checkInstanceId(instanceId);
-    checkOptionsObject(options, ['force']);
-    if (options.force !== undefined && typeof options.force !== 'boolean') {
-      throw new InvalidArgumentError(`options.force must be a boolean, got ${describe(options.force)}`);
+    const counts = options === undefined || typeof options === 'boolean';
+    if (!counts) {
+      checkOptionsObject(options, ['force']);
+      if (options.force !== undefined && typeof options.force !== 'boolean') {
+        throw new InvalidArgumentError(`options.force must be a boolean, got ${describe(options.force)}`);
+      }
     }
-    return nativeCall(this._native.deleteInstance(instanceId, options.force === true));
+    const force = counts ? options === true : options.force === true;
+    const removed = JSON.parse(await nativeCall(this._native.deleteInstance(instanceId, force)));
+    return counts ? removed : removed.instancesDeleted;
+  }
+
+  /**
+   * duroxide-node's bulk deletion: the finished instances among `instanceIds`, or those
+   * completed before `completedBefore` (epoch ms), at most `limit`; resolves to
+   * `{instancesDeleted, executionsDeleted, eventsDeleted, queueMessagesDeleted}`.
+   */
+  async deleteInstanceBulk(filter = {}) {
+    checkOptionsObject(filter, ['instanceIds', 'completedBefore', 'limit'], 'filter');
+    const options = {};
+    if (filter.instanceIds !== undefined && filter.instanceIds !== null) options.ids = filter.instanceIds;
+    if (filter.completedBefore !== undefined && filter.completedBefore !== null) options.completedBefore = filter.completedBefore;
+    if (options.ids === undefined && options.completedBefore === undefined) options.completedBefore = MAX_EPOCH_MS;
+    if (filter.limit !== undefined && filter.limit !== null) options.limit = filter.limit;
+    return JSON.parse(await nativeCall(this._native.deleteInstances(JSON.stringify(this._deleteFilter(options)))));
   }
 
   /**
@@ -204,16 +290,53 @@ class Client {
   /** Everything stored about an instance (input, output, parent, times...), or `null`. */
   async getInstanceInfo(instanceId) {
     checkInstanceId(instanceId);
-    return JSON.parse(await nativeCall(this._native.getInstanceInfo(instanceId)));
+    const info = JSON.parse(await nativeCall(this._native.getInstanceInfo(instanceId)));
+    if (info === null) return null;
+    // duroxide-node's names beside reprise's.
+    return {
+      ...info,
+      orchestrationName: info.name,
+      orchestrationVersion: info.version,
+      currentExecutionId: info.executionId,
+      parentInstanceId: info.parentId,
+    };
   }
 
   /**
-   * The executions of an instance (continue-as-new starts a new one), oldest first:
-   * `{executionId, firstEventAt, lastEventAt, eventCount}`; `[]` for an unknown id.
+   * The execution ids of an instance (continue-as-new starts a new one), oldest first (`[]`
+   * for an unknown id). With `{details: true}`: `{executionId, firstEventAt, lastEventAt,
+   * eventCount}` for each.
    */
-  async listExecutions(instanceId) {
+  async listExecutions(instanceId, options = {}) {
     checkInstanceId(instanceId);
-    return JSON.parse(await nativeCall(this._native.listExecutions(instanceId)));
+    checkOptionsObject(options, ['details']);
+    const executions = JSON.parse(await nativeCall(this._native.listExecutions(instanceId)));
+    return options.details === true ? executions : executions.map((e) => e.executionId);
+  }
+
+  /**
+   * One execution: `{executionId, status, output, startedAt, completedAt?, eventCount}`
+   * (status `Running`, `Completed`, `Failed` or `ContinuedAsNew`), or null.
+   */
+  async getExecutionInfo(instanceId, executionId) {
+    checkInstanceId(instanceId);
+    checkCount(executionId, 'executionId', 1, MAX_U32);
+    const executions = await this.listExecutions(instanceId, { details: true });
+    const execution = executions.find((e) => e.executionId === executionId);
+    if (!execution) return null;
+    const history = await this.readExecutionHistory(instanceId, executionId);
+    const last = history[history.length - 1];
+    const ends = { OrchestrationCompleted: 'Completed', OrchestrationFailed: 'Failed', OrchestrationContinuedAsNew: 'ContinuedAsNew' };
+    const status = (last && ends[last.kind]) || 'Running';
+    const info = {
+      executionId,
+      status,
+      output: status === 'Completed' ? last.data.output : status === 'Failed' ? last.data.error.message : null,
+      startedAt: execution.firstEventAt,
+      eventCount: execution.eventCount,
+    };
+    if (status !== 'Running') info.completedAt = execution.lastEventAt;
+    return info;
   }
 
   /** The instance's info with its sub-orchestrations, recursively, as `children`; or `null`. */
@@ -230,7 +353,15 @@ class Client {
       } while (cursor !== null);
       return { ...node, children: await Promise.all(children.map(build)) };
     };
-    return build(info);
+    const tree = await build(info);
+    // duroxide-node's summary beside the tree.
+    const allIds = [];
+    const walk = (node) => {
+      allIds.push(node.instanceId);
+      node.children.forEach(walk);
+    };
+    walk(tree);
+    return { ...tree, rootId: tree.instanceId, allIds, size: allIds.length };
   }
 
   /** Instance counts: `{total, running, completed, failed}`. */
@@ -253,7 +384,9 @@ class Client {
    * (delayed: timers, retries; running: activities under a lease).
    */
   async getQueueDepths() {
-    return JSON.parse(await nativeCall(this._native.getQueueDepths()));
+    const q = JSON.parse(await nativeCall(this._native.getQueueDepths()));
+    // duroxide-node's names: messages ready, activities queued (not running), timers waiting.
+    return { ...q, orchestratorQueue: q.orchestrator.visible, workerQueue: q.worker.visible + q.worker.delayed, timerQueue: q.orchestrator.delayed };
   }
 
   /**
@@ -263,6 +396,11 @@ class Client {
    * (oldest finish first). Resolves to how many instances were removed.
    */
   async deleteInstances(options) {
+    const removed = JSON.parse(await nativeCall(this._native.deleteInstances(JSON.stringify(this._deleteFilter(options)))));
+    return removed.instancesDeleted;
+  }
+
+  _deleteFilter(options) {
     if (options === undefined) throw new InvalidArgumentError('options must be an object, got undefined');
     checkOptionsObject(options, ['ids', 'completedBefore', 'status', 'limit']);
     const filter = {};
@@ -279,7 +417,7 @@ class Client {
     const status = checkStatus(options.status, 'options.status', ['Completed', 'Failed', 'Canceled']);
     if (status !== undefined) filter.status = status;
     if (options.limit !== undefined && options.limit !== null) filter.limit = checkCount(options.limit, 'options.limit', 1, MAX_U32);
-    return nativeCall(this._native.deleteInstances(JSON.stringify(filter)));
+    return filter;
   }
 
   /**
@@ -296,6 +434,42 @@ class Client {
       : checkCount(options.keepLast, 'options.keepLast', 1, MAX_U32);
     const before = toTime(options.completedBefore, 'options.completedBefore');
     return nativeCall(this._native.pruneExecutions(instanceId, keepLast, before ?? null));
+  }
+
+  /**
+   * duroxide-node's bulk pruning: `pruneExecutions(id, options)` for every instance `filter`
+   * selects (`{instanceIds?, completedBefore?, limit?}`, any status; no filter: all);
+   * resolves to `{instancesProcessed, executionsDeleted, eventsDeleted}`.
+   */
+  async pruneExecutionsBulk(filter = {}, options = {}) {
+    checkOptionsObject(filter, ['instanceIds', 'completedBefore', 'limit'], 'filter');
+    let ids;
+    if (filter.instanceIds !== undefined && filter.instanceIds !== null) {
+      if (!Array.isArray(filter.instanceIds)) throw new InvalidArgumentError(`filter.instanceIds must be an array of instance ids, got ${describe(filter.instanceIds)}`);
+      filter.instanceIds.forEach((id, i) => checkInstanceId(id, `filter.instanceIds[${i}]`));
+      ids = filter.instanceIds;
+    } else {
+      const before = toTime(filter.completedBefore, 'filter.completedBefore');
+      ids = [];
+      let cursor = null;
+      do {
+        const page = await this.listInstances({ limit: 1000, cursor, createdBefore: before });
+        ids.push(...page.instances.map((i) => i.instanceId));
+        cursor = page.nextCursor;
+      } while (cursor);
+    }
+    if (filter.limit !== undefined && filter.limit !== null) ids = ids.slice(0, checkCount(filter.limit, 'filter.limit', 1, MAX_U32));
+    const result = { instancesProcessed: 0, executionsDeleted: 0, eventsDeleted: 0 };
+    for (const id of ids) {
+      const before = await this.listExecutions(id, { details: true });
+      if (before.length === 0) continue;
+      const executions = await this.pruneExecutions(id, options);
+      const after = new Set((await this.listExecutions(id)));
+      result.instancesProcessed++;
+      result.executionsDeleted += executions;
+      result.eventsDeleted += before.filter((e) => !after.has(e.executionId)).reduce((n, e) => n + e.eventCount, 0);
+    }
+    return result;
   }
 
   async getStatus(instanceId) {
@@ -331,7 +505,19 @@ class Client {
    * `lastVersion` (or the instance has finished): progress reporting without polling.
    * Rejects with TimeoutError after `timeoutMs`.
    */
-  async waitForStatusChange(instanceId, lastVersion = 0, timeoutMs = 30000) {
+  async waitForStatusChange(instanceId, lastVersion = 0, ...rest) {
+    // duroxide-node's form has a poll interval third: (id, lastSeen, pollMs, timeoutMs).
+    // Waits here are woken by commits, so the poll interval is checked and not needed.
+    let timeoutMs = 30000;
+    if (rest.length >= 2) {
+      const pollMs = rest[0];
+      if (pollMs !== undefined && (typeof pollMs !== 'number' || !(pollMs >= 0))) {
+        throw new InvalidArgumentError(`pollMs must be a number >= 0, got ${describe(pollMs)}`);
+      }
+      if (rest[1] !== undefined) timeoutMs = rest[1];
+    } else if (rest.length === 1 && rest[0] !== undefined) {
+      timeoutMs = rest[0];
+    }
     checkInstanceId(instanceId);
     if (!Number.isInteger(lastVersion) || lastVersion < 0) {
       throw new InvalidArgumentError(`lastVersion must be an integer >= 0, got ${describe(lastVersion)}`);
@@ -394,8 +580,20 @@ class Client {
     }
   }
 
-  /** Events of one execution (the current one by default): `{eventId, kind, taskId, timestamp, data}`. */
+  /**
+   * Events of one execution (the current one by default), in duroxide-node's terms:
+   * `{eventId, kind, sourceEventId?, timestampMs, data?}` with its kind names (see
+   * docs/protocol.md), plus reprise's `taskId`, `timestamp` and `storedKind`.
+   */
   async readExecutionHistory(instanceId, executionId) {
+    return historyInDuroxideTerms(await this.readStoredHistory(instanceId, executionId));
+  }
+
+  /**
+   * Events of one execution (the current one by default) as reprise stores them (its kind
+   * names and data, docs/protocol.md §6): `{eventId, kind, taskId, timestamp, data}`.
+   */
+  async readStoredHistory(instanceId, executionId) {
     checkInstanceId(instanceId);
     if (executionId !== undefined && executionId !== null) checkCount(executionId, 'executionId', 1, MAX_U32);
     return JSON.parse(await nativeCall(this._native.readExecutionHistory(instanceId, executionId ?? null)));

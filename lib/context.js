@@ -2,9 +2,45 @@
 
 const crypto = require('node:crypto');
 const native = require('./native');
-const { Task } = require('./tasks');
+const { Task, checkTag } = require('./tasks');
 const { InvalidArgumentError } = require('./errors');
-const { checkName, checkInstanceId, checkDuration, checkOptionsObject, checkKnownKeys, checkVersion, describe, toJson, MAX_DURATION_MS } = require('./json');
+const { checkExact, checkName, checkInstanceId, checkDuration, checkOptionsObject, checkKnownKeys, checkVersion, describe, toJson, MAX_DURATION_MS } = require('./json');
+
+/** Prefix of the event names that carry event-queue messages (`enqueueEvent`/`dequeueEvent`). */
+const QUEUE_PREFIX = 'queue:';
+/** The built-in activity behind `ctx.getValueFromInstance` (every runtime registers it). */
+const KV_READ_ACTIVITY = 'reprise.getValueFromInstance';
+/** Per-instance key-value limits (duroxide-node's MAX_KV_KEYS and MAX_KV_VALUE_BYTES). */
+const MAX_KV_KEYS = 150;
+const MAX_KV_VALUE_BYTES = 65536;
+/** Longest key-value key, in characters. */
+const MAX_KV_KEY_CHARS = 1024;
+
+function checkKvKey(key) {
+  checkName(key, 'key-value key');
+  if (key.length > MAX_KV_KEY_CHARS) {
+    throw new InvalidArgumentError(`key-value key is ${key.length} characters long; the limit is ${MAX_KV_KEY_CHARS}`);
+  }
+}
+
+function checkSessionId(sessionId) {
+  checkName(sessionId, 'sessionId');
+  if (sessionId.length > 256) throw new InvalidArgumentError(`sessionId is ${sessionId.length} characters long; the limit is 256`);
+  return sessionId;
+}
+
+/** The session id of `scheduleActivity`'s options (`{sessionId}`), or undefined. */
+function sessionOption(options) {
+  if (options === undefined || options === null) return undefined;
+  checkOptionsObject(options, ['sessionId']);
+  return options.sessionId === undefined || options.sessionId === null ? undefined : checkSessionId(options.sessionId);
+}
+
+/** Marks `task` as a typed variant's: a string result holding JSON is parsed once more. */
+function typed(task) {
+  task.typed = true;
+  return task;
+}
 
 const GUID_NAMESPACE = Buffer.from('6f0c6a8e2b1d4c5e9a7f3b2d1e0c9a8b', 'hex');
 
@@ -115,14 +151,23 @@ class OrchestrationContext {
     this.isReplaying = false;
   }
 
-  scheduleActivity(name, input) {
+  /** Runs an activity; `options.sessionId` pins it (and the session's others) to one worker. */
+  scheduleActivity(name, input, options) {
     checkName(name, 'activity name');
-    return new Task('activity', { name, input });
+    return new Task('activity', { name, input, session: sessionOption(options) });
   }
 
-  scheduleActivityWithRetry(name, input, retryPolicy) {
+  scheduleActivityWithRetry(name, input, retryPolicy, options) {
     checkName(name, 'activity name');
-    return new Task('activity', { name, input, retry: checkRetryPolicy(retryPolicy) });
+    return new Task('activity', { name, input, retry: checkRetryPolicy(retryPolicy), session: sessionOption(options) });
+  }
+
+  scheduleActivityOnSession(name, input, sessionId) {
+    return this.scheduleActivity(name, input, { sessionId: checkSessionId(sessionId) });
+  }
+
+  scheduleActivityWithRetryOnSession(name, input, retryPolicy, sessionId) {
+    return this.scheduleActivityWithRetry(name, input, retryPolicy, { sessionId: checkSessionId(sessionId) });
   }
 
   /** Runs the activity `definition` (from `defineActivity`); `yield*` it for a typed result. */
@@ -143,6 +188,22 @@ class OrchestrationContext {
   waitForEvent(eventName) {
     checkName(eventName, 'event name');
     return new Task('wait', { name: eventName });
+  }
+
+  /** The next message of the instance's FIFO queue `queueName` (see `client.enqueueEvent`). */
+  dequeueEvent(queueName) {
+    checkName(queueName, 'queue name');
+    return new Task('wait', { name: QUEUE_PREFIX + queueName });
+  }
+
+  /**
+   * Another instance's key-value value (`string | null`), read durably: recorded in history
+   * (as a built-in activity), so a replay sees the same value.
+   */
+  getValueFromInstance(instanceId, key) {
+    checkInstanceId(instanceId);
+    checkKvKey(key);
+    return new Task('activity', { name: KV_READ_ACTIVITY, input: { instanceId, key } });
   }
 
   scheduleSubOrchestration(name, input, options) {
@@ -232,6 +293,73 @@ class OrchestrationContext {
     return this._state.customStatus;
   }
 
+  // Per-instance key-value store: string values, written with the turn (so replay sees the
+  // same), readable by clients once the turn commits, carried across continue-as-new.
+
+  setValue(key, value) {
+    checkKvKey(key);
+    const text = String(value);
+    checkExact(text, `key-value value of '${key}'`);
+    const bytes = Buffer.byteLength(text, 'utf8');
+    if (bytes > MAX_KV_VALUE_BYTES) {
+      throw new InvalidArgumentError(`key-value value of '${key}' is ${bytes} bytes; the limit is MAX_KV_VALUE_BYTES (${MAX_KV_VALUE_BYTES})`);
+    }
+    const st = this._state;
+    if (!st.kv.has(key) && st.kv.size >= MAX_KV_KEYS) {
+      throw new InvalidArgumentError(`cannot set key-value key '${key}': the instance already has MAX_KV_KEYS (${MAX_KV_KEYS}) keys`);
+    }
+    st.commands.push(`{"t":"kvSet","key":${JSON.stringify(key)},"text":${JSON.stringify(text)}}`);
+    st.kv.set(key, { value: text, updatedAt: st.now });
+  }
+
+  getValue(key) {
+    checkKvKey(key);
+    const entry = this._state.kv.get(key);
+    return entry === undefined ? null : entry.value;
+  }
+
+  clearValue(key) {
+    checkKvKey(key);
+    const st = this._state;
+    st.commands.push(`{"t":"kvClear","key":${JSON.stringify(key)}}`);
+    st.kv.delete(key);
+  }
+
+  clearAllValues() {
+    const st = this._state;
+    st.commands.push('{"t":"kvClearAll"}');
+    st.kv.clear();
+  }
+
+  getKvAllValues() {
+    const out = {};
+    for (const [key, entry] of this._state.kv) out[key] = entry.value;
+    return out;
+  }
+
+  getKvAllKeys() {
+    return [...this._state.kv.keys()];
+  }
+
+  getKvLength() {
+    return this._state.kv.size;
+  }
+
+  /** Removes the keys last set before `cutoffMs` (epoch ms); returns how many. */
+  pruneKvValuesUpdatedBefore(cutoffMs) {
+    if (typeof cutoffMs !== 'number' || !Number.isFinite(cutoffMs)) {
+      throw new InvalidArgumentError(`cutoffMs must be epoch milliseconds, got ${describe(cutoffMs)}`);
+    }
+    let removed = 0;
+    for (const [key, entry] of [...this._state.kv]) {
+      if (entry.updatedAt < cutoffMs) {
+        this.clearValue(key);
+        removed++;
+      }
+    }
+    return removed;
+  }
+
   _trace(level, message) {
     if (this.isReplaying) return;
     native.trace(level, 'orchestration', this.instanceId, this.executionId, this.orchestrationName, String(message));
@@ -240,17 +368,71 @@ class OrchestrationContext {
 
 /** What an activity function receives. */
 class ActivityContext {
-  constructor(item, signal) {
+  /** `host`: `{workerId, client()}` of the runtime running the activity. */
+  constructor(item, signal, host) {
+    Object.defineProperty(this, '_host', { value: host, enumerable: false });
+    Object.defineProperty(this, '_tag', { value: item.tag ?? null, enumerable: false });
     this.instanceId = item.instanceId;
     this.executionId = item.executionId;
+    this.orchestrationName = item.orchestrationName ?? null;
+    this.orchestrationVersion = item.orchestrationVersion ?? null;
     this.activityName = item.name;
     this.attempt = item.attempt;
+    /** The runtime running it (its id in the registry of runtimes). */
+    this.workerId = host ? host.workerId : null;
+    /** The session it runs on, or null. */
+    this.sessionId = item.sessionId ?? null;
     /** Fires when the orchestration stops waiting (race lost, cancelled), on timeout, when the lease is lost, or at shutdown. */
     this.signal = signal;
   }
+
+  /** The tag that routed it here, or null. */
+  tag() {
+    return this._tag;
+  }
+
+  /** True once the activity is cancelled (the same moment `signal` fires). */
+  isCancelled() {
+    return this.signal.aborted;
+  }
+
+  /** A Client on the runtime's store: start, wait for, query or prune orchestrations. */
+  getClient() {
+    return this._host.client();
+  }
+
   _trace(level, message) {
     native.trace(level, 'activity', this.instanceId, this.executionId, this.activityName, String(message));
   }
+}
+
+// duroxide-node's typed variants: the same tasks, whose results are parsed once more when
+// they are a string of JSON (a value a client sent already stringified).
+for (const [typedName, base] of [
+  ['scheduleActivityTyped', 'scheduleActivity'],
+  ['scheduleActivityOnSessionTyped', 'scheduleActivityOnSession'],
+  ['scheduleActivityWithRetryTyped', 'scheduleActivityWithRetry'],
+  ['scheduleActivityWithRetryOnSessionTyped', 'scheduleActivityWithRetryOnSession'],
+  ['scheduleSubOrchestrationTyped', 'scheduleSubOrchestration'],
+  ['scheduleSubOrchestrationWithIdTyped', 'scheduleSubOrchestrationWithId'],
+  ['scheduleSubOrchestrationVersionedTyped', 'scheduleSubOrchestrationVersioned'],
+  ['scheduleSubOrchestrationVersionedWithIdTyped', 'scheduleSubOrchestrationVersionedWithId'],
+  ['waitForEventTyped', 'waitForEvent'],
+  ['dequeueEventTyped', 'dequeueEvent'],
+  ['allTyped', 'all'],
+  ['raceTyped', 'race'],
+  ['startOrchestrationTyped', 'startOrchestration'],
+  ['startOrchestrationVersionedTyped', 'startOrchestrationVersioned'],
+  ['continueAsNewTyped', 'continueAsNew'],
+  ['continueAsNewVersionedTyped', 'continueAsNewVersioned'],
+]) {
+  Object.defineProperty(OrchestrationContext.prototype, typedName, {
+    value(...args) {
+      return typed(this[base](...args));
+    },
+    writable: true,
+    configurable: true,
+  });
 }
 
 // traceInfo/Warn/Error/Debug on both contexts: each forwards to its own `_trace`.
@@ -267,4 +449,4 @@ for (const Context of [OrchestrationContext, ActivityContext]) {
   }
 }
 
-module.exports = { OrchestrationContext, ActivityContext, defineActivity, uuidV5, checkRetryPolicy };
+module.exports = { OrchestrationContext, ActivityContext, defineActivity, uuidV5, checkRetryPolicy, QUEUE_PREFIX, KV_READ_ACTIVITY, MAX_KV_KEYS, MAX_KV_VALUE_BYTES };

@@ -114,6 +114,25 @@ function fieldsOf(error) {
   return out;
 }
 
+/** A typed variant's result: a string holding JSON is parsed once more. */
+function reparse(value) {
+  if (typeof value !== 'string') return value;
+  try {
+    return JSON.parse(value);
+  } catch {
+    return value;
+  }
+}
+
+/** `outcome` of a typed task (see `reparse`): for all and race, their values inside. */
+function typedOutcome(task, outcome) {
+  // A detached start settles with its instance id, which stays as it is.
+  if ('error' in outcome || task.kind === 'detached') return outcome;
+  if (task.kind === 'all') return { value: outcome.value.map((o) => ('ok' in o ? { ok: reparse(o.ok) } : o)) };
+  if (task.kind === 'race') return { value: { index: outcome.value.index, value: reparse(outcome.value.value) } };
+  return { value: reparse(outcome.value) };
+}
+
 function taskError(e) {
   return new TaskFailedError(e.message, e.code || 'ERR_TASK_FAILED', e.name);
 }
@@ -143,6 +162,8 @@ class Execution {
     this.guids = 0;
     this.now = 0;
     this.customStatus = null;
+    /** The key-value store: key -> {value, updatedAt}. */
+    this.kv = new Map();
     /** Command JSON texts of the current activation. */
     this.commands = [];
   }
@@ -153,6 +174,7 @@ class Execution {
       case 'start':
         for (const e of job.events || []) this.buffer.push({ name: e.name, data: e.data, ord: this.arrivals++ });
         if (job.customStatus !== undefined) this.customStatus = job.customStatus;
+        if (job.kv) for (const [key, entry] of Object.entries(job.kv)) this.kv.set(key, entry);
         this.resume({ value: undefined, first: true });
         break;
       case 'ok':
@@ -287,7 +309,9 @@ class Execution {
     switch (task.kind) {
       case 'activity': {
         const retry = a.retry ? `,"retry":${JSON.stringify(a.retry)}` : '';
-        this.commands.push(`{"t":"activity","task":${no},"name":${JSON.stringify(a.name)},"input":${task.json}${retry}}`);
+        const session = a.session === undefined ? '' : `,"session":${JSON.stringify(a.session)}`;
+        const tag = a.tag === undefined ? '' : `,"tag":${JSON.stringify(a.tag)}`;
+        this.commands.push(`{"t":"activity","task":${no},"name":${JSON.stringify(a.name)},"input":${task.json}${retry}${session}${tag}}`);
         break;
       }
       case 'timer':
@@ -316,6 +340,11 @@ class Execution {
 
   /** The outcome of a yielded task if it is settled: `{value}` or `{error}`. */
   outcome(task) {
+    const outcome = this.settledOutcome(task);
+    return outcome && task.typed ? typedOutcome(task, outcome) : outcome;
+  }
+
+  settledOutcome(task) {
     if (task.settled) return task.settled;
     let result;
     if (DURABLE.has(task.kind)) {
@@ -378,7 +407,8 @@ class Execution {
     if (!this.continued) return;
     const { input, version } = this.continued;
     const v = version == null ? '' : `,"version":${JSON.stringify(version)}`;
-    this.commands.push(`{"t":"continueAsNew","input":${input}${v},"carry":[${this.buffer.map((e) => e.ord).join(',')}]}`);
+    const kv = this.kv.size === 0 ? '' : `,"kv":${JSON.stringify(Object.fromEntries(this.kv))}`;
+    this.commands.push(`{"t":"continueAsNew","input":${input}${v},"carry":[${this.buffer.map((e) => e.ord).join(',')}]${kv}}`);
     this.continued = null;
   }
 

@@ -4,7 +4,9 @@ const os = require('node:os');
 const native = require('./native');
 const { Driver, errorFields } = require('./driver');
 const { prometheusText } = require('./metrics');
-const { ActivityContext } = require('./context');
+const { ActivityContext, KV_READ_ACTIVITY } = require('./context');
+const { Client } = require('./client');
+const { checkTag } = require('./tasks');
 const { InvalidArgumentError, InvalidStateError, nativeCall } = require('./errors');
 const { checkName, checkOptionsObject, describe, toJson, MAX_DURATION_MS, MAX_DURATION_TEXT } = require('./json');
 const { EventSubscription, checkEventOptions } = require('./events');
@@ -18,7 +20,8 @@ const SEMVER = /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?(?:
  * counted in a 32-bit signed column.
  */
 const OPTIONS = {
-  orchestrationConcurrency: [1, Number.MAX_SAFE_INTEGER],
+  // 0: an activity-only worker (it never claims orchestrations).
+  orchestrationConcurrency: [0, Number.MAX_SAFE_INTEGER],
   workerConcurrency: [1, Number.MAX_SAFE_INTEGER],
   generatorCacheSize: [0, Number.MAX_SAFE_INTEGER],
   lockTimeoutMs: [100, MAX_DURATION_MS],
@@ -39,11 +42,46 @@ const ALIASES = {
 };
 
 const MAX_WORKER_NODE_ID = 256;
+/** Most tags in a `workerTagFilter` (duroxide-node's MAX_WORKER_TAGS). */
+const MAX_WORKER_TAGS = 5;
 
+/**
+ * Session and tag options: accepted and checked here, kept on the runtime (`_routing`), not
+ * sent to the engine. name -> [minimum, maximum].
+ */
+const ROUTING_OPTIONS = {
+  maxSessionsPerRuntime: [1, 2 ** 31 - 1],
+  sessionIdleTimeoutMs: [1, MAX_DURATION_MS],
+};
+
+/** `workerTagFilter`: 'defaultOnly' | 'any' | 'none' | {tags: [...]} | {defaultAnd: [...]}. */
+function checkTagFilter(filter) {
+  if (filter === 'defaultOnly' || filter === 'any' || filter === 'none') return filter;
+  const form = "'defaultOnly', 'any', 'none', {tags: [...]} or {defaultAnd: [...]}";
+  if (!filter || typeof filter !== 'object' || Array.isArray(filter)) {
+    throw new InvalidArgumentError(`options.workerTagFilter must be ${form}, got ${describe(filter)}`);
+  }
+  const keys = Object.keys(filter);
+  if (keys.length !== 1 || (keys[0] !== 'tags' && keys[0] !== 'defaultAnd')) {
+    throw new InvalidArgumentError(`options.workerTagFilter must be ${form}, got an object with ${keys.length ? keys.map((k) => `'${k}'`).join(', ') : 'no keys'}`);
+  }
+  const tags = filter[keys[0]];
+  const field = `options.workerTagFilter.${keys[0]}`;
+  if (!Array.isArray(tags)) throw new InvalidArgumentError(`${field} must be an array of tags, got ${describe(tags)}`);
+  if (tags.length > MAX_WORKER_TAGS) {
+    throw new InvalidArgumentError(`${field} has ${tags.length} tags; the limit is MAX_WORKER_TAGS (${MAX_WORKER_TAGS})`);
+  }
+  if (keys[0] === 'tags' && tags.length === 0) throw new InvalidArgumentError(`${field} needs at least one tag (use 'none' for no activities)`);
+  tags.forEach((t, i) => checkTag(t, `${field}[${i}]`));
+  return { [keys[0]]: [...tags] };
+}
+
+/** The engine's options, and the routing ones kept in JavaScript: `[engine, routing]`. */
 function checkOptions(options) {
   const out = { host: os.hostname() };
-  if (options === undefined || options === null) return out;
-  checkOptionsObject(options, [...Object.keys(OPTIONS), ...Object.keys(ALIASES), 'keepAlive', 'workerNodeId'], 'options', 'Runtime');
+  const routing = { maxSessionsPerRuntime: 10, sessionIdleTimeoutMs: 300000, workerTagFilter: 'defaultOnly' };
+  if (options === undefined || options === null) return [out, routing];
+  checkOptionsObject(options, [...Object.keys(OPTIONS), ...Object.keys(ALIASES), ...Object.keys(ROUTING_OPTIONS), 'keepAlive', 'workerNodeId', 'workerTagFilter'], 'options', 'Runtime');
   for (const [alias, name] of Object.entries(ALIASES)) {
     if (options[alias] !== undefined && options[name] !== undefined) {
       throw new InvalidArgumentError(`options.${alias} and options.${name} are two names of one option; pass one of them`);
@@ -65,7 +103,11 @@ function checkOptions(options) {
       continue;
     }
     if (value === undefined) continue;
-    const [min, max] = OPTIONS[key];
+    if (key === 'workerTagFilter') {
+      routing.workerTagFilter = checkTagFilter(value);
+      continue;
+    }
+    const [min, max] = OPTIONS[key] || ROUTING_OPTIONS[key];
     if (!Number.isSafeInteger(value) || value < min) {
       throw new InvalidArgumentError(`options.${given} must be an integer >= ${min}, got ${describe(value)}`);
     }
@@ -73,14 +115,15 @@ function checkOptions(options) {
       const limit = max === MAX_DURATION_MS ? MAX_DURATION_TEXT : max;
       throw new InvalidArgumentError(`options.${given} must be at most ${limit}, got ${describe(value)}`);
     }
-    out[key] = value;
+    if (ROUTING_OPTIONS[key]) routing[key] = value;
+    else out[key] = value;
   }
   const interval = out.heartbeatIntervalMs ?? 1000;
   const timeout = out.heartbeatTimeoutMs ?? 3000;
   if (timeout < 2 * interval) {
     throw new InvalidArgumentError(`options.heartbeatTimeoutMs (${timeout}) must be at least twice options.heartbeatIntervalMs (${interval}): one late heartbeat must not make a runtime dead`);
   }
-  return out;
+  return [out, routing];
 }
 
 // SIGINT/SIGTERM handling, shared by every runtime of the process: installed by the first
@@ -145,11 +188,21 @@ class Runtime {
     if (!provider || !provider._native) {
       throw new InvalidArgumentError('new Runtime(provider): provider must come from SqliteProvider.open(), SqliteProvider.inMemory() or PostgresProvider.connect()');
     }
-    const checked = checkOptions(options);
+    const [checked, routing] = checkOptions(options);
     this._keepAlive = !(options && options.keepAlive === false);
     this._native = new native.NativeRuntime(provider._native, JSON.stringify(checked));
+    this._provider = provider;
+    this._routing = routing;
     this._orchestrations = new Map(); // name -> Map(version -> fn)
-    this._activities = new Map();
+    // The built-in activity behind ctx.getValueFromInstance.
+    this._activities = new Map([[KV_READ_ACTIVITY, (ctx, { instanceId, key }) => ctx.getClient().getValue(instanceId, key)]]);
+    this._host = {
+      workerId: null,
+      client: () => {
+        if (!this._client) this._client = new Client(this._provider);
+        return this._client;
+      },
+    };
     this._running = new Map(); // activity id -> AbortController
     this._subscriptions = new Set();
     this._state = 'new';
@@ -233,6 +286,7 @@ class Runtime {
       this._starting = null;
     }
     this._state = 'started';
+    this._host.workerId = this._native.runtimeId();
     this._native.setEvents(this._subscriptions.size > 0);
     // Like a listening server: the process stays up until shutdown() unless unref()'d.
     this._timer = setInterval(() => {}, 1 << 30);
@@ -365,7 +419,7 @@ class Runtime {
     const controller = new AbortController();
     this._running.set(item.id, controller);
     const fn = this._activities.get(item.name);
-    const ctx = new ActivityContext(item, controller.signal);
+    const ctx = new ActivityContext(item, controller.signal, this._host);
     let settled = false;
     const settle = (text) => {
       if (settled) return;

@@ -7,19 +7,19 @@ use napi_derive::napi;
 
 use super::provider::NativeProvider;
 use super::views::{
-    ExecutionView, HistoryEventView, InfoView, PageView, QueueDepthsView, RuntimeView, StatusView,
-    SystemMetricsView, WatchView,
+    ExecutionView, HistoryEventView, InfoView, KvEntryView, OrchestrationStatsView, PageView,
+    QueueDepthsView, RemovedView, RuntimeView, StatusView, SystemMetricsView, WatchView,
 };
 use super::{err, json_arg, payload, store_err, to_json};
 use crate::client::cursor::{decode_cursor, encode_cursor};
 use crate::client::status::stored_statuses;
-use crate::client::wait::{wait_until, watch_next, WakeOn};
+use crate::client::wait::{wait_for, wait_until, watch_next, WakeOn};
 use crate::client::watch::WatchCursor;
 use crate::client::{cancel_if_running, retry_instance, RetryError};
 use crate::engine::{Message, StartRequest};
 use crate::error_code::ErrorCode;
 use crate::store::{
-    DeleteFilter, Deletion, InstanceFilter, InstanceInfo, SharedProvider, StoredStatus,
+    DeleteFilter, Deletion, InstanceFilter, InstanceInfo, Removed, SharedProvider, StoredStatus,
 };
 
 #[napi]
@@ -141,17 +141,18 @@ impl NativeClient {
     }
 
     /// Removes an instance, its sub-orchestrations and everything queued for them; returns
-    /// how many instances were removed (0: unknown id). Refuses a running one without `force`.
+    /// what was removed (`RemovedView`; nothing for an unknown id). Refuses a running one
+    /// without `force`.
     #[napi]
-    pub async fn delete_instance(&self, instance_id: String, force: bool) -> Result<u32> {
+    pub async fn delete_instance(&self, instance_id: String, force: bool) -> Result<String> {
         match self
             .provider
             .delete_instance(&instance_id, force)
             .await
             .map_err(store_err)?
         {
-            Deletion::NotFound => Ok(0),
-            Deletion::Deleted(ids) => Ok(ids.len() as u32),
+            Deletion::NotFound => Ok(to_json(&RemovedView::from(&Removed::default()))),
+            Deletion::Deleted(removed) => Ok(to_json(&RemovedView::from(&removed))),
             Deletion::Running => Err(err(
                 ErrorCode::InvalidState,
                 format!(
@@ -241,10 +242,10 @@ impl NativeClient {
         Ok(to_json(&QueueDepthsView::from(&q)))
     }
 
-    /// Removes finished instances (with their sub-orchestrations); returns how many
-    /// instances were removed. `filter` is JSON, already validated by the JavaScript layer.
+    /// Removes finished instances (with their sub-orchestrations); returns what was removed
+    /// (`RemovedView`). `filter` is JSON, already validated by the JavaScript layer.
     #[napi]
-    pub async fn delete_instances(&self, filter: String) -> Result<u32> {
+    pub async fn delete_instances(&self, filter: String) -> Result<String> {
         let f: DeleteIn = json_arg(&filter)?;
         let removed = self
             .provider
@@ -256,7 +257,61 @@ impl NativeClient {
             })
             .await
             .map_err(store_err)?;
-        Ok(removed.len() as u32)
+        Ok(to_json(&RemovedView::from(&removed)))
+    }
+
+    /// `[{key, value, updatedAt}]`: the instance's key-value store (only `key` when given).
+    #[napi]
+    pub async fn get_values(&self, instance_id: String, key: Option<String>) -> Result<String> {
+        let entries = self
+            .provider
+            .kv_values(&instance_id, key.as_deref())
+            .await
+            .map_err(store_err)?;
+        Ok(to_json(
+            &entries.iter().map(KvEntryView::from).collect::<Vec<_>>(),
+        ))
+    }
+
+    /// The value of `key` once the instance has one (woken by commits), or ERR_TIMEOUT.
+    #[napi]
+    pub async fn wait_for_value(
+        &self,
+        instance_id: String,
+        key: String,
+        timeout_ms: f64,
+    ) -> Result<String> {
+        let provider = self.provider.as_ref();
+        let (id, k) = (instance_id.as_str(), key.as_str());
+        let found = wait_for(
+            provider,
+            id,
+            deadline(timeout_ms),
+            WakeOn::Change,
+            move || async move {
+                let entries = provider.kv_values(id, Some(k)).await?;
+                Ok(entries.into_iter().next().map(|e| e.value))
+            },
+        )
+        .await
+        .map_err(store_err)?;
+        found.ok_or_else(|| {
+            err(
+                ErrorCode::Timeout,
+                format!("instance '{instance_id}' had no value for '{key}' within {timeout_ms} ms"),
+            )
+        })
+    }
+
+    /// Sizes of an instance (`OrchestrationStatsView`), or `null`.
+    #[napi]
+    pub async fn get_orchestration_stats(&self, instance_id: String) -> Result<String> {
+        let stats = self
+            .provider
+            .instance_stats(&instance_id)
+            .await
+            .map_err(store_err)?;
+        Ok(to_json(&stats.as_ref().map(OrchestrationStatsView::from)))
     }
 
     /// Removes the history of old executions; returns how many executions were removed.

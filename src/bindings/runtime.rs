@@ -158,6 +158,16 @@ impl NativeRuntime {
         }
     }
 
+    /// The runtime's id in the registry (null before start).
+    #[napi]
+    pub fn runtime_id(&self) -> Option<String> {
+        self.runtime
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map(|rt| rt.id().to_owned())
+    }
+
     #[napi]
     pub fn metrics_snapshot(&self) -> String {
         match self.runtime.lock().unwrap().as_ref() {

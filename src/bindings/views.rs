@@ -7,7 +7,10 @@ use serde_json::value::RawValue;
 use crate::client::status::generator_status;
 use crate::client::watch::{WatchCursor, WatchStep};
 use crate::engine::HistoryRow;
-use crate::store::{ExecutionInfo, InstanceInfo, QueueDepths, RuntimeInfo, SystemMetrics};
+use crate::store::{
+    ExecutionInfo, InstanceInfo, InstanceStats, KvEntry, QueueDepths, Removed, RuntimeInfo,
+    SystemMetrics,
+};
 
 /// Stored JSON text as a raw value (`None` for a missing or unreadable one).
 fn raw(text: &Option<String>) -> Option<Box<RawValue>> {
@@ -136,11 +139,19 @@ impl From<&ExecutionInfo> for ExecutionView {
 }
 
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct SystemMetricsView {
     total: u64,
     running: u64,
     completed: u64,
     failed: u64,
+    // duroxide-node's names.
+    total_instances: u64,
+    total_executions: u64,
+    running_instances: u64,
+    completed_instances: u64,
+    failed_instances: u64,
+    total_events: u64,
 }
 
 impl From<&SystemMetrics> for SystemMetricsView {
@@ -150,6 +161,12 @@ impl From<&SystemMetrics> for SystemMetricsView {
             running: m.running,
             completed: m.completed,
             failed: m.failed,
+            total_instances: m.total,
+            total_executions: m.executions,
+            running_instances: m.running,
+            completed_instances: m.completed,
+            failed_instances: m.failed,
+            total_events: m.events,
         }
     }
 }
@@ -268,6 +285,68 @@ impl From<&RuntimeInfo> for RuntimeView {
             alive: r.alive(),
             orchestrations: list("orchestrations"),
             activities: list("activities"),
+        }
+    }
+}
+
+/// What a deletion removed, in duroxide-node's names.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RemovedView {
+    instances_deleted: u64,
+    executions_deleted: u64,
+    events_deleted: u64,
+    queue_messages_deleted: u64,
+}
+
+impl From<&Removed> for RemovedView {
+    fn from(r: &Removed) -> Self {
+        RemovedView {
+            instances_deleted: r.ids.len() as u64,
+            executions_deleted: r.executions,
+            events_deleted: r.events,
+            queue_messages_deleted: r.queue_messages,
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KvEntryView<'a> {
+    key: &'a str,
+    value: &'a str,
+    updated_at: i64,
+}
+
+impl<'a> From<&'a KvEntry> for KvEntryView<'a> {
+    fn from(e: &'a KvEntry) -> Self {
+        KvEntryView {
+            key: &e.key,
+            value: &e.value,
+            updated_at: e.updated_at,
+        }
+    }
+}
+
+/// `client.getOrchestrationStats()`, in duroxide-node's names.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrchestrationStatsView {
+    history_event_count: u64,
+    history_size_bytes: u64,
+    queue_pending_count: u64,
+    kv_user_key_count: u64,
+    kv_total_value_bytes: u64,
+}
+
+impl From<&InstanceStats> for OrchestrationStatsView {
+    fn from(s: &InstanceStats) -> Self {
+        OrchestrationStatsView {
+            history_event_count: s.history_event_count,
+            history_size_bytes: s.history_size_bytes,
+            queue_pending_count: s.queue_pending_count,
+            kv_user_key_count: s.kv_key_count,
+            kv_total_value_bytes: s.kv_value_bytes,
         }
     }
 }

@@ -56,6 +56,30 @@ pub async fn wait_until(
     wake_on: WakeOn,
     done: impl Fn(&InstanceInfo) -> bool,
 ) -> Result<Option<InstanceInfo>> {
+    let done = &done;
+    wait_for(
+        provider,
+        instance_id,
+        deadline,
+        wake_on,
+        move || async move { Ok(provider.instance(instance_id).await?.filter(|i| done(i))) },
+    )
+    .await
+}
+
+/// Calls `look` until it finds something: `Some(found)`, or `None` at `deadline`. `look`
+/// runs again whenever the instance changes (`wake_on`).
+pub async fn wait_for<T, Look, Found>(
+    provider: &dyn Provider,
+    instance_id: &str,
+    deadline: Instant,
+    wake_on: WakeOn,
+    look: Look,
+) -> Result<Option<T>>
+where
+    Look: Fn() -> Found,
+    Found: std::future::Future<Output = Result<Option<T>>>,
+{
     let wakers = provider.wakers().clone();
     let changed = match wake_on {
         WakeOn::Change => wakers.watch(instance_id),
@@ -66,9 +90,9 @@ pub async fn wait_until(
             let notified = changed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            match outage_pause(provider.instance(instance_id).await, deadline).await? {
-                Some(Some(info)) if done(&info) => return Ok(Some(info)),
-                Some(_) => until_woken(provider, notified, deadline).await,
+            match outage_pause(look().await, deadline).await? {
+                Some(Some(found)) => return Ok(Some(found)),
+                Some(None) => until_woken(provider, notified, deadline).await,
                 None => {}
             }
             if Instant::now() >= deadline {

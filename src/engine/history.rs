@@ -138,6 +138,10 @@ pub enum Event {
         /// Custom status carried over from the previous execution (continue-as-new).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         custom_status: Option<Payload>,
+        /// The key-value store carried over from the previous execution (continue-as-new):
+        /// `{key: {value, updatedAt}}`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        kv: Option<Payload>,
     },
     ActivityScheduled {
         task: u32,
@@ -145,6 +149,10 @@ pub enum Event {
         input: Payload,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         retry: Option<RetryPolicy>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tag: Option<String>,
     },
     ActivityCompleted {
         task: u32,
@@ -201,6 +209,15 @@ pub enum Event {
     CustomStatusSet {
         value: Payload,
     },
+    /// A key of the instance's key-value store was set (values are strings).
+    KvSet {
+        key: String,
+        value: String,
+    },
+    KvCleared {
+        key: String,
+    },
+    KvClearedAll {},
     CancelRequested {
         reason: String,
     },
@@ -232,7 +249,7 @@ pub enum Event {
 impl Event {
     /// Every `kind`, in declaration order (`tests/vocabulary.rs` holds it to [`Event::kind`]
     /// and to `HistoryEvent.kind` in `index.d.ts`).
-    pub const KINDS: [&'static str; 19] = [
+    pub const KINDS: [&'static str; 22] = [
         "ExecutionStarted",
         "ActivityScheduled",
         "ActivityCompleted",
@@ -247,6 +264,9 @@ impl Event {
         "DetachedStarted",
         "TaskCanceled",
         "CustomStatusSet",
+        "KvSet",
+        "KvCleared",
+        "KvClearedAll",
         "CancelRequested",
         "ExecutionCompleted",
         "ExecutionFailed",
@@ -270,6 +290,9 @@ impl Event {
             Event::DetachedStarted { .. } => "DetachedStarted",
             Event::TaskCanceled { .. } => "TaskCanceled",
             Event::CustomStatusSet { .. } => "CustomStatusSet",
+            Event::KvSet { .. } => "KvSet",
+            Event::KvCleared { .. } => "KvCleared",
+            Event::KvClearedAll {} => "KvClearedAll",
             Event::CancelRequested { .. } => "CancelRequested",
             Event::ExecutionCompleted { .. } => "ExecutionCompleted",
             Event::ExecutionFailed { .. } => "ExecutionFailed",
@@ -358,6 +381,8 @@ pub enum Message {
         events: Vec<BufferedEvent>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         custom_status: Option<Payload>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        kv: Option<Payload>,
     },
     ActivityCompleted {
         execution_id: u64,
@@ -441,6 +466,8 @@ mod tests {
             name: "Greet".into(),
             input: payload_from_str(r#"{"b":1,"a":2.50}"#).unwrap(),
             retry: None,
+            session_id: None,
+            tag: None,
         };
         let data = event_data(&event);
         assert_eq!(

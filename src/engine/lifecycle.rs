@@ -40,6 +40,11 @@ pub struct Lifecycle<'a> {
     pub data: Option<&'a RawValue>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<&'a RawValue>,
+    /// valueSet: the string stored under `key` (serialized as `value`, like the custom status).
+    #[serde(rename = "value", skip_serializing_if = "Option::is_none")]
+    pub text: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<&'a TaskError>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -96,6 +101,9 @@ impl<'a> Lifecycle<'a> {
             Event::DetachedStarted { .. } => "detachedOrchestrationStarted",
             Event::TaskCanceled { .. } => "taskCanceled",
             Event::CustomStatusSet { .. } => "customStatusChanged",
+            Event::KvSet { .. } => "valueSet",
+            Event::KvCleared { .. } => "valueCleared",
+            Event::KvClearedAll {} => "valuesCleared",
             Event::CancelRequested { .. } => "cancelRequested",
             Event::ExecutionCompleted { .. } => "instanceCompleted",
             Event::ExecutionFailed { .. } => "instanceFailed",
@@ -150,13 +158,18 @@ impl<'a> Lifecycle<'a> {
                 l.output = Some(output)
             }
             Event::CustomStatusSet { value } => l.value = Some(value),
+            Event::KvSet { key, value } => {
+                l.key = Some(key);
+                l.text = Some(value);
+            }
+            Event::KvCleared { key } => l.key = Some(key),
             Event::CancelRequested { reason } => l.reason = Some(reason),
             Event::ContinuedAsNew { input, .. } => l.input = Some(input),
             Event::ExecutionRetried { error, removed } => {
                 l.error = Some(error);
                 l.removed = Some(*removed);
             }
-            Event::TimerFired { .. } | Event::TaskCanceled { .. } => {}
+            Event::TimerFired { .. } | Event::TaskCanceled { .. } | Event::KvClearedAll {} => {}
         }
         l
     }

@@ -18,6 +18,9 @@ pub enum Job {
         /// The custom status carried over by continue-as-new.
         #[serde(skip_serializing_if = "Option::is_none")]
         custom_status: Option<Payload>,
+        /// The key-value store carried over by continue-as-new (as the driver wrote it).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        kv: Option<Payload>,
     },
     /// Task `task` succeeded with `value` (activity result, timer fired: null, child output).
     Ok { ts: i64, task: u32, value: Payload },
@@ -66,6 +69,19 @@ pub struct RawCommand {
     /// execution's carried-in events first, then each `EventRaised` in history order).
     #[serde(default)]
     pub carry: Option<Vec<usize>>,
+    /// Key-value commands: the key, and the value set (KV values are strings).
+    #[serde(default)]
+    pub key: Option<String>,
+    #[serde(default)]
+    pub text: Option<String>,
+    /// continue-as-new: the key-value store to start the next execution with.
+    #[serde(default)]
+    pub kv: Option<Payload>,
+    /// activity: the session it runs on and the tag that routes it.
+    #[serde(default)]
+    pub session: Option<String>,
+    #[serde(default)]
+    pub tag: Option<String>,
 }
 
 /// A validated command.
@@ -76,6 +92,8 @@ pub enum Command {
         name: String,
         input: Payload,
         retry: Option<RetryPolicy>,
+        session: Option<String>,
+        tag: Option<String>,
     },
     StartTimer {
         task: u32,
@@ -105,6 +123,15 @@ pub enum Command {
     SetCustomStatus {
         value: Payload,
     },
+    /// Per-instance key-value writes, recorded with the turn.
+    KvSet {
+        key: String,
+        value: String,
+    },
+    KvClear {
+        key: String,
+    },
+    KvClearAll,
     Complete {
         output: Payload,
     },
@@ -115,6 +142,7 @@ pub enum Command {
         input: Payload,
         version: Option<String>,
         carry: Vec<usize>,
+        kv: Option<Payload>,
     },
 }
 
@@ -134,6 +162,8 @@ impl TryFrom<RawCommand> for Command {
                 name: need(raw.name, t, "name")?,
                 input: raw.input.unwrap_or_else(null),
                 retry: raw.retry,
+                session: raw.session,
+                tag: raw.tag,
             },
             "timer" => {
                 let delay = need(raw.delay_ms, t, "delayMs")?;
@@ -171,6 +201,14 @@ impl TryFrom<RawCommand> for Command {
             "status" => Command::SetCustomStatus {
                 value: raw.value.unwrap_or_else(null),
             },
+            "kvSet" => Command::KvSet {
+                key: need(raw.key, t, "key")?,
+                value: need(raw.text, t, "text")?,
+            },
+            "kvClear" => Command::KvClear {
+                key: need(raw.key, t, "key")?,
+            },
+            "kvClearAll" => Command::KvClearAll,
             "complete" => Command::Complete {
                 output: raw.output.unwrap_or_else(null),
             },
@@ -181,6 +219,7 @@ impl TryFrom<RawCommand> for Command {
                 input: raw.input.unwrap_or_else(null),
                 version: raw.version,
                 carry: raw.carry.unwrap_or_default(),
+                kv: raw.kv,
             },
             other => return Err(format!("unknown command '{other}'")),
         })

@@ -107,6 +107,7 @@ pub fn plan_rewind(execution_id: u64, history: &[HistoryRow]) -> Result<RewindPl
     let mut scheduled: HashMap<u32, &Event> = HashMap::new();
     let mut settled: HashSet<u32> = HashSet::new();
     let mut custom_status = None;
+    let mut orchestration = (String::new(), None);
     for row in kept {
         match &row.event {
             Event::ActivityScheduled { task, .. }
@@ -124,8 +125,13 @@ pub fn plan_rewind(execution_id: u64, history: &[HistoryRow]) -> Result<RewindPl
             }
             Event::ExecutionStarted {
                 custom_status: carried,
+                name,
+                version,
                 ..
-            } => custom_status = carried.clone(),
+            } => {
+                custom_status = carried.clone();
+                orchestration = (name.clone(), version.clone());
+            }
             Event::CustomStatusSet { value } => custom_status = Some(value.clone()),
             _ => {}
         }
@@ -191,12 +197,21 @@ pub fn plan_rewind(execution_id: u64, history: &[HistoryRow]) -> Result<RewindPl
     for (task, event) in pending {
         match event {
             Event::ActivityScheduled {
-                name, input, retry, ..
+                name,
+                input,
+                retry,
+                session_id,
+                tag,
+                ..
             } => activities.push(ActivityRequest {
                 task: *task,
                 name: name.clone(),
                 input: input.clone(),
                 retry: retry.clone(),
+                session_id: session_id.clone(),
+                tag: tag.clone(),
+                orchestration: orchestration.0.clone(),
+                orchestration_version: orchestration.1.clone(),
             }),
             // The timer's row went when the execution ended: it fires when it was due.
             Event::TimerCreated { fire_at, .. } => messages.push((

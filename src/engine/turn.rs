@@ -30,12 +30,14 @@ fn job_for(event: &Event, ts: i64) -> Option<Job> {
             input,
             events,
             custom_status,
+            kv,
             ..
         } => Job::Start {
             ts,
             input: input.clone(),
             events: events.clone(),
             custom_status: custom_status.clone(),
+            kv: kv.clone(),
         },
         Event::ActivityCompleted { task, result } => Job::Ok {
             ts,
@@ -161,6 +163,7 @@ pub fn prepare(input: TurnInput<'_>) -> Plan {
             parent,
             events,
             custom_status,
+            kv,
         } = &start.message
         {
             let event = Event::ExecutionStarted {
@@ -171,6 +174,7 @@ pub fn prepare(input: TurnInput<'_>) -> Plan {
                 parent: parent.clone(),
                 events: events.clone(),
                 custom_status: custom_status.clone(),
+                kv: kv.clone(),
             };
             view.apply(&event);
             new_events.push(event);

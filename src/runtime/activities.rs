@@ -85,6 +85,10 @@ pub(super) async fn dispatch_activities(inner: &Arc<Inner>, items: Vec<ActivityI
             name: &item.name,
             input: &input,
             attempt: item.attempt,
+            orchestration_name: &item.orchestration,
+            orchestration_version: item.orchestration_version.as_deref(),
+            session_id: item.session_id.as_deref(),
+            tag: item.tag.as_deref(),
         }));
         let timeout = item
             .retry
@@ -326,6 +330,10 @@ pub(super) async fn settle_activities(
             retry: None,
             deliveries: item.deliveries,
             created_at: item.created_at,
+            orchestration: String::new(),
+            orchestration_version: None,
+            session_id: None,
+            tag: None,
         })
         .collect();
     // Results that finish while the store is unreachable are kept and recorded once it is

@@ -66,6 +66,12 @@ pub(super) struct ActivityDelivery<'a> {
     pub(super) name: &'a str,
     pub(super) input: &'a RawValue,
     pub(super) attempt: u32,
+    pub(super) orchestration_name: &'a str,
+    pub(super) orchestration_version: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) session_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) tag: Option<&'a str>,
 }
 
 pub(super) fn events_enabled(inner: &Inner) -> bool {

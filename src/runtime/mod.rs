@@ -277,8 +277,12 @@ impl Runtime {
             return;
         };
         let inner = &self.inner;
-        self.tasks.lock().unwrap().extend([
-            tokio::spawn(orchestration_loop(inner.clone())),
+        let mut tasks = self.tasks.lock().unwrap();
+        // An activity-only worker (`orchestrationConcurrency: 0`) never claims instances.
+        if inner.options.orchestration_concurrency > 0 {
+            tasks.push(tokio::spawn(orchestration_loop(inner.clone())));
+        }
+        tasks.extend([
             tokio::spawn(activity_loop(inner.clone())),
             tokio::spawn(completion_loop(inner.clone(), completion_rx)),
             tokio::spawn(lease_loop(inner.clone())),
@@ -302,6 +306,11 @@ impl Runtime {
     /// Turns the lifecycle event feed to JavaScript (`{"kind":"events"}` messages) on or off.
     pub fn set_events(&self, enabled: bool) {
         self.inner.events_enabled.store(enabled, Ordering::Relaxed);
+    }
+
+    /// This runtime's id in the registry of runtimes (its leases' owner).
+    pub fn id(&self) -> &str {
+        &self.inner.owner
     }
 
     pub fn metrics_json(&self) -> String {

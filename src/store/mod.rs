@@ -154,26 +154,27 @@ pub trait Provider: Send + Sync + 'static {
     /// The instance's queued and running activities, by execution and task.
     async fn activity_attempts(&self, instance_id: &str) -> Result<Vec<ActivityAttempt>>;
     async fn queue_depths(&self) -> Result<QueueDepths>;
+    /// The instance's key-value store (only `key` when given), by key.
+    async fn kv_values(&self, instance_id: &str, key: Option<&str>) -> Result<Vec<KvEntry>>;
+    /// Sizes of an instance (`None`: no such instance).
+    async fn instance_stats(&self, instance_id: &str) -> Result<Option<InstanceStats>>;
     /// Deletes the events raised for instances that still do not exist once they are older
     /// than the store's unknown-event TTL; returns how many.
     async fn expire_unknown_events(&self) -> Result<u64>;
     /// Removes the finished instances `filter` selects, each as [`Provider::delete_instance`]
     /// without force would (sub-orchestrations and everything queued go too); returns the
-    /// ids removed.
-    async fn delete_instances(&self, filter: &DeleteFilter) -> Result<Vec<String>> {
+    /// instances removed and what went with them.
+    async fn delete_instances(&self, filter: &DeleteFilter) -> Result<Removed> {
         let ids = self.finished_instances(filter).await?;
-        let mut removed = Vec::new();
+        let mut removed = Removed::default();
         let mut seen = std::collections::HashSet::new();
         for id in ids {
             if seen.contains(&id) {
                 continue;
             }
             if let Deletion::Deleted(tree) = self.delete_instance(&id, false).await? {
-                for t in tree {
-                    if seen.insert(t.clone()) {
-                        removed.push(t);
-                    }
-                }
+                seen.extend(tree.ids.iter().cloned());
+                removed.add(tree);
             }
         }
         Ok(removed)

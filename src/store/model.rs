@@ -156,6 +156,9 @@ pub struct SystemMetrics {
     pub running: u64,
     pub completed: u64,
     pub failed: u64,
+    /// Executions started (continue-as-new starts one more), and history events stored.
+    pub executions: u64,
+    pub events: u64,
 }
 
 /// Queued rows, as of the store's clock.
@@ -302,6 +305,11 @@ pub struct ActivityItem {
     pub retry: Option<RetryPolicy>,
     pub deliveries: u32,
     pub created_at: i64,
+    /// The orchestration that scheduled it, and its routing: session and tag.
+    pub orchestration: String,
+    pub orchestration_version: Option<String>,
+    pub session_id: Option<String>,
+    pub tag: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -343,7 +351,28 @@ pub enum Deletion {
     /// The instance is running and `force` was not given: nothing was removed.
     Running,
     /// These instances (the one asked for and its sub-orchestrations) are gone.
-    Deleted(Vec<String>),
+    Deleted(Removed),
+}
+
+/// What a deletion removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Removed {
+    /// The instances: the one asked for and its sub-orchestrations.
+    pub ids: Vec<String>,
+    /// Executions that had history.
+    pub executions: u64,
+    pub events: u64,
+    /// Orchestrator and activity queue rows.
+    pub queue_messages: u64,
+}
+
+impl Removed {
+    pub fn add(&mut self, other: Removed) {
+        self.ids.extend(other.ids);
+        self.executions += other.executions;
+        self.events += other.events;
+        self.queue_messages += other.queue_messages;
+    }
 }
 
 /// A runtime as it records itself in the registry of runtimes.
@@ -389,4 +418,27 @@ pub struct Reaped {
     pub runtimes: Vec<String>,
     pub instances: u64,
     pub activities: u64,
+}
+
+/// One key of an instance's key-value store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KvEntry {
+    pub key: String,
+    pub value: String,
+    /// When the turn that wrote it ran (epoch ms, the store's clock).
+    pub updated_at: i64,
+}
+
+/// Sizes of one instance: its current execution's history, what is queued for it, its
+/// key-value store.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InstanceStats {
+    pub history_event_count: u64,
+    /// Bytes of the events' stored data.
+    pub history_size_bytes: u64,
+    /// Orchestrator and activity queue rows of the instance.
+    pub queue_pending_count: u64,
+    pub kv_key_count: u64,
+    /// Bytes of the values (UTF-8).
+    pub kv_value_bytes: u64,
 }

@@ -173,6 +173,10 @@ pub(crate) fn activity_item(row: &impl Columns) -> Result<ActivityItem> {
             .map_err(corrupt)?,
         deliveries: row.small("deliveries")?,
         created_at: row.int("created_at")?,
+        orchestration: row.string("orchestration_name")?,
+        orchestration_version: row.opt_string("orchestration_version")?,
+        session_id: row.opt_string("session_id")?,
+        tag: row.opt_string("tag")?,
     })
 }
 
@@ -280,7 +284,11 @@ pub(crate) fn metrics_of(rows: Vec<(String, i64)>) -> SystemMetrics {
     let mut m = SystemMetrics::default();
     for (status, n) in rows {
         let n = n as u64;
-        m.total += n;
+        match status.as_str() {
+            "#executions" => m.executions = n,
+            "#events" => m.events = n,
+            _ => m.total += n,
+        }
         // The counts are the generator face's: Pending is running, Canceled failed.
         match StoredStatus::parse(&status).map(StoredStatus::generator_face) {
             Some("Running") => m.running += n,

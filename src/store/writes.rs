@@ -116,6 +116,7 @@ pub(crate) fn start_message(start: &StartRequest) -> Message {
         parent: start.parent.clone(),
         events: vec![],
         custom_status: None,
+        kv: None,
     }
 }
 
@@ -180,7 +181,8 @@ impl TurnWakes {
                 || !out.starts.is_empty()
                 || !out.timers.is_empty(),
             activities: out.activities.len() > c.claim.as_ref().map_or(0, |d| d.count),
-            instance_changed: out.changes_instance(),
+            // Key-value writes wake `waitForValue` like a status change wakes its waiters.
+            instance_changed: out.changes_instance() || !out.kv.is_empty(),
             instance_finished: matches!(
                 out.terminal,
                 Some(Terminal::Completed(_) | Terminal::Failed(_))
@@ -258,6 +260,10 @@ pub fn directly_claimed(c: &TurnCommit, seqs: &[(u32, i64)]) -> Vec<ActivityItem
                 retry: a.retry.clone(),
                 deliveries: 1,
                 created_at: c.now,
+                orchestration: a.orchestration.clone(),
+                orchestration_version: a.orchestration_version.clone(),
+                session_id: a.session_id.clone(),
+                tag: a.tag.clone(),
             })
         })
         .collect()

@@ -80,12 +80,18 @@ pub async fn atomic_turn_commit(p: SharedProvider) {
         name: "Charge".to_owned(),
         input: payload(r#"{"amount":5}"#),
         retry: Some(retry_policy()),
+        session_id: None,
+        tag: None,
     });
     outcome.activities.push(ActivityRequest {
         task: 1,
         name: "Charge".to_owned(),
         input: payload(r#"{"amount":5}"#),
         retry: Some(retry_policy()),
+        session_id: None,
+        tag: None,
+        orchestration: "Orchestration".to_owned(),
+        orchestration_version: Some("1.0.0".to_owned()),
     });
     schedule_timer(&mut outcome, 2, now);
     outcome.events.push(Event::CustomStatusSet {

@@ -1,7 +1,7 @@
 //! Deletion: one instance with its sub-orchestrations, and finished instances in bulk.
 
 use reprise::engine::{Event, ParentLink, StartRequest, Terminal};
-use reprise::store::{DeleteFilter, Deletion, InstanceFilter, SharedProvider};
+use reprise::store::{DeleteFilter, Deletion, InstanceFilter, Removed, SharedProvider};
 
 use super::{
     advance, assert_nothing_claimable, claim_only, claim_work, event_message, finished_instance,
@@ -42,8 +42,14 @@ pub async fn deletion_removes_the_tree_and_refuses_running_without_force(p: Shar
     );
 
     match p.delete_instance("root", true).await.unwrap() {
-        Deletion::Deleted(mut ids) => {
+        Deletion::Deleted(removed) => {
+            let mut ids = removed.ids;
             ids.sort();
+            assert_eq!(
+                (removed.executions, removed.events, removed.queue_messages),
+                (1, 3, 3),
+                "the root's execution and its 3 events; its activity, its timer and the child's start"
+            );
             assert_eq!(ids, vec!["root".to_owned(), "root:1:2".to_owned()]);
         }
         other => panic!("expected the tree to be deleted, got {other:?}"),
@@ -88,7 +94,12 @@ pub async fn deletion_removes_the_tree_and_refuses_running_without_force(p: Shar
     p.commit_turn(turn_commit(&item, outcome)).await.unwrap();
     assert_eq!(
         p.delete_instance("ghost", false).await.unwrap(),
-        Deletion::Deleted(vec!["ghost".to_owned()]),
+        Deletion::Deleted(Removed {
+            ids: vec!["ghost".to_owned()],
+            executions: 1,
+            events: 2,
+            queue_messages: 0,
+        }),
         "a finished instance needs no force"
     );
 }
@@ -118,7 +129,8 @@ pub async fn bulk_delete_removes_only_finished_instances(p: SharedProvider) {
         .await
         .unwrap());
 
-    let deleted = |mut ids: Vec<String>| {
+    let deleted = |removed: Removed| {
+        let mut ids = removed.ids;
         ids.sort();
         ids
     };
@@ -144,7 +156,8 @@ pub async fn bulk_delete_removes_only_finished_instances(p: SharedProvider) {
             ..Default::default()
         })
         .await
-        .unwrap(),
+        .unwrap()
+        .ids,
         vec!["d-f"]
     );
     // By completion time.
@@ -154,7 +167,8 @@ pub async fn bulk_delete_removes_only_finished_instances(p: SharedProvider) {
             ..Default::default()
         })
         .await
-        .unwrap(),
+        .unwrap()
+        .ids,
         vec!["d-b"]
     );
     // Limit: oldest finish first; the parent takes its running child along.
@@ -164,7 +178,8 @@ pub async fn bulk_delete_removes_only_finished_instances(p: SharedProvider) {
             ..Default::default()
         })
         .await
-        .unwrap(),
+        .unwrap()
+        .ids,
         vec!["d-c"]
     );
     assert_eq!(
@@ -178,6 +193,7 @@ pub async fn bulk_delete_removes_only_finished_instances(p: SharedProvider) {
         .delete_instances(&DeleteFilter::default())
         .await
         .unwrap()
+        .ids
         .is_empty());
     assert_eq!(
         listed_ids(

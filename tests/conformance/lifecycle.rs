@@ -198,6 +198,7 @@ pub async fn continue_as_new_starts_a_new_execution(p: SharedProvider) {
                 parent: None,
                 events: vec![],
                 custom_status: None,
+                kv: None,
             },
         }],
         ..Default::default()

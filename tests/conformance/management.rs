@@ -343,6 +343,7 @@ async fn continue_as_new(p: &SharedProvider, id: &str) {
                 parent: None,
                 events: vec![],
                 custom_status: None,
+                kv: None,
             },
         }],
         ..Default::default()

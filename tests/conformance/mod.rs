@@ -242,6 +242,7 @@ pub fn start_outcome(item: &OrchestrationItem) -> TurnOutcome {
         parent,
         events,
         custom_status,
+        kv,
     } = start
     else {
         unreachable!()
@@ -255,6 +256,7 @@ pub fn start_outcome(item: &OrchestrationItem) -> TurnOutcome {
             parent,
             events,
             custom_status,
+            kv,
         }],
         consumed: seqs(item),
         started: Some((name, version)),
@@ -293,12 +295,18 @@ pub fn schedule_activity(outcome: &mut TurnOutcome, task: u32, name: &str, input
         name: name.to_owned(),
         input: payload(input),
         retry: None,
+        session_id: None,
+        tag: None,
     });
     outcome.activities.push(ActivityRequest {
         task,
         name: name.to_owned(),
         input: payload(input),
         retry: None,
+        session_id: None,
+        tag: None,
+        orchestration: "Orchestration".to_owned(),
+        orchestration_version: Some("1.0.0".to_owned()),
     });
 }
 

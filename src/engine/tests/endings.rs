@@ -18,6 +18,7 @@ fn child_start_msg(seq: i64) -> QueuedMessage {
             }),
             events: vec![],
             custom_status: None,
+            kv: None,
         },
     )
 }
@@ -175,6 +176,10 @@ fn an_outcome_changes_the_instance_only_when_it_starts_ends_or_sets_a_status() {
             name: "A".into(),
             input: p("null"),
             retry: None,
+            session_id: None,
+            tag: None,
+            orchestration: "O".into(),
+            orchestration_version: None,
         }],
         timers: vec![TimerRequest {
             task: 3,

@@ -35,6 +35,7 @@ fn start_msg(seq: i64) -> QueuedMessage {
             parent: None,
             events: vec![],
             custom_status: None,
+            kv: None,
         },
     }
 }

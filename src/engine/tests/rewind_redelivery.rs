@@ -53,6 +53,7 @@ fn results_with_the_failure_history(
             parent: None,
             events: vec![],
             custom_status: carried.map(p),
+            kv: None,
         },
     );
     let mut first = vec![
@@ -180,12 +181,15 @@ fn rewind_redelivers_no_result_for_a_task_the_kept_history_no_longer_waits_for()
             parent: None,
             events: vec![],
             custom_status: None,
+            kv: None,
         },
         Event::ActivityScheduled {
             task: 1,
             name: "A".into(),
             input: null(),
             retry: None,
+            session_id: None,
+            tag: None,
         },
         Event::TimerCreated {
             task: 2,
@@ -204,6 +208,8 @@ fn rewind_redelivers_no_result_for_a_task_the_kept_history_no_longer_waits_for()
             name: "D".into(),
             input: null(),
             retry: None,
+            session_id: None,
+            tag: None,
         },
         Event::ActivityCompleted {
             task: 1,

@@ -3,8 +3,8 @@
 
 use super::view::{ExecutionView, TaskKind};
 use super::{
-    drop_open_work, parent_notice, ActivityRequest, Outbound, StartRequest, Terminal, TimerRequest,
-    Turn, TurnOutcome,
+    drop_open_work, parent_notice, ActivityRequest, KvWrite, Outbound, StartRequest, Terminal,
+    TimerRequest, Turn, TurnOutcome,
 };
 use crate::engine::history::{Event, Message, ParentLink};
 use crate::engine::protocol::{Command, RawCommand};
@@ -77,6 +77,9 @@ impl CommandRecord {
             ),
             Event::TaskCanceled { task } => rec("cancel", Some(*task), None, None),
             Event::CustomStatusSet { .. } => rec("custom status", None, None, None),
+            Event::KvSet { key, .. } => rec("key-value set", None, Some(key), None),
+            Event::KvCleared { key } => rec("key-value clear", None, Some(key), None),
+            Event::KvClearedAll {} => rec("key-value clear all", None, None, None),
             _ => None,
         }
     }
@@ -122,6 +125,9 @@ impl CommandRecord {
             ),
             Command::Cancel { task } => rec("cancel", Some(*task), None, None),
             Command::SetCustomStatus { .. } => rec("custom status", None, None, None),
+            Command::KvSet { key, .. } => rec("key-value set", None, Some(key), None),
+            Command::KvClear { key } => rec("key-value clear", None, Some(key), None),
+            Command::KvClearAll => rec("key-value clear all", None, None, None),
             Command::Complete { .. } | Command::Fail { .. } | Command::ContinueAsNew { .. } => None,
         }
     }
@@ -230,6 +236,8 @@ impl Turn {
                 name,
                 input,
                 retry,
+                session,
+                tag,
             } => {
                 self.fresh_task(view, task)?;
                 out.activities.push(ActivityRequest {
@@ -237,12 +245,18 @@ impl Turn {
                     name: name.clone(),
                     input: input.clone(),
                     retry: retry.clone(),
+                    session_id: session.clone(),
+                    tag: tag.clone(),
+                    orchestration: self.name.clone(),
+                    orchestration_version: self.version.clone(),
                 });
                 Event::ActivityScheduled {
                     task,
                     name,
                     input,
                     retry,
+                    session_id: session,
+                    tag,
                 }
             }
             Command::StartTimer { task, delay_ms } => {
@@ -348,6 +362,21 @@ impl Turn {
                 out.custom_status = Some(value.clone());
                 Event::CustomStatusSet { value }
             }
+            Command::KvSet { key, value } => {
+                out.kv.push(KvWrite::Set {
+                    key: key.clone(),
+                    value: value.clone(),
+                });
+                Event::KvSet { key, value }
+            }
+            Command::KvClear { key } => {
+                out.kv.push(KvWrite::Clear { key: key.clone() });
+                Event::KvCleared { key }
+            }
+            Command::KvClearAll => {
+                out.kv.push(KvWrite::ClearAll);
+                Event::KvClearedAll {}
+            }
             Command::Complete { output } => {
                 let terminal = Terminal::Completed(output.clone());
                 out.messages.extend(parent_notice(view, &terminal));
@@ -367,6 +396,7 @@ impl Turn {
                 input,
                 version,
                 carry,
+                kv,
             } => {
                 let events = carry
                     .iter()
@@ -389,6 +419,7 @@ impl Turn {
                         parent,
                         events: events.clone(),
                         custom_status: view.custom_status.clone(),
+                        kv,
                     },
                 });
                 out.terminal = Some(Terminal::ContinuedAsNew);

@@ -9,6 +9,19 @@ pub struct ActivityRequest {
     pub name: String,
     pub input: Payload,
     pub retry: Option<RetryPolicy>,
+    pub session_id: Option<String>,
+    pub tag: Option<String>,
+    /// The orchestration that scheduled it (what `ActivityContext` reports).
+    pub orchestration: String,
+    pub orchestration_version: Option<String>,
+}
+
+/// A write to the instance's key-value store, applied in order at commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KvWrite {
+    Set { key: String, value: String },
+    Clear { key: String },
+    ClearAll,
 }
 
 /// A timer to enqueue (a `TimerFired` message to this instance, visible at `fire_at`).
@@ -54,6 +67,8 @@ pub struct TurnOutcome {
     pub started: Option<(String, Option<String>)>,
     pub terminal: Option<Terminal>,
     pub custom_status: Option<Payload>,
+    /// Key-value writes, in the order the code made them.
+    pub kv: Vec<KvWrite>,
     pub activities: Vec<ActivityRequest>,
     pub timers: Vec<TimerRequest>,
     pub starts: Vec<StartRequest>,

@@ -186,7 +186,12 @@ impl ExecutionView {
                 name: name.clone(),
                 data: data.clone(),
             }),
-            Event::CancelRequested { .. } | Event::ExecutionRetried { .. } => {}
+            // Key-value writes change the store, not the engine's view of the execution.
+            Event::CancelRequested { .. }
+            | Event::ExecutionRetried { .. }
+            | Event::KvSet { .. }
+            | Event::KvCleared { .. }
+            | Event::KvClearedAll {} => {}
         }
     }
 

@@ -134,6 +134,20 @@ impl Provider for FaultyStore {
         self.call("queue_depths", false, || self.inner.queue_depths())
             .await
     }
+
+    async fn kv_values(&self, instance_id: &str, key: Option<&str>) -> Result<Vec<KvEntry>> {
+        self.call("kv_values", false, || {
+            self.inner.kv_values(instance_id, key)
+        })
+        .await
+    }
+
+    async fn instance_stats(&self, instance_id: &str) -> Result<Option<InstanceStats>> {
+        self.call("instance_stats", false, || {
+            self.inner.instance_stats(instance_id)
+        })
+        .await
+    }
     async fn expire_unknown_events(&self) -> Result<u64> {
         self.call("expire_unknown_events", false, || {
             self.inner.expire_unknown_events()

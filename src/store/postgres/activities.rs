@@ -27,7 +27,8 @@ pub(super) async fn claim_activities(
             generation = w.generation + 1, deliveries = w.deliveries + 1
         FROM candidates c WHERE w.seq = c.seq
         RETURNING w.seq, w.generation, w.instance_id, w.execution_id, w.task, w.name,
-            w.input, w.attempt, w.retry, w.deliveries, w.created_at, c.previous_owner",
+            w.input, w.attempt, w.retry, w.deliveries, w.created_at, w.orchestration_name,
+            w.orchestration_version, w.session_id, w.tag, c.previous_owner",
     )
     .bind(owner)
     .bind(lease_ms)

@@ -16,7 +16,7 @@ use super::group_commit::{commit_one, PendingTurn};
 use super::notify::Change;
 use super::queue::{ActivityRows, QueueRows};
 use super::PostgresProvider;
-use crate::engine::{event_data, message_data, StartRequest};
+use crate::engine::{event_data, message_data, KvWrite, StartRequest};
 use crate::store::rows::Columns;
 use crate::store::writes::{child_id_taken, start_message, turn_messages, TurnWakes};
 use crate::store::{
@@ -47,7 +47,8 @@ pub(super) async fn commit_turn(
         ..Default::default()
     };
     let instance_id = commit.instance_id.clone();
-    let claimed = if commit.outcome.starts.is_empty() {
+    // Turns that start instances or write values need a second statement, in a transaction.
+    let claimed = if commit.outcome.starts.is_empty() && commit.outcome.kv.is_empty() {
         if let Ok(_permit) = p.commit_permits.clone().try_acquire_owned() {
             // Nothing waits to be committed: no hop to the committer.
             p.commits.count(1);
@@ -114,14 +115,18 @@ const TURN_SQL: &str = "WITH fenced AS (
           AND task = ANY($19) AND EXISTS (SELECT 1 FROM fenced)
     ), activities AS (
         INSERT INTO worker_queue (instance_id, execution_id, task, name, input, retry,
-            visible_at, created_at, lock_owner, lock_until, generation, deliveries)
+            visible_at, created_at, lock_owner, lock_until, generation, deliveries,
+            orchestration_name, orchestration_version, session_id, tag)
         SELECT $10, $12, a.task, a.name, a.input, a.retry, $1, $1,
             CASE WHEN a.n <= $30 THEN $31 END,
             CASE WHEN a.n <= $30 THEN reprise_now_ms() + $32 ELSE 0 END,
             CASE WHEN a.n <= $30 THEN 1 ELSE 0 END,
-            CASE WHEN a.n <= $30 THEN 1 ELSE 0 END
-        FROM UNNEST($20::int[], $21::text[], $22::text[], $23::text[])
-            WITH ORDINALITY AS a(task, name, input, retry, n)
+            CASE WHEN a.n <= $30 THEN 1 ELSE 0 END,
+            a.orchestration_name, a.orchestration_version, a.session_id, a.tag
+        FROM UNNEST($20::int[], $21::text[], $22::text[], $23::text[], $34::text[],
+            $35::text[], $36::text[], $37::text[])
+            WITH ORDINALITY AS a(task, name, input, retry, orchestration_name,
+                orchestration_version, session_id, tag, n)
         WHERE EXISTS (SELECT 1 FROM fenced)
         ORDER BY a.n
         RETURNING task, seq, lock_owner IS NOT NULL AS leased
@@ -169,7 +174,8 @@ pub(super) struct CommitParams {
     pub(super) canceled_activities: Vec<i32>,
     /// `$19`: tasks whose queued timers are dropped.
     pub(super) canceled_timers: Vec<i32>,
-    /// `$20` to `$23`: the activities queued (task, name, input, retry).
+    /// `$20` to `$23` and `$34` to `$37`: the activities queued (task, name, input, retry;
+    /// orchestration name and version, session, tag).
     pub(super) activities: ActivityRows,
     /// `$24` to `$29`: the messages queued: timers, then the messages sent.
     pub(super) messages: QueueRows,
@@ -268,6 +274,10 @@ impl CommitParams {
             .bind(self.claim_owner)
             .bind(self.claim_lease_ms)
             .bind(self.touched)
+            .bind(self.activities.orchestration)
+            .bind(self.activities.orchestration_version)
+            .bind(self.activities.session_id)
+            .bind(self.activities.tag)
     }
 }
 
@@ -301,12 +311,41 @@ pub(super) async fn commit_turn_in(
         )));
     }
     let out = &c.outcome;
+    for write in &out.kv {
+        kv_write(conn, &c.instance_id, c.now, write).await?;
+    }
     if !out.starts.is_empty() {
         let mut refused = QueueRows::default();
         create_instances(conn, &out.starts, c.now, event_ttl_ms, &mut refused).await?;
         refused.insert(conn).await?;
     }
     Ok(directly_claimed(c, &claimed))
+}
+
+/// One key-value write of a turn, inside its transaction.
+async fn kv_write(
+    conn: &mut PgConnection,
+    instance_id: &str,
+    now: i64,
+    write: &KvWrite,
+) -> Result<()> {
+    let query = match write {
+        KvWrite::Set { key, value } => sqlx::query(
+            "INSERT INTO kv (instance_id, key, value, updated_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (instance_id, key) DO UPDATE
+             SET value = excluded.value, updated_at = excluded.updated_at",
+        )
+        .bind(instance_id)
+        .bind(key)
+        .bind(value)
+        .bind(now),
+        KvWrite::Clear { key } => sqlx::query("DELETE FROM kv WHERE instance_id = $1 AND key = $2")
+            .bind(instance_id)
+            .bind(key),
+        KvWrite::ClearAll => sqlx::query("DELETE FROM kv WHERE instance_id = $1").bind(instance_id),
+    };
+    query.execute(&mut *conn).await?;
+    Ok(())
 }
 
 /// Creates a turn's new instances (each with its Start message) unless their ids exist;

@@ -192,14 +192,18 @@ const GROUP_SQL: &str = "WITH t AS (
             AND q.execution_id = f.execution_id AND q.task = x.task
     ), activities AS (
         INSERT INTO worker_queue (instance_id, execution_id, task, name, input, retry,
-            visible_at, created_at, lock_owner, lock_until, generation, deliveries)
+            visible_at, created_at, lock_owner, lock_until, generation, deliveries,
+            orchestration_name, orchestration_version, session_id, tag)
         SELECT f.instance_id, f.execution_id, a.task, a.name, a.input, a.retry, f.now, f.now,
             CASE WHEN a.n <= f.claim_count THEN f.claim_owner END,
             CASE WHEN a.n <= f.claim_count THEN reprise_now_ms() + f.claim_lease_ms ELSE 0 END,
             CASE WHEN a.n <= f.claim_count THEN 1 ELSE 0 END,
-            CASE WHEN a.n <= f.claim_count THEN 1 ELSE 0 END
+            CASE WHEN a.n <= f.claim_count THEN 1 ELSE 0 END,
+            a.orchestration_name, a.orchestration_version, a.session_id, a.tag
         FROM UNNEST($28::bigint[], $29::bigint[], $30::int[], $31::text[], $32::text[],
-            $33::text[]) AS a(turn, n, task, name, input, retry)
+            $33::text[], $41::text[], $42::text[], $43::text[], $44::text[])
+            AS a(turn, n, task, name, input, retry, orchestration_name, orchestration_version,
+                session_id, tag)
         JOIN fenced f ON f.turn = a.turn
         ORDER BY a.turn, a.n
         RETURNING instance_id, task, seq, lock_owner IS NOT NULL AS leased
@@ -253,6 +257,10 @@ struct GroupParams {
     activity_name: Vec<String>,
     activity_input: Vec<String>,
     activity_retry: Vec<Option<String>>,
+    activity_orchestration: Vec<String>,
+    activity_orchestration_version: Vec<Option<String>>,
+    activity_session: Vec<Option<String>>,
+    activity_tag: Vec<Option<String>>,
     message_turn: Vec<i64>,
     message_instance: Vec<String>,
     message_kind: Vec<&'static str>,
@@ -299,6 +307,12 @@ impl GroupParams {
         self.activity_name.extend(p.activities.name);
         self.activity_input.extend(p.activities.input);
         self.activity_retry.extend(p.activities.retry);
+        self.activity_orchestration
+            .extend(p.activities.orchestration);
+        self.activity_orchestration_version
+            .extend(p.activities.orchestration_version);
+        self.activity_session.extend(p.activities.session_id);
+        self.activity_tag.extend(p.activities.tag);
         tag(&mut self.message_turn, p.messages.instance_id.len());
         self.message_instance.extend(p.messages.instance_id);
         self.message_kind.extend(p.messages.kind);
@@ -359,6 +373,10 @@ async fn commit_group(
         .bind(g.message_task)
         .bind(g.message_visible_at)
         .bind(g.message_data)
+        .bind(g.activity_orchestration)
+        .bind(g.activity_orchestration_version)
+        .bind(g.activity_session)
+        .bind(g.activity_tag)
         .fetch_all(&mut *pool.conn().await?)
         .await?;
     let mut fenced: HashSet<i64> = HashSet::new();

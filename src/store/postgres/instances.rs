@@ -14,7 +14,7 @@ use super::PostgresProvider;
 use crate::engine::{message_data, HistoryRow, Message, StartRequest};
 use crate::store::rows::{history_row, instance_info};
 use crate::store::writes::{message_columns, start_message};
-use crate::store::{Deletion, InstanceInfo, Result, StoreError, StoredStatus};
+use crate::store::{Deletion, InstanceInfo, Removed, Result, StoreError, StoredStatus};
 
 pub(super) async fn create_instances(
     p: &PostgresProvider,
@@ -319,11 +319,29 @@ pub(super) async fn delete_instance(
         tx.rollback().await?;
         return Ok(Deletion::Running);
     }
-    for table in ["history", "orchestrator_queue", "worker_queue", "instances"] {
-        sqlx::query(&format!("DELETE FROM {table} WHERE instance_id = ANY($1)"))
+    let executions: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM (SELECT DISTINCT instance_id, execution_id FROM history
+         WHERE instance_id = ANY($1)) AS e",
+    )
+    .bind(&tree)
+    .fetch_one(&mut *tx)
+    .await?;
+    let mut removed = [0u64; 5];
+    for (n, table) in [
+        "history",
+        "orchestrator_queue",
+        "worker_queue",
+        "kv",
+        "instances",
+    ]
+    .iter()
+    .enumerate()
+    {
+        removed[n] = sqlx::query(&format!("DELETE FROM {table} WHERE instance_id = ANY($1)"))
             .bind(&tree)
             .execute(&mut *tx)
-            .await?;
+            .await?
+            .rows_affected();
     }
     tx.commit().await?;
     let change = Change {
@@ -331,5 +349,10 @@ pub(super) async fn delete_instance(
         ..Default::default()
     };
     p.signal(change, true).await;
-    Ok(Deletion::Deleted(tree))
+    Ok(Deletion::Deleted(Removed {
+        ids: tree,
+        executions: executions as u64,
+        events: removed[0],
+        queue_messages: removed[1] + removed[2],
+    }))
 }

@@ -78,10 +78,13 @@ pub(super) async fn list_executions(
 }
 
 pub(super) async fn system_metrics(p: &PostgresProvider) -> Result<SystemMetrics> {
-    let rows: Vec<(String, i64)> =
-        sqlx::query_as("SELECT status, COUNT(*) FROM instances GROUP BY status")
-            .fetch_all(&mut *p.pool.conn().await?)
-            .await?;
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT status, COUNT(*) FROM instances GROUP BY status
+             UNION ALL SELECT '#executions', COALESCE(SUM(execution_id), 0)::bigint FROM instances
+             UNION ALL SELECT '#events', COUNT(*) FROM history",
+    )
+    .fetch_all(&mut *p.pool.conn().await?)
+    .await?;
     Ok(metrics_of(rows))
 }
 

@@ -15,6 +15,7 @@ mod commit;
 mod config;
 mod group_commit;
 mod instances;
+mod kv;
 mod management;
 mod notify;
 mod pool;
@@ -34,9 +35,10 @@ use tokio::task::JoinHandle;
 use crate::engine::{HistoryRow, Message, RewindPlan, StartRequest};
 use crate::store::{
     ActivityAttempt, ActivityItem, ActivityResult, DeleteFilter, Deletion, ExecutionInfo,
-    InstanceFilter, InstanceInfo, InstancePage, KnownHistories, Lease, OrchestrationClaim,
-    OrchestrationItem, Provider, QueueDepths, Reaped, Result, RuntimeInfo, RuntimeRegistration,
-    StoreError, SystemMetrics, TurnCommit, Wakers, DEFAULT_UNKNOWN_EVENT_TTL_MS,
+    InstanceFilter, InstanceInfo, InstancePage, InstanceStats, KnownHistories, KvEntry, Lease,
+    OrchestrationClaim, OrchestrationItem, Provider, QueueDepths, Reaped, Result, RuntimeInfo,
+    RuntimeRegistration, StoreError, SystemMetrics, TurnCommit, Wakers,
+    DEFAULT_UNKNOWN_EVENT_TTL_MS,
 };
 pub use config::{application_name, channel_name, redact_url, validate_schema};
 use config::{connect_error, describe_target, parse_url, quote_ident};
@@ -374,6 +376,14 @@ impl Provider for PostgresProvider {
 
     async fn queue_depths(&self) -> Result<QueueDepths> {
         management::queue_depths(self).await
+    }
+
+    async fn kv_values(&self, instance_id: &str, key: Option<&str>) -> Result<Vec<KvEntry>> {
+        kv::values(self, instance_id, key).await
+    }
+
+    async fn instance_stats(&self, instance_id: &str) -> Result<Option<InstanceStats>> {
+        kv::instance_stats(self, instance_id).await
     }
 
     async fn finished_instances(&self, filter: &DeleteFilter) -> Result<Vec<String>> {

@@ -65,6 +65,10 @@ pub(super) struct ActivityRows {
     pub name: Vec<String>,
     pub input: Vec<String>,
     pub retry: Vec<Option<String>>,
+    pub orchestration: Vec<String>,
+    pub orchestration_version: Vec<Option<String>>,
+    pub session_id: Vec<Option<String>>,
+    pub tag: Vec<Option<String>>,
 }
 
 impl ActivityRows {
@@ -77,6 +81,13 @@ impl ActivityRows {
                 .map(|a| a.input.get().to_owned())
                 .collect(),
             retry: activities.iter().map(retry_column).collect(),
+            orchestration: activities.iter().map(|a| a.orchestration.clone()).collect(),
+            orchestration_version: activities
+                .iter()
+                .map(|a| a.orchestration_version.clone())
+                .collect(),
+            session_id: activities.iter().map(|a| a.session_id.clone()).collect(),
+            tag: activities.iter().map(|a| a.tag.clone()).collect(),
         }
     }
 }
@@ -93,10 +104,14 @@ pub(super) async fn insert_activities(
     }
     let rows = ActivityRows::of(activities);
     sqlx::query(
-        "INSERT INTO worker_queue (instance_id, execution_id, task, name, input, retry, visible_at, created_at)
-         SELECT $1, $2, a.task, a.name, a.input, a.retry, $3, $3
-         FROM UNNEST($4::int[], $5::text[], $6::text[], $7::text[])
-             WITH ORDINALITY AS a(task, name, input, retry, n)
+        "INSERT INTO worker_queue (instance_id, execution_id, task, name, input, retry, visible_at,
+             created_at, orchestration_name, orchestration_version, session_id, tag)
+         SELECT $1, $2, a.task, a.name, a.input, a.retry, $3, $3, a.orchestration_name,
+             a.orchestration_version, a.session_id, a.tag
+         FROM UNNEST($4::int[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
+             $10::text[], $11::text[])
+             WITH ORDINALITY AS a(task, name, input, retry, orchestration_name,
+                 orchestration_version, session_id, tag, n)
          ORDER BY a.n",
     )
     .bind(instance_id)
@@ -106,6 +121,10 @@ pub(super) async fn insert_activities(
     .bind(rows.name)
     .bind(rows.input)
     .bind(rows.retry)
+    .bind(rows.orchestration)
+    .bind(rows.orchestration_version)
+    .bind(rows.session_id)
+    .bind(rows.tag)
     .execute(&mut *conn)
     .await?;
     Ok(())

@@ -8,7 +8,7 @@ use super::queue::{insert_activities, insert_messages, IDS_PER_STATEMENT, ROWS_P
 use super::sql::{execute, Sql};
 use super::writer::Db;
 use super::SqliteProvider;
-use crate::engine::event_data;
+use crate::engine::{event_data, KvWrite};
 use crate::store::writes::{child_id_taken, turn_messages, TurnWakes};
 use crate::store::{
     directly_claimed, ActivityItem, InstanceUpdate, Result, StoreError, TurnCommit,
@@ -115,6 +115,27 @@ fn commit_turn_in(
             ]
         });
         sql.execute(db)?;
+    }
+    for write in &out.kv {
+        match write {
+            KvWrite::Set { key, value } => execute(
+                db,
+                "INSERT INTO kv (instance_id, key, value, updated_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (instance_id, key) DO UPDATE
+                 SET value = excluded.value, updated_at = excluded.updated_at",
+                params![c.instance_id, key, value, c.now],
+            )?,
+            KvWrite::Clear { key } => execute(
+                db,
+                "DELETE FROM kv WHERE instance_id = ?1 AND key = ?2",
+                params![c.instance_id, key],
+            )?,
+            KvWrite::ClearAll => execute(
+                db,
+                "DELETE FROM kv WHERE instance_id = ?1",
+                params![c.instance_id],
+            )?,
+        };
     }
     for chunk in out.consumed.chunks(IDS_PER_STATEMENT) {
         let mut sql = Sql::new("DELETE FROM orchestrator_queue WHERE seq IN ");

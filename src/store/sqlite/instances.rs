@@ -10,7 +10,7 @@ use super::SqliteProvider;
 use crate::engine::{HistoryRow, Message, StartRequest};
 use crate::store::rows::{history_row, instance_info};
 use crate::store::writes::{start_message, QueueInsert};
-use crate::store::{Deletion, InstanceInfo, Result, StoredStatus};
+use crate::store::{Deletion, InstanceInfo, Removed, Result, StoredStatus};
 
 /// Inserts an instance and its start message unless the id exists. Events raised for the
 /// id before it existed are kept for it unless older than `event_ttl_ms`.
@@ -215,15 +215,30 @@ pub(super) async fn delete_instance(
             if status.first().is_some_and(|s| StoredStatus::is_active(s)) && !force {
                 return Ok(Deletion::Running);
             }
-            for table in ["history", "orchestrator_queue", "worker_queue", "instances"] {
+            let mut executions = Sql::new(
+                "SELECT COUNT(*) AS n FROM (SELECT DISTINCT instance_id, execution_id FROM history
+                 WHERE instance_id IN ",
+            );
+            executions.list(tree.iter().cloned()).push(")");
+            let executions = executions.rows(db, |r| Ok(r.get::<_, i64>(0)?))?[0] as u64;
+            let mut removed = [0u64; 5];
+            for (n, table) in ["history", "orchestrator_queue", "worker_queue", "kv", "instances"]
+                .iter()
+                .enumerate()
+            {
                 let mut sql = Sql::new(&format!("DELETE FROM {table} WHERE instance_id IN "));
-                sql.list(tree.iter().cloned()).execute(db)?;
+                removed[n] = sql.list(tree.iter().cloned()).execute(db)? as u64;
             }
-            Ok(Deletion::Deleted(tree))
+            Ok(Deletion::Deleted(Removed {
+                ids: tree,
+                executions,
+                events: removed[0],
+                queue_messages: removed[1] + removed[2],
+            }))
         })
         .await?;
-    if let Deletion::Deleted(ids) = &deletion {
-        for id in ids {
+    if let Deletion::Deleted(removed) = &deletion {
+        for id in &removed.ids {
             p.wakers.instance_changed(id);
         }
     }

@@ -76,7 +76,9 @@ pub(super) async fn system_metrics(p: &SqliteProvider) -> Result<SystemMetrics> 
     p.read(|db| {
         let rows = query_rows(
             db,
-            "SELECT status, COUNT(*) AS n FROM instances GROUP BY status",
+            "SELECT status, COUNT(*) AS n FROM instances GROUP BY status
+             UNION ALL SELECT '#executions', COALESCE(SUM(execution_id), 0) FROM instances
+             UNION ALL SELECT '#events', COUNT(*) FROM history",
             [],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;

@@ -12,6 +12,7 @@ mod claim;
 mod commit;
 mod file_lock;
 mod instances;
+mod kv;
 mod management;
 mod queue;
 mod registry;
@@ -33,9 +34,10 @@ use tokio::sync::mpsc;
 use crate::engine::{HistoryRow, Message, RewindPlan, StartRequest};
 use crate::store::{
     ActivityAttempt, ActivityItem, ActivityResult, Clock, DeleteFilter, Deletion, ExecutionInfo,
-    InstanceFilter, InstanceInfo, InstancePage, KnownHistories, Lease, OrchestrationClaim,
-    OrchestrationItem, Provider, QueueDepths, Reaped, Result, RuntimeInfo, RuntimeRegistration,
-    StoreError, SystemMetrics, TurnCommit, Wakers, DEFAULT_UNKNOWN_EVENT_TTL_MS,
+    InstanceFilter, InstanceInfo, InstancePage, InstanceStats, KnownHistories, KvEntry, Lease,
+    OrchestrationClaim, OrchestrationItem, Provider, QueueDepths, Reaped, Result, RuntimeInfo,
+    RuntimeRegistration, StoreError, SystemMetrics, TurnCommit, Wakers,
+    DEFAULT_UNKNOWN_EVENT_TTL_MS,
 };
 use writer::{spawn_writer, BatchCounters, WriteOp};
 
@@ -244,6 +246,14 @@ impl Provider for SqliteProvider {
 
     async fn queue_depths(&self) -> Result<QueueDepths> {
         management::queue_depths(self).await
+    }
+
+    async fn kv_values(&self, instance_id: &str, key: Option<&str>) -> Result<Vec<KvEntry>> {
+        kv::values(self, instance_id, key).await
+    }
+
+    async fn instance_stats(&self, instance_id: &str) -> Result<Option<InstanceStats>> {
+        kv::instance_stats(self, instance_id).await
     }
 
     async fn expire_unknown_events(&self) -> Result<u64> {

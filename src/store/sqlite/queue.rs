@@ -52,7 +52,8 @@ pub(super) fn insert_activities(
         let offset = n * ROWS_PER_STATEMENT;
         let mut sql = Sql::new(
             "INSERT INTO worker_queue (instance_id, execution_id, task, name, input, retry, visible_at,
-                created_at, lock_owner, lock_until, generation, deliveries) VALUES ",
+                created_at, lock_owner, lock_until, generation, deliveries, orchestration_name,
+                orchestration_version, session_id, tag) VALUES ",
         );
         sql.tuples(chunk.iter().enumerate(), |(i, a)| {
             let lease = claim.filter(|_| offset + i < claimed);
@@ -73,6 +74,10 @@ pub(super) fn insert_activities(
                     .into(),
                 Value::Integer(lease.is_some() as i64),
                 Value::Integer(lease.is_some() as i64),
+                a.orchestration.clone().into(),
+                a.orchestration_version.clone().into(),
+                a.session_id.clone().into(),
+                a.tag.clone().into(),
             ]
         });
         if claimed <= offset {
