@@ -142,9 +142,15 @@ test('getInstanceInfo gives every stored field, parsed; null for an unknown id',
     await env.client.waitForOrchestration('info', 10000);
     const info = await env.client.getInstanceInfo('info');
     assert.deepEqual(Object.keys(info).sort(), [
-      'createdAt', 'customStatus', 'customStatusVersion', 'error', 'errorCode', 'executionId', 'input',
-      'instanceId', 'name', 'output', 'parentId', 'status', 'storedStatus', 'updatedAt', 'version',
+      'createdAt', 'currentExecutionId', 'customStatus', 'customStatusVersion', 'error', 'errorCode', 'executionId', 'input',
+      'instanceId', 'name', 'orchestrationName', 'orchestrationVersion', 'output', 'parentId', 'parentInstanceId', 'status',
+      'storedStatus', 'updatedAt', 'version',
     ]);
+    // duroxide-node's names for the same facts.
+    assert.deepEqual(
+      [info.orchestrationName, info.orchestrationVersion, info.currentExecutionId, info.parentInstanceId],
+      [info.name, info.version, info.executionId, info.parentId],
+    );
     assert.equal(info.instanceId, 'info');
     assert.equal(info.name, 'Done');
     assert.equal(info.version, '1.0.0', 'the default version of an unversioned registration');
@@ -187,7 +193,8 @@ test('listExecutions after continue-as-new; pruneExecutions keeps the current ex
     assert.equal(info.executionId, 4);
     assert.deepEqual(info.input, 0, 'the input the instance was started with');
     assert.deepEqual(info.customStatus, { round: 3 });
-    const executions = await env.client.listExecutions('loop');
+    assert.deepEqual(await env.client.listExecutions('loop'), [1, 2, 3, 4], "duroxide-node's form: the ids");
+    const executions = await env.client.listExecutions('loop', { details: true });
     assert.deepEqual(executions.map((e) => e.executionId), [1, 2, 3, 4]);
     for (const e of executions) {
       assert.equal(e.eventCount, 3, 'ExecutionStarted, CustomStatusSet, then ContinuedAsNew or ExecutionCompleted');
@@ -199,12 +206,12 @@ test('listExecutions after continue-as-new; pruneExecutions keeps the current ex
 
     assert.equal(await env.client.pruneExecutions('loop', { completedBefore: executions[0].firstEventAt }), 0);
     assert.equal(await env.client.pruneExecutions('loop', { keepLast: 2 }), 2);
-    assert.deepEqual((await env.client.listExecutions('loop')).map((e) => e.executionId), [3, 4]);
+    assert.deepEqual(await env.client.listExecutions('loop'), [3, 4]);
     assert.deepEqual(await env.client.readStoredHistory('loop', 1), []);
     assert.equal(await env.client.pruneExecutions('loop', { keepLast: 2 }), 0);
     assert.equal(await env.client.pruneExecutions('loop', { completedBefore: new Date(Date.now() + 60000) }), 1);
     assert.equal(await env.client.pruneExecutions('loop'), 0);
-    assert.deepEqual((await env.client.listExecutions('loop')).map((e) => e.executionId), [4]);
+    assert.deepEqual(await env.client.listExecutions('loop'), [4]);
     assert.equal((await env.client.readStoredHistory('loop')).length, executions[3].eventCount, 'the current one stays');
     assert.equal(await env.client.pruneExecutions('nobody'), 0);
 
@@ -240,6 +247,9 @@ test('getInstanceTree gives a parent with its sub-orchestrations, recursively', 
   }
 });
 
+/** The instance counts of getSystemMetrics, in reprise's names. */
+const counts = ({ total, running, completed, failed }) => ({ total, running, completed, failed });
+
 test('getSystemMetrics counts instances by status; getQueueDepths counts queued work', async () => {
   let release;
   const gate = new Promise((r) => { release = r; });
@@ -254,8 +264,14 @@ test('getSystemMetrics counts instances by status; getQueueDepths counts queued 
     });
   });
   try {
-    assert.deepEqual(await env.client.getSystemMetrics(), { total: 0, running: 0, completed: 0, failed: 0 });
-    assert.deepEqual(await env.client.getQueueDepths(), { orchestrator: { visible: 0, delayed: 0 }, worker: { visible: 0, running: 0, delayed: 0 } });
+    assert.deepEqual(await env.client.getSystemMetrics(), {
+      total: 0, running: 0, completed: 0, failed: 0,
+      totalInstances: 0, totalExecutions: 0, runningInstances: 0, completedInstances: 0, failedInstances: 0, totalEvents: 0,
+    });
+    assert.deepEqual(await env.client.getQueueDepths(), {
+      orchestrator: { visible: 0, delayed: 0 }, worker: { visible: 0, running: 0, delayed: 0 },
+      orchestratorQueue: 0, workerQueue: 0, timerQueue: 0,
+    });
     await env.client.startOrchestration('m-done', 'Done');
     await env.client.startOrchestration('m-fail', 'Fail');
     await env.client.startOrchestration('m-idle', 'Idle');
@@ -264,15 +280,22 @@ test('getSystemMetrics counts instances by status; getQueueDepths counts queued 
     await env.client.waitForOrchestration('m-fail', 10000);
     await eventually(() => started === 1, 10000, 'the activity');
     await eventually(async () => (await env.client.readStoredHistory('m-idle')).length > 0, 10000, 'the idle start');
-    assert.deepEqual(await env.client.getSystemMetrics(), { total: 4, running: 2, completed: 1, failed: 1 });
+    assert.deepEqual(counts(await env.client.getSystemMetrics()), { total: 4, running: 2, completed: 1, failed: 1 });
+    const metrics = await env.client.getSystemMetrics();
+    assert.deepEqual(
+      [metrics.totalInstances, metrics.runningInstances, metrics.completedInstances, metrics.failedInstances, metrics.totalExecutions],
+      [4, 2, 1, 1, 4],
+    );
+    assert.equal(metrics.totalEvents, (await Promise.all(['m-done', 'm-fail', 'm-idle', 'm-busy'].map((id) => env.client.readStoredHistory(id)))).flat().length);
     await eventually(async () => {
       const q = await env.client.getQueueDepths();
-      return q.orchestrator.visible === 0 && q.orchestrator.delayed === 1 && q.worker.running === 1 && q.worker.visible === 0 && q.worker.delayed === 0;
+      return q.orchestrator.visible === 0 && q.orchestrator.delayed === 1 && q.worker.running === 1 && q.worker.visible === 0 && q.worker.delayed === 0
+        && q.timerQueue === 1 && q.orchestratorQueue === 0 && q.workerQueue === 0;
     }, 10000, 'one timer and one running activity');
     release();
     const busy = await env.client.waitForOrchestration('m-busy', 10000);
     assert.deepEqual(busy.output, { index: 1, value: 1 });
-    assert.deepEqual(await env.client.getSystemMetrics(), { total: 4, running: 1, completed: 2, failed: 1 });
+    assert.deepEqual(counts(await env.client.getSystemMetrics()), { total: 4, running: 1, completed: 2, failed: 1 });
     await eventually(async () => {
       const q = await env.client.getQueueDepths();
       return q.orchestrator.delayed === 0 && q.worker.running === 0;
@@ -315,7 +338,7 @@ test('deleteInstances removes finished instances (never running ones) with their
     }
     assert.equal(await env.client.deleteInstances({ completedBefore: Date.now() + 60000, limit: 2 }), 2);
     assert.deepEqual(ids(await listAll(env.client)), ['d-idle', 'd-z'], 'oldest finish first');
-    assert.deepEqual(await env.client.getSystemMetrics(), { total: 2, running: 1, completed: 1, failed: 0 });
+    assert.deepEqual(counts(await env.client.getSystemMetrics()), { total: 2, running: 1, completed: 1, failed: 0 });
 
     await assert.rejects(env.client.deleteInstances({}), invalid('ids or completedBefore'));
     await assert.rejects(env.client.deleteInstances(), invalid('options'));
@@ -351,8 +374,11 @@ test('deleteInstance refuses a running instance without force and removes its su
     assert.deepEqual(await env.client.readStoredHistory('del-parent', 1), []);
     await env.client.startOrchestration('del-done', 'Done');
     await env.client.waitForOrchestration('del-done', 10000);
-    assert.equal(await env.client.deleteInstance('del-done'), 1);
-    assert.equal(await env.client.deleteInstance('del-done'), 0);
+    const removed = await env.client.deleteInstance('del-done');
+    assert.deepEqual(removed, { instancesDeleted: 1, executionsDeleted: 1, eventsDeleted: removed.eventsDeleted, queueMessagesDeleted: 0 });
+    assert.ok(removed.eventsDeleted >= 2);
+    assert.deepEqual(await env.client.deleteInstance('del-done', false), { instancesDeleted: 0, executionsDeleted: 0, eventsDeleted: 0, queueMessagesDeleted: 0 });
+    assert.equal(await env.client.deleteInstance('del-done', {}), 0, "reprise's form counts instances");
   } finally {
     await env.drop();
   }

@@ -50,7 +50,7 @@ async function assertReadsBack(client, stored, finished = new Set()) {
       assertRecorded(info, before.info, `${id} info`);
       assertRecorded(await client.getStatus(id), before.status, `${id} status`);
     }
-    const executions = await client.listExecutions(id);
+    const executions = await client.listExecutions(id, { details: true });
     assert.equal(executions.length, before.executions.length, `${id}: executions`);
     for (const { history, ...execution } of before.executions) {
       const current = execution.executionId === before.info.executionId;

@@ -9,7 +9,8 @@ const invalid = (pattern) => (e) => e instanceof InvalidArgumentError && e.code 
 
 test('runtime options are validated by name', async () => {
   const provider = await SqliteProvider.inMemory();
-  assert.throws(() => new Runtime(provider, { orchestrationConcurrency: 0 }), invalid(/options\.orchestrationConcurrency must be an integer >= 1, got number 0/));
+  assert.throws(() => new Runtime(provider, { orchestrationConcurrency: -1 }), invalid(/options\.orchestrationConcurrency must be an integer >= 0, got number -1/));
+  assert.throws(() => new Runtime(provider, { workerConcurrency: 0 }), invalid(/options\.workerConcurrency must be an integer >= 1, got number 0/));
   assert.throws(() => new Runtime(provider, { workerConcurrency: 1.5 }), invalid(/options\.workerConcurrency/));
   assert.throws(() => new Runtime(provider, { generatorCacheSize: -1 }), invalid(/options\.generatorCacheSize must be an integer >= 0/));
   assert.throws(() => new Runtime(provider, { generatorCacheSize: '10' }), invalid(/generatorCacheSize must be an integer >= 0, got "10"/));

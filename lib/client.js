@@ -32,6 +32,17 @@ function parseStatus(text) {
   };
 }
 
+/** An instance's info with duroxide-node's names for the same facts beside reprise's. */
+function withDuroxideNames(info) {
+  return {
+    ...info,
+    orchestrationName: info.name,
+    orchestrationVersion: info.version,
+    currentExecutionId: info.executionId,
+    parentInstanceId: info.parentId,
+  };
+}
+
 /** Filter values: the generator face's statuses (`Running` takes `Pending` too, `Failed` takes `Canceled`), and the two stored-only ones. */
 const STATUSES = ['Running', 'Completed', 'Failed', 'Pending', 'Canceled'];
 /** Every stored status (`storedStatus` filters on exactly one). */
@@ -263,7 +274,8 @@ class Client {
       }
       filter.cursor = cursor;
     }
-    return JSON.parse(await nativeCall(this._native.listInstances(JSON.stringify(filter))));
+    const page = JSON.parse(await nativeCall(this._native.listInstances(JSON.stringify(filter))));
+    return { ...page, instances: page.instances.map(withDuroxideNames) };
   }
 
   /** The ids of every instance, oldest first (duroxide-node's `listAllInstances`). */
@@ -291,15 +303,7 @@ class Client {
   async getInstanceInfo(instanceId) {
     checkInstanceId(instanceId);
     const info = JSON.parse(await nativeCall(this._native.getInstanceInfo(instanceId)));
-    if (info === null) return null;
-    // duroxide-node's names beside reprise's.
-    return {
-      ...info,
-      orchestrationName: info.name,
-      orchestrationVersion: info.version,
-      currentExecutionId: info.executionId,
-      parentInstanceId: info.parentId,
-    };
+    return info === null ? null : withDuroxideNames(info);
   }
 
   /**
