@@ -308,9 +308,12 @@ pub(super) async fn settle_activities(
         }
         finals.push((item, result));
     }
-    let failed: Vec<bool> = finals
+    let failed: Vec<Option<FailureCause>> = finals
         .iter()
-        .map(|(_, r)| matches!(r, ActivityResult::Failed(_)))
+        .map(|(_, r)| match r {
+            ActivityResult::Failed(e) => Some(FailureCause::of(e.code.as_deref())),
+            ActivityResult::Completed(_) => None,
+        })
         .collect();
     if finals.is_empty() {
         return;
@@ -373,7 +376,7 @@ async fn record_outcomes(
     inner: &Arc<Inner>,
     finals: Vec<(ActivityItem, ActivityResult)>,
     items: &[ActivityItem],
-    failed: &[bool],
+    failed: &[Option<FailureCause>],
 ) -> Result<(), StoreError> {
     // The instances these results wake may be claimed in the same store call, within free
     // turn slots (reserved until the turns are in flight).
@@ -397,9 +400,12 @@ async fn record_outcomes(
                 let was_canceled = canceled.remove(&item.seq);
                 match (recorded, failed) {
                     (false, _) if was_canceled => {}
-                    (false, _) => inc(&inner.metrics.lease_losses),
-                    (true, true) => inc(&inner.metrics.activities_failed),
-                    (true, false) => inc(&inner.metrics.activities_completed),
+                    (false, _) => {
+                        inc(&inner.metrics.lease_losses);
+                        inc(&inner.metrics.activity_infra_errors);
+                    }
+                    (true, Some(cause)) => inner.metrics.activity_failed(*cause),
+                    (true, None) => inc(&inner.metrics.activities_completed),
                 }
             }
             drop(canceled);

@@ -57,6 +57,19 @@ counters!(
     history_events_read,
     runtimes_reaped,
     store_outages,
+    // duroxide-node's counters: executions started and continued as new, sub-orchestrations
+    // scheduled, and failures by cause (see `FailureCause`).
+    orch_starts,
+    orch_continue_as_new,
+    suborchestration_calls,
+    orch_application_errors,
+    orch_infrastructure_errors,
+    orch_configuration_errors,
+    orch_poison,
+    activity_app_errors,
+    activity_infra_errors,
+    activity_config_errors,
+    activity_poison,
 );
 
 /// `turns_committed` → `turnsCommitted`.
@@ -74,6 +87,49 @@ pub fn camel_case(snake: &str) -> String {
         }
     }
     out
+}
+
+/// What a failure is counted as: the code's own (application), the setup's (an unregistered
+/// name, a replay that no longer matches), the runtime's (protocol), or poison.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum FailureCause {
+    Application,
+    Configuration,
+    Infrastructure,
+    Poison,
+}
+
+impl FailureCause {
+    pub(super) fn of(code: Option<&str>) -> Self {
+        match code {
+            Some("ERR_POISON") => FailureCause::Poison,
+            Some("ERR_NOT_REGISTERED" | "ERR_NONDETERMINISM") => FailureCause::Configuration,
+            Some("ERR_PROTOCOL") => FailureCause::Infrastructure,
+            _ => FailureCause::Application,
+        }
+    }
+}
+
+impl Metrics {
+    pub(super) fn orchestration_failed(&self, cause: FailureCause) {
+        inc(&self.orchestrations_failed);
+        inc(match cause {
+            FailureCause::Application => &self.orch_application_errors,
+            FailureCause::Configuration => &self.orch_configuration_errors,
+            FailureCause::Infrastructure => &self.orch_infrastructure_errors,
+            FailureCause::Poison => &self.orch_poison,
+        });
+    }
+
+    pub(super) fn activity_failed(&self, cause: FailureCause) {
+        inc(&self.activities_failed);
+        inc(match cause {
+            FailureCause::Application => &self.activity_app_errors,
+            FailureCause::Configuration => &self.activity_config_errors,
+            FailureCause::Infrastructure => &self.activity_infra_errors,
+            FailureCause::Poison => &self.activity_poison,
+        });
+    }
 }
 
 pub fn inc(counter: &AtomicU64) {

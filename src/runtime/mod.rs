@@ -37,7 +37,7 @@ use cache::GeneratorCache;
 pub use host::Host;
 use host::*;
 use leases::*;
-use metrics::{add, inc, upkeep_loop, Metrics};
+use metrics::{add, inc, upkeep_loop, FailureCause, Metrics};
 use slots::*;
 use turns::*;
 

@@ -321,6 +321,8 @@ pub(super) async fn commit(
     let history_len = item.history_len() + outcome.events.len() as u64;
     let appended = !outcome.events.is_empty();
     let terminal = outcome.terminal.clone();
+    let started = outcome.started.is_some();
+    let children = outcome.starts.iter().filter(|s| s.parent.is_some()).count() as u64;
     let canceled: Vec<u32> = outcome.canceled_activities.clone();
     let first_event_id = item.history_len() + 1;
     let events: Vec<Json> = if events_enabled(inner) {
@@ -397,10 +399,17 @@ pub(super) async fn commit(
                 dispatch_activities(inner, claimed).await;
             }
             inner.worker_slots.release(direct);
+            if started {
+                inc(&inner.metrics.orch_starts);
+            }
+            add(&inner.metrics.suborchestration_calls, children);
             match &terminal {
                 Some(Terminal::Completed(_)) => inc(&inner.metrics.orchestrations_completed),
-                Some(Terminal::Failed(_)) => inc(&inner.metrics.orchestrations_failed),
-                _ => {}
+                Some(Terminal::Failed(e)) => inner
+                    .metrics
+                    .orchestration_failed(FailureCause::of(e.code.as_deref())),
+                Some(Terminal::ContinuedAsNew) => inc(&inner.metrics.orch_continue_as_new),
+                None => {}
             }
             // Cancelled activities learn of it after the commit that removed them.
             let aborted: Vec<i64> = inner

@@ -281,6 +281,10 @@ pub async fn metrics_and_queue_depths(p: SharedProvider) {
         .await
         .unwrap();
     p.enqueue("m-new", &event_message("e", "1")).await.unwrap();
+    let mut events = 0;
+    for id in ["m-run", "m-done", "m-done2", "m-failed", "m-new"] {
+        events += history(&p, id, None).await.len() as u64;
+    }
     assert_eq!(
         p.system_metrics().await.unwrap(),
         SystemMetrics {
@@ -288,7 +292,10 @@ pub async fn metrics_and_queue_depths(p: SharedProvider) {
             running: 2,
             completed: 2,
             failed: 1,
-        }
+            executions: 5,
+            events,
+        },
+        "every instance is in its first execution (one not started yet)"
     );
     assert_eq!(
         p.queue_depths().await.unwrap(),

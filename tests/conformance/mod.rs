@@ -15,6 +15,7 @@ pub mod commit;
 pub mod deletion;
 pub mod direct_claims;
 pub mod fencing;
+pub mod kv;
 pub mod leases;
 pub mod lifecycle;
 pub mod management;
@@ -82,6 +83,8 @@ macro_rules! conformance_suite {
             direct_claims::completions_may_claim_the_instances_they_wake,
             rewind::a_watch_follows_a_history_rewound_under_it,
             claims::a_claim_reads_history_after_what_the_claimer_knows,
+            kv::kv_writes_commit_with_their_turn,
+            kv::activity_rows_carry_session_tag_and_orchestration,
         );
     };
 }
