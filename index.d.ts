@@ -57,19 +57,46 @@ export type OrchestrationStatus<TOutput = unknown, TCustom = unknown> =
 /** What `waitForOrchestration` resolves to: the instance has finished. */
 export type FinishedStatus<TOutput = unknown, TCustom = unknown> = CompletedStatus<TOutput, TCustom> | FailedStatus<TCustom>;
 
-export interface HistoryEvent {
+/** A history event as reprise stores it (`client.readStoredHistory`; docs/protocol.md §6). */
+export interface StoredHistoryEvent {
   /** Dense per execution, from 1. */
   eventId: number;
   kind:
     | 'ExecutionStarted' | 'ActivityScheduled' | 'ActivityCompleted' | 'ActivityFailed'
     | 'TimerCreated' | 'TimerFired' | 'EventWaitStarted' | 'EventRaised'
     | 'ChildScheduled' | 'ChildCompleted' | 'ChildFailed' | 'DetachedStarted'
-    | 'TaskCanceled' | 'CustomStatusSet' | 'CancelRequested'
+    | 'TaskCanceled' | 'CustomStatusSet' | 'KvSet' | 'KvCleared' | 'KvClearedAll' | 'CancelRequested'
     | 'ExecutionCompleted' | 'ExecutionFailed' | 'ContinuedAsNew' | 'ExecutionRetried';
   taskId: number | null;
   /** The turn's timestamp, epoch ms. */
   timestamp: number;
   data: Record<string, unknown>;
+}
+
+/** duroxide-node's history event kinds (what `readExecutionHistory` reports). */
+export type HistoryEventKind =
+  | 'OrchestrationStarted' | 'OrchestrationCompleted' | 'OrchestrationFailed' | 'OrchestrationContinuedAsNew'
+  | 'OrchestrationCancelRequested' | 'OrchestrationRetried' | 'OrchestrationChained'
+  | 'ActivityScheduled' | 'ActivityCompleted' | 'ActivityFailed'
+  | 'TimerCreated' | 'TimerFired' | 'ExternalSubscribed' | 'ExternalEvent' | 'QueueSubscribed' | 'QueueEventDelivered'
+  | 'SubOrchestrationScheduled' | 'SubOrchestrationCompleted' | 'SubOrchestrationFailed'
+  | 'TaskCanceled' | 'CustomStatusUpdated' | 'KeyValueSet' | 'KeyValueCleared' | 'KeyValuesCleared';
+
+/** A history event in duroxide-node's terms (`client.readExecutionHistory`), with reprise's fields beside. */
+export interface HistoryEvent {
+  eventId: number;
+  kind: HistoryEventKind;
+  /** For a completion, failure, firing or cancellation: the event that scheduled its task. */
+  sourceEventId?: number;
+  /** The turn's timestamp, epoch ms. */
+  timestampMs: number;
+  /** The event's fields in duroxide's shapes (absent for TaskCanceled and KeyValuesCleared). */
+  data?: Record<string, unknown>;
+  /** reprise's fields: the task number, the timestamp again, the stored kind and data. */
+  taskId: number | null;
+  timestamp: number;
+  storedKind: StoredHistoryEvent['kind'];
+  storedData: Record<string, unknown>;
 }
 
 export interface SqliteOpenOptions {
@@ -186,8 +213,43 @@ export declare class OrchestrationContext {
   /** True while the code re-runs steps that history already holds. */
   readonly isReplaying: boolean;
   /** Runs the activity registered as `name`; its result is `T` (say which with `scheduleActivity<T>`), its failure is thrown at the `yield`. */
-  scheduleActivity<T = any>(name: string, input?: unknown): Task<T>;
-  scheduleActivityWithRetry<T = any>(name: string, input: unknown, retryPolicy: RetryPolicy): Task<T>;
+  scheduleActivity<T = any>(name: string, input?: unknown, options?: ActivityOptions): ActivityTask<T>;
+  scheduleActivityWithRetry<T = any>(name: string, input: unknown, retryPolicy: RetryPolicy, options?: ActivityOptions): ActivityTask<T>;
+  /** Runs the activity on session `sessionId`: every activity of a session runs on one worker at a time. */
+  scheduleActivityOnSession<T = any>(name: string, input: unknown, sessionId: string): ActivityTask<T>;
+  scheduleActivityWithRetryOnSession<T = any>(name: string, input: unknown, retryPolicy: RetryPolicy, sessionId: string): ActivityTask<T>;
+  /** The next message of the instance's FIFO queue `queueName` (sent with `client.enqueueEvent`). */
+  dequeueEvent<T = any>(queueName: string): Task<T>;
+  /** Another instance's key-value value (`null` when unset), read durably (recorded in history). */
+  getValueFromInstance(instanceId: string, key: string): Task<string | null>;
+  /** duroxide-node's typed variants: the same tasks; a result that is a string of JSON is parsed once more. */
+  scheduleActivityTyped<T = any>(name: string, input?: unknown, options?: ActivityOptions): ActivityTask<T>;
+  scheduleActivityOnSessionTyped<T = any>(name: string, input: unknown, sessionId: string): ActivityTask<T>;
+  scheduleActivityWithRetryTyped<T = any>(name: string, input: unknown, retryPolicy: RetryPolicy): ActivityTask<T>;
+  scheduleActivityWithRetryOnSessionTyped<T = any>(name: string, input: unknown, retryPolicy: RetryPolicy, sessionId: string): ActivityTask<T>;
+  scheduleSubOrchestrationTyped<T = any>(name: string, input?: unknown, options?: StartOptions): Task<T>;
+  scheduleSubOrchestrationWithIdTyped<T = any>(name: string, instanceId: string, input?: unknown, options?: StartOptions): Task<T>;
+  scheduleSubOrchestrationVersionedTyped<T = any>(name: string, version: string, input?: unknown): Task<T>;
+  scheduleSubOrchestrationVersionedWithIdTyped<T = any>(name: string, version: string, instanceId: string, input?: unknown): Task<T>;
+  waitForEventTyped<T = any>(eventName: string): Task<T>;
+  dequeueEventTyped<T = any>(queueName: string): Task<T>;
+  allTyped<const Ts extends readonly Task<any>[]>(tasks: Ts): Task<{ [K in keyof Ts]: AllResult<TaskValue<Ts[K]>> }>;
+  raceTyped<const Ts extends readonly Task<any>[]>(...tasks: Ts): Task<RaceResult<Ts>>;
+  raceTyped<const Ts extends readonly Task<any>[]>(tasks: Ts): Task<RaceResult<Ts>>;
+  startOrchestrationTyped(name: string, instanceId: string, input?: unknown, options?: StartOptions): Task<string>;
+  startOrchestrationVersionedTyped(name: string, version: string, instanceId: string, input?: unknown): Task<string>;
+  continueAsNewTyped(input?: unknown): Task<never>;
+  continueAsNewVersionedTyped(input: unknown, version: string): Task<never>;
+  /** Per-instance key-value store (string values; others pass through `String()`), written with the turn. */
+  setValue(key: string, value: unknown): void;
+  getValue(key: string): string | null;
+  clearValue(key: string): void;
+  clearAllValues(): void;
+  getKvAllValues(): Record<string, string>;
+  getKvAllKeys(): string[];
+  getKvLength(): number;
+  /** Removes the keys last set before `cutoffMs` (epoch ms); returns how many. */
+  pruneKvValuesUpdatedBefore(cutoffMs: number): number;
   /**
    * Runs an activity from `defineActivity`: the input is checked against the definition's and
    * `yield*` gives its result type: `const user = yield* ctx.activity(getUser, id)`.
@@ -229,7 +291,20 @@ export declare class ActivityContext {
   private constructor();
   readonly instanceId: string;
   readonly executionId: number;
+  /** The orchestration that scheduled it. */
+  readonly orchestrationName: string | null;
+  readonly orchestrationVersion: string | null;
   readonly activityName: string;
+  /** The runtime running it (its id in the registry of runtimes). */
+  readonly workerId: string | null;
+  /** The session it runs on, or null. */
+  readonly sessionId: string | null;
+  /** The tag that routed it, or null. */
+  tag(): string | null;
+  /** True once the activity is cancelled (when `signal` fires). */
+  isCancelled(): boolean;
+  /** A Client on the runtime's store. */
+  getClient(): Client;
   /** 1 for the first attempt. */
   readonly attempt: number;
   /** Fires when the orchestration stops waiting (race lost, cancelled), on timeout, when the activity's lease is lost, or at shutdown. */
@@ -239,6 +314,21 @@ export declare class ActivityContext {
   traceError(message: string): void;
   traceDebug(message: string): void;
 }
+
+/** `scheduleActivity` options: the session the activity runs on. */
+export interface ActivityOptions {
+  sessionId?: string;
+}
+
+/** An activity task: `withTag` routes it to workers whose `workerTagFilter` accepts the tag. */
+export interface ActivityTask<T> extends Task<T> {
+  /** Sets the tag (before the first yield) and returns the same task. */
+  withTag(tag: string): ActivityTask<T>;
+  readonly tag?: string;
+}
+
+/** Which activities a runtime takes by tag: untagged only (default), any, none, only these tags, or untagged plus these. */
+export type WorkerTagFilter = 'defaultOnly' | 'any' | 'none' | { tags: string[] } | { defaultAnd: string[] };
 
 export type ActivityFunction<I = any, O = any> = (ctx: ActivityContext, input: I) => O | PromiseLike<O>;
 
@@ -284,8 +374,14 @@ type OutputCheck<O> = 0 extends 1 & O
     : [];
 
 export interface RuntimeOptions {
-  /** Turns in flight at once (default 100). */
+  /** Turns in flight at once (default 100); 0 makes an activity-only worker. */
   orchestrationConcurrency?: number;
+  /** Sessions this runtime may own at once (default 10). */
+  maxSessionsPerRuntime?: number;
+  /** A session idle this long is released (default 300000). */
+  sessionIdleTimeoutMs?: number;
+  /** Which tagged activities this runtime takes (default 'defaultOnly'). */
+  workerTagFilter?: WorkerTagFilter;
   /** Activities in flight at once (default 100). */
   workerConcurrency?: number;
   /** Live generators kept between turns (default 1000); 0 replays the whole history every turn. */
@@ -350,7 +446,10 @@ export type LifecycleEventType =
   | 'subOrchestrationFailed'
   | 'detachedOrchestrationStarted'
   | 'taskCanceled'
-  | 'customStatusChanged';
+  | 'customStatusChanged'
+  | 'valueSet'
+  | 'valueCleared'
+  | 'valuesCleared';
 
 /** One thing that happened to an instance; fields beyond the first five depend on `type`. */
 export interface LifecycleEvent {
@@ -445,6 +544,27 @@ export interface MetricsSnapshot {
   runtimesReaped: number;
   /** Times the store became unreachable (logged once each, until it is back). */
   storeOutages: number;
+  /** duroxide-node's counters: executions started, continued as new, sub-orchestrations scheduled. */
+  orchStarts: number;
+  orchContinueAsNew: number;
+  suborchestrationCalls: number;
+  /** Failed executions by cause: the code's, the runtime's (protocol), the setup's (not registered, nondeterminism), poison. */
+  orchApplicationErrors: number;
+  orchInfrastructureErrors: number;
+  orchConfigurationErrors: number;
+  orchPoison: number;
+  /** Activities failed for good by cause; infra: a result not recorded (lease lost). */
+  activityAppErrors: number;
+  activityInfraErrors: number;
+  activityConfigErrors: number;
+  activityPoison: number;
+  /** duroxide-node's names for counts above (not repeated in the Prometheus text). */
+  orchCompletions: number;
+  orchFailures: number;
+  activitySuccess: number;
+  orchDispatcherItemsFetched: number;
+  workerDispatcherItemsFetched: number;
+  providerErrors: number;
   /** Queue depths across all processes, read every `metricsIntervalMs` (absent until the first reading). */
   queueOrchestratorVisible?: number;
   queueOrchestratorDelayed?: number;
@@ -537,10 +657,22 @@ export interface InstanceInfo<TInput = unknown, TOutput = unknown, TCustom = unk
   updatedAt: number;
   /** The parent of a sub-orchestration. */
   parentId: string | null;
+  /** duroxide-node's names for `name`, `version`, `executionId` and `parentId`. */
+  orchestrationName: string;
+  orchestrationVersion: string | null;
+  currentExecutionId: number;
+  parentInstanceId: string | null;
 }
 
-export interface InstanceTree extends InstanceInfo {
-  children: InstanceTree[];
+export interface InstanceTreeNode extends InstanceInfo {
+  children: InstanceTreeNode[];
+}
+
+/** The tree, and duroxide-node's summary of it: the root id, every id (root first), how many. */
+export interface InstanceTree extends InstanceTreeNode {
+  rootId: string;
+  allIds: string[];
+  size: number;
 }
 
 export interface ListInstancesOptions {
@@ -579,6 +711,49 @@ export interface SystemMetrics {
   running: number;
   completed: number;
   failed: number;
+  /** duroxide-node's names; `totalExecutions` counts executions started, `totalEvents` history events stored. */
+  totalInstances: number;
+  totalExecutions: number;
+  runningInstances: number;
+  completedInstances: number;
+  failedInstances: number;
+  totalEvents: number;
+}
+
+/** What a deletion removed (duroxide-node's shape). */
+export interface DeleteInstanceResult {
+  instancesDeleted: number;
+  executionsDeleted: number;
+  eventsDeleted: number;
+  queueMessagesDeleted: number;
+}
+
+/** One execution (`getExecutionInfo`). */
+export interface ExecutionDetails {
+  executionId: number;
+  status: 'Running' | 'Completed' | 'Failed' | 'ContinuedAsNew';
+  /** The output when Completed, the error message when Failed, else null. */
+  output: unknown;
+  startedAt: number | null;
+  completedAt?: number | null;
+  eventCount: number;
+}
+
+/** Sizes of one instance (`getOrchestrationStats`). */
+export interface OrchestrationStats {
+  historyEventCount: number;
+  historySizeBytes: number;
+  queuePendingCount: number;
+  kvUserKeyCount: number;
+  kvTotalValueBytes: number;
+}
+
+/** duroxide-node's bulk filters. */
+export interface InstanceBulkFilter {
+  instanceIds?: string[];
+  /** Epoch ms (or a Date). */
+  completedBefore?: Date | number;
+  limit?: number;
 }
 
 /** One entry of `client.startOrchestrations`. */
@@ -608,6 +783,10 @@ export interface RuntimeInfo {
 export interface QueueDepths {
   orchestrator: { visible: number; delayed: number };
   worker: { visible: number; running: number; delayed: number };
+  /** duroxide-node's names: orchestrator messages ready, activities queued (not running), timers waiting. */
+  orchestratorQueue: number;
+  workerQueue: number;
+  timerQueue: number;
 }
 
 export type DeleteInstancesOptions =
@@ -635,6 +814,19 @@ export declare class Client {
    */
   startOrchestrations(starts: BatchStart[]): Promise<{ created: string[]; existing: string[] }>;
   raiseEvent(instanceId: string, eventName: string, data?: unknown): Promise<void>;
+  /** Appends a message to the instance's FIFO queue `queueName` (for `ctx.dequeueEvent`); kept even before the instance exists. */
+  enqueueEvent(instanceId: string, queueName: string, data?: unknown): Promise<void>;
+  raiseEventTyped(instanceId: string, eventName: string, data?: unknown): Promise<void>;
+  enqueueEventTyped(instanceId: string, queueName: string, data?: unknown): Promise<void>;
+  /** The instance's key-value value (`null` when unset), as of its last committed turn. */
+  getValue(instanceId: string, key: string): Promise<string | null>;
+  /** Resolves once the instance has a value for `key` (woken by commits); TimeoutError after `timeoutMs` (default 30000). */
+  waitForValue(instanceId: string, key: string, timeoutMs?: number): Promise<string>;
+  getKvAllValues(instanceId: string): Promise<Record<string, string>>;
+  /** Sizes of an instance, or null. */
+  getOrchestrationStats(instanceId: string): Promise<OrchestrationStats | null>;
+  /** One execution, or null. */
+  getExecutionInfo(instanceId: string, executionId: number): Promise<ExecutionDetails | null>;
   /** Resolves `true` if a cancel was requested; `false` on a finished or unknown instance. */
   cancelInstance(instanceId: string, reason?: string): Promise<boolean>;
   /**
@@ -656,12 +848,22 @@ export declare class Client {
    * (default 30000).
    */
   waitForStatusChange<TOutput = unknown, TCustom = unknown>(instanceId: string, lastVersion?: number, timeoutMs?: number): Promise<OrchestrationStatus<TOutput, TCustom>>;
+  /** duroxide-node's form: a poll interval third (checked; commits wake the wait), then the timeout. */
+  waitForStatusChange<TOutput = unknown, TCustom = unknown>(instanceId: string, lastVersion: number, pollMs: number | undefined, timeoutMs?: number): Promise<OrchestrationStatus<TOutput, TCustom>>;
   /**
-   * Removes an instance with its sub-orchestrations, their histories and everything queued
-   * for them; resolves to how many instances were removed (0 for an unknown id). A running
-   * instance is refused with an `InvalidStateError` unless `force` is true.
+   * Removes an instance with its sub-orchestrations, their histories, key-value stores and
+   * everything queued for them. A running instance is refused with an `InvalidStateError`
+   * unless forced. duroxide-node's form (`force` a boolean, or left out) resolves to what
+   * was removed; reprise's form (`{force}`) to how many instances (0 for an unknown id).
    */
-  deleteInstance(instanceId: string, options?: { force?: boolean }): Promise<number>;
+  deleteInstance(instanceId: string, force?: boolean): Promise<DeleteInstanceResult>;
+  deleteInstance(instanceId: string, options: { force?: boolean }): Promise<number>;
+  /** duroxide-node's bulk deletion of finished instances; resolves to what was removed. */
+  deleteInstanceBulk(filter?: InstanceBulkFilter): Promise<DeleteInstanceResult>;
+  /** `pruneExecutions` over the instances `filter` selects. */
+  pruneExecutionsBulk(filter?: InstanceBulkFilter, options?: PruneExecutionsOptions): Promise<{ instancesProcessed: number; executionsDeleted: number; eventsDeleted: number }>;
+  /** History as reprise stores it (its kinds and data). */
+  readStoredHistory(instanceId: string, executionId?: number): Promise<StoredHistoryEvent[]>;
   getStatus<TOutput = unknown>(instanceId: string): Promise<OrchestrationStatus<TOutput>>;
   /** Rejects with a TimeoutError after `timeoutMs` (default 30000). */
   waitForOrchestration<TOutput = unknown>(instanceId: string, timeoutMs?: number): Promise<FinishedStatus<TOutput>>;
@@ -673,7 +875,9 @@ export declare class Client {
   /** The ids of the instances with `status` (as `listInstances` takes it), oldest first. */
   listInstancesByStatus(status: 'Running' | 'Completed' | 'Failed' | 'Pending' | 'Canceled'): Promise<string[]>;
   getInstanceInfo<TInput = unknown, TOutput = unknown, TCustom = unknown>(instanceId: string): Promise<InstanceInfo<TInput, TOutput, TCustom> | null>;
-  listExecutions(instanceId: string): Promise<ExecutionInfo[]>;
+  /** The execution ids, oldest first; with `{details: true}`, what each holds. */
+  listExecutions(instanceId: string, options?: { details?: false }): Promise<number[]>;
+  listExecutions(instanceId: string, options: { details: true }): Promise<ExecutionInfo[]>;
   /** The instance with its sub-orchestrations (recursively) as `children`; `null` if unknown. */
   getInstanceTree(instanceId: string): Promise<InstanceTree | null>;
   getSystemMetrics(): Promise<SystemMetrics>;

@@ -291,7 +291,7 @@ async function show(client, id, values, out) {
   const executionId = values.execution === undefined ? undefined : parseCount(values.execution, 'execution', Number.MAX_SAFE_INTEGER);
   const info = await client.getInstanceInfo(id);
   if (!info) throw new OperationError(`no instance '${id}'`, 'ERR_NOT_FOUND');
-  const history = await client.readExecutionHistory(id, executionId);
+  const history = await client.readStoredHistory(id, executionId);
   if (executionId !== undefined && history.length === 0) {
     throw new OperationError(`instance '${id}' has no history for execution ${executionId}`, 'ERR_NOT_FOUND');
   }

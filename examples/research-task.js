@@ -54,7 +54,7 @@ async function main() {
   const result = await client.waitForOrchestration(taskId);
   console.log(JSON.stringify(result.output, null, 2));
 
-  const steps = (await client.readExecutionHistory(taskId)).filter((e) => e.kind === 'ActivityCompleted').length;
+  const steps = (await client.readStoredHistory(taskId)).filter((e) => e.kind === 'ActivityCompleted').length;
   console.log(`checkpointed steps: ${steps}; runs: ${JSON.stringify(runs)}`);
 
   await runtime.shutdown();

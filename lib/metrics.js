@@ -39,6 +39,17 @@ const METRICS = [
   { key: 'storeOutages', name: 'reprise_store_outages_total', type: 'counter', help: 'Times the store became unreachable (each logged once, until it is back)' },
   { key: 'storeTransactions', name: 'reprise_store_transactions_total', type: 'counter', help: 'Write transactions of the SQLite writer; group-commit statements on PostgreSQL' },
   { key: 'storeOperations', name: 'reprise_store_operations_total', type: 'counter', help: 'Operations (SQLite) or turns (PostgreSQL) those transactions carried (mean write batch = operations / transactions)' },
+  { key: 'orchStarts', name: 'reprise_orch_starts_total', type: 'counter', help: 'Executions started (continue-as-new starts one more)' },
+  { key: 'orchContinueAsNew', name: 'reprise_orch_continue_as_new_total', type: 'counter', help: 'Executions that continued as new' },
+  { key: 'suborchestrationCalls', name: 'reprise_suborchestration_calls_total', type: 'counter', help: 'Sub-orchestrations scheduled' },
+  { key: 'orchApplicationErrors', name: 'reprise_orch_application_errors_total', type: 'counter', help: 'Executions failed by their code (thrown errors, cancellations)' },
+  { key: 'orchInfrastructureErrors', name: 'reprise_orch_infrastructure_errors_total', type: 'counter', help: 'Executions failed by the runtime (protocol errors)' },
+  { key: 'orchConfigurationErrors', name: 'reprise_orch_configuration_errors_total', type: 'counter', help: 'Executions failed by the setup (not registered, nondeterminism)' },
+  { key: 'orchPoison', name: 'reprise_orch_poison_total', type: 'counter', help: 'Executions failed as poison (a message delivered too many times)' },
+  { key: 'activityAppErrors', name: 'reprise_activity_app_errors_total', type: 'counter', help: 'Activities failed for good by their code' },
+  { key: 'activityInfraErrors', name: 'reprise_activity_infra_errors_total', type: 'counter', help: 'Activity results not recorded (lease lost): the attempt runs again elsewhere' },
+  { key: 'activityConfigErrors', name: 'reprise_activity_config_errors_total', type: 'counter', help: 'Activities failed as not registered' },
+  { key: 'activityPoison', name: 'reprise_activity_poison_total', type: 'counter', help: 'Activities failed as poison (delivered too many times)' },
   { key: 'queueOrchestratorVisible', name: 'reprise_queue_orchestrator_visible', type: 'gauge', help: 'Orchestrator messages visible now (all processes)' },
   { key: 'queueOrchestratorDelayed', name: 'reprise_queue_orchestrator_delayed', type: 'gauge', help: 'Orchestrator messages visible later: timers, abandoned messages' },
   { key: 'queueWorkerVisible', name: 'reprise_queue_worker_visible', type: 'gauge', help: 'Activities claimable now' },
@@ -51,6 +62,26 @@ const METRICS = [
 ];
 
 const BY_KEY = new Map(METRICS.map((m) => [m.key, m]));
+
+/**
+ * duroxide-node's names for counters reprise already has: `metricsSnapshot()` shows them
+ * too (as the sum of the keys listed); the Prometheus text shows each count once.
+ */
+const ALIASES = {
+  orchCompletions: ['orchestrationsCompleted'],
+  orchFailures: ['orchestrationsFailed'],
+  activitySuccess: ['activitiesCompleted'],
+  orchDispatcherItemsFetched: ['claimedItems', 'turnsClaimedOnCompletion'],
+  workerDispatcherItemsFetched: ['activityClaimedItems', 'activitiesClaimedOnCommit'],
+  providerErrors: ['storeErrors'],
+};
+
+/** The snapshot with duroxide-node's alias keys added. */
+function withAliases(snapshot) {
+  const out = { ...snapshot };
+  for (const [alias, keys] of Object.entries(ALIASES)) out[alias] = keys.reduce((n, k) => n + (snapshot[k] ?? 0), 0);
+  return out;
+}
 
 /** `turnsCommitted` → `turns_committed`: how a key not in the table is named. */
 function snakeCase(key) {
@@ -80,6 +111,7 @@ function prometheusText(snapshot, options) {
   const suffix = labelText ? `{${labelText}}` : '';
   const lines = [];
   for (const key of Object.keys(snapshot).sort()) {
+    if (ALIASES[key]) continue;
     const metric = BY_KEY.get(key) ?? { name: `reprise_${snakeCase(key)}_total`, type: 'counter' };
     const name = prefix + metric.name.slice('reprise_'.length);
     if (metric.help) lines.push(`# HELP ${name} ${metric.help}`);
@@ -89,4 +121,4 @@ function prometheusText(snapshot, options) {
   return `${lines.join('\n')}\n`;
 }
 
-module.exports = { METRICS, prometheusText, snakeCase };
+module.exports = { METRICS, ALIASES, prometheusText, snakeCase, withAliases };

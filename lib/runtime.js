@@ -3,7 +3,7 @@
 const os = require('node:os');
 const native = require('./native');
 const { Driver, errorFields } = require('./driver');
-const { prometheusText } = require('./metrics');
+const { prometheusText, withAliases } = require('./metrics');
 const { ActivityContext, KV_READ_ACTIVITY } = require('./context');
 const { Client } = require('./client');
 const { checkTag } = require('./tasks');
@@ -377,7 +377,7 @@ class Runtime {
 
   /** Counters and gauges: driver calls, jobs sent, turns, activities, lease losses, ... */
   metricsSnapshot() {
-    return JSON.parse(this._native.metricsSnapshot());
+    return withAliases(JSON.parse(this._native.metricsSnapshot()));
   }
 
   /** The snapshot as Prometheus text (`prometheusText` options: `{prefix, labels}`). */

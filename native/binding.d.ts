@@ -16,9 +16,10 @@ export declare class NativeClient {
   cancelInstance(instanceId: string, reason: string): Promise<boolean>
   /**
    * Removes an instance, its sub-orchestrations and everything queued for them; returns
-   * how many instances were removed (0: unknown id). Refuses a running one without `force`.
+   * what was removed (`RemovedView`; nothing for an unknown id). Refuses a running one
+   * without `force`.
    */
-  deleteInstance(instanceId: string, force: boolean): Promise<number>
+  deleteInstance(instanceId: string, force: boolean): Promise<string>
   /**
    * `{instances: [info...], nextCursor}`; `filter` is JSON, already validated by the
    * JavaScript layer.
@@ -33,10 +34,16 @@ export declare class NativeClient {
   listRuntimes(): Promise<string>
   getQueueDepths(): Promise<string>
   /**
-   * Removes finished instances (with their sub-orchestrations); returns how many
-   * instances were removed. `filter` is JSON, already validated by the JavaScript layer.
+   * Removes finished instances (with their sub-orchestrations); returns what was removed
+   * (`RemovedView`). `filter` is JSON, already validated by the JavaScript layer.
    */
-  deleteInstances(filter: string): Promise<number>
+  deleteInstances(filter: string): Promise<string>
+  /** `[{key, value, updatedAt}]`: the instance's key-value store (only `key` when given). */
+  getValues(instanceId: string, key?: string | undefined | null): Promise<string>
+  /** The value of `key` once the instance has one (woken by commits), or ERR_TIMEOUT. */
+  waitForValue(instanceId: string, key: string, timeoutMs: number): Promise<string>
+  /** Sizes of an instance (`OrchestrationStatsView`), or `null`. */
+  getOrchestrationStats(instanceId: string): Promise<string>
   /** Removes the history of old executions; returns how many executions were removed. */
   pruneExecutions(instanceId: string, keepLast?: number | undefined | null, completedBefore?: number | undefined | null): Promise<number>
   getStatus(instanceId: string): Promise<string>
@@ -71,6 +78,8 @@ export declare class NativeRuntime {
   completeActivity(id: number, result: string): void
   /** Lifecycle events on or off (`{"kind":"events"}` driver messages). */
   setEvents(enabled: boolean): void
+  /** The runtime's id in the registry (null before start). */
+  runtimeId(): string | null
   metricsSnapshot(): string
   /** Resolves once in-flight work drained, or at the deadline with the rest abandoned. */
   shutdown(timeoutMs: number): Promise<void>

@@ -55,8 +55,8 @@ fn history_event_kinds_match_the_engine_and_the_types() {
     }
     let kinds: Vec<&str> = arms.iter().map(|(_, k)| k.as_str()).collect();
     assert_eq!(kinds, Event::KINDS);
-    let typed = ts_union("export interface HistoryEvent {\n  /** Dense per execution, from 1. */\n  eventId: number;\n  kind:");
-    assert_eq!(typed, Event::KINDS, "HistoryEvent.kind in index.d.ts");
+    let typed = ts_union("export interface StoredHistoryEvent {\n  /** Dense per execution, from 1. */\n  eventId: number;\n  kind:");
+    assert_eq!(typed, Event::KINDS, "StoredHistoryEvent.kind in index.d.ts");
 }
 
 #[test]
