@@ -2,7 +2,7 @@
 
 const crypto = require('node:crypto');
 const native = require('./native');
-const { Task, checkTag } = require('./tasks');
+const { Task } = require('./tasks');
 const { InvalidArgumentError } = require('./errors');
 const { checkExact, checkName, checkInstanceId, checkDuration, checkOptionsObject, checkKnownKeys, checkVersion, describe, toJson, MAX_DURATION_MS } = require('./json');
 
