@@ -1,5 +1,6 @@
 //! Connecting: bad URLs and schema names fail at once, unreachable servers within the
-//! timeout, and processes connecting to a new schema at once migrate it once.
+//! timeout, an untrusted certificate at once, and processes connecting to a new schema at
+//! once migrate it once.
 
 use std::time::{Duration, Instant};
 
@@ -42,7 +43,11 @@ async fn malformed_urls_and_schema_names_fail_fast_with_a_clear_error() {
         ),
         (
             "postgres://user:hunter2@127.0.0.1:5432/test?sslmode=sometimes",
-            "invalid PostgreSQL URL",
+            "sslmode 'sometimes' in the PostgreSQL URL is not a TLS mode",
+        ),
+        (
+            "postgres://user:hunter2@127.0.0.1:5432/test?sslmode=verify-ca&sslrootcert=/nowhere/root.pem",
+            "sslrootcert file '/nowhere/root.pem'",
         ),
     ];
     for (url, expected) in cases {
@@ -143,6 +148,33 @@ async fn unreachable_servers_fail_fast_with_a_clear_error() {
     assert!(
         message.contains("reprise_no_such_database") && message.contains("does not exist"),
         "{message}"
+    );
+}
+
+/// A certificate the client does not trust is a configuration error, reported at once with
+/// the mode, not an outage retried until the connect timeout.
+#[tokio::test]
+async fn an_untrusted_server_certificate_fails_at_once_as_a_configuration_error() {
+    let url = database_url();
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let url = format!("{url}{separator}sslmode=verify-full");
+    let started = Instant::now();
+    match PostgresProvider::connect(&url, PostgresOptions::default()).await {
+        // A server without TLS fails the same way (the mode cannot be met).
+        Err(StoreError::Config(message)) => {
+            assert!(
+                message.contains("TLS/certificate failure")
+                    && message.contains("sslmode=verify-full"),
+                "{message}"
+            );
+        }
+        Err(other) => panic!("expected StoreError::Config, got {other:?}"),
+        Ok(_) => panic!("a self-signed certificate was trusted without sslrootcert"),
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
     );
 }
 

@@ -74,7 +74,8 @@ fn redact_userinfo(url: &str) -> String {
     }
 }
 
-/// `postgres://` or `postgresql://` URLs only.
+/// `postgres://` or `postgresql://` URLs only. TLS comes from the URL as in libpq
+/// (`sslmode`, `sslrootcert`, `sslcert`, `sslkey`; `prefer` when absent, or `PGSSLMODE`).
 pub(super) fn parse_url(url: &str) -> Result<PgConnectOptions> {
     let trimmed = url.trim();
     if trimmed.is_empty() {
@@ -86,6 +87,7 @@ pub(super) fn parse_url(url: &str) -> Result<PgConnectOptions> {
             redact_url(trimmed)
         )));
     }
+    super::tls::check_url(trimmed)?;
     let options = PgConnectOptions::from_str(trimmed).map_err(|e| {
         StoreError::Config(format!(
             "invalid PostgreSQL URL '{}': {e}",

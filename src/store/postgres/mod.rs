@@ -6,8 +6,9 @@
 //!
 //! One file per concern, as in `sqlite/`: `instances` (a client's instance), `claim`
 //! (claims and leases), `commit` (a turn), `activities`, `rewind` and `management`, with
-//! `queue` for the inserts they share. `config` (URLs and names) and `notify` (wake-ups
-//! between processes) are PostgreSQL's own.
+//! `queue` for the inserts they share. `config` (URLs and names), `tls` (the URL's TLS
+//! settings and handshake failures) and `notify` (wake-ups between processes) are
+//! PostgreSQL's own.
 
 mod activities;
 mod claim;
@@ -22,6 +23,7 @@ mod pool;
 mod queue;
 mod registry;
 mod rewind;
+mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -115,7 +117,7 @@ impl PostgresProvider {
     /// Connects, creates the schema if missing and runs the migrations in it, then starts
     /// listening for other processes' changes. An unreachable server or a bad URL fails
     /// within `connect_timeout_ms` with a [`StoreError::Unavailable`] naming the server (a bad
-    /// URL or option: [`StoreError::Config`]).
+    /// URL or option, or a failed TLS handshake: [`StoreError::Config`]).
     pub async fn connect(url: &str, options: PostgresOptions) -> Result<Arc<Self>> {
         let schema = validate_schema(options.schema.as_deref().unwrap_or(DEFAULT_SCHEMA))?;
         if options.pool_size == 0 {
@@ -139,7 +141,7 @@ impl PostgresProvider {
                         format!("no answer within {} ms", timeout.as_millis()),
                     ))
                 }
-                Ok(Err(e)) => return Err(connect_error(&target, e)),
+                Ok(Err(e)) => return Err(tls::connect_failure(&target, &connect, e)),
                 Ok(Ok(conn)) => conn,
             };
         prepare_schema(&mut conn, &schema, options.create_schema).await?;
