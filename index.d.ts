@@ -422,7 +422,40 @@ export interface RuntimeOptions {
    * is the same as `runtime.unref()`: a script then exits once its own work is done.
    */
   keepAlive?: boolean;
+  /**
+   * Format of log lines (default `'compact'`). Applies when this runtime is the first thing
+   * to configure the process's tracing (no `initTracing`, no runtime started before).
+   */
+  logFormat?: LogFormat;
+  /** Level when `RUST_LOG` is unset (default `'warn'`), under the same condition as `logFormat`. */
+  logLevel?: LogLevel;
+  /** `service.name` on every line this runtime logs. */
+  serviceName?: string;
+  /** `service.version` on every line this runtime logs. */
+  serviceVersion?: string;
 }
+
+/** How log lines are written: one line (span fields last), several lines, or one JSON object per line. */
+export type LogFormat = 'compact' | 'pretty' | 'json';
+
+/** A tracing level (`RUST_LOG`, when set, overrides it). Any case is accepted. */
+export type LogLevel = 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'off';
+
+export interface TracingOptions {
+  /** Every log line goes to this file, appended; the file and its folder are created when missing. */
+  logFile: string;
+  /** Default `'warn'`; `RUST_LOG` overrides it. */
+  logLevel?: LogLevel;
+  /** Default `'compact'`. */
+  logFormat?: LogFormat;
+}
+
+/**
+ * Sends the process's tracing to a file. Call once, before the first runtime starts: a
+ * second call, or one after a runtime started, throws InvalidStateError; a file that cannot
+ * be opened throws InvalidArgumentError naming it.
+ */
+export declare function initTracing(options: TracingOptions): void;
 
 /** What `client.watch()` and `runtime.events()` report. */
 export type LifecycleEventType =

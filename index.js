@@ -8,6 +8,7 @@ const { Runtime } = require('./lib/runtime');
 const { OrchestrationContext, ActivityContext, defineActivity } = require('./lib/context');
 const { Task } = require('./lib/tasks');
 const { prometheusText } = require('./lib/metrics');
+const { initTracing } = require('./lib/logging');
 const {
   RepriseError,
   InvalidArgumentError,
@@ -41,6 +42,7 @@ module.exports = {
   defineActivity,
   Task,
   prometheusText,
+  initTracing,
   RepriseError,
   InvalidArgumentError,
   InvalidStateError,

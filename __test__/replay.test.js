@@ -37,11 +37,12 @@ function assertTracedOnce(stderr) {
   const lines = stderr.split('\n').filter((l) => l.includes('reprise::orchestration'));
   assert.equal(lines.length, TRACES.length, `one line per trace call, none repeated by replays:\n${lines.join('\n')}`);
   TRACES.forEach(([level, text], i) => {
-    assert.ok(lines[i].endsWith(`reprise::orchestration: ${text}`), `line ${i}: ${lines[i]}`);
-    assert.match(lines[i], new RegExp(`\\s${level} orchestration\\{instance_id=replayed-1 execution_id=1 name=Replayed\\}`));
+    // The compact format: the span's fields after the message.
+    assert.ok(lines[i].endsWith(`reprise::orchestration: ${text} instance_id=replayed-1 execution_id=1 name=Replayed`), `line ${i}: ${lines[i]}`);
+    assert.match(lines[i], new RegExp(`\\s${level} orchestration: `));
   });
   const activity = stderr.split('\n').filter((l) => l.includes('reprise::activity'));
-  assert.deepEqual(activity.map((l) => l.replace(/^.*reprise::activity: /, '')), ['activity-trace Step 1', 'activity-trace Step 2']);
+  assert.deepEqual(activity.map((l) => l.replace(/^.*reprise::activity: /, '').replace(/ instance_id=.*$/, '')), ['activity-trace Step 1', 'activity-trace Step 2']);
 }
 
 test('generator cache off, and a restart: every turn replays, isReplaying marks exactly the replayed steps, each trace appears once', () => {

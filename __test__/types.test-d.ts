@@ -6,8 +6,11 @@ import {
   Client,
   defineActivity,
   FinishedStatus,
+  initTracing,
   InvalidArgumentError,
   LifecycleEvent,
+  LogFormat,
+  LogLevel,
   MetricsSnapshot,
   NotFoundError,
   OrchestrationContext,
@@ -21,6 +24,7 @@ import {
   Task,
   TaskFailedError,
   TimeoutError,
+  TracingOptions,
 } from 'reprise';
 
 type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
@@ -156,6 +160,24 @@ async function main(): Promise<void> {
   // @ts-expect-error: keepAlive is a boolean
   new Runtime(memory, { keepAlive: 'yes' });
   expectType<Runtime>(new Runtime(memory).unref().ref());
+
+  // Log options: the runtime's, and initTracing's.
+  new Runtime(memory, { logFormat: 'json', logLevel: 'info', serviceName: 'billing', serviceVersion: '2.4.1' });
+  // @ts-expect-error: logFormat is 'json', 'pretty' or 'compact'
+  new Runtime(memory, { logFormat: 'xml' });
+  // @ts-expect-error: logLevel is a level name
+  new Runtime(memory, { logLevel: 'loud' });
+  // @ts-expect-error: serviceName is a string
+  new Runtime(memory, { serviceName: 1 });
+  const tracing: TracingOptions = { logFile: '/tmp/reprise.log', logFormat: 'compact', logLevel: 'debug' };
+  expectType<void>(initTracing(tracing));
+  initTracing({ logFile: 'app.log' });
+  // @ts-expect-error: logFile is required
+  initTracing({ logLevel: 'info' });
+  // @ts-expect-error: an unknown tracing option
+  initTracing({ logFile: 'app.log', level: 'info' });
+  assertEqual<LogFormat, 'compact' | 'pretty' | 'json'>(true);
+  assertEqual<LogLevel, 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'off'>(true);
 
   runtime
     .registerActivity(getUser)

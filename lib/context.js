@@ -362,15 +362,17 @@ class OrchestrationContext {
 
   _trace(level, message) {
     if (this.isReplaying) return;
-    native.trace(level, 'orchestration', this.instanceId, this.executionId, this.orchestrationName, String(message));
+    const service = this._state.service || {};
+    native.trace(level, 'orchestration', this.instanceId, this.executionId, this.orchestrationName, String(message), service.name, service.version);
   }
 }
 
 /** What an activity function receives. */
 class ActivityContext {
-  /** `host`: `{workerId, client()}` of the runtime running the activity. */
-  constructor(item, signal, host) {
+  /** `host`: `{workerId, client(), service}` of the runtime running the activity. */
+  constructor(item, signal, host = {}) {
     Object.defineProperty(this, '_host', { value: host, enumerable: false });
+    Object.defineProperty(this, '_service', { value: host.service || {}, enumerable: false });
     Object.defineProperty(this, '_tag', { value: item.tag ?? null, enumerable: false });
     this.instanceId = item.instanceId;
     this.executionId = item.executionId;
@@ -402,7 +404,7 @@ class ActivityContext {
   }
 
   _trace(level, message) {
-    native.trace(level, 'activity', this.instanceId, this.executionId, this.activityName, String(message));
+    native.trace(level, 'activity', this.instanceId, this.executionId, this.activityName, String(message), this._service.name, this._service.version);
   }
 }
 

@@ -138,7 +138,8 @@ function taskError(e) {
 }
 
 class Execution {
-  constructor(activation, fn) {
+  constructor(activation, fn, service) {
+    this.service = service;
     this.instanceId = activation.instanceId;
     this.executionId = activation.executionId;
     this.name = activation.name;
@@ -420,9 +421,13 @@ class Execution {
 }
 
 class Driver {
-  /** @param lookup (name, version) => generator function | undefined */
-  constructor(lookup) {
+  /**
+   * @param lookup (name, version) => generator function | undefined
+   * @param service {name, version} of the runtime, for trace lines (either may be undefined)
+   */
+  constructor(lookup, service = {}) {
     this.lookup = lookup;
+    this.service = service;
     this.cache = new Map();
   }
 
@@ -440,7 +445,7 @@ class Driver {
       if (a.fresh) {
         const fn = this.lookup(a.name, a.version);
         if (!fn) return JSON.stringify({ fault: `orchestration '${a.name}' ${a.version} is not registered in this process` });
-        ex = new Execution(a, fn);
+        ex = new Execution(a, fn, this.service);
       } else {
         ex = this.cache.get(a.instanceId);
         if (!ex || ex.executionId !== a.executionId) {

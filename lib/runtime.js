@@ -10,6 +10,7 @@ const { checkTag } = require('./tasks');
 const { InvalidArgumentError, InvalidStateError, nativeCall } = require('./errors');
 const { checkName, checkOptionsObject, describe, toJson, MAX_DURATION_MS, MAX_DURATION_TEXT } = require('./json');
 const { EventSubscription, checkEventOptions } = require('./events');
+const { checkLogFormat, checkLogLevel } = require('./logging');
 
 const DEFAULT_VERSION = '1.0.0';
 const SEMVER = /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$/;
@@ -76,12 +77,28 @@ function checkTagFilter(filter) {
   return { [keys[0]]: [...tags] };
 }
 
+function checkServiceField(value, what) {
+  checkName(value, what);
+  return value;
+}
+
+/**
+ * Options that are strings; each checked by its function, which returns the value to pass.
+ * logFormat and logLevel apply when this runtime is the first thing to configure tracing.
+ */
+const STRING_OPTIONS = {
+  logFormat: (value) => checkLogFormat(value, 'options.logFormat'),
+  logLevel: (value) => checkLogLevel(value, 'options.logLevel'),
+  serviceName: (value) => checkServiceField(value, 'options.serviceName'),
+  serviceVersion: (value) => checkServiceField(value, 'options.serviceVersion'),
+};
+
 /** The engine's options, and the routing ones kept in JavaScript: `[engine, routing]`. */
 function checkOptions(options) {
   const out = { host: os.hostname() };
   const routing = { maxSessionsPerRuntime: 10, sessionIdleTimeoutMs: 300000, workerTagFilter: 'defaultOnly' };
   if (options === undefined || options === null) return [out, routing];
-  checkOptionsObject(options, [...Object.keys(OPTIONS), ...Object.keys(ALIASES), ...Object.keys(ROUTING_OPTIONS), 'keepAlive', 'workerNodeId', 'workerTagFilter'], 'options', 'Runtime');
+  checkOptionsObject(options, [...Object.keys(OPTIONS), ...Object.keys(ALIASES), ...Object.keys(ROUTING_OPTIONS), 'keepAlive', 'workerNodeId', 'workerTagFilter', ...Object.keys(STRING_OPTIONS)], 'options', 'Runtime');
   for (const [alias, name] of Object.entries(ALIASES)) {
     if (options[alias] !== undefined && options[name] !== undefined) {
       throw new InvalidArgumentError(`options.${alias} and options.${name} are two names of one option; pass one of them`);
@@ -105,6 +122,10 @@ function checkOptions(options) {
     if (value === undefined) continue;
     if (key === 'workerTagFilter') {
       routing.workerTagFilter = checkTagFilter(value);
+      continue;
+    }
+    if (STRING_OPTIONS[key]) {
+      out[key] = STRING_OPTIONS[key](value);
       continue;
     }
     const [min, max] = OPTIONS[key] || ROUTING_OPTIONS[key];
@@ -196,20 +217,24 @@ class Runtime {
     this._orchestrations = new Map(); // name -> Map(version -> fn)
     // The built-in activity behind ctx.getValueFromInstance.
     this._activities = new Map([[KV_READ_ACTIVITY, (ctx, { instanceId, key }) => ctx.getClient().getValue(instanceId, key)]]);
+    this._running = new Map(); // activity id -> AbortController
+    // On every trace line of this runtime's orchestrations and activities.
+    this._service = { name: checked.serviceName, version: checked.serviceVersion };
+    // What an ActivityContext reports and reaches: this runtime, a client on its store.
     this._host = {
       workerId: null,
+      service: this._service,
       client: () => {
         if (!this._client) this._client = new Client(this._provider);
         return this._client;
       },
     };
-    this._running = new Map(); // activity id -> AbortController
     this._subscriptions = new Set();
     this._state = 'new';
     this._driver = new Driver((name, version) => {
       const versions = this._orchestrations.get(name);
       return versions && versions.get(version);
-    });
+    }, this._service);
   }
 
   _checkRegistrationOpen(what) {

@@ -85,6 +85,9 @@ export declare class NativeRuntime {
   shutdown(timeoutMs: number): Promise<void>
 }
 
+/** `initTracing(options)`: `options` is JSON, already validated by the JavaScript layer. */
+export declare function initTracing(options: string): void
+
 /** The store's clock as seen by this process (epoch ms). */
 export declare function now(): number
 
@@ -102,5 +105,8 @@ export declare function openSqlite(url: string, options: string): Promise<Native
 
 export declare function openSqliteInMemory(): Promise<NativeProvider>
 
-/** A trace line from orchestration or activity code, inside a span naming the instance. */
-export declare function trace(level: string, source: string, instanceId: string, executionId: number, name: string, message: string): void
+/**
+ * A trace line from orchestration or activity code, inside a span naming the instance (and
+ * the runtime's service, when it has one).
+ */
+export declare function trace(level: string, source: string, instanceId: string, executionId: number, name: string, message: string, serviceName?: string | undefined | null, serviceVersion?: string | undefined | null): void

@@ -16,16 +16,9 @@ use crate::store::StoreError;
 
 #[napi_derive::module_init]
 fn init() {
-    // Honour RUST_LOG; stay quiet (warnings only) by default. An embedder's subscriber wins.
-    // sqlx's own connection warnings repeat for every pooled connection while a database is
-    // down; the runtime logs the outage once instead.
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,sqlx=error"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+    // RUST_LOG, else warnings, on stderr, until initTracing or the first runtime's options
+    // configure it. An embedder's subscriber wins.
+    crate::logging::install_default();
 }
 
 fn err(code: ErrorCode, message: impl std::fmt::Display) -> Error {

@@ -9,8 +9,10 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 
 use super::provider::NativeProvider;
+use super::tracing::{log_err, log_format, log_level};
 use super::{err, json_arg, store_err};
 use crate::error_code::ErrorCode;
+use crate::logging::{self, LogFormat};
 use crate::runtime::{Host, Registry, Runtime, RuntimeOptions};
 use crate::store::SharedProvider;
 
@@ -34,6 +36,9 @@ impl Host for JsHost {
 pub struct NativeRuntime {
     provider: SharedProvider,
     options: RuntimeOptions,
+    /// Applied to the process's tracing at start when nothing configured it before.
+    log_format: Option<LogFormat>,
+    log_level: Option<String>,
     driver: Mutex<Option<DriverFn>>,
     runtime: Arc<Mutex<Option<Arc<Runtime>>>>,
 }
@@ -55,6 +60,10 @@ struct OptionsIn {
     host: Option<String>,
     heartbeat_interval_ms: Option<u64>,
     heartbeat_timeout_ms: Option<i64>,
+    log_format: Option<String>,
+    log_level: Option<String>,
+    service_name: Option<String>,
+    service_version: Option<String>,
 }
 
 #[derive(serde::Deserialize)]
@@ -72,6 +81,8 @@ impl NativeRuntime {
         let d = RuntimeOptions::default();
         Ok(NativeRuntime {
             provider: provider.inner.clone(),
+            log_format: log_format(o.log_format.as_deref())?,
+            log_level: log_level(o.log_level.as_deref())?,
             options: RuntimeOptions {
                 orchestration_concurrency: o
                     .orchestration_concurrency
@@ -91,6 +102,8 @@ impl NativeRuntime {
                 host: o.host.unwrap_or(d.host),
                 heartbeat_interval_ms: o.heartbeat_interval_ms.unwrap_or(d.heartbeat_interval_ms),
                 heartbeat_timeout_ms: o.heartbeat_timeout_ms.unwrap_or(d.heartbeat_timeout_ms),
+                service_name: o.service_name,
+                service_version: o.service_version,
             },
             driver: Mutex::new(None),
             runtime: Arc::new(Mutex::new(None)),
@@ -118,6 +131,11 @@ impl NativeRuntime {
                 "setDriver must be called before start",
             )
         })?;
+        let ignored = logging::configure_for_runtime(self.log_format, self.log_level.clone())
+            .map_err(log_err)?;
+        if let Some(warning) = ignored {
+            tracing::warn!(target: "reprise", "{warning}");
+        }
         let runtime = Runtime::attach(
             self.provider.clone(),
             Box::new(JsHost { tsfn }),

@@ -99,10 +99,13 @@ pub(super) async fn dispatch_activities(inner: &Arc<Inner>, items: Vec<ActivityI
         if timeout < lease_period(inner) {
             // Shorter than the lease keeper's tick: give it its own timer.
             let (inner, seq, generation) = (inner.clone(), item.seq, item.generation);
-            tokio::spawn(async move {
-                tokio::time::sleep(timeout).await;
-                time_out_activity(&inner, seq, generation).await;
-            });
+            tokio::spawn(
+                async move {
+                    tokio::time::sleep(timeout).await;
+                    time_out_activity(&inner, seq, generation).await;
+                }
+                .in_current_span(),
+            );
         }
         if events_enabled(inner) {
             started_events.push((
@@ -206,13 +209,16 @@ pub(super) async fn completion_loop(
             continue;
         }
         let inner = inner.clone();
-        tokio::spawn(async move {
-            let n = outcomes.len();
-            settle_activities(&inner, outcomes).await;
-            inner.settling.fetch_sub(n, Ordering::SeqCst);
-            // A dispatcher short of slots waits for this.
-            inner.progress.notify_waiters();
-        });
+        tokio::spawn(
+            async move {
+                let n = outcomes.len();
+                settle_activities(&inner, outcomes).await;
+                inner.settling.fetch_sub(n, Ordering::SeqCst);
+                // A dispatcher short of slots waits for this.
+                inner.progress.notify_waiters();
+            }
+            .in_current_span(),
+        );
     }
 }
 

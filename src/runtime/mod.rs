@@ -70,6 +70,10 @@ pub struct RuntimeOptions {
     pub heartbeat_interval_ms: u64,
     /// A runtime whose heartbeat is older than this is dead: its leases are released.
     pub heartbeat_timeout_ms: i64,
+    /// Put on every line this runtime logs (as `service.name`, `service.version` of a span
+    /// around its tasks).
+    pub service_name: Option<String>,
+    pub service_version: Option<String>,
 }
 
 impl Default for RuntimeOptions {
@@ -89,6 +93,8 @@ impl Default for RuntimeOptions {
             host: String::new(),
             heartbeat_interval_ms: 1_000,
             heartbeat_timeout_ms: 3_000,
+            service_name: None,
+            service_version: None,
         }
     }
 }
@@ -186,6 +192,8 @@ struct Inner {
     /// Instances whose commit's events are not sent yet, with events held back until they
     /// are (an activity the commit queued may start first elsewhere in this runtime).
     held_events: Mutex<HashMap<String, Vec<Json>>>,
+    /// Entered around every task of this runtime: its service fields on every line.
+    span: tracing::Span,
 }
 
 /// A started runtime.
@@ -204,6 +212,7 @@ impl Runtime {
         options: RuntimeOptions,
         registry: Registry,
     ) -> Result<Runtime, StoreError> {
+        let span = service_span(&options);
         let owner = format!("{}:{}", std::process::id(), uuid::Uuid::new_v4());
         let registration = RuntimeRegistration {
             runtime_id: owner.clone(),
@@ -213,22 +222,28 @@ impl Runtime {
             stale_after_ms: options.heartbeat_timeout_ms,
             capabilities: registry.capabilities_json(),
         };
-        let replace = match &options.worker_node_id {
-            Some(node) => heartbeat::dead_predecessor(&provider, node, &registration).await?,
-            None => None,
-        };
-        let reaped = provider
-            .attach_runtime(&registration, replace.as_deref())
-            .await?;
-        heartbeat::log_reaped(&reaped);
-        info!(
-            store = %provider.describe(),
-            runtime = %owner,
-            orchestrations = registry.orchestrations.len(),
-            activities = registry.activities.len(),
-            options = ?options,
-            "runtime started"
-        );
+        let reaped = async {
+            let replace = match &options.worker_node_id {
+                Some(node) => heartbeat::dead_predecessor(&provider, node, &registration).await?,
+                None => None,
+            };
+            provider
+                .attach_runtime(&registration, replace.as_deref())
+                .await
+        }
+        .instrument(span.clone())
+        .await?;
+        span.in_scope(|| {
+            heartbeat::log_reaped(&reaped);
+            info!(
+                store = %provider.describe(),
+                runtime = %owner,
+                orchestrations = registry.orchestrations.len(),
+                activities = registry.activities.len(),
+                options = ?options,
+                "runtime started"
+            );
+        });
         let (completions, completion_rx) = mpsc::unbounded_channel();
         let cache = Arc::new(Mutex::new(GeneratorCache::new(
             options.generator_cache_size,
@@ -264,6 +279,7 @@ impl Runtime {
             queue_depths: Mutex::new(None),
             worker_slots: Slots::default(),
             turn_slots: Slots::default(),
+            span,
         });
         Ok(Runtime {
             inner,
@@ -277,17 +293,21 @@ impl Runtime {
             return;
         };
         let inner = &self.inner;
+        // Tasks these loops spawn stay in the span (`in_current_span`).
+        let span = &inner.span;
         let mut tasks = self.tasks.lock().unwrap();
         // An activity-only worker (`orchestrationConcurrency: 0`) never claims instances.
         if inner.options.orchestration_concurrency > 0 {
-            tasks.push(tokio::spawn(orchestration_loop(inner.clone())));
+            tasks.push(tokio::spawn(
+                orchestration_loop(inner.clone()).instrument(span.clone()),
+            ));
         }
         tasks.extend([
-            tokio::spawn(activity_loop(inner.clone())),
-            tokio::spawn(completion_loop(inner.clone(), completion_rx)),
-            tokio::spawn(lease_loop(inner.clone())),
-            tokio::spawn(upkeep_loop(inner.clone())),
-            tokio::spawn(heartbeat::heartbeat_loop(inner.clone())),
+            tokio::spawn(activity_loop(inner.clone()).instrument(span.clone())),
+            tokio::spawn(completion_loop(inner.clone(), completion_rx).instrument(span.clone())),
+            tokio::spawn(lease_loop(inner.clone()).instrument(span.clone())),
+            tokio::spawn(upkeep_loop(inner.clone()).instrument(span.clone())),
+            tokio::spawn(heartbeat::heartbeat_loop(inner.clone()).instrument(span.clone())),
         ]);
     }
 
@@ -346,6 +366,11 @@ impl Runtime {
     /// Stops claiming, waits for in-flight work up to `timeout`, then aborts and abandons
     /// what is left (to run again later; never recorded as failed).
     pub async fn shutdown(&self, timeout: Duration) {
+        let span = self.inner.span.clone();
+        self.drain_and_stop(timeout).instrument(span).await
+    }
+
+    async fn drain_and_stop(&self, timeout: Duration) {
         let inner = &self.inner;
         inner.stopping.store(true, Ordering::SeqCst);
         inner.stop.notify_waiters();
@@ -401,6 +426,20 @@ impl Runtime {
             "runtime stopped"
         );
     }
+}
+
+/// The span of a runtime with a service name or version (none otherwise, so lines stay as
+/// they were). At error level so that any level enables it.
+fn service_span(options: &RuntimeOptions) -> tracing::Span {
+    if options.service_name.is_none() && options.service_version.is_none() {
+        return tracing::Span::none();
+    }
+    tracing::error_span!(
+        target: "reprise",
+        "service",
+        service.name = options.service_name.as_deref(),
+        service.version = options.service_version.as_deref(),
+    )
 }
 
 /// No activity runs here and none has an outcome still being recorded.

@@ -165,21 +165,28 @@ pub(super) fn dispatch_turns(inner: &Arc<Inner>, items: Vec<OrchestrationItem>) 
         match plan_item(inner, item) {
             Prepared::Abandon(item, delay, count) => {
                 let inner = inner.clone();
-                tokio::spawn(async move {
-                    let _ = inner
-                        .provider
-                        .abandon_orchestration(&item.instance_id, item.generation, delay, count)
-                        .await;
-                    finish_inflight(&inner, &item.instance_id);
-                });
+                tokio::spawn(
+                    async move {
+                        let _ = inner
+                            .provider
+                            .abandon_orchestration(&item.instance_id, item.generation, delay, count)
+                            .await;
+                        finish_inflight(&inner, &item.instance_id);
+                    }
+                    .in_current_span(),
+                );
             }
             Prepared::Commit(outcome, item) => {
                 let inner = inner.clone();
-                tokio::spawn(async move { commit(&inner, item, *outcome, None).await });
+                tokio::spawn(
+                    async move { commit(&inner, item, *outcome, None).await }.in_current_span(),
+                );
             }
             Prepared::NeedHistory(item) => {
                 let inner = inner.clone();
-                tokio::spawn(async move { replan_with_history(inner, item).await });
+                tokio::spawn(
+                    async move { replan_with_history(inner, item).await }.in_current_span(),
+                );
             }
             Prepared::Run(turn, item) => {
                 let token = inner.next_token.fetch_add(1, Ordering::Relaxed);
