@@ -13,6 +13,8 @@ const { EventSubscription, checkEventOptions } = require('./events');
 const { checkLogFormat, checkLogLevel } = require('./logging');
 
 const DEFAULT_VERSION = '1.0.0';
+/** Prefix of the built-in activities' names (KV_READ_ACTIVITY); reserved. */
+const BUILTIN_PREFIX = 'reprise.';
 const SEMVER = /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$/;
 
 /**
@@ -256,6 +258,9 @@ class Runtime {
       fn = definition.fn;
     }
     checkName(name, 'activity name');
+    if (name.startsWith(BUILTIN_PREFIX)) {
+      throw new InvalidArgumentError(`activity name '${name}' is reserved: names starting with '${BUILTIN_PREFIX}' belong to reprise's built-in activities`);
+    }
     if (typeof fn !== 'function') throw new InvalidArgumentError(`activity '${name}' must be a function, got ${describe(fn)}`);
     this._checkRegistrationOpen(`activity '${name}'`);
     this._activities.set(name, fn);

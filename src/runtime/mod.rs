@@ -41,6 +41,10 @@ use metrics::{add, inc, upkeep_loop, FailureCause, Metrics};
 use slots::*;
 use turns::*;
 
+/// Names of the activities every runtime registers itself (`ctx.getValueFromInstance`);
+/// user code cannot register names with this prefix.
+pub const BUILTIN_PREFIX: &str = "reprise.";
+
 #[derive(Debug, Clone)]
 pub struct RuntimeOptions {
     pub orchestration_concurrency: usize,
@@ -239,7 +243,11 @@ impl Runtime {
                 store = %provider.describe(),
                 runtime = %owner,
                 orchestrations = registry.orchestrations.len(),
-                activities = registry.activities.len(),
+                activities = registry
+                    .activities
+                    .iter()
+                    .filter(|name| !name.starts_with(BUILTIN_PREFIX))
+                    .count(),
                 options = ?options,
                 "runtime started"
             );
