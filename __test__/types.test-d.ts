@@ -5,7 +5,9 @@ import {
   ActivityDefinition,
   Client,
   defineActivity,
+  DeleteInstanceResult,
   FinishedStatus,
+  HistoryEventKind,
   initTracing,
   InvalidArgumentError,
   LifecycleEvent,
@@ -16,6 +18,7 @@ import {
   OrchestrationContext,
   OrchestrationFunction,
   OrchestrationStatus,
+  Provider,
   RepriseError,
   RetryPolicy,
   Runtime,
@@ -318,3 +321,49 @@ function ctxTask(def: typeof getUser): Task<User> {
 }
 
 void main;
+
+// duroxide-node's surface: key-value store, queues, sessions and tags, ActivityContext
+// fields, typed variants, result shapes.
+async function duroxideSurface(client: Client, runtime: Runtime) {
+  runtime.registerActivity('Who', (ctx) => {
+    expectType<string | null>(ctx.workerId);
+    expectType<string | null>(ctx.sessionId);
+    expectType<string | null>(ctx.tag());
+    expectType<boolean>(ctx.isCancelled());
+    expectType<Client>(ctx.getClient());
+    expectType<string | null>(ctx.orchestrationName);
+    return 1;
+  });
+  runtime.registerOrchestration('Kv', function* (ctx) {
+    ctx.setValue('k', 1);
+    expectType<string | null>(ctx.getValue('k'));
+    expectType<Record<string, string>>(ctx.getKvAllValues());
+    expectType<number>(ctx.pruneKvValuesUpdatedBefore(0));
+    const other = yield* ctx.getValueFromInstance('x', 'k');
+    assertEqual<typeof other, string | null>(true);
+    const msg = yield* ctx.dequeueEventTyped<{ n: number }>('jobs');
+    assertEqual<typeof msg, { n: number }>(true);
+    const tagged = yield* ctx.scheduleActivity<number>('Who').withTag('gpu');
+    assertEqual<typeof tagged, number>(true);
+    yield* ctx.scheduleActivityOnSession<number>('Who', null, 's1');
+    return other;
+  });
+  const removed = await client.deleteInstance('x', true);
+  assertEqual<typeof removed, DeleteInstanceResult>(true);
+  const count = await client.deleteInstance('x', { force: true });
+  assertEqual<typeof count, number>(true);
+  const ids = await client.listExecutions('x');
+  assertEqual<typeof ids, number[]>(true);
+  const details = await client.listExecutions('x', { details: true });
+  expectType<number>(details[0].eventCount);
+  expectType<string>(await client.waitForValue('x', 'k'));
+  expectType<Record<string, string>>(await client.getKvAllValues('x'));
+  expectType<number>((await client.getQueueDepths()).timerQueue);
+  expectType<number>((await client.getSystemMetrics()).totalEvents);
+  const history = await client.readExecutionHistory('x');
+  expectType<HistoryEventKind>(history[0].kind);
+  new Runtime({} as Provider, { orchestrationConcurrency: 0, workerTagFilter: { defaultAnd: ['gpu'] }, maxSessionsPerRuntime: 2 });
+  // @ts-expect-error: not a tag filter
+  new Runtime({} as Provider, { workerTagFilter: 'gpu' });
+}
+void duroxideSurface;
