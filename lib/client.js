@@ -380,7 +380,10 @@ class Client {
    * heartbeat of a live runtime removes it and releases its leases.
    */
   async listRuntimes() {
-    return JSON.parse(await nativeCall(this._native.listRuntimes()));
+    const runtimes = JSON.parse(await nativeCall(this._native.listRuntimes()));
+    // The built-in activities (`reprise.` names) are on every runtime: not listed.
+    for (const r of runtimes) r.activities = r.activities.filter((name) => !name.startsWith('reprise.'));
+    return runtimes;
   }
 
   /**
