@@ -184,7 +184,7 @@ async function replay(open, name, events) {
   await client.startOrchestration(name, 'FanThenWait', count);
   // Wait until the fan-out is in and the wait is recorded.
   for (;;) {
-    const history = await client.readExecutionHistory(name);
+    const history = await client.readStoredHistory(name);
     if (history.some((e) => e.kind === 'EventWaitStarted')) break;
     await new Promise((r) => setTimeout(r, 50));
   }

@@ -83,7 +83,7 @@ const psql = (sql) => run('psql', [databaseUrl, '-v', 'ON_ERROR_STOP=1', '-q', '
 
 /** True once instance `id`'s current execution has an event of `kind`. */
 async function hasEvent(client, id, kind) {
-  return (await client.readExecutionHistory(id)).some((e) => e.kind === kind);
+  return (await client.readStoredHistory(id)).some((e) => e.kind === kind);
 }
 
 async function child(location) {
@@ -162,7 +162,7 @@ async function snapshot(provider) {
   for (const info of instances) {
     const id = info.instanceId;
     const executions = [];
-    for (const e of await client.listExecutions(id)) executions.push({ ...e, history: await client.readExecutionHistory(id, e.executionId) });
+    for (const e of await client.listExecutions(id, { details: true })) executions.push({ ...e, history: await client.readStoredHistory(id, e.executionId) });
     out[id] = { info: await client.getInstanceInfo(id), status: await client.getStatus(id), executions };
   }
   return out;
