@@ -93,11 +93,6 @@ pub(super) fn connect_failure(
         return super::config::connect_error(target, e);
     };
     let hint = match (failure, options.get_ssl_mode()) {
-        // sqlx 0.8 skips the name check of verify-ca only for rustls's older name error;
-        // current rustls reports another, so verify-ca checks the name too.
-        (Failure::WrongName, PgSslMode::VerifyCa) => {
-            "; this build checks the host name under verify-ca too: connect with a host name the certificate names, or use sslmode=require"
-        }
         (Failure::WrongName, _) => {
             "; connect with a host name the certificate names, or use sslmode=verify-ca"
         }
@@ -108,6 +103,14 @@ pub(super) fn connect_failure(
             "; enable ssl on the server, or use sslmode=prefer or disable"
         }
         (Failure::Other, _) => "",
+    };
+    // rustls before 0.23.24 names the name error without the name.
+    let detail = match failure {
+        Failure::WrongName => format!(
+            "the server's certificate is not valid for name \"{}\" ({detail})",
+            options.get_host()
+        ),
+        _ => detail,
     };
     StoreError::Config(format!(
         "TLS/certificate failure connecting to PostgreSQL at {target} with sslmode={}: {detail}{hint}",
@@ -143,10 +146,9 @@ fn tls_failure(e: &sqlx::Error) -> Option<(Failure, String)> {
         sqlx::Error::Io(io) => {
             let tls = io.get_ref()?.downcast_ref::<rustls::Error>()?;
             let failure = match tls {
-                rustls::Error::InvalidCertificate(
-                    rustls::CertificateError::NotValidForName
-                    | rustls::CertificateError::NotValidForNameContext { .. },
-                ) => Failure::WrongName,
+                rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName) => {
+                    Failure::WrongName
+                }
                 rustls::Error::InvalidCertificate(_) => Failure::Untrusted,
                 _ => Failure::Other,
             };
