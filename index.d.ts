@@ -175,6 +175,12 @@ export interface RetryPolicy {
   maxDelayMs?: number;
   /** Per attempt, in ms: an attempt running longer fails with `ERR_TIMEOUT` (and its `ctx.signal` fires). */
   timeoutMs?: number;
+  /**
+   * All attempts together, in ms from when the activity was scheduled: a retry that would
+   * start later is not made (the last error is final), and a running attempt is timed out
+   * when the budget runs out.
+   */
+  totalTimeoutMs?: number;
   /** Randomize each delay between half and all of it. */
   jitter?: boolean;
 }

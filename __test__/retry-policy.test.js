@@ -1,6 +1,6 @@
 'use strict';
 // scheduleActivityWithRetry: fixed, linear and exponential backoff retried on the worker side
-// (the exact delays are in retry-values.test.js), and timeoutMs bounding each attempt.
+// (the exact delays are in retry-values.test.js), and timeoutMs and totalTimeoutMs bounding attempts.
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const { startEnv } = require('./helpers');
@@ -75,6 +75,42 @@ test('a retry policy timeoutMs bounds each attempt: the signal fires and the las
       { attempt: 1, reason: 'the activity timed out' },
       { attempt: 2, reason: 'the activity timed out' },
     ]);
+  } finally {
+    await env.drop();
+  }
+});
+
+test('a retry policy totalTimeoutMs bounds all attempts: no retry starts after it, and a running attempt is cut', async () => {
+  const attempts = [];
+  const env = await startEnv((rt) => {
+    rt.registerActivity('Fails', async (ctx) => {
+      attempts.push(ctx.attempt);
+      throw new Error(`failed on attempt ${ctx.attempt}`);
+    });
+    rt.registerActivity('Hangs', (ctx) => new Promise((resolve) => ctx.signal.addEventListener('abort', () => resolve('too late'))));
+    rt.registerOrchestration('Budget', function* (ctx) {
+      const out = {};
+      try {
+        yield ctx.scheduleActivityWithRetry('Fails', null, { maxAttempts: 1000, backoff: 'fixed', initialDelayMs: 100, totalTimeoutMs: 450 });
+      } catch (e) {
+        out.fails = e.message;
+      }
+      try {
+        yield ctx.scheduleActivityWithRetry('Hangs', null, { maxAttempts: 3, timeoutMs: 60000, totalTimeoutMs: 200 });
+      } catch (e) {
+        out.hangs = e.code;
+      }
+      return out;
+    });
+  });
+  try {
+    await env.client.startOrchestration('budget', 'Budget');
+    const r = await env.client.waitForOrchestration('budget', 15000);
+    assert.equal(r.status, 'Completed', JSON.stringify(r));
+    // Attempts at about 0, 100, 200, 300, 400 ms; the next would start after 450 ms.
+    assert.ok(attempts.length >= 2 && attempts.length <= 5, `attempts: ${attempts}`);
+    assert.equal(r.output.fails, `failed on attempt ${attempts.length}`, 'the last error is final');
+    assert.equal(r.output.hangs, 'ERR_TIMEOUT', 'the budget times out the attempt long before its own 60 s');
   } finally {
     await env.drop();
   }

@@ -132,7 +132,7 @@ test('metricsPrometheus and retry policy options: unknown keys are refused with 
     const ctx = new OrchestrationContext({ instanceId: 'i', executionId: 1, name: 'O', version: '1.0.0', commands: [], customStatus: null });
     assert.throws(
       () => ctx.scheduleActivityWithRetry('A', 1, { maxAttempts: 2, maxRetries: 3 }),
-      invalid('retryPolicy.maxRetries is not a retry policy option (known: maxAttempts, backoff, initialDelayMs, maxDelayMs, timeoutMs, jitter)'),
+      invalid('retryPolicy.maxRetries is not a retry policy option (known: maxAttempts, backoff, initialDelayMs, maxDelayMs, timeoutMs, totalTimeoutMs, jitter)'),
     );
   } finally {
     await env.drop();

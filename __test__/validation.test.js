@@ -43,7 +43,8 @@ test('retry policies: maxAttempts is required, numbers are integers in range, ba
   refused({ maxAttempts: 2, backoff: null }, "retryPolicy.backoff must be 'fixed', 'exponential' or 'linear', got null");
   refused({ maxAttempts: 2, jitter: 'yes' }, 'retryPolicy.jitter must be a boolean, got "yes"');
   refused({ maxAttempts: 2, jitter: 1 }, 'retryPolicy.jitter must be a boolean, got number 1');
-  refused({ maxAttempts: 2, retries: 1 }, 'retryPolicy.retries is not a retry policy option (known: maxAttempts, backoff, initialDelayMs, maxDelayMs, timeoutMs, jitter)');
+  refused({ maxAttempts: 2, retries: 1 }, 'retryPolicy.retries is not a retry policy option (known: maxAttempts, backoff, initialDelayMs, maxDelayMs, timeoutMs, totalTimeoutMs, jitter)');
+  refused({ maxAttempts: 2, totalTimeoutMs: 0 }, 'retryPolicy.totalTimeoutMs must be an integer >= 1, got number 0');
   refused(null, 'retryPolicy must be an object, got null');
 
   // The smallest valid values, and what the defaults fill in.

@@ -58,7 +58,7 @@ const BACKOFFS = new Set(['fixed', 'exponential', 'linear']);
 /** Most attempts of a retry policy: attempts are counted in a 32-bit signed column. */
 const MAX_ATTEMPTS = 2 ** 31 - 1;
 
-const RETRY_POLICY_KEYS = ['maxAttempts', 'backoff', 'initialDelayMs', 'maxDelayMs', 'timeoutMs', 'jitter'];
+const RETRY_POLICY_KEYS = ['maxAttempts', 'backoff', 'initialDelayMs', 'maxDelayMs', 'timeoutMs', 'totalTimeoutMs', 'jitter'];
 
 function checkRetryPolicy(policy) {
   if (!policy || typeof policy !== 'object') {
@@ -85,6 +85,8 @@ function checkRetryPolicy(policy) {
   else if (longestDelay(out) > MAX_DURATION_MS) out.maxDelayMs = MAX_DURATION_MS; // growth stops at the maximum
   const timeout = duration('timeoutMs', 1);
   if (timeout !== undefined) out.timeoutMs = timeout;
+  const total = duration('totalTimeoutMs', 1);
+  if (total !== undefined) out.totalTimeoutMs = total;
   if (policy.jitter !== undefined && typeof policy.jitter !== 'boolean') {
     throw new InvalidArgumentError(`retryPolicy.jitter must be a boolean, got ${describe(policy.jitter)}`);
   }

@@ -82,11 +82,36 @@ pub struct RetryPolicy {
     pub max_delay_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
+    /// Budget for all attempts together, from when the activity was scheduled: no attempt
+    /// starts after it, and a running one is timed out when it runs out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_timeout_ms: Option<u64>,
     #[serde(default)]
     pub jitter: bool,
 }
 
 impl RetryPolicy {
+    /// How long attempt `attempt_start` may run: its own timeout (else `default_ms`), cut
+    /// to what is left of the total budget of an activity scheduled at `scheduled_at`.
+    pub fn attempt_timeout(&self, default_ms: u64, scheduled_at: i64, now: i64) -> u64 {
+        let own = self.timeout_ms.unwrap_or(default_ms);
+        match self.total_timeout_ms {
+            Some(total) => {
+                let spent = now.saturating_sub(scheduled_at).max(0) as u64;
+                own.min(total.saturating_sub(spent))
+            }
+            None => own,
+        }
+    }
+
+    /// Whether a retry due at `retry_at` would start after the total budget of an activity
+    /// scheduled at `scheduled_at`.
+    pub fn out_of_time(&self, scheduled_at: i64, retry_at: i64) -> bool {
+        self.total_timeout_ms.is_some_and(|total| {
+            retry_at.saturating_sub(scheduled_at) > total.min(i64::MAX as u64) as i64
+        })
+    }
+
     /// Delay before attempt `next_attempt` (2 for the first retry), without jitter.
     pub fn delay_before(&self, next_attempt: u32) -> u64 {
         let n = next_attempt.saturating_sub(1).max(1) as u64;
@@ -485,6 +510,35 @@ mod tests {
     }
 
     #[test]
+    fn a_total_timeout_bounds_attempts_and_retries() {
+        let p = RetryPolicy {
+            max_attempts: 10,
+            backoff: Backoff::Fixed,
+            initial_delay_ms: 100,
+            max_delay_ms: None,
+            timeout_ms: Some(400),
+            total_timeout_ms: Some(1_000),
+            jitter: false,
+        };
+        assert_eq!(p.attempt_timeout(5_000, 0, 0), 400, "its own timeout first");
+        assert_eq!(
+            p.attempt_timeout(5_000, 0, 800),
+            200,
+            "then what is left of the budget"
+        );
+        assert_eq!(p.attempt_timeout(5_000, 0, 2_000), 0);
+        assert!(!p.out_of_time(0, 1_000));
+        assert!(p.out_of_time(0, 1_001));
+        let unbounded = RetryPolicy {
+            total_timeout_ms: None,
+            timeout_ms: None,
+            ..p
+        };
+        assert_eq!(unbounded.attempt_timeout(5_000, 0, 10_000), 5_000);
+        assert!(!unbounded.out_of_time(0, i64::MAX));
+    }
+
+    #[test]
     fn retry_delays_follow_the_backoff() {
         let mut p = RetryPolicy {
             max_attempts: 5,
@@ -492,6 +546,7 @@ mod tests {
             initial_delay_ms: 100,
             max_delay_ms: Some(350),
             timeout_ms: None,
+            total_timeout_ms: None,
             jitter: false,
         };
         assert_eq!(

@@ -90,11 +90,12 @@ pub(super) async fn dispatch_activities(inner: &Arc<Inner>, items: Vec<ActivityI
             session_id: item.session_id.as_deref(),
             tag: item.tag.as_deref(),
         }));
-        let timeout = item
-            .retry
-            .as_ref()
-            .and_then(|r| r.timeout_ms)
-            .unwrap_or(inner.options.activity_timeout_ms);
+        let timeout = match &item.retry {
+            Some(r) => {
+                r.attempt_timeout(inner.options.activity_timeout_ms, item.created_at, now_ms())
+            }
+            None => inner.options.activity_timeout_ms,
+        };
         let timeout = Duration::from_millis(timeout);
         if timeout < lease_period(inner) {
             // Shorter than the lease keeper's tick: give it its own timer.
@@ -239,6 +240,17 @@ pub(super) async fn retry_if_allowed(
     if policy.jitter && delay > 0 {
         delay = rand::random_range(delay / 2..=delay);
     }
+    let retry_at = now_ms().saturating_add(delay.min(i64::MAX as u64) as i64);
+    if policy.out_of_time(item.created_at, retry_at) {
+        info!(
+            instance_id = %item.instance_id,
+            activity = %item.name,
+            attempt = item.attempt,
+            total_timeout_ms = policy.total_timeout_ms,
+            "activity attempt failed and the retry would start after the total timeout; it fails"
+        );
+        return false;
+    }
     inc(&inner.metrics.activity_retries);
     info!(
         instance_id = %item.instance_id,
@@ -250,9 +262,8 @@ pub(super) async fn retry_if_allowed(
         error = %error.message,
         "activity attempt failed; retrying"
     );
-    // Policies are checked in JavaScript (delays at most 100 years), but one stored by an
-    // older version may ask for more: a due time must never overflow.
-    let retry_at = now_ms().saturating_add(delay.min(i64::MAX as u64) as i64);
+    // (Policies are checked in JavaScript, delays at most 100 years, but one stored by an
+    // older version may ask for more: `retry_at` saturates rather than overflow.)
     // Like a result, a retry finished while the store is unreachable is recorded once it is
     // back: giving the row up would run the failed attempt again.
     let mut pause = Duration::from_millis(100);

@@ -326,6 +326,7 @@ fn retry_policy() -> RetryPolicy {
         initial_delay_ms: 250,
         max_delay_ms: Some(1_000),
         timeout_ms: None,
+        total_timeout_ms: None,
         jitter: false,
     }
 }

@@ -198,6 +198,7 @@ fn a_retry_policy_without_a_backoff_is_exponential() {
             initial_delay_ms: 0,
             max_delay_ms: None,
             timeout_ms: None,
+            total_timeout_ms: None,
             jitter: false,
         }
     );
