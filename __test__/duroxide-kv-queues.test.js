@@ -237,3 +237,37 @@ test('bad session ids, tags and keys are refused with the field named', async ()
     await env.drop();
   }
 });
+
+test('retryInstance sets the key-value store back with the history it rewinds', async () => {
+  let failures = 1;
+  const env = await startEnv((rt) => {
+    rt.registerActivity('FailsOnce', () => {
+      if (failures-- > 0) throw new Error('not yet');
+      return 'ok';
+    });
+    rt.registerOrchestration('Rewound', function* (ctx) {
+      ctx.setValue('phase', 'started');
+      yield ctx.scheduleTimer(1);
+      try {
+        yield ctx.scheduleActivity('FailsOnce');
+      } catch (e) {
+        ctx.setValue('failedOnce', 'yes');
+        ctx.clearValue('phase');
+        throw e;
+      }
+      ctx.setValue('after', 'done');
+      return ctx.getKvAllValues();
+    });
+  });
+  try {
+    await env.client.startOrchestration('kv-rewind', 'Rewound');
+    assert.equal((await env.client.waitForOrchestration('kv-rewind', 10000)).status, 'Failed');
+    assert.deepEqual(await env.client.getKvAllValues('kv-rewind'), { failedOnce: 'yes' });
+    await env.client.retryInstance('kv-rewind');
+    const done = await env.client.waitForOrchestration('kv-rewind', 10000);
+    assert.deepEqual(done.output, { phase: 'started', after: 'done' });
+    assert.deepEqual(await env.client.getKvAllValues('kv-rewind'), { phase: 'started', after: 'done' }, 'the failed path left nothing');
+  } finally {
+    await env.drop();
+  }
+});

@@ -5,7 +5,7 @@
 //! execution was waiting for at that point is put back in flight. Activities that had
 //! succeeded before the failure stay in history and are not run again.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::history::{Event, HistoryRow, Message, Payload};
 use super::turn::ActivityRequest;
@@ -29,6 +29,17 @@ pub struct RewindPlan {
     pub open_children: Vec<(u32, String)>,
     /// The custom status of the kept history, when removed events had changed it.
     pub custom_status: Option<Option<Payload>>,
+    /// The key-value store of the kept history, `(key, value, updated_at)`, when removed
+    /// events had written to it: the store is set back to exactly this.
+    pub kv: Option<Vec<(String, String, i64)>>,
+}
+
+/// A key-value entry as continue-as-new carries it (`ExecutionStarted.kv`).
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CarriedValue {
+    value: String,
+    updated_at: i64,
 }
 
 fn is_arrival(event: &Event) -> bool {
@@ -108,6 +119,7 @@ pub fn plan_rewind(execution_id: u64, history: &[HistoryRow]) -> Result<RewindPl
     let mut settled: HashSet<u32> = HashSet::new();
     let mut custom_status = None;
     let mut orchestration = (String::new(), None);
+    let mut kv: BTreeMap<String, (String, i64)> = BTreeMap::new();
     for row in kept {
         match &row.event {
             Event::ActivityScheduled { task, .. }
@@ -127,11 +139,30 @@ pub fn plan_rewind(execution_id: u64, history: &[HistoryRow]) -> Result<RewindPl
                 custom_status: carried,
                 name,
                 version,
+                kv: carried_kv,
                 ..
             } => {
                 custom_status = carried.clone();
                 orchestration = (name.clone(), version.clone());
+                if let Some(carried_kv) = carried_kv {
+                    // Written by the driver; an unreadable one leaves the store as it is.
+                    if let Ok(map) =
+                        serde_json::from_str::<BTreeMap<String, CarriedValue>>(carried_kv.get())
+                    {
+                        kv = map
+                            .into_iter()
+                            .map(|(k, v)| (k, (v.value, v.updated_at)))
+                            .collect();
+                    }
+                }
             }
+            Event::KvSet { key, value } => {
+                kv.insert(key.clone(), (value.clone(), row.ts));
+            }
+            Event::KvCleared { key } => {
+                kv.remove(key);
+            }
+            Event::KvClearedAll {} => kv.clear(),
             Event::CustomStatusSet { value } => custom_status = Some(value.clone()),
             _ => {}
         }
@@ -148,6 +179,7 @@ pub fn plan_rewind(execution_id: u64, history: &[HistoryRow]) -> Result<RewindPl
     // Results that had arrived are delivered again rather than redone.
     let mut delivered: HashSet<u32> = HashSet::new();
     let mut status_changed = false;
+    let mut kv_changed = false;
     for row in removed {
         let message = match &row.event {
             Event::ActivityCompleted { task, result } if open(task) => Message::ActivityCompleted {
@@ -176,6 +208,10 @@ pub fn plan_rewind(execution_id: u64, history: &[HistoryRow]) -> Result<RewindPl
             }
             Event::CustomStatusSet { .. } => {
                 status_changed = true;
+                continue;
+            }
+            Event::KvSet { .. } | Event::KvCleared { .. } | Event::KvClearedAll {} => {
+                kv_changed = true;
                 continue;
             }
             _ => continue,
@@ -236,6 +272,11 @@ pub fn plan_rewind(execution_id: u64, history: &[HistoryRow]) -> Result<RewindPl
         messages,
         open_children,
         custom_status: status_changed.then_some(custom_status),
+        kv: kv_changed.then(|| {
+            kv.into_iter()
+                .map(|(key, (value, updated_at))| (key, value, updated_at))
+                .collect()
+        }),
     })
 }
 

@@ -93,5 +93,27 @@ async fn rewind_in(
     }
     insert_activities(conn, instance_id, w.execution_id, now, &plan.activities).await?;
     QueueRows::of(&w.messages).insert(conn).await?;
+    if let Some(entries) = &plan.kv {
+        // The removed events had written values: the store goes back to the kept history's.
+        sqlx::query("DELETE FROM kv WHERE instance_id = $1")
+            .bind(instance_id)
+            .execute(&mut *conn)
+            .await?;
+        let (keys, values, times): (Vec<&str>, Vec<&str>, Vec<i64>) = entries
+            .iter()
+            .map(|(k, v, t)| (k.as_str(), v.as_str(), *t))
+            .collect();
+        sqlx::query(
+            "INSERT INTO kv (instance_id, key, value, updated_at)
+             SELECT $1, e.key, e.value, e.updated_at
+             FROM UNNEST($2::text[], $3::text[], $4::bigint[]) AS e(key, value, updated_at)",
+        )
+        .bind(instance_id)
+        .bind(keys)
+        .bind(values)
+        .bind(times)
+        .execute(&mut *conn)
+        .await?;
+    }
     Ok(true)
 }

@@ -83,5 +83,20 @@ fn rewind_in(
     }
     insert_activities(db, instance_id, w.execution_id, now, &plan.activities, None)?;
     insert_messages(db, &w.messages)?;
+    if let Some(entries) = &plan.kv {
+        // The removed events had written values: the store goes back to the kept history's.
+        execute(
+            db,
+            "DELETE FROM kv WHERE instance_id = ?1",
+            params![instance_id],
+        )?;
+        for (key, value, updated_at) in entries {
+            execute(
+                db,
+                "INSERT INTO kv (instance_id, key, value, updated_at) VALUES (?1, ?2, ?3, ?4)",
+                params![instance_id, key, value, updated_at],
+            )?;
+        }
+    }
     Ok(true)
 }
