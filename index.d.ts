@@ -817,6 +817,8 @@ export interface RuntimeInfo {
   alive: boolean;
   orchestrations: { name: string; versions: string[] }[];
   activities: string[];
+  /** Which tagged activities it takes. */
+  workerTagFilter: WorkerTagFilter;
 }
 
 export interface QueueDepths {

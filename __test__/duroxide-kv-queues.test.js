@@ -80,7 +80,7 @@ function register(rt) {
     const plain = yield ctx.scheduleActivity('Who');
     const session = yield ctx.scheduleActivityOnSession('Who', null, 'sess-1');
     const withOptions = yield ctx.scheduleActivity('Who', null, { sessionId: 'sess-2' });
-    const tagged = yield ctx.scheduleActivity('Who').withTag('default-ok');
+    const tagged = yield ctx.scheduleActivity('Who').withTag('gpu');
     const viaClient = yield ctx.scheduleActivity('UseClient', `${ctx.instanceId}-wipe`);
     const typed = yield ctx.scheduleActivityTyped('Echo', JSON.stringify({ a: 1 }));
     const untyped = yield ctx.scheduleActivity('Echo', JSON.stringify({ a: 1 }));
@@ -179,7 +179,7 @@ test('event queues: kept before the instance exists, FIFO, one dequeue each, kep
 });
 
 test('ActivityContext fields, getClient, sessions and tags accepted, typed variants parse once more', async () => {
-  const env = await startEnv(register);
+  const env = await startEnv(register, { workerTagFilter: { defaultAnd: ['gpu'] } });
   try {
     await env.client.startOrchestration('acts', 'Acts');
     await eventually(async () => (await env.client.readExecutionHistory('acts')).some((e) => e.kind === 'ExternalSubscribed'), 10000, 'the wait');
@@ -200,7 +200,7 @@ test('ActivityContext fields, getClient, sessions and tags accepted, typed varia
     });
     assert.equal(out.session.sessionId, 'sess-1');
     assert.equal(out.withOptions.sessionId, 'sess-2');
-    assert.equal(out.tagged.tag, 'default-ok');
+    assert.equal(out.tagged.tag, 'gpu');
     assert.deepEqual(out.viaClient, { b: '2' }, 'the Wipe instance the activity started and waited for');
     assert.deepEqual(out.typed, { a: 1 });
     assert.equal(out.untyped, JSON.stringify({ a: 1 }));
@@ -208,7 +208,7 @@ test('ActivityContext fields, getClient, sessions and tags accepted, typed varia
     assert.deepEqual(out.event, { b: 2 });
     const scheduled = (await env.client.readExecutionHistory('acts')).filter((e) => e.kind === 'ActivityScheduled');
     assert.equal(scheduled[1].data.sessionId, 'sess-1');
-    assert.equal(scheduled[3].data.tag, 'default-ok');
+    assert.equal(scheduled[3].data.tag, 'gpu');
   } finally {
     await env.drop();
   }

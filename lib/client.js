@@ -32,6 +32,14 @@ function parseStatus(text) {
   };
 }
 
+/** The engine's `{mode, tags?}` as a `workerTagFilter` (a runtime that recorded none: 'defaultOnly'). */
+function tagFilterOf(tags) {
+  if (!tags || !tags.mode) return 'defaultOnly';
+  if (tags.mode === 'tags') return { tags: tags.tags };
+  if (tags.mode === 'defaultAnd') return { defaultAnd: tags.tags };
+  return tags.mode;
+}
+
 /** An instance's info with duroxide-node's names for the same facts beside reprise's. */
 function withDuroxideNames(info) {
   return {
@@ -381,9 +389,12 @@ class Client {
    */
   async listRuntimes() {
     const runtimes = JSON.parse(await nativeCall(this._native.listRuntimes()));
-    // The built-in activities (`reprise.` names) are on every runtime: not listed.
-    for (const r of runtimes) r.activities = r.activities.filter((name) => !name.startsWith('reprise.'));
-    return runtimes;
+    return runtimes.map(({ tags, ...r }) => ({
+      ...r,
+      // The built-in activities (`reprise.` names) are on every runtime: not listed.
+      activities: r.activities.filter((name) => !name.startsWith('reprise.')),
+      workerTagFilter: tagFilterOf(tags),
+    }));
   }
 
   /**

@@ -95,6 +95,12 @@ const STRING_OPTIONS = {
   serviceVersion: (value) => checkServiceField(value, 'options.serviceVersion'),
 };
 
+/** A checked `workerTagFilter` as the engine reads it: `{mode, tags?}`. */
+function engineTagFilter(filter) {
+  if (typeof filter === 'string') return { mode: filter };
+  return 'tags' in filter ? { mode: 'tags', tags: filter.tags } : { mode: 'defaultAnd', tags: filter.defaultAnd };
+}
+
 /** The engine's options, and the routing ones kept in JavaScript: `[engine, routing]`. */
 function checkOptions(options) {
   const out = { host: os.hostname() };
@@ -304,6 +310,7 @@ class Runtime {
     const registry = {
       orchestrations: Object.fromEntries([...this._orchestrations].map(([n, v]) => [n, [...v.keys()]])),
       activities: [...this._activities.keys()],
+      tags: engineTagFilter(this._routing.workerTagFilter),
     };
     this._native.setDriver((message) => this._onMessage(message));
     this._starting = nativeCall(this._native.start(JSON.stringify(registry)));

@@ -70,6 +70,8 @@ struct OptionsIn {
 struct RegistryIn {
     orchestrations: std::collections::HashMap<String, Vec<String>>,
     activities: Vec<String>,
+    #[serde(default)]
+    tags: crate::store::TagFilter,
 }
 
 #[napi]
@@ -143,6 +145,7 @@ impl NativeRuntime {
             Registry {
                 orchestrations: r.orchestrations,
                 activities: r.activities.into_iter().collect(),
+                tags: r.tags,
             },
         )
         .await

@@ -264,6 +264,8 @@ pub struct RuntimeView {
     alive: bool,
     orchestrations: serde_json::Value,
     activities: serde_json::Value,
+    /// The tag filter, as `{mode, tags?}` (`null` from a version that did not record it).
+    tags: serde_json::Value,
 }
 
 impl From<&RuntimeInfo> for RuntimeView {
@@ -285,6 +287,10 @@ impl From<&RuntimeInfo> for RuntimeView {
             alive: r.alive(),
             orchestrations: list("orchestrations"),
             activities: list("activities"),
+            tags: capabilities
+                .get("tags")
+                .cloned()
+                .unwrap_or(serde_json::Value::Null),
         }
     }
 }

@@ -10,7 +10,12 @@ pub(super) async fn activity_loop(inner: Arc<Inner>) {
         }
         match inner
             .provider
-            .claim_activities(&inner.owner, inner.options.lease_ms, slots)
+            .claim_activities(
+                &inner.owner,
+                inner.options.lease_ms,
+                slots,
+                &inner.registry.tags,
+            )
             .await
         {
             Ok(items) if !items.is_empty() => {

@@ -30,7 +30,8 @@ use crate::engine::{
 };
 use crate::store::{
     now_ms, ActivityItem, ActivityResult, DirectClaim, KnownHistories, Lease, OrchestrationClaim,
-    OrchestrationItem, QueueDepths, RuntimeRegistration, SharedProvider, StoreError, TurnCommit,
+    OrchestrationItem, QueueDepths, RuntimeRegistration, SharedProvider, StoreError, TagFilter,
+    TurnCommit,
 };
 use activities::*;
 use cache::GeneratorCache;
@@ -108,6 +109,8 @@ impl Default for RuntimeOptions {
 pub struct Registry {
     pub orchestrations: HashMap<String, Vec<String>>,
     pub activities: HashSet<String>,
+    /// Which tagged activities this process takes (`workerTagFilter`).
+    pub tags: TagFilter,
 }
 
 impl Registry {
@@ -125,7 +128,7 @@ impl Registry {
         orchestrations.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
         let mut activities: Vec<_> = self.activities.iter().cloned().collect();
         activities.sort();
-        serde_json::json!({ "orchestrations": orchestrations, "activities": activities })
+        serde_json::json!({ "orchestrations": orchestrations, "activities": activities, "tags": self.tags })
             .to_string()
     }
 

@@ -66,7 +66,10 @@ pub(super) fn reserve_direct_claims(inner: &Inner, outcome: &TurnOutcome) -> usi
     let runnable = outcome
         .activities
         .iter()
-        .take_while(|a| inner.registry.activities.contains(&a.name))
+        .take_while(|a| {
+            inner.registry.activities.contains(&a.name)
+                && inner.registry.tags.accepts(a.tag.as_deref())
+        })
         .count();
     if runnable == 0 {
         return 0;

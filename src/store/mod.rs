@@ -235,11 +235,13 @@ pub trait Provider: Send + Sync + 'static {
         delay_ms: i64,
         count_delivery: bool,
     ) -> Result<()>;
+    /// Claims up to `max` visible activities whose tag `tags` accepts, oldest first.
     async fn claim_activities(
         &self,
         owner: &str,
         lease_ms: i64,
         max: usize,
+        tags: &TagFilter,
     ) -> Result<Vec<ActivityItem>>;
     /// Records an activity's final outcome for its instance; `false` if the lease was lost
     /// or the activity was cancelled meanwhile (the result is dropped).

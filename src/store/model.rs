@@ -442,3 +442,45 @@ pub struct InstanceStats {
     /// Bytes of the values (UTF-8).
     pub kv_value_bytes: u64,
 }
+
+/// Which activities a runtime takes by tag (duroxide-node's `workerTagFilter`). A claim
+/// takes an activity only when the filter accepts its tag (untagged: `None`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "mode", content = "tags", rename_all = "camelCase")]
+pub enum TagFilter {
+    /// Untagged activities only.
+    #[default]
+    DefaultOnly,
+    Any,
+    /// No activities at all.
+    None,
+    /// Only activities with one of these tags.
+    Tags(Vec<String>),
+    /// Untagged activities and those with one of these tags.
+    DefaultAnd(Vec<String>),
+}
+
+impl TagFilter {
+    pub fn accepts(&self, tag: Option<&str>) -> bool {
+        let listed = |tags: &Vec<String>, t: &str| tags.iter().any(|x| x == t);
+        match self {
+            TagFilter::Any => true,
+            TagFilter::None => false,
+            TagFilter::DefaultOnly => tag.is_none(),
+            TagFilter::Tags(tags) => tag.is_some_and(|t| listed(tags, t)),
+            TagFilter::DefaultAnd(tags) => tag.is_none_or(|t| listed(tags, t)),
+        }
+    }
+
+    /// The filter as a claim statement's parameters: `(any, untagged, tags)`, for
+    /// `any OR (tag IS NULL AND untagged) OR tag IN tags`.
+    pub fn claim_params(&self) -> (bool, bool, Vec<String>) {
+        match self {
+            TagFilter::Any => (true, true, Vec::new()),
+            TagFilter::None => (false, false, Vec::new()),
+            TagFilter::DefaultOnly => (false, true, Vec::new()),
+            TagFilter::Tags(tags) => (false, false, tags.clone()),
+            TagFilter::DefaultAnd(tags) => (false, true, tags.clone()),
+        }
+    }
+}

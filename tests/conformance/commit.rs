@@ -338,7 +338,10 @@ pub async fn a_turn_of_thousands_of_rows_commits(p: SharedProvider) {
     assert_eq!(history(&p, "wide", None).await.len(), 1 + N as usize);
     let mut done = 0;
     loop {
-        let items = p.claim_activities("W", LONG_LEASE, 1_000).await.unwrap();
+        let items = p
+            .claim_activities("W", LONG_LEASE, 1_000, &reprise::store::TagFilter::Any)
+            .await
+            .unwrap();
         if items.is_empty() {
             break;
         }

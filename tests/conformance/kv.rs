@@ -1,9 +1,10 @@
 //! The per-instance key-value store and what an activity row carries: writes applied in
 //! order with the turn (and not at all when the turn is fenced), read back by key, removed
-//! with the instance; an activity's session, tag and orchestration returned by its claim.
+//! with the instance; an activity's session, tag and orchestration returned by its claim,
+//! and claims that take only the tags their filter accepts.
 
 use reprise::engine::{ActivityRequest, Event, KvWrite};
-use reprise::store::{Deletion, KvEntry, SharedProvider};
+use reprise::store::{Deletion, KvEntry, SharedProvider, TagFilter};
 
 use super::{
     advance, assert_lease_lost, claim_one_activity, claim_only, payload, start_outcome,
@@ -129,4 +130,61 @@ pub async fn activity_rows_carry_session_tag_and_orchestration(p: SharedProvider
         ),
         (Some("s-1"), Some("gpu"), "Flow", Some("2.1.0"))
     );
+}
+
+/// A claim takes only the activities its tag filter accepts.
+pub async fn activity_claims_follow_the_tag_filter(p: SharedProvider) {
+    assert!(p
+        .create_instance(&start_request("tagged", "Flow", "null"))
+        .await
+        .unwrap());
+    let item = claim_only(&p, "O", LONG_LEASE, "tagged").await;
+    let mut outcome = start_outcome(&item);
+    for (task, tag) in [
+        (1, None),
+        (2, Some("gpu")),
+        (3, Some("cpu")),
+        (4, Some("big")),
+    ] {
+        outcome.activities.push(ActivityRequest {
+            task,
+            name: "A".to_owned(),
+            input: payload("null"),
+            retry: None,
+            session_id: None,
+            tag: tag.map(str::to_owned),
+            orchestration: "Flow".to_owned(),
+            orchestration_version: None,
+        });
+    }
+    p.commit_turn(turn_commit(&item, outcome)).await.unwrap();
+    let claim = |filter: TagFilter| {
+        let p = p.clone();
+        async move {
+            let mut tasks: Vec<u32> = p
+                .claim_activities("W", LONG_LEASE, 10, &filter)
+                .await
+                .unwrap()
+                .iter()
+                .map(|a| a.task)
+                .collect();
+            tasks.sort();
+            tasks
+        }
+    };
+    let listed = |tags: &[&str]| tags.iter().map(|t| t.to_string()).collect::<Vec<_>>();
+    assert_eq!(claim(TagFilter::None).await, Vec::<u32>::new());
+    assert_eq!(
+        claim(TagFilter::Tags(listed(&["gpu", "nope"]))).await,
+        vec![2]
+    );
+    assert_eq!(claim(TagFilter::DefaultOnly).await, vec![1]);
+    assert_eq!(
+        claim(TagFilter::DefaultAnd(listed(&["cpu"]))).await,
+        vec![3]
+    );
+    assert_eq!(claim(TagFilter::Any).await, vec![4]);
+    assert!(TagFilter::DefaultAnd(listed(&["cpu"])).accepts(None));
+    assert!(!TagFilter::Tags(listed(&["cpu"])).accepts(None));
+    assert!(!TagFilter::DefaultOnly.accepts(Some("cpu")));
 }

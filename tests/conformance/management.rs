@@ -307,7 +307,10 @@ pub async fn metrics_and_queue_depths(p: SharedProvider) {
             worker_delayed: 0,
         }
     );
-    let mut work = p.claim_activities("W", LONG_LEASE, 2).await.unwrap();
+    let mut work = p
+        .claim_activities("W", LONG_LEASE, 2, &reprise::store::TagFilter::Any)
+        .await
+        .unwrap();
     assert_eq!(work.len(), 2);
     let retried = work.pop().unwrap();
     assert!(p.retry_activity(&retried, far, 2).await.unwrap());

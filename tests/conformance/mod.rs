@@ -85,6 +85,7 @@ macro_rules! conformance_suite {
             claims::a_claim_reads_history_after_what_the_claimer_knows,
             kv::kv_writes_commit_with_their_turn,
             kv::activity_rows_carry_session_tag_and_orchestration,
+            kv::activity_claims_follow_the_tag_filter,
         );
     };
 }
@@ -163,7 +164,7 @@ pub async fn assert_nothing_claimable(p: &SharedProvider, owner: &str, why: &str
 }
 
 pub async fn claim_work(p: &SharedProvider, owner: &str, lease_ms: i64) -> Vec<ActivityItem> {
-    p.claim_activities(owner, lease_ms, 100)
+    p.claim_activities(owner, lease_ms, 100, &reprise::store::TagFilter::Any)
         .await
         .expect("claim_activities")
 }

@@ -51,12 +51,12 @@ async fn schemas_are_isolated() {
     schedule_activity(&mut outcome, 1, "Work", "0");
     a.commit_turn(turn_commit(&ia, outcome)).await.unwrap();
     assert!(b
-        .claim_activities("W", LONG_LEASE, 100)
+        .claim_activities("W", LONG_LEASE, 100, &reprise::store::TagFilter::Any)
         .await
         .unwrap()
         .is_empty());
     assert_eq!(
-        a.claim_activities("W", LONG_LEASE, 100)
+        a.claim_activities("W", LONG_LEASE, 100, &reprise::store::TagFilter::Any)
             .await
             .unwrap()
             .len(),
@@ -124,7 +124,10 @@ async fn two_providers_claiming_concurrently_never_share_work() {
             let owner = format!("W{c}");
             let mut mine = Vec::new();
             loop {
-                let items = p.claim_activities(&owner, LONG_LEASE, 5).await.unwrap();
+                let items = p
+                    .claim_activities(&owner, LONG_LEASE, 5, &reprise::store::TagFilter::Any)
+                    .await
+                    .unwrap();
                 if items.is_empty() {
                     break;
                 }

@@ -223,9 +223,10 @@ impl Provider for FaultyStore {
         owner: &str,
         lease_ms: i64,
         max: usize,
+        tags: &TagFilter,
     ) -> Result<Vec<ActivityItem>> {
         self.call("claim_activities", true, || {
-            self.inner.claim_activities(owner, lease_ms, max)
+            self.inner.claim_activities(owner, lease_ms, max, tags)
         })
         .await
     }

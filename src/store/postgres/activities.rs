@@ -8,18 +8,23 @@ use super::notify::Change;
 use super::PostgresProvider;
 use crate::engine::message_data;
 use crate::store::rows::activity_item;
-use crate::store::{ActivityItem, ActivityResult, OrchestrationClaim, OrchestrationItem, Result};
+use crate::store::{
+    ActivityItem, ActivityResult, OrchestrationClaim, OrchestrationItem, Result, TagFilter,
+};
 
 pub(super) async fn claim_activities(
     p: &PostgresProvider,
     owner: &str,
     lease_ms: i64,
     max: usize,
+    tags: &TagFilter,
 ) -> Result<Vec<ActivityItem>> {
+    let (any_tag, untagged, listed) = tags.claim_params();
     let rows = sqlx::query(
         "WITH candidates AS (
             SELECT seq, lock_owner AS previous_owner FROM worker_queue
             WHERE visible_at <= reprise_now_ms() AND lock_until <= reprise_now_ms()
+                AND ($4 OR (tag IS NULL AND $5) OR tag = ANY($6))
             ORDER BY seq LIMIT $3
             FOR UPDATE SKIP LOCKED
         )
@@ -33,6 +38,9 @@ pub(super) async fn claim_activities(
     .bind(owner)
     .bind(lease_ms)
     .bind(max as i64)
+    .bind(any_tag)
+    .bind(untagged)
+    .bind(listed)
     .fetch_all(&mut *p.pool.conn().await?)
     .await?;
     let mut items = rows.iter().map(activity_item).collect::<Result<Vec<_>>>()?;

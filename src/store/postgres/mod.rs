@@ -39,7 +39,7 @@ use crate::store::{
     ActivityAttempt, ActivityItem, ActivityResult, DeleteFilter, Deletion, ExecutionInfo,
     InstanceFilter, InstanceInfo, InstancePage, InstanceStats, KnownHistories, KvEntry, Lease,
     OrchestrationClaim, OrchestrationItem, Provider, QueueDepths, Reaped, Result, RuntimeInfo,
-    RuntimeRegistration, StoreError, SystemMetrics, TurnCommit, Wakers,
+    RuntimeRegistration, StoreError, SystemMetrics, TagFilter, TurnCommit, Wakers,
     DEFAULT_UNKNOWN_EVENT_TTL_MS,
 };
 pub use config::{application_name, channel_name, redact_url, validate_schema};
@@ -450,8 +450,9 @@ impl Provider for PostgresProvider {
         owner: &str,
         lease_ms: i64,
         max: usize,
+        tags: &TagFilter,
     ) -> Result<Vec<ActivityItem>> {
-        activities::claim_activities(self, owner, lease_ms, max).await
+        activities::claim_activities(self, owner, lease_ms, max, tags).await
     }
 
     async fn complete_activities(

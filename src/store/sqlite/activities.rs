@@ -11,16 +11,21 @@ use super::sql::{execute, query_rows, Sql};
 use super::SqliteProvider;
 use crate::store::rows::activity_item;
 use crate::store::writes::QueueInsert;
-use crate::store::{ActivityItem, ActivityResult, OrchestrationClaim, OrchestrationItem, Result};
+use crate::store::{
+    ActivityItem, ActivityResult, OrchestrationClaim, OrchestrationItem, Result, TagFilter,
+};
 
 pub(super) async fn claim_activities(
     p: &SqliteProvider,
     owner: &str,
     lease_ms: i64,
     max: usize,
+    tags: &TagFilter,
 ) -> Result<Vec<ActivityItem>> {
     let owner = owner.to_owned();
     let clock = p.clock.clone();
+    let (any_tag, untagged, listed) = tags.claim_params();
+    let listed = serde_json::to_string(&listed).expect("strings serialize");
     p.write(move |db| {
         let now = clock.now_ms();
         let mut items = query_rows(
@@ -29,9 +34,18 @@ pub(super) async fn claim_activities(
                 deliveries = deliveries + 1
              WHERE seq IN (
                 SELECT seq FROM worker_queue WHERE visible_at <= ?3 AND lock_until <= ?3
+                    AND (?5 OR (tag IS NULL AND ?6) OR tag IN (SELECT value FROM json_each(?7)))
                 ORDER BY seq LIMIT ?4)
              RETURNING *",
-            params![owner, now + lease_ms, now, max as i64],
+            params![
+                owner,
+                now + lease_ms,
+                now,
+                max as i64,
+                any_tag,
+                untagged,
+                listed
+            ],
             |r| activity_item(r),
         )?;
         items.sort_by_key(|i| i.seq);

@@ -36,7 +36,7 @@ use crate::store::{
     ActivityAttempt, ActivityItem, ActivityResult, Clock, DeleteFilter, Deletion, ExecutionInfo,
     InstanceFilter, InstanceInfo, InstancePage, InstanceStats, KnownHistories, KvEntry, Lease,
     OrchestrationClaim, OrchestrationItem, Provider, QueueDepths, Reaped, Result, RuntimeInfo,
-    RuntimeRegistration, StoreError, SystemMetrics, TurnCommit, Wakers,
+    RuntimeRegistration, StoreError, SystemMetrics, TagFilter, TurnCommit, Wakers,
     DEFAULT_UNKNOWN_EVENT_TTL_MS,
 };
 use writer::{spawn_writer, BatchCounters, WriteOp};
@@ -342,8 +342,9 @@ impl Provider for SqliteProvider {
         owner: &str,
         lease_ms: i64,
         max: usize,
+        tags: &TagFilter,
     ) -> Result<Vec<ActivityItem>> {
-        activities::claim_activities(self, owner, lease_ms, max).await
+        activities::claim_activities(self, owner, lease_ms, max, tags).await
     }
 
     async fn complete_activities(
