@@ -4,9 +4,9 @@
 // importable from ESM by name).
 const { SqliteProvider, PostgresProvider } = require('./lib/providers');
 const { Client } = require('./lib/client');
-const { Runtime } = require('./lib/runtime');
-const { OrchestrationContext, ActivityContext, defineActivity } = require('./lib/context');
-const { Task } = require('./lib/tasks');
+const { Runtime, MAX_WORKER_TAGS } = require('./lib/runtime');
+const { OrchestrationContext, ActivityContext, defineActivity, MAX_KV_KEYS, MAX_KV_VALUE_BYTES } = require('./lib/context');
+const { Task, MAX_TAG_NAME_BYTES } = require('./lib/tasks');
 const { prometheusText } = require('./lib/metrics');
 const { initTracing } = require('./lib/logging');
 const {
@@ -21,12 +21,8 @@ const {
   TaskFailedError,
 } = require('./lib/errors');
 
-// duroxide-node's limits, for code written against it: worker tags per runtime and the bytes
-// of a tag's name, per-instance key-value keys and the bytes of a value.
-const MAX_WORKER_TAGS = 5;
-const MAX_TAG_NAME_BYTES = 256;
-const MAX_KV_KEYS = 150;
-const MAX_KV_VALUE_BYTES = 65536;
+// duroxide-node's limits (worker tags per runtime, bytes of a tag's name, key-value keys per
+// instance, bytes of a value) come from the modules that enforce them.
 
 module.exports = {
   MAX_WORKER_TAGS,

@@ -4,10 +4,8 @@ const native = require('./native');
 const { InvalidArgumentError, NotFoundError, TaskFailedError, nativeCall } = require('./errors');
 const { ABORTED, checkEventOptions, unlessAborted } = require('./events');
 const { checkExact, checkInstanceId, checkName, checkOptionsObject, checkVersion, describe, toJson, MAX_EPOCH_MS } = require('./json');
-const { historyInDuroxideTerms } = require('./history');
-
-/** Prefix of the event names that carry event-queue messages (also in context.js). */
-const QUEUE_PREFIX = 'queue:';
+const { historyInDuroxideTerms, QUEUE_PREFIX } = require('./history');
+const { BUILTIN_PREFIX } = require('./context');
 
 function checkTimeout(timeoutMs) {
   if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0)) {
@@ -336,9 +334,9 @@ class Client {
     const executions = await this.listExecutions(instanceId, { details: true });
     const execution = executions.find((e) => e.executionId === executionId);
     if (!execution) return null;
-    const history = await this.readExecutionHistory(instanceId, executionId);
+    const history = await this.readStoredHistory(instanceId, executionId);
     const last = history[history.length - 1];
-    const ends = { OrchestrationCompleted: 'Completed', OrchestrationFailed: 'Failed', OrchestrationContinuedAsNew: 'ContinuedAsNew' };
+    const ends = { ExecutionCompleted: 'Completed', ExecutionFailed: 'Failed', ContinuedAsNew: 'ContinuedAsNew' };
     const status = (last && ends[last.kind]) || 'Running';
     const info = {
       executionId,
@@ -391,8 +389,8 @@ class Client {
     const runtimes = JSON.parse(await nativeCall(this._native.listRuntimes()));
     return runtimes.map(({ tags, ...r }) => ({
       ...r,
-      // The built-in activities (`reprise.` names) are on every runtime: not listed.
-      activities: r.activities.filter((name) => !name.startsWith('reprise.')),
+      // The built-in activities are on every runtime: not listed.
+      activities: r.activities.filter((name) => !name.startsWith(BUILTIN_PREFIX)),
       workerTagFilter: tagFilterOf(tags),
     }));
   }
@@ -467,14 +465,7 @@ class Client {
       filter.instanceIds.forEach((id, i) => checkInstanceId(id, `filter.instanceIds[${i}]`));
       ids = filter.instanceIds;
     } else {
-      const before = toTime(filter.completedBefore, 'filter.completedBefore');
-      ids = [];
-      let cursor = null;
-      do {
-        const page = await this.listInstances({ limit: 1000, cursor, createdBefore: before });
-        ids.push(...page.instances.map((i) => i.instanceId));
-        cursor = page.nextCursor;
-      } while (cursor);
+      ids = await this._allIds({ createdBefore: toTime(filter.completedBefore, 'filter.completedBefore') });
     }
     if (filter.limit !== undefined && filter.limit !== null) ids = ids.slice(0, checkCount(filter.limit, 'filter.limit', 1, MAX_U32));
     const result = { instancesProcessed: 0, executionsDeleted: 0, eventsDeleted: 0 };
@@ -498,9 +489,7 @@ class Client {
   /** Resolves when the instance is Completed or Failed; rejects with TimeoutError after `timeoutMs`. */
   async waitForOrchestration(instanceId, timeoutMs = 30000) {
     checkInstanceId(instanceId);
-    if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0)) {
-      throw new InvalidArgumentError(`timeoutMs must be a number >= 0, got ${describe(timeoutMs)}`);
-    }
+    checkTimeout(timeoutMs);
     return parseStatus(await nativeCall(this._native.waitForOrchestration(instanceId, timeoutMs)));
   }
 
@@ -540,9 +529,7 @@ class Client {
     if (!Number.isInteger(lastVersion) || lastVersion < 0) {
       throw new InvalidArgumentError(`lastVersion must be an integer >= 0, got ${describe(lastVersion)}`);
     }
-    if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0)) {
-      throw new InvalidArgumentError(`timeoutMs must be a number >= 0, got ${describe(timeoutMs)}`);
-    }
+    checkTimeout(timeoutMs);
     return parseStatus(await nativeCall(this._native.waitForStatusChange(instanceId, lastVersion, timeoutMs)));
   }
 

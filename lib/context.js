@@ -6,10 +6,12 @@ const { Task } = require('./tasks');
 const { InvalidArgumentError } = require('./errors');
 const { checkExact, checkName, checkInstanceId, checkDuration, checkOptionsObject, checkKnownKeys, checkVersion, describe, toJson, MAX_DURATION_MS } = require('./json');
 
-/** Prefix of the event names that carry event-queue messages (`enqueueEvent`/`dequeueEvent`). */
-const QUEUE_PREFIX = 'queue:';
+const { QUEUE_PREFIX } = require('./history');
+
+/** Prefix of the built-in activities' names; reserved (user registrations are refused). */
+const BUILTIN_PREFIX = 'reprise.';
 /** The built-in activity behind `ctx.getValueFromInstance` (every runtime registers it). */
-const KV_READ_ACTIVITY = 'reprise.getValueFromInstance';
+const KV_READ_ACTIVITY = `${BUILTIN_PREFIX}getValueFromInstance`;
 /** Per-instance key-value limits (duroxide-node's MAX_KV_KEYS and MAX_KV_VALUE_BYTES). */
 const MAX_KV_KEYS = 150;
 const MAX_KV_VALUE_BYTES = 65536;
@@ -453,4 +455,4 @@ for (const Context of [OrchestrationContext, ActivityContext]) {
   }
 }
 
-module.exports = { OrchestrationContext, ActivityContext, defineActivity, uuidV5, checkRetryPolicy, QUEUE_PREFIX, KV_READ_ACTIVITY, MAX_KV_KEYS, MAX_KV_VALUE_BYTES };
+module.exports = { OrchestrationContext, ActivityContext, defineActivity, uuidV5, checkRetryPolicy, BUILTIN_PREFIX, KV_READ_ACTIVITY, MAX_KV_KEYS, MAX_KV_VALUE_BYTES };

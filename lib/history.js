@@ -4,7 +4,7 @@
 // §6); `client.readExecutionHistory` maps them here to duroxide's names and data shapes, so
 // the stored format and the engine stay as they are.
 
-/** Prefix of the event names that carry event-queue messages (also in context.js). */
+/** Prefix of the event names that carry event-queue messages (`enqueueEvent`/`dequeueEvent`). */
 const QUEUE_PREFIX = 'queue:';
 
 const queueName = (name) => (typeof name === 'string' && name.startsWith(QUEUE_PREFIX) ? name.slice(QUEUE_PREFIX.length) : null);

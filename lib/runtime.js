@@ -4,7 +4,7 @@ const os = require('node:os');
 const native = require('./native');
 const { Driver, errorFields } = require('./driver');
 const { prometheusText, withAliases } = require('./metrics');
-const { ActivityContext, KV_READ_ACTIVITY } = require('./context');
+const { ActivityContext, BUILTIN_PREFIX, KV_READ_ACTIVITY } = require('./context');
 const { Client } = require('./client');
 const { checkTag } = require('./tasks');
 const { InvalidArgumentError, InvalidStateError, nativeCall } = require('./errors');
@@ -13,8 +13,6 @@ const { EventSubscription, checkEventOptions } = require('./events');
 const { checkLogFormat, checkLogLevel } = require('./logging');
 
 const DEFAULT_VERSION = '1.0.0';
-/** Prefix of the built-in activities' names (KV_READ_ACTIVITY); reserved. */
-const BUILTIN_PREFIX = 'reprise.';
 const SEMVER = /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$/;
 
 /**
@@ -483,4 +481,4 @@ class Runtime {
   }
 }
 
-module.exports = { Runtime, DEFAULT_VERSION };
+module.exports = { Runtime, DEFAULT_VERSION, MAX_WORKER_TAGS };

@@ -94,6 +94,20 @@ pub async fn kv_writes_commit_with_their_turn(p: SharedProvider) {
     );
 }
 
+/// An activity of orchestration `Flow` 2.1.0, with its session and tag.
+fn routed_activity(task: u32, session: Option<&str>, tag: Option<&str>) -> ActivityRequest {
+    ActivityRequest {
+        task,
+        name: "A".to_owned(),
+        input: payload("null"),
+        retry: None,
+        session_id: session.map(str::to_owned),
+        tag: tag.map(str::to_owned),
+        orchestration: "Flow".to_owned(),
+        orchestration_version: Some("2.1.0".to_owned()),
+    }
+}
+
 pub async fn activity_rows_carry_session_tag_and_orchestration(p: SharedProvider) {
     assert!(p
         .create_instance(&start_request("routed", "Flow", "null"))
@@ -101,24 +115,9 @@ pub async fn activity_rows_carry_session_tag_and_orchestration(p: SharedProvider
         .unwrap());
     let item = claim_only(&p, "O", LONG_LEASE, "routed").await;
     let mut outcome = start_outcome(&item);
-    outcome.events.push(Event::ActivityScheduled {
-        task: 1,
-        name: "Gpu".to_owned(),
-        input: payload("1"),
-        retry: None,
-        session_id: Some("s-1".to_owned()),
-        tag: Some("gpu".to_owned()),
-    });
-    outcome.activities.push(ActivityRequest {
-        task: 1,
-        name: "Gpu".to_owned(),
-        input: payload("1"),
-        retry: None,
-        session_id: Some("s-1".to_owned()),
-        tag: Some("gpu".to_owned()),
-        orchestration: "Flow".to_owned(),
-        orchestration_version: Some("2.1.0".to_owned()),
-    });
+    outcome
+        .activities
+        .push(routed_activity(1, Some("s-1"), Some("gpu")));
     p.commit_turn(turn_commit(&item, outcome)).await.unwrap();
     let claimed = claim_one_activity(&p, "W", LONG_LEASE).await;
     assert_eq!(
@@ -146,16 +145,7 @@ pub async fn activity_claims_follow_the_tag_filter(p: SharedProvider) {
         (3, Some("cpu")),
         (4, Some("big")),
     ] {
-        outcome.activities.push(ActivityRequest {
-            task,
-            name: "A".to_owned(),
-            input: payload("null"),
-            retry: None,
-            session_id: None,
-            tag: tag.map(str::to_owned),
-            orchestration: "Flow".to_owned(),
-            orchestration_version: None,
-        });
+        outcome.activities.push(routed_activity(task, None, tag));
     }
     p.commit_turn(turn_commit(&item, outcome)).await.unwrap();
     let claim = |filter: TagFilter| {
