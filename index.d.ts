@@ -402,8 +402,10 @@ export interface RuntimeOptions {
   dispatcherPollIntervalMs?: number;
   /** Deliveries after which a message or activity is poisoned (default 10). */
   maxDeliveries?: number;
-  /** How long work for an unregistered name waits for code that knows it (default 10000). */
+  /** How long work for a name no runtime on the store ever had waits, from its creation, before it fails with `ERR_NOT_REGISTERED` (default 10000). */
   notRegisteredGraceMs?: number;
+  /** How long work for a name that runtimes had waits after the last of them stopped before it fails with `ERR_NOT_REGISTERED` (default 600000). */
+  unservedGraceMs?: number;
   /** Longest a single turn may take in the driver (default 60000). */
   maxTurnMs?: number;
   /** An activity attempt running longer fails with ERR_TIMEOUT (default 300000). */
@@ -611,6 +613,9 @@ export interface MetricsSnapshot {
   queueWorkerRunning?: number;
   queueWorkerDelayed?: number;
   queueDepthAgeMs?: number;
+  /** Visible work whose name no live runtime has: it waits (see "Routing" in the guide). Read every heartbeat. */
+  orchestrationsWithoutRuntime: number;
+  activitiesWithoutRuntime: number;
   /** The mean write batch: SQLite's writer transactions and the operations they carried; PostgreSQL's group-commit statements and the turns they carried. */
   storeTransactions?: number;
   storeOperations?: number;
@@ -701,6 +706,12 @@ export interface InstanceInfo<TInput = unknown, TOutput = unknown, TCustom = unk
   orchestrationVersion: string | null;
   currentExecutionId: number;
   parentInstanceId: string | null;
+  /**
+   * `true` when the instance is not finished and no live runtime on the store runs its
+   * orchestration (name, and version once fixed): it waits for one, and fails with
+   * `ERR_NOT_REGISTERED` only once no runtime has had it for `notRegisteredGraceMs`.
+   */
+  waitingForRuntime: boolean;
 }
 
 export interface InstanceTreeNode extends InstanceInfo {

@@ -144,8 +144,9 @@ test('getInstanceInfo gives every stored field, parsed; null for an unknown id',
     assert.deepEqual(Object.keys(info).sort(), [
       'createdAt', 'currentExecutionId', 'customStatus', 'customStatusVersion', 'error', 'errorCode', 'executionId', 'input',
       'instanceId', 'name', 'orchestrationName', 'orchestrationVersion', 'output', 'parentId', 'parentInstanceId', 'status',
-      'storedStatus', 'updatedAt', 'version',
+      'storedStatus', 'updatedAt', 'version', 'waitingForRuntime',
     ]);
+    assert.equal(info.waitingForRuntime, false, 'a finished instance waits for nothing');
     // duroxide-node's names for the same facts.
     assert.deepEqual(
       [info.orchestrationName, info.orchestrationVersion, info.currentExecutionId, info.parentInstanceId],

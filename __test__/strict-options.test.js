@@ -13,7 +13,7 @@ const matches = (pattern) => (e) => e instanceof InvalidArgumentError && e.code 
 test('Runtime options: unknown keys and non-objects are refused with the known keys', async () => {
   const provider = await SqliteProvider.inMemory();
   const known =
-    'orchestrationConcurrency, workerConcurrency, generatorCacheSize, lockTimeoutMs, pollIntervalMs, maxDeliveries, notRegisteredGraceMs, maxTurnMs, activityTimeoutMs, metricsIntervalMs, heartbeatIntervalMs, heartbeatTimeoutMs, workerLockTimeoutMs, dispatcherPollIntervalMs, maxSessionsPerRuntime, sessionIdleTimeoutMs, keepAlive, workerNodeId, workerTagFilter, logFormat, logLevel, serviceName, serviceVersion';
+    'orchestrationConcurrency, workerConcurrency, generatorCacheSize, lockTimeoutMs, pollIntervalMs, maxDeliveries, notRegisteredGraceMs, unservedGraceMs, maxTurnMs, activityTimeoutMs, metricsIntervalMs, heartbeatIntervalMs, heartbeatTimeoutMs, workerLockTimeoutMs, dispatcherPollIntervalMs, maxSessionsPerRuntime, sessionIdleTimeoutMs, keepAlive, workerNodeId, workerTagFilter, logFormat, logLevel, serviceName, serviceVersion';
   assert.throws(() => new Runtime(provider, { workerConcurency: 2 }), invalid(`options.workerConcurency is not a Runtime option (known: ${known})`));
   assert.throws(() => new Runtime(provider, { keepalive: false }), invalid(`options.keepalive is not a Runtime option (known: ${known})`));
   assert.throws(() => new Runtime(provider, [1]), invalid('Runtime options must be an object, got an array'));

@@ -279,8 +279,9 @@ async function list(client, values, out) {
   const lines = [];
   if (page.instances.length === 0) lines.push('no instances');
   else {
+    // An instance no live runtime can run says so beside its status.
     lines.push(table(['ID', 'NAME', 'VERSION', 'STATUS', 'CREATED', 'UPDATED'], page.instances.map((i) => [
-      i.instanceId, i.name, i.version || '-', i.storedStatus, iso(i.createdAt), iso(i.updatedAt),
+      i.instanceId, i.name, i.version || '-', i.waitingForRuntime ? `${i.storedStatus} (no runtime)` : i.storedStatus, iso(i.createdAt), iso(i.updatedAt),
     ])));
   }
   if (page.nextCursor) lines.push(`next cursor: ${page.nextCursor}`);

@@ -281,7 +281,9 @@ class Client {
       filter.cursor = cursor;
     }
     const page = JSON.parse(await nativeCall(this._native.listInstances(JSON.stringify(filter))));
-    return { ...page, instances: page.instances.map(withDuroxideNames) };
+    const instances = page.instances.map(withDuroxideNames);
+    await this._markWaiting(instances);
+    return { ...page, instances };
   }
 
   /** The ids of every instance, oldest first (duroxide-node's `listAllInstances`). */
@@ -309,7 +311,27 @@ class Client {
   async getInstanceInfo(instanceId) {
     checkInstanceId(instanceId);
     const info = JSON.parse(await nativeCall(this._native.getInstanceInfo(instanceId)));
-    return info === null ? null : withDuroxideNames(info);
+    if (info === null) return null;
+    const out = withDuroxideNames(info);
+    await this._markWaiting([out]);
+    return out;
+  }
+
+  /**
+   * Sets `waitingForRuntime` on each instance info: `true` when it is not finished and no
+   * live runtime on the store runs its orchestration (its name, and its version once fixed),
+   * so it waits for one (see the claim rule in docs/protocol.md).
+   */
+  async _markWaiting(infos) {
+    const open = infos.filter((i) => i.status === 'Running');
+    for (const info of infos) info.waitingForRuntime = false;
+    if (open.length === 0) return;
+    const live = (await this.listRuntimes()).filter((r) => r.alive);
+    for (const info of open) {
+      info.waitingForRuntime = !live.some((r) =>
+        r.orchestrations.some((o) => o.name === info.name && (info.version == null || o.versions.includes(info.version))),
+      );
+    }
   }
 
   /**

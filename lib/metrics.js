@@ -56,6 +56,8 @@ const METRICS = [
   { key: 'queueWorkerRunning', name: 'reprise_queue_worker_running', type: 'gauge', help: 'Activities under a lease, in any process' },
   { key: 'queueWorkerDelayed', name: 'reprise_queue_worker_delayed', type: 'gauge', help: 'Activities waiting out a retry delay' },
   { key: 'queueDepthAgeMs', name: 'reprise_queue_depth_age_ms', type: 'gauge', help: 'Age of the queue_* readings (read every metricsIntervalMs, default 5 s)' },
+  { key: 'orchestrationsWithoutRuntime', name: 'reprise_orchestrations_without_runtime', type: 'gauge', help: 'Visible orchestrator messages for orchestrations no live runtime has (they wait; read every heartbeat)' },
+  { key: 'activitiesWithoutRuntime', name: 'reprise_activities_without_runtime', type: 'gauge', help: 'Visible activities no live runtime has (they wait; read every heartbeat)' },
   { key: 'inflightTurns', name: 'reprise_inflight_turns', type: 'gauge', help: 'Orchestration turns in flight' },
   { key: 'runningActivities', name: 'reprise_running_activities', type: 'gauge', help: 'Activities running in this process' },
   { key: 'cachedGenerators', name: 'reprise_cached_generators', type: 'gauge', help: 'Live generators kept between turns' },

@@ -29,6 +29,7 @@ const OPTIONS = {
   pollIntervalMs: [10, MAX_DURATION_MS],
   maxDeliveries: [1, 2 ** 31 - 1],
   notRegisteredGraceMs: [0, MAX_DURATION_MS],
+  unservedGraceMs: [0, MAX_DURATION_MS],
   maxTurnMs: [100, MAX_DURATION_MS],
   activityTimeoutMs: [1, MAX_DURATION_MS],
   metricsIntervalMs: [100, MAX_DURATION_MS],
@@ -47,8 +48,8 @@ const MAX_WORKER_NODE_ID = 256;
 const MAX_WORKER_TAGS = 5;
 
 /**
- * Session and tag options: accepted and checked here, kept on the runtime (`_routing`), not
- * sent to the engine. name -> [minimum, maximum].
+ * Session options: checked here, sent to the engine, and also kept on the runtime
+ * (`_routing`, with the tag filter) for what it reports. name -> [minimum, maximum].
  */
 const ROUTING_OPTIONS = {
   maxSessionsPerRuntime: [1, 2 ** 31 - 1],
@@ -143,7 +144,7 @@ function checkOptions(options) {
       throw new InvalidArgumentError(`options.${given} must be at most ${limit}, got ${describe(value)}`);
     }
     if (ROUTING_OPTIONS[key]) routing[key] = value;
-    else out[key] = value;
+    out[key] = value;
   }
   const interval = out.heartbeatIntervalMs ?? 1000;
   const timeout = out.heartbeatTimeoutMs ?? 3000;

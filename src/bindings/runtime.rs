@@ -53,6 +53,7 @@ struct OptionsIn {
     poll_interval_ms: Option<u64>,
     max_deliveries: Option<u32>,
     not_registered_grace_ms: Option<i64>,
+    unserved_grace_ms: Option<i64>,
     max_turn_ms: Option<u64>,
     activity_timeout_ms: Option<u64>,
     metrics_interval_ms: Option<u64>,
@@ -64,6 +65,8 @@ struct OptionsIn {
     log_level: Option<String>,
     service_name: Option<String>,
     service_version: Option<String>,
+    max_sessions_per_runtime: Option<u32>,
+    session_idle_timeout_ms: Option<i64>,
 }
 
 #[derive(serde::Deserialize)]
@@ -97,6 +100,7 @@ impl NativeRuntime {
                 not_registered_grace_ms: o
                     .not_registered_grace_ms
                     .unwrap_or(d.not_registered_grace_ms),
+                unserved_grace_ms: o.unserved_grace_ms.unwrap_or(d.unserved_grace_ms),
                 max_turn_ms: o.max_turn_ms.unwrap_or(d.max_turn_ms),
                 activity_timeout_ms: o.activity_timeout_ms.unwrap_or(d.activity_timeout_ms),
                 metrics_interval_ms: o.metrics_interval_ms.unwrap_or(d.metrics_interval_ms),
@@ -106,6 +110,12 @@ impl NativeRuntime {
                 heartbeat_timeout_ms: o.heartbeat_timeout_ms.unwrap_or(d.heartbeat_timeout_ms),
                 service_name: o.service_name,
                 service_version: o.service_version,
+                max_sessions_per_runtime: o
+                    .max_sessions_per_runtime
+                    .unwrap_or(d.max_sessions_per_runtime),
+                session_idle_timeout_ms: o
+                    .session_idle_timeout_ms
+                    .unwrap_or(d.session_idle_timeout_ms),
             },
             driver: Mutex::new(None),
             runtime: Arc::new(Mutex::new(None)),

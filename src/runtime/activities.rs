@@ -14,7 +14,7 @@ pub(super) async fn activity_loop(inner: Arc<Inner>) {
                 &inner.owner,
                 inner.options.lease_ms,
                 slots,
-                &inner.registry.tags,
+                &inner.routing(),
             )
             .await
         {
@@ -47,18 +47,29 @@ pub(super) async fn dispatch_activities(inner: &Arc<Inner>, items: Vec<ActivityI
     let mut refused = Vec::new();
     for item in items {
         if !inner.registry.activities.contains(&item.name) {
-            let waited = now_ms() - item.created_at;
-            if waited < inner.options.not_registered_grace_ms {
-                refused.push((item, None));
-            } else {
+            // Claimed as an orphan: it fails only by the not-registered rule, read against
+            // the registry of names.
+            let mut waited = None;
+            if now_ms() - item.created_at >= inner.options.not_registered_grace_ms {
+                let seen = inner
+                    .provider
+                    .last_registered(ACTIVITY_KIND, &item.name, None)
+                    .await;
+                if let (Ok(seen), Ok(now)) = (seen, inner.provider.now().await) {
+                    waited = inner.options.unregistered_for(now, item.created_at, seen);
+                }
+            }
+            if let Some(waited) = waited {
                 let error = TaskError::with_code(
                     format!(
-                        "activity '{}' is not registered (waited {waited} ms)",
+                        "activity '{}' is not registered (no runtime has had it for {waited} ms)",
                         item.name
                     ),
                     ErrorCode::NotRegistered,
                 );
                 refused.push((item, Some(error)));
+            } else {
+                refused.push((item, None));
             }
             continue;
         }
@@ -403,12 +414,7 @@ async fn record_outcomes(
     // The instances these results wake may be claimed in the same store call, within free
     // turn slots (reserved until the turns are in flight).
     let slots = reserve_turns(inner, finals.len());
-    let claim = OrchestrationClaim {
-        owner: inner.owner.clone(),
-        lease_ms: inner.options.lease_ms,
-        max: slots,
-        known: inner.known_histories.clone(),
-    };
+    let claim = inner.orchestration_claim(slots);
     let settled = inner
         .provider
         .complete_activities_and_claim(finals, &claim)

@@ -30,8 +30,8 @@ use crate::engine::{
 };
 use crate::store::{
     now_ms, ActivityItem, ActivityResult, DirectClaim, KnownHistories, Lease, OrchestrationClaim,
-    OrchestrationItem, QueueDepths, RuntimeRegistration, SharedProvider, StoreError, TagFilter,
-    TurnCommit,
+    OrchestrationItem, Orphans, QueueDepths, Routing, RuntimeRegistration, SessionRule,
+    SharedProvider, StoreError, TagFilter, TurnCommit, ACTIVITY_KIND, ORCHESTRATION_KIND,
 };
 use activities::*;
 use cache::GeneratorCache;
@@ -57,8 +57,12 @@ pub struct RuntimeOptions {
     pub poll_interval_ms: u64,
     /// Deliveries after which a message or activity is poisoned.
     pub max_deliveries: u32,
-    /// How long work for an unregistered name waits for code that knows it.
+    /// How long work for a name no runtime has ever had waits (from its creation) for
+    /// code that knows it.
     pub not_registered_grace_ms: i64,
+    /// How long work for a name that runtimes had waits after the last of them stopped
+    /// (a deploy, an outage) before it fails as not registered.
+    pub unserved_grace_ms: i64,
     /// Longest a driver call may take before the turn is abandoned.
     pub max_turn_ms: u64,
     /// An activity attempt running longer than this fails with `ERR_TIMEOUT` (unless its
@@ -79,6 +83,10 @@ pub struct RuntimeOptions {
     /// around its tasks).
     pub service_name: Option<String>,
     pub service_version: Option<String>,
+    /// Activity sessions this runtime may hold at once.
+    pub max_sessions_per_runtime: u32,
+    /// A session with nothing running and no claim for this long is free for any worker.
+    pub session_idle_timeout_ms: i64,
 }
 
 impl Default for RuntimeOptions {
@@ -91,6 +99,7 @@ impl Default for RuntimeOptions {
             poll_interval_ms: 1_000,
             max_deliveries: 10,
             not_registered_grace_ms: 10_000,
+            unserved_grace_ms: 600_000,
             max_turn_ms: 60_000,
             activity_timeout_ms: 300_000,
             metrics_interval_ms: 5_000,
@@ -100,6 +109,33 @@ impl Default for RuntimeOptions {
             heartbeat_timeout_ms: 3_000,
             service_name: None,
             service_version: None,
+            max_sessions_per_runtime: 10,
+            session_idle_timeout_ms: 300_000,
+        }
+    }
+}
+
+impl RuntimeOptions {
+    /// The not-registered rule: how long work for a name nothing here has went without a
+    /// runtime that has it, once that is long enough to fail it (`None`: it waits on). A
+    /// name no runtime ever had fails `not_registered_grace_ms` after the work's creation;
+    /// one that runtimes had, `unserved_grace_ms` after the last of them stopped.
+    pub fn unregistered_for(
+        &self,
+        now: i64,
+        created_at: i64,
+        last_seen: Option<i64>,
+    ) -> Option<i64> {
+        let age = now - created_at;
+        if age < self.not_registered_grace_ms {
+            return None;
+        }
+        match last_seen {
+            None => Some(age),
+            Some(seen) => {
+                let gone = now - seen;
+                (gone >= self.unserved_grace_ms).then_some(gone.min(age))
+            }
         }
     }
 }
@@ -114,11 +150,14 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// What the registry of runtimes records this process can run, as JSON.
-    pub fn capabilities_json(&self) -> String {
+    /// What the registry of runtimes records this process runs, as JSON (as
+    /// [`Registry::names`] counts it).
+    pub fn capabilities_json(&self, options: &RuntimeOptions) -> String {
+        let (runs_orchestrations, runs_activities) = self.runs(options);
         let mut orchestrations: Vec<_> = self
             .orchestrations
             .iter()
+            .filter(|_| runs_orchestrations)
             .map(|(name, versions)| {
                 let mut versions = versions.clone();
                 versions.sort();
@@ -126,10 +165,70 @@ impl Registry {
             })
             .collect();
         orchestrations.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
-        let mut activities: Vec<_> = self.activities.iter().cloned().collect();
+        let mut activities: Vec<_> = self
+            .activities
+            .iter()
+            .filter(|_| runs_activities)
+            .cloned()
+            .collect();
         activities.sort();
         serde_json::json!({ "orchestrations": orchestrations, "activities": activities, "tags": self.tags })
             .to_string()
+    }
+
+    /// What the registry of names records this process runs: `(kind, name, version)`.
+    /// A runtime that claims no orchestrations (or no activities) runs none of their names.
+    pub fn names(&self, options: &RuntimeOptions) -> Vec<(String, String, String)> {
+        let (runs_orchestrations, runs_activities) = self.runs(options);
+        let mut names: Vec<_> = self
+            .orchestrations
+            .iter()
+            .filter(|_| runs_orchestrations)
+            .flat_map(|(name, versions)| {
+                versions
+                    .iter()
+                    .map(move |v| (ORCHESTRATION_KIND.to_owned(), name.clone(), v.clone()))
+            })
+            .collect();
+        names.extend(
+            self.activities
+                .iter()
+                .filter(|_| runs_activities)
+                .map(|a| (ACTIVITY_KIND.to_owned(), a.clone(), String::new())),
+        );
+        names
+    }
+
+    /// Whether the runtime claims orchestrations, and activities.
+    fn runs(&self, options: &RuntimeOptions) -> (bool, bool) {
+        (
+            options.orchestration_concurrency > 0,
+            options.worker_concurrency > 0 && self.tags != TagFilter::None,
+        )
+    }
+
+    /// The claim rule's inputs for this registry (no orphans yet).
+    fn routing(&self, options: &RuntimeOptions, session_owner: String) -> Routing {
+        let mut orchestrations: Vec<(String, Vec<String>)> = self
+            .orchestrations
+            .iter()
+            .map(|(n, v)| (n.clone(), v.clone()))
+            .collect();
+        orchestrations.sort();
+        let mut activities: Vec<String> = self.activities.iter().cloned().collect();
+        activities.sort();
+        Routing {
+            orchestrations,
+            activities,
+            tags: self.tags.clone(),
+            orphans: Orphans::default(),
+            unserved_grace_ms: options.unserved_grace_ms,
+            sessions: SessionRule {
+                owner: session_owner,
+                max: options.max_sessions_per_runtime,
+                idle_ms: options.session_idle_timeout_ms,
+            },
+        }
     }
 
     /// The version a new execution of `name` gets: the one asked for, or the highest.
@@ -161,6 +260,10 @@ struct Inner {
     host: Box<dyn Host>,
     options: RuntimeOptions,
     registry: Registry,
+    /// What claims may take: the registry's names and the orphans the heartbeat found.
+    routing: std::sync::RwLock<Arc<Routing>>,
+    /// Queued rows (orchestration, activity) that no live runtime can run, for metrics.
+    unserved: Mutex<(u64, u64)>,
     owner: String,
     /// This runtime's row in the registry of runtimes, refreshed by its heartbeat.
     registration: RuntimeRegistration,
@@ -203,6 +306,24 @@ struct Inner {
     span: tracing::Span,
 }
 
+impl Inner {
+    /// The claim rule's inputs as of now.
+    fn routing(&self) -> Arc<Routing> {
+        self.routing.read().unwrap().clone()
+    }
+
+    /// An orchestration claim for this runtime of up to `max` instances.
+    fn orchestration_claim(&self, max: usize) -> OrchestrationClaim {
+        OrchestrationClaim {
+            owner: self.owner.clone(),
+            lease_ms: self.options.lease_ms,
+            max,
+            known: self.known_histories.clone(),
+            routing: self.routing(),
+        }
+    }
+}
+
 /// A started runtime.
 pub struct Runtime {
     inner: Arc<Inner>,
@@ -227,8 +348,16 @@ impl Runtime {
             host: options.host.clone(),
             pid: std::process::id(),
             stale_after_ms: options.heartbeat_timeout_ms,
-            capabilities: registry.capabilities_json(),
+            capabilities: registry.capabilities_json(&options),
+            names: registry.names(&options),
         };
+        let routing = registry.routing(
+            &options,
+            options
+                .worker_node_id
+                .clone()
+                .unwrap_or_else(|| owner.clone()),
+        );
         let reaped = async {
             let replace = match &options.worker_node_id {
                 Some(node) => heartbeat::dead_predecessor(&provider, node, &registration).await?,
@@ -271,6 +400,8 @@ impl Runtime {
             host,
             options,
             registry,
+            routing: std::sync::RwLock::new(Arc::new(routing)),
+            unserved: Mutex::new((0, 0)),
             owner,
             registration,
             next_token: AtomicU64::new(1),
@@ -370,6 +501,11 @@ impl Runtime {
                 ("queue_depth_age_ms", at.elapsed().as_millis() as u64),
             ]);
         }
+        let (orchestrations, activities) = *self.inner.unserved.lock().unwrap();
+        gauges.extend([
+            ("orchestrations_without_runtime", orchestrations),
+            ("activities_without_runtime", activities),
+        ]);
         gauges.extend(self.inner.provider.counters());
         self.inner.metrics.snapshot_json(&gauges)
     }

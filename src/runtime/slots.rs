@@ -68,6 +68,7 @@ pub(super) fn reserve_direct_claims(inner: &Inner, outcome: &TurnOutcome) -> usi
         .iter()
         .take_while(|a| {
             inner.registry.activities.contains(&a.name)
+                && a.session_id.is_none()
                 && inner.registry.tags.accepts(a.tag.as_deref())
         })
         .count();

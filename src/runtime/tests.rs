@@ -273,7 +273,15 @@ async fn shutdown_abandons_what_is_left_at_its_deadline() {
     // Handed back, not failed: the activity is claimable again at once, as the same attempt.
     let again = h
         .provider
-        .claim_activities("another", 30_000, 10, &crate::store::TagFilter::Any)
+        .claim_activities(
+            "another",
+            30_000,
+            10,
+            &crate::store::Routing {
+                activities: vec!["Echo".into()],
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     assert_eq!(again.len(), 1);

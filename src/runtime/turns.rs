@@ -10,12 +10,7 @@ pub(super) async fn orchestration_loop(inner: Arc<Inner>) {
         }
         match inner
             .provider
-            .claim_orchestrations(
-                &inner.owner,
-                inner.options.lease_ms,
-                slots,
-                &inner.known_histories,
-            )
+            .claim_orchestrations(&inner.orchestration_claim(slots))
             .await
         {
             Ok(items) if !items.is_empty() => {
@@ -49,6 +44,9 @@ pub(super) enum Prepared {
     /// The claim read the history after the cached state, which this turn cannot use:
     /// read the whole history and plan again.
     NeedHistory(OrchestrationItem),
+    /// Nothing here has the orchestration (name, version): it fails as not registered
+    /// if no runtime has had it for the grace period, else it waits.
+    NotRegistered(Box<Turn>, OrchestrationItem, String, Option<String>),
 }
 
 pub(super) fn plan_item(inner: &Inner, mut item: OrchestrationItem) -> Prepared {
@@ -106,23 +104,13 @@ pub(super) fn plan_item(inner: &Inner, mut item: OrchestrationItem) -> Prepared 
                 missing = Some((turn.name.clone(), turn.version.clone()));
             }
             if let Some((name, version)) = missing {
-                let waited = item.now - item.created_at;
-                if waited < inner.options.not_registered_grace_ms {
+                // Claimed as an orphan, or a version no runtime has: it fails only once no
+                // live runtime has had it for the grace period (checked in the store).
+                if item.now - item.created_at < inner.options.not_registered_grace_ms {
                     debug!(instance_id = %item.instance_id, %name, "orchestration not registered here; waiting");
                     return Prepared::Abandon(item, 1_000, false);
                 }
-                let what = match version {
-                    Some(v) => format!("orchestration '{name}' version {v}"),
-                    None => format!("orchestration '{name}'"),
-                };
-                let error = TaskError::with_code(
-                    format!(
-                        "{what} is not registered (waited {} ms for a runtime that has it)",
-                        waited
-                    ),
-                    ErrorCode::NotRegistered,
-                );
-                return Prepared::Commit(Box::new(turn.fail(error)), item);
+                return Prepared::NotRegistered(turn, item, name, version);
             }
             let worst = item
                 .messages
@@ -148,6 +136,46 @@ pub(super) fn plan_item(inner: &Inner, mut item: OrchestrationItem) -> Prepared 
             Prepared::Run(turn, item)
         }
     }
+}
+
+/// Fails an instance no runtime can run by the not-registered rule
+/// ([`RuntimeOptions::unregistered_for`], read against the registry of names); otherwise
+/// it goes back to wait.
+async fn fail_unregistered(
+    inner: Arc<Inner>,
+    turn: Turn,
+    item: OrchestrationItem,
+    name: String,
+    version: Option<String>,
+) {
+    let last_seen = inner
+        .provider
+        .last_registered(ORCHESTRATION_KIND, &name, version.as_deref())
+        .await;
+    let waited = match last_seen {
+        Ok(seen) => inner
+            .options
+            .unregistered_for(item.now, item.created_at, seen),
+        Err(_) => None,
+    };
+    let Some(waited) = waited else {
+        debug!(instance_id = %item.instance_id, %name, "orchestration had by a runtime lately; waiting");
+        let _ = inner
+            .provider
+            .abandon_orchestration(&item.instance_id, item.generation, 1_000, false)
+            .await;
+        finish_inflight(&inner, &item.instance_id);
+        return;
+    };
+    let what = match version {
+        Some(v) => format!("orchestration '{name}' version {v}"),
+        None => format!("orchestration '{name}'"),
+    };
+    let error = TaskError::with_code(
+        format!("{what} is not registered (no runtime has had it for {waited} ms)"),
+        ErrorCode::NotRegistered,
+    );
+    commit(&inner, item, turn.fail(error), None).await
 }
 
 pub(super) fn dispatch_turns(inner: &Arc<Inner>, items: Vec<OrchestrationItem>) {
@@ -186,6 +214,13 @@ pub(super) fn dispatch_turns(inner: &Arc<Inner>, items: Vec<OrchestrationItem>) 
                 let inner = inner.clone();
                 tokio::spawn(
                     async move { replan_with_history(inner, item).await }.in_current_span(),
+                );
+            }
+            Prepared::NotRegistered(turn, item, name, version) => {
+                let inner = inner.clone();
+                tokio::spawn(
+                    async move { fail_unregistered(inner, *turn, item, name, version).await }
+                        .in_current_span(),
                 );
             }
             Prepared::Run(turn, item) => {

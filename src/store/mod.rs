@@ -215,12 +215,11 @@ pub trait Provider: Send + Sync + 'static {
     /// Claims up to `max` instances with visible messages and no live lease, with their
     /// messages (deliveries + 1) and their current execution's history, read from where
     /// `known` says the claimer's copy ends.
+    ///
+    /// Only instances `claim.routing` lets the claimer take (the claim rule).
     async fn claim_orchestrations(
         &self,
-        owner: &str,
-        lease_ms: i64,
-        max: usize,
-        known: &KnownHistories,
+        claim: &OrchestrationClaim,
     ) -> Result<Vec<OrchestrationItem>>;
     /// Commits a turn; `StoreError::LeaseLost` (and nothing written) if the generation moved.
     /// Returns the activities it claimed for `commit.claim` (leased, generation 1, first
@@ -235,14 +234,27 @@ pub trait Provider: Send + Sync + 'static {
         delay_ms: i64,
         count_delivery: bool,
     ) -> Result<()>;
-    /// Claims up to `max` visible activities whose tag `tags` accepts, oldest first.
+    /// Claims up to `max` visible activities that `routing` lets the claimer take (name,
+    /// tag, session), oldest first; taking an activity of a session acquires the session
+    /// for `routing.sessions.owner` (within `routing.sessions.max`).
     async fn claim_activities(
         &self,
         owner: &str,
         lease_ms: i64,
         max: usize,
-        tags: &TagFilter,
+        routing: &Routing,
     ) -> Result<Vec<ActivityItem>>;
+    /// The names with queued work that no runtime has had within `live_ms` (none alive
+    /// has them), with when one last had each and how many visible rows wait for it.
+    async fn unserved_work(&self, live_ms: i64) -> Result<UnservedWork>;
+    /// When a runtime last had this name (any version when `None`), by the registry of
+    /// names; `None` when none ever did.
+    async fn last_registered(
+        &self,
+        kind: &str,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<Option<i64>>;
     /// Records an activity's final outcome for its instance; `false` if the lease was lost
     /// or the activity was cancelled meanwhile (the result is dropped).
     async fn complete_activity(&self, item: &ActivityItem, result: ActivityResult) -> Result<bool> {

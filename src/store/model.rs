@@ -247,6 +247,8 @@ pub struct OrchestrationClaim {
     pub lease_ms: i64,
     pub max: usize,
     pub known: KnownHistories,
+    /// Which instances the runtime may take.
+    pub routing: std::sync::Arc<Routing>,
 }
 
 /// How much of an instance's history a claimer already holds: `(execution_id, length)`.
@@ -388,6 +390,9 @@ pub struct RuntimeRegistration {
     pub stale_after_ms: i64,
     /// What it can run, as JSON: `{"orchestrations":[{"name","versions"}],"activities":[..]}`.
     pub capabilities: String,
+    /// The same as `(kind, name, version)` rows of the registry of names (version `""`
+    /// for activities), refreshed with every heartbeat.
+    pub names: Vec<(String, String, String)>,
 }
 
 /// A row of the registry of runtimes.
@@ -483,4 +488,105 @@ impl TagFilter {
             TagFilter::DefaultAnd(tags) => (false, true, tags.clone()),
         }
     }
+}
+
+/// What a runtime may claim: the inputs of the one claim rule (docs/protocol.md, "The
+/// claim rule"). An instance is claimable when its orchestration name is one the runtime
+/// has (or an orphan) and its version, once fixed, is one the runtime has (or one no live
+/// runtime has had for the grace period); an activity when its name is the runtime's (or
+/// an orphan), its tag passes `tags`, and its session is free or the runtime's own.
+#[derive(Debug, Clone, Default)]
+pub struct Routing {
+    /// Orchestration names the runtime has, each with its versions.
+    pub orchestrations: Vec<(String, Vec<String>)>,
+    pub activities: Vec<String>,
+    pub tags: TagFilter,
+    /// Names with waiting work that no runtime ever had, or none has had for
+    /// `unserved_grace_ms`: claimed only to fail that work with `ERR_NOT_REGISTERED`.
+    pub orphans: Orphans,
+    /// How long after the last runtime that had a version stopped its instances wait.
+    pub unserved_grace_ms: i64,
+    pub sessions: SessionRule,
+}
+
+/// Names with queued work that no runtime ever had, or none has had for the unserved grace
+/// period.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Orphans {
+    pub orchestrations: Vec<String>,
+    pub activities: Vec<String>,
+}
+
+/// How a runtime holds activity sessions.
+#[derive(Debug, Clone)]
+pub struct SessionRule {
+    /// The sessions' owner: the runtime's `worker_node_id`, else its runtime id (a process
+    /// restarted with the same node id takes its sessions back).
+    pub owner: String,
+    /// Sessions it may hold at once.
+    pub max: u32,
+    /// A session with nothing running and no claim for this long is free for any worker.
+    pub idle_ms: i64,
+}
+
+impl Default for SessionRule {
+    fn default() -> Self {
+        SessionRule {
+            owner: String::new(),
+            max: 10,
+            idle_ms: 300_000,
+        }
+    }
+}
+
+impl Routing {
+    /// Every orchestration name a claim may take: the runtime's and the orphans.
+    pub fn orchestration_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.orchestrations.iter().map(|(n, _)| n.clone()).collect();
+        names.extend(self.orphans.orchestrations.iter().cloned());
+        names
+    }
+
+    /// The runtime's `(name, version)` pairs, as two parallel lists.
+    pub fn orchestration_versions(&self) -> (Vec<String>, Vec<String>) {
+        self.orchestrations
+            .iter()
+            .flat_map(|(name, versions)| versions.iter().map(move |v| (name.clone(), v.clone())))
+            .unzip()
+    }
+
+    /// Every activity name a claim may take: the runtime's and the orphans.
+    pub fn activity_names(&self) -> Vec<String> {
+        let mut names = self.activities.clone();
+        names.extend(self.orphans.activities.iter().cloned());
+        names
+    }
+
+    /// Whether the runtime has this activity (not merely claims it as an orphan).
+    pub fn has_activity(&self, name: &str) -> bool {
+        self.activities.iter().any(|a| a == name)
+    }
+}
+
+/// Kinds of names in the registry of names.
+pub const ORCHESTRATION_KIND: &str = "orchestration";
+pub const ACTIVITY_KIND: &str = "activity";
+
+/// A name with waiting work that no live runtime has now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnservedName {
+    /// [`ORCHESTRATION_KIND`] or [`ACTIVITY_KIND`].
+    pub kind: String,
+    pub name: String,
+    /// When a runtime last had it; `None`: never.
+    pub last_seen_at: Option<i64>,
+    /// Visible queue rows waiting for it.
+    pub waiting: u64,
+}
+
+/// Work that no live runtime can run, read with the store's clock.
+#[derive(Debug, Clone, Default)]
+pub struct UnservedWork {
+    pub names: Vec<UnservedName>,
+    pub now: i64,
 }

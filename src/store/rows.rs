@@ -10,6 +10,7 @@ use crate::engine::{event_from_row, message_from_row, HistoryRow, QueuedMessage}
 use super::{
     ActivityAttempt, ActivityItem, ExecutionInfo, InstanceInfo, InstancePage, OrchestrationItem,
     PageCursor, QueueDepths, Result, RuntimeInfo, StoreError, StoredStatus, SystemMetrics,
+    UnservedName,
 };
 
 /// How long an instance with a row this version cannot read is kept out of claims.
@@ -124,6 +125,20 @@ pub(crate) fn runtime_info(row: &impl Columns, now: i64) -> Result<RuntimeInfo> 
         capabilities: row.string("capabilities")?,
         now,
     })
+}
+
+/// A row of an unserved-work query: `kind, name, last_seen_at, waiting` (`None` on a row
+/// with a NULL `kind`).
+pub(crate) fn unserved_name(row: &impl Columns) -> Result<Option<UnservedName>> {
+    let Some(kind) = row.opt_string("kind")? else {
+        return Ok(None);
+    };
+    Ok(Some(UnservedName {
+        kind,
+        name: row.string("name")?,
+        last_seen_at: row.opt_int("last_seen_at")?,
+        waiting: row.int("waiting")? as u64,
+    }))
 }
 
 /// A delivered orchestrator-queue row: `seq, deliveries, kind, data`.

@@ -4,8 +4,8 @@
 use reprise::store::{ActivityResult, KnownHistories, OrchestrationClaim, SharedProvider};
 
 use super::{
-    claim_one_activity, claim_work, event_ids, history_kinds, payload, schedule_activity,
-    start_instance_with, LONG_LEASE,
+    claim_for, claim_one_activity, claim_work, event_ids, everything, history_kinds, payload,
+    schedule_activity, start_instance_with, LONG_LEASE,
 };
 
 /// With `KnownHistories`, a claim returns the known execution's events from the last known
@@ -34,7 +34,7 @@ pub async fn a_claim_reads_history_after_what_the_claimer_knows(p: SharedProvide
         vec![true; 4]
     );
     let mut items = p
-        .claim_orchestrations("C", LONG_LEASE, 100, &known)
+        .claim_orchestrations(&claim_for(&p, "C", LONG_LEASE, 100, known).await)
         .await
         .unwrap();
     items.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
@@ -71,6 +71,7 @@ pub async fn a_claim_reads_history_after_what_the_claimer_knows(p: SharedProvide
         lease_ms: LONG_LEASE,
         max: 10,
         known: KnownHistories::new(|id| (id == "woken").then_some((1, 2))),
+        routing: everything(&p).await,
     };
     let (recorded, claimed) = p
         .complete_activities_and_claim(

@@ -8,9 +8,9 @@ use reprise::store::{ActivityItem, ActivityResult, SharedProvider, StoreError, T
 
 use super::{
     assert_nothing_claimable, claim, claim_one_activity, claim_only, claim_work, deliveries,
-    event_ids, event_message, event_names, history, history_kinds, instance, instance_ids, kinds,
-    payload, retry_policy, schedule_activity, schedule_timer, seqs, start_instance,
-    start_instance_with, start_outcome, start_request, turn_commit, LONG_LEASE,
+    event_ids, event_message, event_names, everything, history, history_kinds, instance,
+    instance_ids, kinds, payload, retry_policy, schedule_activity, schedule_timer, seqs,
+    start_instance, start_instance_with, start_outcome, start_request, turn_commit, LONG_LEASE,
 };
 
 fn assert_commit_failed(result: Result<Vec<ActivityItem>, StoreError>) {
@@ -339,7 +339,7 @@ pub async fn a_turn_of_thousands_of_rows_commits(p: SharedProvider) {
     let mut done = 0;
     loop {
         let items = p
-            .claim_activities("W", LONG_LEASE, 1_000, &reprise::store::TagFilter::Any)
+            .claim_activities("W", LONG_LEASE, 1_000, &*everything(&p).await)
             .await
             .unwrap();
         if items.is_empty() {

@@ -6,9 +6,9 @@ use reprise::store::{
 };
 
 use super::{
-    advance, assert_lease_lost, claim, claim_only, claim_work, deliveries, history_kinds, kinds,
-    payload, schedule_activity, start_instance_with, start_outcome, start_request, turn_commit,
-    LONG_LEASE,
+    advance, assert_lease_lost, claim, claim_only, claim_work, deliveries, everything,
+    history_kinds, kinds, payload, schedule_activity, start_instance_with, start_outcome,
+    start_request, turn_commit, LONG_LEASE,
 };
 
 /// A commit with a direct claim returns its first activities already leased (generation 1,
@@ -119,6 +119,7 @@ pub async fn completions_may_claim_the_instances_they_wake(p: SharedProvider) ->
         lease_ms: LONG_LEASE,
         max: 1,
         known: KnownHistories::none(),
+        routing: everything(&p).await,
     };
     let (recorded, claimed) = p
         .complete_activities_and_claim(outcomes, &room)

@@ -4,10 +4,10 @@
 //! and claims that take only the tags their filter accepts.
 
 use reprise::engine::{ActivityRequest, Event, KvWrite};
-use reprise::store::{Deletion, KvEntry, SharedProvider, TagFilter};
+use reprise::store::{Deletion, KvEntry, Routing, SharedProvider, TagFilter};
 
 use super::{
-    advance, assert_lease_lost, claim_one_activity, claim_only, payload, start_outcome,
+    advance, assert_lease_lost, claim_one_activity, claim_only, everything, payload, start_outcome,
     start_request, turn_commit, LONG_LEASE,
 };
 
@@ -152,7 +152,15 @@ pub async fn activity_claims_follow_the_tag_filter(p: SharedProvider) {
         let p = p.clone();
         async move {
             let mut tasks: Vec<u32> = p
-                .claim_activities("W", LONG_LEASE, 10, &filter)
+                .claim_activities(
+                    "W",
+                    LONG_LEASE,
+                    10,
+                    &Routing {
+                        tags: filter,
+                        ..(*everything(&p).await).clone()
+                    },
+                )
                 .await
                 .unwrap()
                 .iter()

@@ -5,9 +5,9 @@ use reprise::engine::{Event, Message, Outbound, ParentLink, StartRequest, Termin
 use reprise::store::{InstanceFilter, PageCursor, QueueDepths, SharedProvider, SystemMetrics};
 
 use super::{
-    advance, claim_only, event_message, finished_instance, history, list, list_all, listed_ids,
-    payload, schedule_activity, schedule_timer, seqs, start_instance, start_instance_with,
-    start_outcome, start_request, turn_commit, LONG_LEASE,
+    advance, claim_only, event_message, everything, finished_instance, history, list, list_all,
+    listed_ids, payload, schedule_activity, schedule_timer, seqs, start_instance,
+    start_instance_with, start_outcome, start_request, turn_commit, LONG_LEASE,
 };
 
 /// Pages of 100 over 1,000 instances give every id once, in `(created_at, instance_id)`
@@ -308,7 +308,7 @@ pub async fn metrics_and_queue_depths(p: SharedProvider) {
         }
     );
     let mut work = p
-        .claim_activities("W", LONG_LEASE, 2, &reprise::store::TagFilter::Any)
+        .claim_activities("W", LONG_LEASE, 2, &*everything(&p).await)
         .await
         .unwrap();
     assert_eq!(work.len(), 2);

@@ -22,15 +22,19 @@ pub mod management;
 pub mod poison;
 pub mod queues;
 pub mod rewind;
+pub mod routing;
 pub mod timers;
 
 use reprise::engine::{
     payload_from_str, ActivityRequest, Event, HistoryRow, Message, Payload, RetryPolicy,
     StartRequest, TaskError, Terminal, TimerRequest, TurnOutcome, FORMAT_VERSION,
 };
+use std::sync::Arc;
+
 use reprise::store::{
-    ActivityItem, InstanceFilter, InstanceInfo, InstancePage, KnownHistories, OrchestrationItem,
-    SharedProvider, StoreError, TurnCommit,
+    ActivityItem, InstanceFilter, InstanceInfo, InstancePage, KnownHistories, OrchestrationClaim,
+    OrchestrationItem, Routing, SharedProvider, StoreError, TagFilter, TurnCommit,
+    ORCHESTRATION_KIND,
 };
 
 /// Generates one `#[tokio::test]` per case name. `$factory` is an async fn returning
@@ -86,6 +90,12 @@ macro_rules! conformance_suite {
             kv::kv_writes_commit_with_their_turn,
             kv::activity_rows_carry_session_tag_and_orchestration,
             kv::activity_claims_follow_the_tag_filter,
+            routing::claims_take_only_the_claimers_names,
+            routing::a_fixed_version_routes_to_claimers_of_that_version,
+            routing::unserved_work_and_last_registered_follow_the_registry_of_names,
+            routing::a_session_belongs_to_one_claimer_at_a_time,
+            routing::max_sessions_limits_new_sessions,
+            routing::a_dead_owners_session_is_free,
         );
     };
 }
@@ -124,10 +134,62 @@ pub async fn advance(p: &SharedProvider, ms: i64) {
     p.shift_clock(ms).await.expect("shift_clock");
 }
 
+/// A claimer that has every orchestration of the store's instances and every name with
+/// queued work (and takes every tag): what the cases claim with, unless they test routing.
+pub async fn everything(p: &SharedProvider) -> Arc<Routing> {
+    // Names no runtime had within a span longer than the clock's: every queued name.
+    let work = p.unserved_work(-(1 << 50)).await.expect("unserved_work");
+    let page = p
+        .list_instances(&InstanceFilter {
+            limit: 10_000,
+            ..InstanceFilter::default()
+        })
+        .await
+        .expect("list_instances");
+    let mut routing = Routing {
+        tags: TagFilter::Any,
+        ..Routing::default()
+    };
+    routing.sessions.owner = "conformance".to_owned();
+    let mut orchestrations: Vec<String> = page.instances.into_iter().map(|i| i.name).collect();
+    for n in work.names {
+        if n.kind == ORCHESTRATION_KIND {
+            orchestrations.push(n.name);
+        } else {
+            routing.activities.push(n.name);
+        }
+    }
+    orchestrations.sort();
+    orchestrations.dedup();
+    routing.orchestrations = orchestrations
+        .into_iter()
+        .map(|n| (n, Vec::new()))
+        .collect();
+    Arc::new(routing)
+}
+
+/// An orchestration claim for `owner` of up to `max` instances, with [`everything`].
+pub async fn claim_for(
+    p: &SharedProvider,
+    owner: &str,
+    lease_ms: i64,
+    max: usize,
+    known: KnownHistories,
+) -> OrchestrationClaim {
+    OrchestrationClaim {
+        owner: owner.to_owned(),
+        lease_ms,
+        max,
+        known,
+        routing: everything(p).await,
+    }
+}
+
 /// Claims every claimable instance (sorted by id).
 pub async fn claim(p: &SharedProvider, owner: &str, lease_ms: i64) -> Vec<OrchestrationItem> {
+    let claim = claim_for(p, owner, lease_ms, 100, KnownHistories::none()).await;
     let mut items = p
-        .claim_orchestrations(owner, lease_ms, 100, &KnownHistories::none())
+        .claim_orchestrations(&claim)
         .await
         .expect("claim_orchestrations");
     items.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
@@ -164,7 +226,7 @@ pub async fn assert_nothing_claimable(p: &SharedProvider, owner: &str, why: &str
 }
 
 pub async fn claim_work(p: &SharedProvider, owner: &str, lease_ms: i64) -> Vec<ActivityItem> {
-    p.claim_activities(owner, lease_ms, 100, &reprise::store::TagFilter::Any)
+    p.claim_activities(owner, lease_ms, 100, &*everything(p).await)
         .await
         .expect("claim_activities")
 }

@@ -8,8 +8,8 @@ use reprise::store::postgres::PostgresOptions;
 use reprise::store::{KnownHistories, Provider, SharedProvider};
 
 use crate::conformance::{
-    claim_only, event_message, kinds, schedule_activity, start_outcome, start_request, turn_commit,
-    LONG_LEASE,
+    claim_for, claim_only, event_message, everything, kinds, schedule_activity, start_outcome,
+    start_request, turn_commit, LONG_LEASE,
 };
 use crate::{admin, connect_with, fresh, options};
 
@@ -26,7 +26,7 @@ async fn schemas_are_isolated() {
         .unwrap());
     assert!(b.instance("same").await.unwrap().is_none());
     assert!(b
-        .claim_orchestrations("B", LONG_LEASE, 100, &KnownHistories::none())
+        .claim_orchestrations(&claim_for(&b, "B", LONG_LEASE, 100, KnownHistories::none()).await)
         .await
         .unwrap()
         .is_empty());
@@ -51,12 +51,12 @@ async fn schemas_are_isolated() {
     schedule_activity(&mut outcome, 1, "Work", "0");
     a.commit_turn(turn_commit(&ia, outcome)).await.unwrap();
     assert!(b
-        .claim_activities("W", LONG_LEASE, 100, &reprise::store::TagFilter::Any)
+        .claim_activities("W", LONG_LEASE, 100, &*everything(&b).await)
         .await
         .unwrap()
         .is_empty());
     assert_eq!(
-        a.claim_activities("W", LONG_LEASE, 100, &reprise::store::TagFilter::Any)
+        a.claim_activities("W", LONG_LEASE, 100, &*everything(&a).await)
             .await
             .unwrap()
             .len(),
@@ -93,7 +93,9 @@ async fn two_providers_claiming_concurrently_never_share_work() {
             let mut mine = Vec::new();
             loop {
                 let items = p
-                    .claim_orchestrations(&owner, LONG_LEASE, 7, &KnownHistories::none())
+                    .claim_orchestrations(
+                        &claim_for(&p, &owner, LONG_LEASE, 7, KnownHistories::none()).await,
+                    )
                     .await
                     .unwrap();
                 if items.is_empty() {
@@ -125,7 +127,7 @@ async fn two_providers_claiming_concurrently_never_share_work() {
             let mut mine = Vec::new();
             loop {
                 let items = p
-                    .claim_activities(&owner, LONG_LEASE, 5, &reprise::store::TagFilter::Any)
+                    .claim_activities(&owner, LONG_LEASE, 5, &*everything(&p).await)
                     .await
                     .unwrap();
                 if items.is_empty() {

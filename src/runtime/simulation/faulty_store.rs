@@ -191,13 +191,10 @@ impl Provider for FaultyStore {
     }
     async fn claim_orchestrations(
         &self,
-        owner: &str,
-        lease_ms: i64,
-        max: usize,
-        known: &KnownHistories,
+        claim: &OrchestrationClaim,
     ) -> Result<Vec<OrchestrationItem>> {
         self.call("claim_orchestrations", true, || {
-            self.inner.claim_orchestrations(owner, lease_ms, max, known)
+            self.inner.claim_orchestrations(claim)
         })
         .await
     }
@@ -223,10 +220,26 @@ impl Provider for FaultyStore {
         owner: &str,
         lease_ms: i64,
         max: usize,
-        tags: &TagFilter,
+        routing: &Routing,
     ) -> Result<Vec<ActivityItem>> {
         self.call("claim_activities", true, || {
-            self.inner.claim_activities(owner, lease_ms, max, tags)
+            self.inner.claim_activities(owner, lease_ms, max, routing)
+        })
+        .await
+    }
+    async fn unserved_work(&self, live_ms: i64) -> Result<UnservedWork> {
+        // Called on the heartbeat's schedule: not counted, so runs stay reproducible.
+        self.call("unserved_work", false, || self.inner.unserved_work(live_ms))
+            .await
+    }
+    async fn last_registered(
+        &self,
+        kind: &str,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<Option<i64>> {
+        self.call("last_registered", true, || {
+            self.inner.last_registered(kind, name, version)
         })
         .await
     }

@@ -2,6 +2,7 @@
 //! claiming the instances those outcomes wake), retrying and abandoning them.
 
 use std::collections::HashSet;
+use std::sync::LazyLock;
 
 use super::claim;
 use super::notify::Change;
@@ -9,40 +10,96 @@ use super::PostgresProvider;
 use crate::engine::message_data;
 use crate::store::rows::activity_item;
 use crate::store::{
-    ActivityItem, ActivityResult, OrchestrationClaim, OrchestrationItem, Result, TagFilter,
+    ActivityItem, ActivityResult, OrchestrationClaim, OrchestrationItem, Result, Routing,
 };
+
+/// Whether session `s` is held: its owner is alive in the registry of runtimes and the
+/// session is in use (claimed within the owner's idle timeout, or something of it runs).
+const SESSION_HELD: &str = "(EXISTS (SELECT 1 FROM runtimes r
+        WHERE COALESCE(r.worker_node_id, r.runtime_id) = s.owner
+            AND r.heartbeat_at >= reprise_now_ms() - r.stale_after_ms)
+    AND (s.last_used_at + s.idle_ms > reprise_now_ms()
+        OR EXISTS (SELECT 1 FROM worker_queue x
+            WHERE x.instance_id = s.instance_id AND x.session_id = s.session_id
+                AND x.lock_until > reprise_now_ms())))";
+
+/// The claim rule for activities (docs/protocol.md, "The claim rule"): `$4`–`$6` the tag
+/// filter, `$7` the names, `$8` the session owner, `$9` the most sessions it may hold,
+/// `$10` its idle timeout. Candidates are found by name from the (name, visible_at) index;
+/// a session held by another live worker keeps its rows out; the claimer acquires (or
+/// keeps) the sessions of the rest within its limit, and takes the rows of those it got.
+static CLAIM_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH candidates AS (
+            SELECT w.seq, w.instance_id, w.session_id, w.lock_owner AS previous_owner
+            FROM worker_queue w
+            WHERE w.name = ANY($7) AND w.visible_at <= reprise_now_ms()
+                AND w.lock_until <= reprise_now_ms()
+                AND ($4 OR (w.tag IS NULL AND $5) OR w.tag = ANY($6))
+                AND (w.session_id IS NULL OR NOT EXISTS (
+                    SELECT 1 FROM sessions s
+                    WHERE s.instance_id = w.instance_id AND s.session_id = w.session_id
+                        AND s.owner <> $8 AND {held}))
+            ORDER BY w.seq LIMIT $3
+            FOR UPDATE OF w SKIP LOCKED
+        ), wanted AS (
+            SELECT c.instance_id, c.session_id, EXISTS (SELECT 1 FROM sessions s
+                WHERE s.instance_id = c.instance_id AND s.session_id = c.session_id
+                    AND s.owner = $8) AS mine
+            FROM (SELECT DISTINCT instance_id, session_id FROM candidates
+                WHERE session_id IS NOT NULL) c
+        ), granted AS (
+            SELECT instance_id, session_id FROM (
+                SELECT wanted.*, row_number() OVER (PARTITION BY mine
+                    ORDER BY instance_id, session_id) AS k
+                FROM wanted) ranked
+            WHERE mine OR k <= $9 - (SELECT COUNT(*) FROM sessions s
+                WHERE s.owner = $8 AND {held})
+        ), acquired AS (
+            INSERT INTO sessions AS s (instance_id, session_id, owner, last_used_at, idle_ms)
+            SELECT instance_id, session_id, $8, reprise_now_ms(), $10 FROM granted
+            ORDER BY instance_id, session_id
+            ON CONFLICT (instance_id, session_id) DO UPDATE
+                SET owner = EXCLUDED.owner, last_used_at = EXCLUDED.last_used_at,
+                    idle_ms = EXCLUDED.idle_ms
+                WHERE s.owner = EXCLUDED.owner OR NOT {held}
+            RETURNING s.instance_id, s.session_id
+        ), taken AS (
+            SELECT c.seq, c.previous_owner FROM candidates c
+            WHERE c.session_id IS NULL OR EXISTS (SELECT 1 FROM acquired a
+                WHERE a.instance_id = c.instance_id AND a.session_id = c.session_id)
+        )
+        UPDATE worker_queue w SET lock_owner = $1, lock_until = reprise_now_ms() + $2,
+            generation = w.generation + 1, deliveries = w.deliveries + 1
+        FROM taken c WHERE w.seq = c.seq
+        RETURNING w.seq, w.generation, w.instance_id, w.execution_id, w.task, w.name,
+            w.input, w.attempt, w.retry, w.deliveries, w.created_at, w.orchestration_name,
+            w.orchestration_version, w.session_id, w.tag, c.previous_owner",
+        held = SESSION_HELD
+    )
+});
 
 pub(super) async fn claim_activities(
     p: &PostgresProvider,
     owner: &str,
     lease_ms: i64,
     max: usize,
-    tags: &TagFilter,
+    routing: &Routing,
 ) -> Result<Vec<ActivityItem>> {
-    let (any_tag, untagged, listed) = tags.claim_params();
-    let rows = sqlx::query(
-        "WITH candidates AS (
-            SELECT seq, lock_owner AS previous_owner FROM worker_queue
-            WHERE visible_at <= reprise_now_ms() AND lock_until <= reprise_now_ms()
-                AND ($4 OR (tag IS NULL AND $5) OR tag = ANY($6))
-            ORDER BY seq LIMIT $3
-            FOR UPDATE SKIP LOCKED
-        )
-        UPDATE worker_queue w SET lock_owner = $1, lock_until = reprise_now_ms() + $2,
-            generation = w.generation + 1, deliveries = w.deliveries + 1
-        FROM candidates c WHERE w.seq = c.seq
-        RETURNING w.seq, w.generation, w.instance_id, w.execution_id, w.task, w.name,
-            w.input, w.attempt, w.retry, w.deliveries, w.created_at, w.orchestration_name,
-            w.orchestration_version, w.session_id, w.tag, c.previous_owner",
-    )
-    .bind(owner)
-    .bind(lease_ms)
-    .bind(max as i64)
-    .bind(any_tag)
-    .bind(untagged)
-    .bind(listed)
-    .fetch_all(&mut *p.pool.conn().await?)
-    .await?;
+    let (any_tag, untagged, listed) = routing.tags.claim_params();
+    let rows = sqlx::query(CLAIM_SQL.as_str())
+        .bind(owner)
+        .bind(lease_ms)
+        .bind(max as i64)
+        .bind(any_tag)
+        .bind(untagged)
+        .bind(listed)
+        .bind(routing.activity_names())
+        .bind(&routing.sessions.owner)
+        .bind(routing.sessions.max as i64)
+        .bind(routing.sessions.idle_ms)
+        .fetch_all(&mut *p.pool.conn().await?)
+        .await?;
     let mut items = rows.iter().map(activity_item).collect::<Result<Vec<_>>>()?;
     for (row, item) in rows.iter().zip(&items) {
         let id = format!("'{}' of instance '{}'", item.name, item.instance_id);
@@ -62,7 +119,9 @@ pub(super) async fn claim_activities(
 /// instances the statement claims, which also get their other visible messages. Every row
 /// carries the recorded seqs; the claim's columns are those of the claim statement
 /// (`claim::claimed_items`), NULL on the one row there is when nothing was claimed.
-const COMPLETE_SQL: &str = "WITH d AS (
+static COMPLETE_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH d AS (
         SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[])
             WITH ORDINALITY AS d(seq, generation, kind, data, n)
     ), locked AS (
@@ -71,11 +130,12 @@ const COMPLETE_SQL: &str = "WITH d AS (
     ), done AS (
         DELETE FROM worker_queue w USING locked
         WHERE w.seq = locked.seq
-        RETURNING w.seq, w.instance_id, w.execution_id, w.task
+        RETURNING w.seq, w.instance_id, w.execution_id, w.task, w.orchestration_name
     ), candidates AS (
         SELECT i.instance_id, i.lock_owner AS previous_owner FROM instances i
         WHERE i.instance_id IN (SELECT instance_id FROM done)
             AND i.lock_until <= reprise_now_ms()
+            AND {claimable}
         ORDER BY i.instance_id
         LIMIT $5
         FOR UPDATE OF i SKIP LOCKED
@@ -87,10 +147,12 @@ const COMPLETE_SQL: &str = "WITH d AS (
             c.previous_owner
     ), queued AS (
         INSERT INTO orchestrator_queue (instance_id, kind, execution_id, task, visible_at, data,
-            deliveries)
+            deliveries, name)
         SELECT done.instance_id, d.kind, done.execution_id, done.task, reprise_now_ms(), d.data,
             CASE WHEN EXISTS (SELECT 1 FROM claimed c WHERE c.instance_id = done.instance_id)
-                THEN 1 ELSE 0 END
+                THEN 1 ELSE 0 END,
+            COALESCE(NULLIF(done.orchestration_name, ''), (SELECT i.name FROM instances i
+                WHERE i.instance_id = done.instance_id))
         FROM done JOIN d ON d.seq = done.seq
         ORDER BY d.n
         RETURNING instance_id, seq, kind, data, deliveries
@@ -116,7 +178,10 @@ const COMPLETE_SQL: &str = "WITH d AS (
             ORDER BY h.event_id DESC LIMIT 1
         ) l ON true
     ) r ON true
-    ORDER BY r.instance_id, r.seq";
+    ORDER BY r.instance_id, r.seq",
+        claimable = claim::claimable_instance(8, 9, 10, 11)
+    )
+});
 
 /// Records activity outcomes and, with `claim`, claims (up to `claim.max`) the instances
 /// they woke, in one statement.
@@ -139,7 +204,11 @@ pub(super) async fn complete_activities(
         kinds.push(message.kind());
         data.push(message_data(&message));
     }
-    let rows = sqlx::query(COMPLETE_SQL)
+    let routing = claim.map(|c| &*c.routing);
+    let (names_of, versions) = routing
+        .map(|r| r.orchestration_versions())
+        .unwrap_or_default();
+    let rows = sqlx::query(COMPLETE_SQL.as_str())
         .bind(&seqs)
         .bind(&generations)
         .bind(&kinds)
@@ -147,6 +216,10 @@ pub(super) async fn complete_activities(
         .bind(claim.map_or(0, |c| c.max as i64))
         .bind(claim.map(|c| c.owner.as_str()))
         .bind(claim.map_or(0, |c| c.lease_ms))
+        .bind(routing.map(|r| r.orchestration_names()).unwrap_or_default())
+        .bind(names_of)
+        .bind(versions)
+        .bind(routing.map_or(0, |r| r.unserved_grace_ms))
         .fetch_all(&mut *p.pool.conn().await?)
         .await?;
     let deleted: HashSet<i64> = match rows.first() {

@@ -2,6 +2,7 @@
 //! renewing leases, and when queued work next becomes due.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::LazyLock;
 
 use sqlx::postgres::PgRow;
 
@@ -12,25 +13,34 @@ use crate::store::rows::{
     history_row, last_history_row, queued_message, sort_claimed, Claimed, Columns,
     UNREADABLE_RETRY_MS,
 };
-use crate::store::{KnownHistories, Lease, OrchestrationItem, Result};
+use crate::store::{KnownHistories, Lease, OrchestrationClaim, OrchestrationItem, Result};
 
-pub(super) async fn claim_orchestrations(
-    p: &PostgresProvider,
-    owner: &str,
-    lease_ms: i64,
-    max: usize,
-    known: &KnownHistories,
-) -> Result<Vec<OrchestrationItem>> {
-    // One statement claims the instances (lease + generation), delivers their visible
-    // messages and reads each one's last event; a second reads the histories the claimer
-    // does not hold yet (none when it holds them all, or they are empty).
-    let rows = sqlx::query(
+/// The claim rule for an instance `i` (docs/protocol.md, "The claim rule"): its name is
+/// among `$names`, and its version, once fixed, is one of the claimer's (`$names_of`,
+/// `$versions`: parallel lists) or one no runtime has had within `$grace` ms, the unserved
+/// grace period (then the claimer fails it as not registered). Parameters are given by
+/// number.
+pub(super) fn claimable_instance(names: u8, names_of: u8, versions: u8, grace: u8) -> String {
+    format!(
+        "i.name = ANY(${names})
+        AND (i.version IS NULL
+            OR (i.name, i.version) IN (SELECT * FROM UNNEST(${names_of}::text[], ${versions}::text[]))
+            OR NOT EXISTS (SELECT 1 FROM registered_names r
+                WHERE r.kind = 'orchestration' AND r.name = i.name AND r.version = i.version
+                    AND r.last_seen_at > reprise_now_ms() - ${grace}))"
+    )
+}
+
+static CLAIM_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
         "WITH candidates AS (
             SELECT i.instance_id, i.lock_owner AS previous_owner FROM instances i
             WHERE i.instance_id IN (
                     SELECT q.instance_id FROM orchestrator_queue q
-                    WHERE q.visible_at <= reprise_now_ms())
+                    WHERE (q.name = ANY($4) OR q.name IS NULL)
+                        AND q.visible_at <= reprise_now_ms())
                 AND i.lock_until <= reprise_now_ms()
+                AND {}
             LIMIT $3
             FOR UPDATE OF i SKIP LOCKED
         ), claimed AS (
@@ -56,13 +66,33 @@ pub(super) async fn claim_orchestrations(
             ORDER BY h.event_id DESC LIMIT 1
         ) l ON true
         ORDER BY c.instance_id, m.seq",
+        claimable_instance(4, 5, 6, 7)
     )
-    .bind(owner)
-    .bind(lease_ms)
-    .bind(max as i64)
-    .fetch_all(&mut *p.pool.conn().await?)
-    .await?;
-    claimed_items(p, owner, &rows, known).await
+});
+
+pub(super) async fn claim_orchestrations(
+    p: &PostgresProvider,
+    claim: &OrchestrationClaim,
+) -> Result<Vec<OrchestrationItem>> {
+    // One statement claims the instances (lease + generation), delivers their visible
+    // messages and reads each one's last event; a second reads the histories the claimer
+    // does not hold yet (none when it holds them all, or they are empty). The candidates
+    // come from the queue's (name, visible_at) index, so rows of names the claimer lacks
+    // cost nothing; rows without a name (queued before their instance existed) are
+    // checked against the instance's.
+    let routing = &claim.routing;
+    let (names_of, versions) = routing.orchestration_versions();
+    let rows = sqlx::query(CLAIM_SQL.as_str())
+        .bind(&claim.owner)
+        .bind(claim.lease_ms)
+        .bind(claim.max as i64)
+        .bind(routing.orchestration_names())
+        .bind(names_of)
+        .bind(versions)
+        .bind(routing.unserved_grace_ms)
+        .fetch_all(&mut *p.pool.conn().await?)
+        .await?;
+    claimed_items(p, &claim.owner, &rows, &claim.known).await
 }
 
 /// The claimed instances of a claim statement's rows: one row per claimed instance and

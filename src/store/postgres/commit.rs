@@ -131,8 +131,10 @@ const TURN_SQL: &str = "WITH fenced AS (
         ORDER BY a.n
         RETURNING task, seq, lock_owner IS NOT NULL AS leased
     ), queued AS (
-        INSERT INTO orchestrator_queue (instance_id, kind, execution_id, task, visible_at, data)
-        SELECT m.instance_id, m.kind, m.execution_id, m.task, m.visible_at, m.data
+        INSERT INTO orchestrator_queue (instance_id, kind, execution_id, task, visible_at, data,
+            name)
+        SELECT m.instance_id, m.kind, m.execution_id, m.task, m.visible_at, m.data,
+            (SELECT i.name FROM instances i WHERE i.instance_id = m.instance_id)
         FROM UNNEST($24::text[], $25::text[], $26::bigint[], $27::int[], $28::bigint[], $29::text[])
             WITH ORDINALITY AS m(instance_id, kind, execution_id, task, visible_at, data, n)
         WHERE EXISTS (SELECT 1 FROM fenced)
@@ -412,8 +414,8 @@ pub(super) async fn insert_instances(
             WHERE q.instance_id = c.instance_id AND q.kind = 'Event'
                 AND q.visible_at < c.created_at - $8
         ), queued AS (
-            INSERT INTO orchestrator_queue (instance_id, kind, visible_at, data)
-            SELECT s.instance_id, 'Start', c.created_at, s.data
+            INSERT INTO orchestrator_queue (instance_id, kind, visible_at, data, name)
+            SELECT s.instance_id, 'Start', c.created_at, s.data, s.name
             FROM s JOIN created c USING (instance_id)
             ORDER BY s.n
         )

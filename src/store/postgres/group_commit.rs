@@ -208,8 +208,10 @@ const GROUP_SQL: &str = "WITH t AS (
         ORDER BY a.turn, a.n
         RETURNING instance_id, task, seq, lock_owner IS NOT NULL AS leased
     ), queued AS (
-        INSERT INTO orchestrator_queue (instance_id, kind, execution_id, task, visible_at, data)
-        SELECT m.instance_id, m.kind, m.execution_id, m.task, m.visible_at, m.data
+        INSERT INTO orchestrator_queue (instance_id, kind, execution_id, task, visible_at, data,
+            name)
+        SELECT m.instance_id, m.kind, m.execution_id, m.task, m.visible_at, m.data,
+            (SELECT i.name FROM instances i WHERE i.instance_id = m.instance_id)
         FROM UNNEST($34::bigint[], $35::text[], $36::text[], $37::bigint[], $38::int[],
             $39::bigint[], $40::text[])
             WITH ORDINALITY AS m(turn, instance_id, kind, execution_id, task, visible_at, data, n)

@@ -89,8 +89,8 @@ async fn insert_start(p: &PostgresProvider, start: &StartRequest) -> Result<bool
             WHERE q.instance_id = c.instance_id AND q.kind = 'Event'
                 AND q.visible_at < c.created_at - $7
         )
-        INSERT INTO orchestrator_queue (instance_id, kind, visible_at, data)
-        SELECT c.instance_id, 'Start', c.created_at, $6
+        INSERT INTO orchestrator_queue (instance_id, kind, visible_at, data, name)
+        SELECT c.instance_id, 'Start', c.created_at, $6, $2
         FROM created c, LATERAL (SELECT pg_notify($8, $9) WHERE c.instance_id IS NOT NULL) n",
     )
     .bind(&start.instance_id)
@@ -211,8 +211,11 @@ pub(super) async fn enqueue(
     };
     let (channel, payload) = p.inline_notify(&change);
     sqlx::query(
-        "INSERT INTO orchestrator_queue (instance_id, kind, execution_id, task, visible_at, data)
-         SELECT $1, $2, $3, $4, reprise_now_ms(), $5 FROM (SELECT pg_notify($6, $7)) AS n",
+        "INSERT INTO orchestrator_queue (instance_id, kind, execution_id, task, visible_at, data,
+            name)
+         SELECT $1, $2, $3, $4, reprise_now_ms(), $5,
+            (SELECT i.name FROM instances i WHERE i.instance_id = $1)
+         FROM (SELECT pg_notify($6, $7)) AS n",
     )
     .bind(instance_id)
     .bind(message.kind())

@@ -37,9 +37,9 @@ use tokio::task::JoinHandle;
 use crate::engine::{HistoryRow, Message, RewindPlan, StartRequest};
 use crate::store::{
     ActivityAttempt, ActivityItem, ActivityResult, DeleteFilter, Deletion, ExecutionInfo,
-    InstanceFilter, InstanceInfo, InstancePage, InstanceStats, KnownHistories, KvEntry, Lease,
-    OrchestrationClaim, OrchestrationItem, Provider, QueueDepths, Reaped, Result, RuntimeInfo,
-    RuntimeRegistration, StoreError, SystemMetrics, TagFilter, TurnCommit, Wakers,
+    InstanceFilter, InstanceInfo, InstancePage, InstanceStats, KvEntry, Lease, OrchestrationClaim,
+    OrchestrationItem, Provider, QueueDepths, Reaped, Result, Routing, RuntimeInfo,
+    RuntimeRegistration, StoreError, SystemMetrics, TurnCommit, UnservedWork, Wakers,
     DEFAULT_UNKNOWN_EVENT_TTL_MS,
 };
 pub use config::{application_name, channel_name, redact_url, validate_schema};
@@ -423,12 +423,9 @@ impl Provider for PostgresProvider {
 
     async fn claim_orchestrations(
         &self,
-        owner: &str,
-        lease_ms: i64,
-        max: usize,
-        known: &KnownHistories,
+        claim: &OrchestrationClaim,
     ) -> Result<Vec<OrchestrationItem>> {
-        claim::claim_orchestrations(self, owner, lease_ms, max, known).await
+        claim::claim_orchestrations(self, claim).await
     }
 
     async fn commit_turn(&self, commit: TurnCommit) -> Result<Vec<ActivityItem>> {
@@ -450,9 +447,22 @@ impl Provider for PostgresProvider {
         owner: &str,
         lease_ms: i64,
         max: usize,
-        tags: &TagFilter,
+        routing: &Routing,
     ) -> Result<Vec<ActivityItem>> {
-        activities::claim_activities(self, owner, lease_ms, max, tags).await
+        activities::claim_activities(self, owner, lease_ms, max, routing).await
+    }
+
+    async fn unserved_work(&self, live_ms: i64) -> Result<UnservedWork> {
+        registry::unserved_work(self, live_ms).await
+    }
+
+    async fn last_registered(
+        &self,
+        kind: &str,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<Option<i64>> {
+        registry::last_registered(self, kind, name, version).await
     }
 
     async fn complete_activities(

@@ -41,8 +41,10 @@ impl QueueRows {
             return Ok(());
         }
         sqlx::query(
-            "INSERT INTO orchestrator_queue (instance_id, kind, execution_id, task, visible_at, data)
-             SELECT m.instance_id, m.kind, m.execution_id, m.task, m.visible_at, m.data
+            "INSERT INTO orchestrator_queue (instance_id, kind, execution_id, task, visible_at, data,
+                name)
+             SELECT m.instance_id, m.kind, m.execution_id, m.task, m.visible_at, m.data,
+                (SELECT i.name FROM instances i WHERE i.instance_id = m.instance_id)
              FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::int[], $5::bigint[], $6::text[])
                  WITH ORDINALITY AS m(instance_id, kind, execution_id, task, visible_at, data, n)
              ORDER BY m.n",

@@ -7,8 +7,8 @@ use sqlx::Row;
 
 use super::notify::Change;
 use super::PostgresProvider;
-use crate::store::rows::{runtime_info, Columns};
-use crate::store::{Reaped, Result, RuntimeInfo, RuntimeRegistration, StoreError};
+use crate::store::rows::{runtime_info, unserved_name, Columns};
+use crate::store::{Reaped, Result, RuntimeInfo, RuntimeRegistration, StoreError, UnservedWork};
 
 /// Removes the stale runtimes (and `replace`), releasing their leases.
 async fn reap(p: &PostgresProvider, except: &str, replace: Option<&str>) -> Result<Reaped> {
@@ -69,10 +69,101 @@ async fn record(p: &PostgresProvider, r: &RuntimeRegistration) -> Result<bool> {
     .execute(&mut *p.pool.conn().await?)
     .await;
     match written {
-        Ok(_) => Ok(true),
+        Ok(_) => {
+            record_names(p, r).await?;
+            Ok(true)
+        }
         Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Refreshes when a live runtime last had each of its names (in key order, so runtimes
+/// refreshing the same names never deadlock).
+async fn record_names(p: &PostgresProvider, r: &RuntimeRegistration) -> Result<()> {
+    if r.names.is_empty() {
+        return Ok(());
+    }
+    let mut names = r.names.clone();
+    names.sort();
+    let (kinds, rest): (Vec<String>, Vec<(String, String)>) =
+        names.into_iter().map(|(k, n, v)| (k, (n, v))).unzip();
+    let (names, versions): (Vec<String>, Vec<String>) = rest.into_iter().unzip();
+    sqlx::query(
+        "INSERT INTO registered_names (kind, name, version, last_seen_at)
+         SELECT k, n, v, reprise_now_ms()
+         FROM UNNEST($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS t(k, n, v, o)
+         ORDER BY o
+         ON CONFLICT (kind, name, version) DO UPDATE SET last_seen_at = EXCLUDED.last_seen_at",
+    )
+    .bind(kinds)
+    .bind(names)
+    .bind(versions)
+    .execute(&mut *p.pool.conn().await?)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn unserved_work(p: &PostgresProvider, live_ms: i64) -> Result<UnservedWork> {
+    // The distinct names with queued work, each found by one index probe (a loose index
+    // scan), then those no runtime had within `live_ms`.
+    let rows = sqlx::query(
+        "WITH RECURSIVE o(name) AS (
+            (SELECT name FROM orchestrator_queue WHERE name IS NOT NULL ORDER BY name LIMIT 1)
+            UNION ALL
+            SELECT (SELECT q.name FROM orchestrator_queue q WHERE q.name > o.name
+                ORDER BY q.name LIMIT 1)
+            FROM o WHERE o.name IS NOT NULL
+        ), a(name) AS (
+            (SELECT name FROM worker_queue ORDER BY name LIMIT 1)
+            UNION ALL
+            SELECT (SELECT w.name FROM worker_queue w WHERE w.name > a.name
+                ORDER BY w.name LIMIT 1)
+            FROM a WHERE a.name IS NOT NULL
+        ), queued(kind, name) AS (
+            SELECT 'orchestration', name FROM o WHERE name IS NOT NULL
+            UNION ALL SELECT 'activity', name FROM a WHERE name IS NOT NULL
+        ), seen AS (
+            SELECT q.kind, q.name, (SELECT MAX(r.last_seen_at) FROM registered_names r
+                WHERE r.kind = q.kind AND r.name = q.name) AS last_seen_at
+            FROM queued q
+        )
+        SELECT s.kind, s.name, s.last_seen_at, n.now,
+            CASE s.kind
+                WHEN 'orchestration' THEN (SELECT COUNT(*) FROM orchestrator_queue q
+                    WHERE q.name = s.name AND q.visible_at <= n.now)
+                ELSE (SELECT COUNT(*) FROM worker_queue w
+                    WHERE w.name = s.name AND w.visible_at <= n.now)
+            END AS waiting
+        FROM (SELECT reprise_now_ms() AS now) n
+        LEFT JOIN seen s ON s.last_seen_at IS NULL OR s.last_seen_at < n.now - $1",
+    )
+    .bind(live_ms)
+    .fetch_all(&mut *p.pool.conn().await?)
+    .await?;
+    let mut work = UnservedWork::default();
+    for row in &rows {
+        work.now = row.int("now")?;
+        work.names.extend(unserved_name(row)?);
+    }
+    Ok(work)
+}
+
+pub(super) async fn last_registered(
+    p: &PostgresProvider,
+    kind: &str,
+    name: &str,
+    version: Option<&str>,
+) -> Result<Option<i64>> {
+    Ok(sqlx::query_scalar(
+        "SELECT MAX(last_seen_at) FROM registered_names
+         WHERE kind = $1 AND name = $2 AND ($3::text IS NULL OR version = $3)",
+    )
+    .bind(kind)
+    .bind(name)
+    .bind(version)
+    .fetch_one(&mut *p.pool.conn().await?)
+    .await?)
 }
 
 fn node_taken(r: &RuntimeRegistration) -> StoreError {

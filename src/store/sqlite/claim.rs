@@ -12,23 +12,32 @@ use crate::engine::{HistoryRow, QueuedMessage};
 use crate::store::rows::{
     history_row, queued_message, sort_claimed, Claimed, Columns, UNREADABLE_RETRY_MS,
 };
-use crate::store::{KnownHistories, Lease, OrchestrationItem, Result};
+use crate::store::{Lease, OrchestrationClaim, OrchestrationItem, Result};
 
-/// Claims up to `max` instances with visible messages and no live lease (only among `only`
-/// when given): their messages (deliveries + 1) and current histories, from where `known`
-/// says the claimer's copy ends.
+/// Claims up to `claim.max` instances with visible messages and no live lease that
+/// `claim.routing` lets the claimer take (only among `only` when given): their messages
+/// (deliveries + 1) and current histories, from where `claim.known` says the claimer's
+/// copy ends.
 pub(super) fn claim_in(
     db: &Db,
-    owner: &str,
-    lease_ms: i64,
-    max: usize,
+    claim: &OrchestrationClaim,
     only: Option<&[String]>,
-    known: &KnownHistories,
     now: i64,
 ) -> Result<Vec<OrchestrationItem>> {
-    if max == 0 || only.is_some_and(|ids| ids.is_empty()) {
+    let OrchestrationClaim {
+        owner,
+        lease_ms,
+        max,
+        known,
+        routing,
+    } = claim;
+    if *max == 0 || only.is_some_and(|ids| ids.is_empty()) {
         return Ok(Vec::new());
     }
+    let names = json_list(&routing.orchestration_names());
+    let (names_of, versions) = routing.orchestration_versions();
+    let pairs = serde_json::to_string(&names_of.iter().zip(&versions).collect::<Vec<_>>())
+        .expect("strings serialize");
     let mut sql = Sql::new("UPDATE instances SET lock_owner = ");
     sql.bind(owner.to_owned())
         .push(", lock_until = ")
@@ -41,12 +50,30 @@ pub(super) fn claim_in(
         )
         .bind(now)
         .push(" AND i.lock_until <= ")
-        .bind(now);
+        .bind(now)
+        // The claim rule (docs/protocol.md): the queue's (name, visible_at) index finds the
+        // claimer's names; the version, once fixed, is the claimer's or one no runtime
+        // has had for the unserved grace period.
+        .push(" AND (q.name IN (SELECT value FROM json_each(")
+        .bind(names.clone())
+        .push(")) OR q.name IS NULL) AND i.name IN (SELECT value FROM json_each(")
+        .bind(names)
+        .push(")) AND (i.version IS NULL OR EXISTS (SELECT 1 FROM json_each(")
+        .bind(pairs)
+        .push(
+            ") p WHERE json_extract(p.value, '$[0]') = i.name
+                AND json_extract(p.value, '$[1]') = i.version)
+                OR NOT EXISTS (SELECT 1 FROM registered_names r
+                    WHERE r.kind = 'orchestration' AND r.name = i.name
+                        AND r.version = i.version AND r.last_seen_at > ",
+        )
+        .bind(now - routing.unserved_grace_ms)
+        .push("))");
     if let Some(ids) = only {
         sql.push(" AND q.instance_id IN ").list(ids.iter().cloned());
     }
     sql.push(" LIMIT ")
-        .bind(max as i64)
+        .bind(*max as i64)
         .push(") RETURNING instance_id, execution_id, generation, name, created_at");
     // (instance_id, execution_id, generation, name, created_at)
     let claimed = sql.rows(db, |r| {
@@ -140,16 +167,17 @@ pub(super) fn claim_in(
 
 pub(super) async fn claim_orchestrations(
     p: &SqliteProvider,
-    owner: &str,
-    lease_ms: i64,
-    max: usize,
-    known: &KnownHistories,
+    claim: &OrchestrationClaim,
 ) -> Result<Vec<OrchestrationItem>> {
-    let owner = owner.to_owned();
+    let claim = claim.clone();
     let clock = p.clock.clone();
-    let known = known.clone();
-    p.write(move |db| claim_in(db, &owner, lease_ms, max, None, &known, clock.now_ms()))
+    p.write(move |db| claim_in(db, &claim, None, clock.now_ms()))
         .await
+}
+
+/// A JSON array of strings, for `json_each`.
+pub(super) fn json_list(values: &[String]) -> String {
+    serde_json::to_string(values).expect("strings serialize")
 }
 
 pub(super) async fn abandon_orchestration(

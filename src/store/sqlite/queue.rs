@@ -18,7 +18,10 @@ pub(super) const IDS_PER_STATEMENT: usize = 10_000;
 pub(super) fn insert_messages(db: &Db, rows: &[QueueInsert]) -> Result<()> {
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
         let mut sql = Sql::new(
-            "INSERT INTO orchestrator_queue (instance_id, kind, execution_id, task, visible_at, data) VALUES ",
+            "INSERT INTO orchestrator_queue (instance_id, kind, execution_id, task, visible_at, data,
+                name)
+             SELECT v.*, (SELECT i.name FROM instances i WHERE i.instance_id = v.column1)
+             FROM (VALUES ",
         );
         sql.tuples(chunk, |r| {
             let (exec, task) = message_columns(&r.message);
@@ -30,7 +33,8 @@ pub(super) fn insert_messages(db: &Db, rows: &[QueueInsert]) -> Result<()> {
                 r.visible_at.into(),
                 message_data(&r.message).into(),
             ]
-        });
+        })
+        .push(") AS v");
         sql.execute(db)?;
     }
     Ok(())
