@@ -613,7 +613,7 @@ export interface MetricsSnapshot {
   queueWorkerRunning?: number;
   queueWorkerDelayed?: number;
   queueDepthAgeMs?: number;
-  /** Visible work whose name no live runtime has: it waits (see "Routing" in the guide). Read every heartbeat. */
+  /** Visible work whose name no live runtime has: it waits (see "Routing" in the guide). Read every `metricsIntervalMs`. */
   orchestrationsWithoutRuntime: number;
   activitiesWithoutRuntime: number;
   /** The mean write batch: SQLite's writer transactions and the operations they carried; PostgreSQL's group-commit statements and the turns they carried. */

@@ -94,7 +94,7 @@ test('the not-registered rule: a name no runtime ever had fails notRegisteredGra
   const schema = uniqueSchema('rule');
   const provider = await PostgresProvider.connectWithSchema(url, schema);
   const client = new Client(provider);
-  const b = new Runtime(provider, { pollIntervalMs: 200, notRegisteredGraceMs: 1500, unservedGraceMs: 6000 });
+  const b = new Runtime(provider, { pollIntervalMs: 200, metricsIntervalMs: 500, notRegisteredGraceMs: 1500, unservedGraceMs: 6000 });
   b.registerOrchestration('OrderB', function* () {
     return 'b';
   });
@@ -126,60 +126,82 @@ test('the not-registered rule: a name no runtime ever had fails notRegisteredGra
   }
 });
 
-/** `{s1: Set(pids), s2: Set(pids), plain: Set(pids)}` of what ran. */
-function where(ran) {
-  const out = { s1: new Set(), s2: new Set(), plain: new Set() };
-  for (const r of ran) out[r.session || 'plain'].add(r.pid);
+/** The pid that ran each session's activities in each round: `{'s1': [pid per round], 's2': [...]}`. */
+function sessionPids(ran) {
+  const out = { s1: [], s2: [] };
+  for (const r of ran) if (r.session) out[r.session][r.round] = r.pid;
   return out;
 }
 
-test("a session's activities run in one process at a time, across continue-as-new and mixed with plain ones in `all`; when that process is SIGKILLed the session moves to the other", async () => {
+test("a session's activities run in one process at a time, across continue-as-new and a version upgrade, mixed with plain ones in `all`; when its process is SIGKILLed the session moves; a process restarted with the same workerNodeId takes its sessions back", async () => {
   const schema = uniqueSchema('sessions');
   const provider = await PostgresProvider.connectWithSchema(url, schema);
   const client = new Client(provider);
-  // 6 instances hold 12 sessions: room for all of them in the survivor.
-  const workers = ['w1', 'w2'].map((id) => startWorker(schema, 'sessions', { workerNodeId: id, maxSessionsPerRuntime: 16 }));
-  try {
-    await Promise.all(workers.map((w) => w.ready));
-    const N = 6;
-    for (let i = 0; i < N; i++) await client.startOrchestration(`pin-${i}`, 'Pinned', { rounds: 4 });
-    // Round 1, 'go', round 2 and continue-as-new, round 3; then a kill before round 4.
-    for (const round of [1, 3]) {
-      for (let i = 0; i < N; i++) {
-        await eventually(async () => ((await client.getStatus(`pin-${i}`)).customStatus || {}).round === round, 20000, `pin-${i} round ${round}`);
-        if (round === 1) await client.raiseEvent(`pin-${i}`, 'go');
-      }
+  // 6 instances hold 12 sessions: room for all of them in any one worker.
+  const start = (id) => startWorker(schema, 'sessions', { workerNodeId: id, maxSessionsPerRuntime: 16 });
+  const workers = { w1: start('w1'), w2: start('w2') };
+  const N = 6;
+  const ids = Array.from({ length: N }, (_, i) => `pin-${i}`);
+  const atRound = async (round) => {
+    for (const id of ids) {
+      await eventually(async () => ((await client.getStatus(id)).customStatus || {}).round === round, 20000, `${id} round ${round}`);
     }
-    const owners = {};
-    // Kill the process that owns pin-0's s1: its sessions move to the survivor.
-    const history = await client.readStoredHistory('pin-0');
-    const done = history.filter((e) => e.kind === 'ActivityCompleted').map((e) => e.data.result);
-    const victimPid = done.find((r) => r.session === 's1').pid;
-    const victim = workers.find((w) => w.pid === victimPid);
-    const survivor = workers.find((w) => w.pid !== victimPid);
-    assert.ok(victim, 'the owner of s1 is one of the two workers');
-    victim.kill('SIGKILL');
-    await victim.exited;
-    for (let i = 0; i < N; i++) await client.raiseEvent(`pin-${i}`, 'go');
-    for (let i = 0; i < N; i++) {
-      const s = await client.waitForOrchestration(`pin-${i}`, 30000);
-      assert.equal(s.status, 'Completed', `pin-${i}: ${s.error}`);
-      const ran = s.output;
-      assert.equal(ran.length, 4 * 3, 'every round ran its three activities once');
-      const before = where(ran.slice(0, 9));
-      const after = where(ran.slice(9));
-      for (const session of ['s1', 's2']) {
-        assert.equal(before[session].size, 1, `pin-${i} ${session}: rounds 1-3 (across continue-as-new) ran in one process`);
-        owners[`${i}/${session}`] = [...before[session]][0];
-        assert.equal(after[session].size, 1, `pin-${i} ${session}: round 4 ran in one process`);
-        if (owners[`${i}/${session}`] === victimPid) {
-          assert.deepEqual([...after[session]], [survivor.pid], `pin-${i} ${session} moved to the survivor`);
+  };
+  const go = () => Promise.all(ids.map((id) => client.raiseEvent(id, 'go')));
+  try {
+    await Promise.all(Object.values(workers).map((w) => w.ready));
+    for (const id of ids) await client.startOrchestration(id, 'Pinned', { rounds: 5 }, { version: '1.0.0' });
+    // Round 1, 'go', round 2 and continue-as-new on 2.0.0, round 3.
+    await atRound(1);
+    await go();
+    await atRound(3);
+    // The owner of pin-0's s1 dies; a third worker joins. Round 4 moves its sessions.
+    const done3 = (await client.readStoredHistory('pin-0')).filter((e) => e.kind === 'ActivityCompleted').map((e) => e.data.result);
+    const victimPid = done3.find((r) => r.session === 's1').pid;
+    const [victimId, survivorId] = workers.w1.pid === victimPid ? ['w1', 'w2'] : ['w2', 'w1'];
+    workers[victimId].kill('SIGKILL');
+    await workers[victimId].exited;
+    workers.w3 = start('w3');
+    await workers.w3.ready;
+    await go();
+    await atRound(4);
+    // The survivor dies and comes straight back under its workerNodeId: round 5 of the
+    // sessions it held runs in its new process, not in w3.
+    const survivorPid = workers[survivorId].pid;
+    workers[survivorId].kill('SIGKILL');
+    await workers[survivorId].exited;
+    workers[survivorId] = start(survivorId);
+    await workers[survivorId].ready;
+    const restartedPid = workers[survivorId].pid;
+    await go();
+    let moved = 0;
+    let takenBack = 0;
+    for (const id of ids) {
+      const s = await client.waitForOrchestration(id, 30000);
+      assert.equal(s.status, 'Completed', `${id}: ${s.error}`);
+      assert.equal((await client.getInstanceInfo(id)).version, '2.0.0', 'upgraded by continue-as-new');
+      assert.equal(s.output.length, 5 * 3, 'every round ran its three activities once');
+      for (const [session, pids] of Object.entries(sessionPids(s.output))) {
+        const where = `${id} ${session}`;
+        assert.equal(new Set(pids.slice(0, 3)).size, 1, `${where}: rounds 1-3 (across continue-as-new and the upgrade) in one process`);
+        if (pids[2] === victimPid) {
+          assert.notEqual(pids[3], victimPid, `${where}: moved off the dead process`);
+          moved += 1;
+        } else {
+          assert.equal(pids[3], pids[2], `${where}: stayed with its live owner`);
+        }
+        if (pids[3] === survivorPid) {
+          assert.equal(pids[4], restartedPid, `${where}: taken back by the restarted ${survivorId}`);
+          takenBack += 1;
+        } else {
+          assert.equal(pids[4], pids[3], `${where}: stayed with its live owner`);
         }
       }
     }
-    assert.ok(Object.values(owners).includes(victimPid), 'the victim owned sessions');
+    assert.ok(moved >= 1, 'sessions moved off the dead process');
+    assert.ok(takenBack >= 1, 'sessions were taken back');
   } finally {
-    await Promise.all(workers.map(stopWorker));
+    await Promise.all(Object.values(workers).map(stopWorker));
     psql(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
   }
 });

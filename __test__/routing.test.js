@@ -11,7 +11,7 @@ test('an instance of an orchestration no runtime has waits visibly (waitingForRu
     rt.registerOrchestration('Known', function* () {
       return 'known';
     });
-  }, { notRegisteredGraceMs: 2500, heartbeatIntervalMs: 200, heartbeatTimeoutMs: 1000 });
+  }, { notRegisteredGraceMs: 2500, heartbeatIntervalMs: 200, heartbeatTimeoutMs: 1000, metricsIntervalMs: 200 });
   try {
     await env.client.startOrchestration('typo', 'Unknwn', null);
     await env.client.startOrchestration('known', 'Known', null);
@@ -20,7 +20,7 @@ test('an instance of an orchestration no runtime has waits visibly (waitingForRu
     assert.equal(info.status, 'Running');
     assert.equal(info.waitingForRuntime, true);
     const listed = (await env.client.listInstances()).instances;
-    assert.deepEqual(listed.map((i) => [i.instanceId, i.waitingForRuntime]), [['typo', true], ['known', false]]);
+    assert.deepEqual(Object.fromEntries(listed.map((i) => [i.instanceId, i.waitingForRuntime])), { typo: true, known: false });
     await eventually(() => env.runtime.metricsSnapshot().orchestrationsWithoutRuntime === 1, 5000, 'the gauge to count the waiting start');
     const failed = await env.client.waitForOrchestration('typo', 15000);
     assert.equal(failed.status, 'Failed');
@@ -33,7 +33,7 @@ test('an instance of an orchestration no runtime has waits visibly (waitingForRu
 });
 
 test('work for names a stopped runtime had waits past notRegisteredGraceMs, and fails only unservedGraceMs after that runtime stopped', async () => {
-  const fast = { heartbeatIntervalMs: 200, heartbeatTimeoutMs: 1000, pollIntervalMs: 200 };
+  const fast = { heartbeatIntervalMs: 200, heartbeatTimeoutMs: 1000, pollIntervalMs: 200, metricsIntervalMs: 200 };
   // The first runtime has the orchestration 'Old' and the activity 'OldStep'.
   const first = await startEnv((rt) => {
     rt.registerActivity('OldStep', () => 'ran');

@@ -45,7 +45,6 @@ pub(super) async fn heartbeat_loop(inner: Arc<Inner>) {
                     add(&inner.metrics.runtimes_reaped, reaped.runtimes.len() as u64);
                     log_reaped(&reaped);
                 }
-                refresh_orphans(&inner).await;
             }
             Err(StoreError::Locked(reason)) => {
                 inc(&inner.metrics.store_errors);
@@ -70,7 +69,7 @@ pub(super) async fn heartbeat_loop(inner: Arc<Inner>) {
 /// Reads which queued work no live runtime can run: counted for metrics, and the names no
 /// runtime ever had, or none has had for the unserved grace period, become this runtime's
 /// orphans (claimed only to fail their work as not registered).
-async fn refresh_orphans(inner: &Inner) {
+pub(super) async fn refresh_orphans(inner: &Inner) {
     let work = match inner
         .provider
         .unserved_work(inner.options.heartbeat_timeout_ms)

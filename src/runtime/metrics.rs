@@ -158,6 +158,7 @@ pub(super) async fn upkeep_loop(inner: Arc<Inner>) {
                 }
             }
         }
+        super::heartbeat::refresh_orphans(&inner).await;
         match inner.provider.queue_depths().await {
             Ok(depths) => *inner.queue_depths.lock().unwrap() = Some((Instant::now(), depths)),
             Err(e) => {

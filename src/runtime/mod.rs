@@ -223,6 +223,7 @@ impl Registry {
             tags: self.tags.clone(),
             orphans: Orphans::default(),
             unserved_grace_ms: options.unserved_grace_ms,
+            not_registered_grace_ms: options.not_registered_grace_ms,
             sessions: SessionRule {
                 owner: session_owner,
                 max: options.max_sessions_per_runtime,

@@ -506,6 +506,8 @@ pub struct Routing {
     pub orphans: Orphans,
     /// How long after the last runtime that had a version stopped its instances wait.
     pub unserved_grace_ms: i64,
+    /// Orphans' work is claimed only once older than this.
+    pub not_registered_grace_ms: i64,
     pub sessions: SessionRule,
 }
 
@@ -540,31 +542,12 @@ impl Default for SessionRule {
 }
 
 impl Routing {
-    /// Every orchestration name a claim may take: the runtime's and the orphans.
-    pub fn orchestration_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.orchestrations.iter().map(|(n, _)| n.clone()).collect();
-        names.extend(self.orphans.orchestrations.iter().cloned());
-        names
-    }
-
     /// The runtime's `(name, version)` pairs, as two parallel lists.
     pub fn orchestration_versions(&self) -> (Vec<String>, Vec<String>) {
         self.orchestrations
             .iter()
             .flat_map(|(name, versions)| versions.iter().map(move |v| (name.clone(), v.clone())))
             .unzip()
-    }
-
-    /// Every activity name a claim may take: the runtime's and the orphans.
-    pub fn activity_names(&self) -> Vec<String> {
-        let mut names = self.activities.clone();
-        names.extend(self.orphans.activities.iter().cloned());
-        names
-    }
-
-    /// Whether the runtime has this activity (not merely claims it as an orphan).
-    pub fn has_activity(&self, name: &str) -> bool {
-        self.activities.iter().any(|a| a == name)
     }
 }
 

@@ -49,6 +49,7 @@ fn routing(owner: &str, orchestrations: &[(&str, &[&str])], activities: &[&str])
         tags: TagFilter::Any,
         orphans: Orphans::default(),
         unserved_grace_ms: 60_000,
+        not_registered_grace_ms: 0,
         sessions: SessionRule {
             owner: owner.to_owned(),
             ..SessionRule::default()
@@ -183,6 +184,12 @@ pub async fn claims_take_only_the_claimers_names(p: SharedProvider) {
         },
         ..routing("R", &[], &[])
     };
+    // Orphans' work is claimed only once older than the not-registered grace period.
+    let young = Routing {
+        not_registered_grace_ms: 3_600_000,
+        ..orphan_b.clone()
+    };
+    assert_eq!(claim_ids(&p, "R", young).await, ids(&[]), "too young");
     assert_eq!(claim_ids(&p, "R", orphan_b).await, ids(&["b"]));
     assert_eq!(
         claim_ids(&p, "R", routing("R", &[("A", &[]), ("B", &[])], &[])).await,
@@ -208,6 +215,11 @@ pub async fn claims_take_only_the_claimers_names(p: SharedProvider) {
         },
         ..routing("W", &[], &[])
     };
+    let young = Routing {
+        not_registered_grace_ms: 3_600_000,
+        ..orphan_bx.clone()
+    };
+    assert!(claim_acts(&p, 100, &young).await.is_empty(), "too young");
     let orphans = claim_acts(&p, 100, &orphan_bx).await;
     assert_eq!(tasks(&orphans), vec![2], "an orphan name is claimed");
     let rest = claim_acts(&p, 100, &routing("W", &[], &["Ax", "Bx"])).await;

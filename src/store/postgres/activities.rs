@@ -2,7 +2,6 @@
 //! claiming the instances those outcomes wake), retrying and abandoning them.
 
 use std::collections::HashSet;
-use std::sync::LazyLock;
 
 use super::claim;
 use super::notify::Change;
@@ -24,28 +23,56 @@ const SESSION_HELD: &str = "(EXISTS (SELECT 1 FROM runtimes r
                 AND x.lock_until > reprise_now_ms())))";
 
 /// The claim rule for activities (docs/protocol.md, "The claim rule"): `$4`–`$6` the tag
-/// filter, `$7` the names, `$8` the session owner, `$9` the most sessions it may hold,
-/// `$10` its idle timeout. Candidates are found by name from the (name, visible_at) index;
-/// a session held by another live worker keeps its rows out; the claimer acquires (or
-/// keeps) the sessions of the rest within its limit, and takes the rows of those it got.
-static CLAIM_SQL: LazyLock<String> = LazyLock::new(|| {
+/// filter, `$7` the session owner, `$8` the most sessions it may hold, `$9` its idle
+/// timeout. The names (the claimer's, and the orphans', taken once older than the
+/// not-registered grace period) are constants, as for instances
+/// ([`claim::claimable_instance`]): each is read from the (name, visible_at) index. A
+/// session held by another live worker keeps its rows out; the claimer acquires (or keeps)
+/// the sessions of the rest within its limit, and takes the rows of those it got.
+fn claim_sql(r: &Routing) -> String {
+    // One ordered index range per name (a constant: planned with its own statistics), read
+    // only as far as needed: rows of other names are never read, and running activities do
+    // not hide waiting ones.
+    let due = r
+        .activities
+        .iter()
+        .chain(&r.orphans.activities)
+        .map(|name| {
+            format!(
+                "(SELECT w.seq FROM worker_queue w
+                WHERE w.name = {} AND w.visible_at <= reprise_now_ms()
+                    AND w.lock_until <= reprise_now_ms()
+                ORDER BY w.visible_at LIMIT 1024)",
+                claim::literal(name)
+            )
+        })
+        .chain(std::iter::once(
+            "(SELECT NULL::bigint AS seq WHERE false)".to_owned(),
+        ))
+        .collect::<Vec<_>>()
+        .join("\n            UNION ALL ");
     format!(
-        "WITH candidates AS (
+        "WITH due AS (
+            {due}
+        ), candidates AS (
             SELECT w.seq, w.instance_id, w.session_id, w.lock_owner AS previous_owner
             FROM worker_queue w
-            WHERE w.name = ANY($7) AND w.visible_at <= reprise_now_ms()
+            WHERE w.seq IN (SELECT seq FROM due)
+                AND (w.name = ANY({own})
+                    OR (w.name = ANY({orphans}) AND w.created_at <= reprise_now_ms() - {age}))
+                AND w.visible_at <= reprise_now_ms()
                 AND w.lock_until <= reprise_now_ms()
                 AND ($4 OR (w.tag IS NULL AND $5) OR w.tag = ANY($6))
                 AND (w.session_id IS NULL OR NOT EXISTS (
                     SELECT 1 FROM sessions s
                     WHERE s.instance_id = w.instance_id AND s.session_id = w.session_id
-                        AND s.owner <> $8 AND {held}))
+                        AND s.owner <> $7 AND {held}))
             ORDER BY w.seq LIMIT $3
             FOR UPDATE OF w SKIP LOCKED
         ), wanted AS (
             SELECT c.instance_id, c.session_id, EXISTS (SELECT 1 FROM sessions s
                 WHERE s.instance_id = c.instance_id AND s.session_id = c.session_id
-                    AND s.owner = $8) AS mine
+                    AND s.owner = $7) AS mine
             FROM (SELECT DISTINCT instance_id, session_id FROM candidates
                 WHERE session_id IS NOT NULL) c
         ), granted AS (
@@ -53,11 +80,11 @@ static CLAIM_SQL: LazyLock<String> = LazyLock::new(|| {
                 SELECT wanted.*, row_number() OVER (PARTITION BY mine
                     ORDER BY instance_id, session_id) AS k
                 FROM wanted) ranked
-            WHERE mine OR k <= $9 - (SELECT COUNT(*) FROM sessions s
-                WHERE s.owner = $8 AND {held})
+            WHERE mine OR k <= $8 - (SELECT COUNT(*) FROM sessions s
+                WHERE s.owner = $7 AND {held})
         ), acquired AS (
             INSERT INTO sessions AS s (instance_id, session_id, owner, last_used_at, idle_ms)
-            SELECT instance_id, session_id, $8, reprise_now_ms(), $10 FROM granted
+            SELECT instance_id, session_id, $7, reprise_now_ms(), $9 FROM granted
             ORDER BY instance_id, session_id
             ON CONFLICT (instance_id, session_id) DO UPDATE
                 SET owner = EXCLUDED.owner, last_used_at = EXCLUDED.last_used_at,
@@ -75,9 +102,12 @@ static CLAIM_SQL: LazyLock<String> = LazyLock::new(|| {
         RETURNING w.seq, w.generation, w.instance_id, w.execution_id, w.task, w.name,
             w.input, w.attempt, w.retry, w.deliveries, w.created_at, w.orchestration_name,
             w.orchestration_version, w.session_id, w.tag, c.previous_owner",
-        held = SESSION_HELD
+        held = SESSION_HELD,
+        own = claim::text_array(&r.activities),
+        orphans = claim::text_array(&r.orphans.activities),
+        age = r.not_registered_grace_ms,
     )
-});
+}
 
 pub(super) async fn claim_activities(
     p: &PostgresProvider,
@@ -87,14 +117,14 @@ pub(super) async fn claim_activities(
     routing: &Routing,
 ) -> Result<Vec<ActivityItem>> {
     let (any_tag, untagged, listed) = routing.tags.claim_params();
-    let rows = sqlx::query(CLAIM_SQL.as_str())
+    let sql = claim_sql(routing);
+    let rows = sqlx::query(&sql)
         .bind(owner)
         .bind(lease_ms)
         .bind(max as i64)
         .bind(any_tag)
         .bind(untagged)
         .bind(listed)
-        .bind(routing.activity_names())
         .bind(&routing.sessions.owner)
         .bind(routing.sessions.max as i64)
         .bind(routing.sessions.idle_ms)
@@ -119,7 +149,7 @@ pub(super) async fn claim_activities(
 /// instances the statement claims, which also get their other visible messages. Every row
 /// carries the recorded seqs; the claim's columns are those of the claim statement
 /// (`claim::claimed_items`), NULL on the one row there is when nothing was claimed.
-static COMPLETE_SQL: LazyLock<String> = LazyLock::new(|| {
+fn complete_sql(routing: &Routing) -> String {
     format!(
         "WITH d AS (
         SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[])
@@ -179,9 +209,9 @@ static COMPLETE_SQL: LazyLock<String> = LazyLock::new(|| {
         ) l ON true
     ) r ON true
     ORDER BY r.instance_id, r.seq",
-        claimable = claim::claimable_instance(8, 9, 10, 11)
+        claimable = claim::claimable_instance(routing)
     )
-});
+}
 
 /// Records activity outcomes and, with `claim`, claims (up to `claim.max`) the instances
 /// they woke, in one statement.
@@ -204,11 +234,9 @@ pub(super) async fn complete_activities(
         kinds.push(message.kind());
         data.push(message_data(&message));
     }
-    let routing = claim.map(|c| &*c.routing);
-    let (names_of, versions) = routing
-        .map(|r| r.orchestration_versions())
-        .unwrap_or_default();
-    let rows = sqlx::query(COMPLETE_SQL.as_str())
+    let default = Routing::default();
+    let sql = complete_sql(claim.map_or(&default, |c| &*c.routing));
+    let rows = sqlx::query(&sql)
         .bind(&seqs)
         .bind(&generations)
         .bind(&kinds)
@@ -216,10 +244,6 @@ pub(super) async fn complete_activities(
         .bind(claim.map_or(0, |c| c.max as i64))
         .bind(claim.map(|c| c.owner.as_str()))
         .bind(claim.map_or(0, |c| c.lease_ms))
-        .bind(routing.map(|r| r.orchestration_names()).unwrap_or_default())
-        .bind(names_of)
-        .bind(versions)
-        .bind(routing.map_or(0, |r| r.unserved_grace_ms))
         .fetch_all(&mut *p.pool.conn().await?)
         .await?;
     let deleted: HashSet<i64> = match rows.first() {

@@ -2,7 +2,6 @@
 //! renewing leases, and when queued work next becomes due.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::LazyLock;
 
 use sqlx::postgres::PgRow;
 
@@ -13,34 +12,88 @@ use crate::store::rows::{
     history_row, last_history_row, queued_message, sort_claimed, Claimed, Columns,
     UNREADABLE_RETRY_MS,
 };
-use crate::store::{KnownHistories, Lease, OrchestrationClaim, OrchestrationItem, Result};
+use crate::store::{KnownHistories, Lease, OrchestrationClaim, OrchestrationItem, Result, Routing};
+
+/// A string constant for a statement, quoted so that nothing in it is special.
+pub(super) fn literal(value: &str) -> String {
+    format!("E'{}'", value.replace('\\', "\\\\").replace('\'', "''"))
+}
+
+/// `ARRAY[…]::text[]` of these values, as constants.
+pub(super) fn text_array(values: &[String]) -> String {
+    let items: Vec<String> = values.iter().map(|v| literal(v)).collect();
+    format!("ARRAY[{}]::text[]", items.join(", "))
+}
 
 /// The claim rule for an instance `i` (docs/protocol.md, "The claim rule"): its name is
-/// among `$names`, and its version, once fixed, is one of the claimer's (`$names_of`,
-/// `$versions`: parallel lists) or one no runtime has had within `$grace` ms, the unserved
-/// grace period (then the claimer fails it as not registered). Parameters are given by
-/// number.
-pub(super) fn claimable_instance(names: u8, names_of: u8, versions: u8, grace: u8) -> String {
+/// one of the claimer's, or an orphan's once the instance is older than the not-registered
+/// grace period; its version, once fixed, is one of the claimer's or one no runtime has had
+/// within the unserved grace period (then the claimer fails it as not registered).
+///
+/// The claimer's names are written into the statement as constants: its plan, made once
+/// per connection and kept, is then made for those names, with their statistics (a
+/// parameter would be planned as any name, and a name with 100,000 waiting rows would make
+/// every claim scan them).
+pub(super) fn claimable_instance(r: &Routing) -> String {
+    let own: Vec<String> = r.orchestrations.iter().map(|(n, _)| n.clone()).collect();
+    let (names_of, versions) = r.orchestration_versions();
     format!(
-        "i.name = ANY(${names})
+        "(i.name = ANY({own})
+            OR (i.name = ANY({orphans}) AND i.created_at <= reprise_now_ms() - {age}))
         AND (i.version IS NULL
-            OR (i.name, i.version) IN (SELECT * FROM UNNEST(${names_of}::text[], ${versions}::text[]))
+            OR (i.name, i.version) IN (SELECT * FROM UNNEST({names_of}, {versions}))
             OR NOT EXISTS (SELECT 1 FROM registered_names r
                 WHERE r.kind = 'orchestration' AND r.name = i.name AND r.version = i.version
-                    AND r.last_seen_at > reprise_now_ms() - ${grace}))"
+                    AND r.last_seen_at > reprise_now_ms() - {unserved}))",
+        own = text_array(&own),
+        orphans = text_array(&r.orphans.orchestrations),
+        age = r.not_registered_grace_ms,
+        names_of = text_array(&names_of),
+        versions = text_array(&versions),
+        unserved = r.unserved_grace_ms,
     )
 }
 
-static CLAIM_SQL: LazyLock<String> = LazyLock::new(|| {
+/// The unleased instances with visible messages of the claimer's names (or of no name
+/// yet), oldest message first: one ordered index range per name (each name a constant, so
+/// it is planned with its own statistics), read only as far as needed, so that the rows
+/// of other names are never read and the backlog of instances being worked on does not
+/// hide the others.
+fn due_messages(r: &Routing) -> String {
+    let names = r
+        .orchestrations
+        .iter()
+        .map(|(n, _)| n)
+        .chain(&r.orphans.orchestrations);
+    let mut ranges: Vec<String> = names
+        .map(|name| format!("q.name = {}", literal(name)))
+        .collect();
+    ranges.push("q.name IS NULL".to_owned());
+    ranges
+        .iter()
+        .map(|name| {
+            format!(
+                "(SELECT q.instance_id FROM orchestrator_queue q
+                JOIN instances l ON l.instance_id = q.instance_id
+                WHERE {name} AND q.visible_at <= reprise_now_ms()
+                    AND l.lock_until <= reprise_now_ms()
+                ORDER BY q.visible_at LIMIT 1024)"
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n            UNION ALL ")
+}
+
+/// The claim statement for `r`: `$1` owner, `$2` lease, `$3` most instances.
+fn claim_sql(r: &Routing) -> String {
     format!(
-        "WITH candidates AS (
+        "WITH due AS (
+            {due}
+        ), candidates AS (
             SELECT i.instance_id, i.lock_owner AS previous_owner FROM instances i
-            WHERE i.instance_id IN (
-                    SELECT q.instance_id FROM orchestrator_queue q
-                    WHERE (q.name = ANY($4) OR q.name IS NULL)
-                        AND q.visible_at <= reprise_now_ms())
+            WHERE i.instance_id IN (SELECT instance_id FROM due)
                 AND i.lock_until <= reprise_now_ms()
-                AND {}
+                AND {claimable}
             LIMIT $3
             FOR UPDATE OF i SKIP LOCKED
         ), claimed AS (
@@ -66,9 +119,10 @@ static CLAIM_SQL: LazyLock<String> = LazyLock::new(|| {
             ORDER BY h.event_id DESC LIMIT 1
         ) l ON true
         ORDER BY c.instance_id, m.seq",
-        claimable_instance(4, 5, 6, 7)
+        due = due_messages(r),
+        claimable = claimable_instance(r),
     )
-});
+}
 
 pub(super) async fn claim_orchestrations(
     p: &PostgresProvider,
@@ -80,16 +134,11 @@ pub(super) async fn claim_orchestrations(
     // come from the queue's (name, visible_at) index, so rows of names the claimer lacks
     // cost nothing; rows without a name (queued before their instance existed) are
     // checked against the instance's.
-    let routing = &claim.routing;
-    let (names_of, versions) = routing.orchestration_versions();
-    let rows = sqlx::query(CLAIM_SQL.as_str())
+    let sql = claim_sql(&claim.routing);
+    let rows = sqlx::query(&sql)
         .bind(&claim.owner)
         .bind(claim.lease_ms)
         .bind(claim.max as i64)
-        .bind(routing.orchestration_names())
-        .bind(names_of)
-        .bind(versions)
-        .bind(routing.unserved_grace_ms)
         .fetch_all(&mut *p.pool.conn().await?)
         .await?;
     claimed_items(p, &claim.owner, &rows, &claim.known).await

@@ -147,7 +147,14 @@ impl PostgresProvider {
         prepare_schema(&mut conn, &schema, options.create_schema).await?;
         let _ = conn.close().await;
 
-        let set_path = format!("SET search_path TO {}", quote_ident(&schema));
+        // Generic plans, planned once per connection and statement: no statement here
+        // depends on its parameters' values for its plan (a claim's names are constants in
+        // its text), and the claim and commit statements are large enough that planning
+        // them anew at each execution would cost more than running them.
+        let set_path = format!(
+            "SET search_path TO {}; SET plan_cache_mode = force_generic_plan",
+            quote_ident(&schema)
+        );
         // The pool waits up to the connect timeout; `conn` fails sooner when the wait is not
         // for busy connections but for a server that does not answer.
         let pool = PgPoolOptions::new()

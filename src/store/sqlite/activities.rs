@@ -47,7 +47,8 @@ pub(super) async fn claim_activities(
             db,
             &format!(
                 "SELECT w.seq, w.instance_id, w.session_id FROM worker_queue w
-                 WHERE w.name IN (SELECT value FROM json_each(?2))
+                 WHERE (w.name IN (SELECT value FROM json_each(?2))
+                        OR (w.name IN (SELECT value FROM json_each(?8)) AND w.created_at <= ?9))
                     AND w.visible_at <= ?1 AND w.lock_until <= ?1
                     AND (?3 OR (w.tag IS NULL AND ?4) OR w.tag IN (SELECT value FROM json_each(?5)))
                     AND (w.session_id IS NULL OR NOT EXISTS (SELECT 1 FROM sessions s
@@ -57,12 +58,14 @@ pub(super) async fn claim_activities(
             ),
             params![
                 now,
-                json_list(&routing.activity_names()),
+                json_list(&routing.activities),
                 any_tag,
                 untagged,
                 json_list(&listed),
                 sessions.owner,
-                max as i64
+                max as i64,
+                json_list(&routing.orphans.activities),
+                now - routing.not_registered_grace_ms
             ],
             |r| {
                 Ok((

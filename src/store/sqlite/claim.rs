@@ -34,7 +34,12 @@ pub(super) fn claim_in(
     if *max == 0 || only.is_some_and(|ids| ids.is_empty()) {
         return Ok(Vec::new());
     }
-    let names = json_list(&routing.orchestration_names());
+    let own: Vec<String> = routing
+        .orchestrations
+        .iter()
+        .map(|(n, _)| n.clone())
+        .collect();
+    let (own, orphans) = (json_list(&own), json_list(&routing.orphans.orchestrations));
     let (names_of, versions) = routing.orchestration_versions();
     let pairs = serde_json::to_string(&names_of.iter().zip(&versions).collect::<Vec<_>>())
         .expect("strings serialize");
@@ -55,9 +60,15 @@ pub(super) fn claim_in(
         // claimer's names; the version, once fixed, is the claimer's or one no runtime
         // has had for the unserved grace period.
         .push(" AND (q.name IN (SELECT value FROM json_each(")
-        .bind(names.clone())
-        .push(")) OR q.name IS NULL) AND i.name IN (SELECT value FROM json_each(")
-        .bind(names)
+        .bind(own.clone())
+        .push(")) OR q.name IN (SELECT value FROM json_each(")
+        .bind(orphans.clone())
+        .push(")) OR q.name IS NULL) AND (i.name IN (SELECT value FROM json_each(")
+        .bind(own)
+        .push(")) OR (i.name IN (SELECT value FROM json_each(")
+        .bind(orphans)
+        .push(")) AND i.created_at <= ")
+        .bind(now - routing.not_registered_grace_ms)
         .push(")) AND (i.version IS NULL OR EXISTS (SELECT 1 FROM json_each(")
         .bind(pairs)
         .push(
