@@ -6,7 +6,7 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { spawnSync } = require('node:child_process');
+const { spawn, spawnSync } = require('node:child_process');
 const { SqliteProvider, PostgresProvider, Client, Runtime } = require('..');
 
 const cacheSize = process.env.REPRISE_TEST_CACHE_SIZE === undefined ? undefined : Number(process.env.REPRISE_TEST_CACHE_SIZE);
@@ -192,7 +192,25 @@ function assertInOrder(actual, wanted) {
   assert.equal(i, wanted.length, `expected ${wanted.join(' > ')} in order within ${actual.join(', ')}`);
 }
 
+/**
+ * Spawns `node <script> ...args` as a worker process that prints 'ready' once it works:
+ * the child, with `ready` (rejects if it exits first), `exited` ({code, signal}) and
+ * `stderrText`.
+ */
+function spawnWorker(script, args) {
+  const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stderrText = '';
+  child.stderr.on('data', (d) => (child.stderrText += d));
+  child.ready = new Promise((resolve, reject) => {
+    child.stdout.on('data', (d) => String(d).includes('ready') && resolve());
+    child.on('exit', (code) => reject(new Error(`worker exited early (${code}): ${child.stderrText}`)));
+  });
+  child.exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  return child;
+}
+
 module.exports = {
+  spawnWorker,
   psql, uniqueSchema, cacheSize, providerKind, databaseUrl, tempDir, dbPath, storeLocation, openStore, dropStore, runtimeOptions, startEnv, sleep, eventually, normalizedHistory,
   historyHas, hanging, makeSetup, types, assertInOrder,
 };

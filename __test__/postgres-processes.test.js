@@ -7,24 +7,15 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
-const { spawn } = require('node:child_process');
 const { PostgresProvider, Client, Runtime } = require('..');
-const { tempDir, sleep, eventually, psql, uniqueSchema } = require('./helpers');
+const { tempDir, sleep, eventually, psql, uniqueSchema, spawnWorker } = require('./helpers');
 
 const url = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test';
 const WORKER = path.join(__dirname, 'fixtures', 'pg-worker.js');
 
 
 function startWorker(schema, side, leaseMs) {
-  const child = spawn(process.execPath, [WORKER, url, schema, side, String(leaseMs)], { stdio: ['ignore', 'pipe', 'pipe'] });
-  child.stderrText = '';
-  child.stderr.on('data', (d) => (child.stderrText += d));
-  child.ready = new Promise((resolve, reject) => {
-    child.stdout.on('data', (d) => String(d).includes('ready') && resolve());
-    child.on('exit', (code) => reject(new Error(`worker exited early (${code}): ${child.stderrText}`)));
-  });
-  child.exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
-  return child;
+  return spawnWorker(WORKER, [url, schema, side, String(leaseMs)]);
 }
 
 const EXPECTED_KINDS = [

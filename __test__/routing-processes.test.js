@@ -6,23 +6,14 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const path = require('node:path');
-const { spawn } = require('node:child_process');
 const { PostgresProvider, Client, Runtime } = require('..');
-const { sleep, eventually, uniqueSchema, psql } = require('./helpers');
+const { sleep, eventually, uniqueSchema, psql, spawnWorker } = require('./helpers');
 
 const url = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test';
 const WORKER = path.join(__dirname, 'fixtures', 'routing-worker.js');
 
 function startWorker(schema, app, options = {}) {
-  const child = spawn(process.execPath, [WORKER, url, schema, app, JSON.stringify(options)], { stdio: ['ignore', 'pipe', 'pipe'] });
-  child.stderrText = '';
-  child.stderr.on('data', (d) => (child.stderrText += d));
-  child.ready = new Promise((resolve, reject) => {
-    child.stdout.on('data', (d) => String(d).includes('ready') && resolve());
-    child.on('exit', (code) => reject(new Error(`worker exited early (${code}): ${child.stderrText}`)));
-  });
-  child.exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
-  return child;
+  return spawnWorker(WORKER, [url, schema, app, JSON.stringify(options)]);
 }
 
 async function stopWorker(child) {
