@@ -2,8 +2,11 @@ use super::*;
 
 pub(super) async fn activity_loop(inner: Arc<Inner>) {
     let wakers = inner.provider.wakers().clone();
+    // As for turns: reserve twice what the last claim found, so that a commit claiming its
+    // own activities meanwhile still finds free slots.
+    let mut wanted = 8;
     while !stopping(&inner) {
-        let slots = reserve_workers(&inner, 256);
+        let slots = reserve_workers(&inner, wanted);
         if slots == 0 {
             wait_for_capacity(&inner).await;
             continue;
@@ -19,6 +22,7 @@ pub(super) async fn activity_loop(inner: Arc<Inner>) {
             .await
         {
             Ok(items) if !items.is_empty() => {
+                wanted = (items.len() * 2).clamp(8, 256);
                 inc(&inner.metrics.activity_claims);
                 add(&inner.metrics.activity_claimed_items, items.len() as u64);
                 // As for turns: fewer than asked means nothing more was claimable.
@@ -30,6 +34,7 @@ pub(super) async fn activity_loop(inner: Arc<Inner>) {
                 }
             }
             Ok(_) => {
+                wanted = 8;
                 inner.worker_slots.release(slots);
                 idle_wait(&inner, &wakers.activities).await
             }

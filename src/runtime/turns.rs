@@ -2,8 +2,13 @@ use super::*;
 
 pub(super) async fn orchestration_loop(inner: Arc<Inner>) {
     let wakers = inner.provider.wakers().clone();
+    // How many slots a claim reserves: twice what the last claim found (8 at least, 128 at
+    // most). A claim holds its reservation until it returns; reserving every free slot for
+    // a claim that finds one instance would leave none to a completion arriving meanwhile,
+    // which then cannot claim the instance it woke in its own store call.
+    let mut wanted = 8;
     while !stopping(&inner) {
-        let slots = reserve_turns(&inner, 128);
+        let slots = reserve_turns(&inner, wanted);
         if slots == 0 {
             wait_for_capacity(&inner).await;
             continue;
@@ -14,6 +19,7 @@ pub(super) async fn orchestration_loop(inner: Arc<Inner>) {
             .await
         {
             Ok(items) if !items.is_empty() => {
+                wanted = (items.len() * 2).clamp(8, 128);
                 inc(&inner.metrics.claims);
                 add(&inner.metrics.claimed_items, items.len() as u64);
                 // Fewer than asked: nothing more was claimable. Work that arrives meanwhile
@@ -26,6 +32,7 @@ pub(super) async fn orchestration_loop(inner: Arc<Inner>) {
                 }
             }
             Ok(_) => {
+                wanted = 8;
                 inner.turn_slots.release(slots);
                 idle_wait(&inner, &wakers.orchestrations).await
             }

@@ -39,10 +39,8 @@ pub(super) fn claim_in(
         .iter()
         .map(|(n, _)| n.clone())
         .collect();
-    let (own, orphans) = (json_list(&own), json_list(&routing.orphans.orchestrations));
+    let orphans = &routing.orphans.orchestrations;
     let (names_of, versions) = routing.orchestration_versions();
-    let pairs = serde_json::to_string(&names_of.iter().zip(&versions).collect::<Vec<_>>())
-        .expect("strings serialize");
     let mut sql = Sql::new("UPDATE instances SET lock_owner = ");
     sql.bind(owner.to_owned())
         .push(", lock_until = ")
@@ -59,27 +57,31 @@ pub(super) fn claim_in(
         // The claim rule (docs/protocol.md): the queue's (name, visible_at) index finds the
         // claimer's names; the version, once fixed, is the claimer's or one no runtime
         // has had for the unserved grace period.
-        .push(" AND (q.name IN (SELECT value FROM json_each(")
-        .bind(own.clone())
-        .push(")) OR q.name IN (SELECT value FROM json_each(")
-        .bind(orphans.clone())
-        .push(")) OR q.name IS NULL) AND (i.name IN (SELECT value FROM json_each(")
-        .bind(own)
-        .push(")) OR (i.name IN (SELECT value FROM json_each(")
-        .bind(orphans)
-        .push(")) AND i.created_at <= ")
+        .push(" AND (q.name IN ")
+        .list(own.iter().cloned())
+        .push(" OR q.name IN ")
+        .list(orphans.iter().cloned())
+        .push(" OR q.name IS NULL) AND (i.name IN ")
+        .list(own.iter().cloned())
+        .push(" OR (i.name IN ")
+        .list(orphans.iter().cloned())
+        .push(" AND i.created_at <= ")
         .bind(now - routing.not_registered_grace_ms)
-        .push(")) AND (i.version IS NULL OR EXISTS (SELECT 1 FROM json_each(")
-        .bind(pairs)
-        .push(
-            ") p WHERE json_extract(p.value, '$[0]') = i.name
-                AND json_extract(p.value, '$[1]') = i.version)
-                OR NOT EXISTS (SELECT 1 FROM registered_names r
+        .push(")) AND (i.version IS NULL");
+    if !names_of.is_empty() {
+        sql.push(" OR (i.name, i.version) IN (VALUES ")
+            .tuples(names_of.iter().zip(&versions), |(n, v)| {
+                vec![n.clone().into(), v.clone().into()]
+            })
+            .push(")");
+    }
+    sql.push(
+        " OR NOT EXISTS (SELECT 1 FROM registered_names r
                     WHERE r.kind = 'orchestration' AND r.name = i.name
                         AND r.version = i.version AND r.last_seen_at > ",
-        )
-        .bind(now - routing.unserved_grace_ms)
-        .push("))");
+    )
+    .bind(now - routing.unserved_grace_ms)
+    .push("))");
     if let Some(ids) = only {
         sql.push(" AND q.instance_id IN ").list(ids.iter().cloned());
     }
