@@ -8,7 +8,7 @@ const os = require('node:os');
 const path = require('node:path');
 const { execFile } = require('node:child_process');
 const { Runtime } = require('..');
-const { startEnv, eventually, providerKind, databaseUrl, psql } = require('./helpers');
+const { startEnv, providerKind, databaseUrl, psql, historyHas } = require('./helpers');
 
 const CLI = path.join(__dirname, '..', 'bin', 'reprise.js');
 
@@ -111,10 +111,12 @@ test('a runtime whose heartbeat stops is removed by a live one, and its leases a
     const schema = env.path.slice(3);
     const now = `${schema}.reprise_now_ms()`;
     await env.client.startOrchestration('held', 'Nap');
-    await eventually(async () => (await env.client.getInstanceInfo('held')).storedStatus === 'Running', 5000, 'the first turn');
-    // A runtime elsewhere records itself, takes the instance for ten minutes, and dies.
+    // The first turn committed (its timer is recorded): no turn of this runtime holds it.
+    await historyHas(env.client, 'held', 'TimerCreated');
+    // A runtime elsewhere records itself, takes the instance for ten minutes (a new
+    // generation, as a claim makes), and dies.
     psql(`INSERT INTO ${schema}.runtimes VALUES ('ghost', NULL, 'elsewhere', 1, ${now}, ${now}, 500, '{}')`);
-    psql(`UPDATE ${schema}.instances SET lock_owner = 'ghost', lock_until = ${now} + 600000 WHERE instance_id = 'held'`);
+    psql(`UPDATE ${schema}.instances SET lock_owner = 'ghost', lock_until = ${now} + 600000, generation = generation + 1 WHERE instance_id = 'held'`);
     assert.ok((await env.client.listRuntimes()).some((r) => r.runtimeId === 'ghost' && r.alive));
     const t0 = Date.now();
     const result = await env.client.waitForOrchestration('held', 20000);
