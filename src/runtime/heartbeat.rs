@@ -11,7 +11,6 @@ use tracing::{debug, info, warn};
 
 use super::metrics::{add, inc};
 use super::{stopping, Inner};
-use crate::store::{Orphans, ORCHESTRATION_KIND};
 use crate::store::{Reaped, RuntimeRegistration, SharedProvider, StoreError};
 
 pub(super) async fn heartbeat_loop(inner: Arc<Inner>) {
@@ -64,58 +63,6 @@ pub(super) async fn heartbeat_loop(inner: Arc<Inner>) {
             }
         }
     }
-}
-
-/// Reads which queued work no live runtime can run: counted for metrics, and the names no
-/// runtime ever had, or none has had for the unserved grace period, become this runtime's
-/// orphans (claimed only to fail their work as not registered).
-pub(super) async fn refresh_orphans(inner: &Inner) {
-    let work = match inner
-        .provider
-        .unserved_work(inner.options.heartbeat_timeout_ms)
-        .await
-    {
-        Ok(work) => work,
-        Err(e) => {
-            inc(&inner.metrics.store_errors);
-            debug!(error = %e, "reading unserved work failed");
-            return;
-        }
-    };
-    let grace = inner.options.unserved_grace_ms;
-    let mut orphans = Orphans::default();
-    let mut waiting = (0, 0);
-    for n in work.names {
-        let orphan = n.last_seen_at.is_none_or(|seen| work.now - seen >= grace);
-        if n.kind == ORCHESTRATION_KIND {
-            waiting.0 += n.waiting;
-            if orphan {
-                orphans.orchestrations.push(n.name);
-            }
-        } else {
-            waiting.1 += n.waiting;
-            if orphan {
-                orphans.activities.push(n.name);
-            }
-        }
-    }
-    *inner.unserved.lock().unwrap() = waiting;
-    let current = inner.routing();
-    if current.orphans == orphans {
-        return;
-    }
-    if !orphans.orchestrations.is_empty() || !orphans.activities.is_empty() {
-        debug!(
-            ?orphans,
-            "work no runtime has had for the grace period: claimed to fail it"
-        );
-    }
-    let mut next = (*current).clone();
-    next.orphans = orphans;
-    *inner.routing.write().unwrap() = Arc::new(next);
-    let wakers = inner.provider.wakers();
-    wakers.orchestrations.notify_one();
-    wakers.activities.notify_one();
 }
 
 pub(super) fn log_reaped(reaped: &Reaped) {

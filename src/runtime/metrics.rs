@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use tracing::debug;
 
 use super::{stopping, Inner};
+use crate::store::{Orphans, ORCHESTRATION_KIND};
 
 macro_rules! counters {
     ($($name:ident),* $(,)?) => {
@@ -140,9 +141,10 @@ pub fn add(counter: &AtomicU64, n: u64) {
     counter.fetch_add(n, Relaxed);
 }
 
-/// The runtime's periodic store upkeep: keeps the queue depth gauges of `metricsSnapshot()`
-/// fresh (one cheap query per period) and, once a minute, deletes the expired events of
-/// instances that never came (`Provider::expire_unknown_events`).
+/// The runtime's periodic store upkeep: keeps the queue depth and unserved-work gauges of
+/// `metricsSnapshot()` fresh, with the orphans its claims take (one query each per period),
+/// and, once a minute, deletes the expired events of instances that never came
+/// (`Provider::expire_unknown_events`).
 pub(super) async fn upkeep_loop(inner: Arc<Inner>) {
     // Events for instances that never came are swept along, once a minute.
     let mut next_sweep = Instant::now();
@@ -158,7 +160,7 @@ pub(super) async fn upkeep_loop(inner: Arc<Inner>) {
                 }
             }
         }
-        super::heartbeat::refresh_orphans(&inner).await;
+        refresh_orphans(&inner).await;
         match inner.provider.queue_depths().await {
             Ok(depths) => *inner.queue_depths.lock().unwrap() = Some((Instant::now(), depths)),
             Err(e) => {
@@ -171,4 +173,56 @@ pub(super) async fn upkeep_loop(inner: Arc<Inner>) {
             _ = inner.stop.notified() => {}
         }
     }
+}
+
+/// Reads which queued work no live runtime can run: counted for metrics, and the names no
+/// runtime ever had, or none has had for the unserved grace period, become this runtime's
+/// orphans (claimed only to fail their work as not registered).
+async fn refresh_orphans(inner: &Inner) {
+    let work = match inner
+        .provider
+        .unserved_work(inner.options.heartbeat_timeout_ms)
+        .await
+    {
+        Ok(work) => work,
+        Err(e) => {
+            inc(&inner.metrics.store_errors);
+            debug!(error = %e, "reading unserved work failed");
+            return;
+        }
+    };
+    let grace = inner.options.unserved_grace_ms;
+    let mut orphans = Orphans::default();
+    let mut waiting = (0, 0);
+    for n in work.names {
+        let orphan = n.last_seen_at.is_none_or(|seen| work.now - seen >= grace);
+        if n.kind == ORCHESTRATION_KIND {
+            waiting.0 += n.waiting;
+            if orphan {
+                orphans.orchestrations.push(n.name);
+            }
+        } else {
+            waiting.1 += n.waiting;
+            if orphan {
+                orphans.activities.push(n.name);
+            }
+        }
+    }
+    *inner.unserved.lock().unwrap() = waiting;
+    let current = inner.routing();
+    if current.orphans == orphans {
+        return;
+    }
+    if !orphans.orchestrations.is_empty() || !orphans.activities.is_empty() {
+        debug!(
+            ?orphans,
+            "work no runtime has had for the grace period: claimed to fail it"
+        );
+    }
+    let mut next = (*current).clone();
+    next.orphans = orphans;
+    *inner.routing.write().unwrap() = Arc::new(next);
+    let wakers = inner.provider.wakers();
+    wakers.orchestrations.notify_one();
+    wakers.activities.notify_one();
 }

@@ -261,7 +261,7 @@ struct Inner {
     host: Box<dyn Host>,
     options: RuntimeOptions,
     registry: Registry,
-    /// What claims may take: the registry's names and the orphans the heartbeat found.
+    /// What claims may take: the registry's names and the orphans the upkeep loop found.
     routing: std::sync::RwLock<Arc<Routing>>,
     /// Queued rows (orchestration, activity) that no live runtime can run, for metrics.
     unserved: Mutex<(u64, u64)>,

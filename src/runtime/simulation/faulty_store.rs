@@ -228,7 +228,7 @@ impl Provider for FaultyStore {
         .await
     }
     async fn unserved_work(&self, live_ms: i64) -> Result<UnservedWork> {
-        // Called on the heartbeat's schedule: not counted, so runs stay reproducible.
+        // Called on the upkeep loop's schedule: not counted, so runs stay reproducible.
         self.call("unserved_work", false, || self.inner.unserved_work(live_ms))
             .await
     }

@@ -40,6 +40,12 @@ pub(super) fn claim_in(
         .map(|(n, _)| n.clone())
         .collect();
     let orphans = &routing.orphans.orchestrations;
+    // Every name the claim may take, in one list: an empty `IN ()` beside it would keep
+    // SQLite from reading the (name, visible_at) index and make it scan the queue.
+    let names: Vec<String> = own.iter().chain(orphans).cloned().collect();
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
     let (names_of, versions) = routing.orchestration_versions();
     let mut sql = Sql::new("UPDATE instances SET lock_owner = ");
     sql.bind(owner.to_owned())
@@ -58,9 +64,7 @@ pub(super) fn claim_in(
         // claimer's names; the version, once fixed, is the claimer's or one no runtime
         // has had for the unserved grace period.
         .push(" AND (q.name IN ")
-        .list(own.iter().cloned())
-        .push(" OR q.name IN ")
-        .list(orphans.iter().cloned())
+        .list(names)
         .push(" OR q.name IS NULL) AND (i.name IN ")
         .list(own.iter().cloned())
         .push(" OR (i.name IN ")
