@@ -378,6 +378,8 @@ class ActivityContext {
     Object.defineProperty(this, '_host', { value: host, enumerable: false });
     Object.defineProperty(this, '_service', { value: host.service || {}, enumerable: false });
     Object.defineProperty(this, '_tag', { value: item.tag ?? null, enumerable: false });
+    // The runtime's id of this running attempt (what a job attempt's fenced writes name).
+    Object.defineProperty(this, '_id', { value: item.id, enumerable: false });
     this.instanceId = item.instanceId;
     this.executionId = item.executionId;
     this.orchestrationName = item.orchestrationName ?? null;

@@ -11,6 +11,7 @@ use super::views::{
     QueueDepthsView, RemovedView, RuntimeView, StatusView, SystemMetricsView, WatchView,
 };
 use super::{err, json_arg, payload, store_err, to_json};
+use crate::client::jobs::{job_query, JobQuery};
 use crate::client::cursor::{decode_cursor, encode_cursor};
 use crate::client::status::stored_statuses;
 use crate::client::wait::{wait_for, wait_until, watch_next, WakeOn};
@@ -271,6 +272,14 @@ impl NativeClient {
         Ok(to_json(
             &entries.iter().map(KvEntryView::from).collect::<Vec<_>>(),
         ))
+    }
+
+    /// A job request (`client::jobs::JobQuery` JSON); the answer as JSON text.
+    #[napi]
+    pub async fn job_query(&self, request: String) -> Result<String> {
+        let query: JobQuery = json_arg(&request)?;
+        let value = job_query(&self.provider, query).await.map_err(store_err)?;
+        Ok(value.to_string())
     }
 
     /// The value of `key` once the instance has one (woken by commits), or ERR_TIMEOUT.

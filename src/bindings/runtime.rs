@@ -13,7 +13,7 @@ use super::tracing::{log_err, log_format, log_level};
 use super::{err, json_arg, store_err};
 use crate::error_code::ErrorCode;
 use crate::logging::{self, LogFormat};
-use crate::runtime::{Host, Registry, Runtime, RuntimeOptions};
+use crate::runtime::{Host, JobCall, Registry, Runtime, RuntimeOptions};
 use crate::store::SharedProvider;
 
 type DriverFn = ThreadsafeFunction<String, (), String, Status, false, true>;
@@ -179,6 +179,18 @@ impl NativeRuntime {
         if let Some(rt) = self.runtime.lock().unwrap().as_ref() {
             rt.complete_activity(id as i64, result);
         }
+    }
+
+    /// A request of the job attempt running as activity `id` (`JobCall` JSON); the answer
+    /// as JSON text.
+    #[napi]
+    pub async fn job_call(&self, id: f64, request: String) -> Result<String> {
+        let call: JobCall = json_arg(&request)?;
+        let runtime = self.runtime.lock().unwrap().clone();
+        let runtime =
+            runtime.ok_or_else(|| err(ErrorCode::InvalidState, "the runtime is not started"))?;
+        let value = runtime.job_call(id as i64, call).await.map_err(store_err)?;
+        Ok(value.to_string())
     }
 
     /// Lifecycle events on or off (`{"kind":"events"}` driver messages).

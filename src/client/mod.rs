@@ -3,6 +3,7 @@
 //! works on every backend and from any process.
 
 pub mod cursor;
+pub mod jobs;
 pub mod retry;
 pub mod status;
 pub mod wait;

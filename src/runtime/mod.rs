@@ -7,6 +7,7 @@ pub mod cache;
 mod heartbeat;
 mod held;
 mod host;
+mod jobs;
 mod leases;
 pub mod metrics;
 mod slots;
@@ -36,6 +37,7 @@ use crate::store::{
 use activities::*;
 use cache::GeneratorCache;
 pub use host::Host;
+pub use jobs::JobCall;
 use host::*;
 use leases::*;
 use metrics::{add, inc, upkeep_loop, FailureCause, Metrics};

@@ -8,6 +8,7 @@
 //! files of a concern shows only dialect.
 
 mod clock;
+pub mod jobs;
 mod model;
 pub mod postgres;
 mod rows;
@@ -22,6 +23,9 @@ use async_trait::async_trait;
 use crate::engine::{HistoryRow, Message, RewindPlan, StartRequest};
 
 pub use clock::{now_ms, Clock};
+pub use jobs::{
+    JobAwait, JobBegin, JobFence, JobLog, JobState, JobStep, JobWrite, JOB_TABLES, JOB_WAKE_EVENT,
+};
 pub use model::*;
 pub use wakers::Wakers;
 pub use writes::{directly_claimed, executions_to_prune, InstanceUpdate};
@@ -295,6 +299,35 @@ pub trait Provider: Send + Sync + 'static {
     async fn renew_leases(&self, leases: &[Lease], lease_ms: i64) -> Result<Vec<Lease>>;
     /// The earliest future time at which queued work becomes visible.
     async fn next_due(&self) -> Result<Option<i64>>;
+
+    // Jobs (`jobs.rs`): what a running attempt records, fenced by its activity's generation.
+
+    /// Starts an attempt: takes the run's concurrency key when it is free (or it is `Blocked`),
+    /// marks the run started, and returns its recorded steps.
+    async fn job_begin(&self, fence: JobFence, key: Option<String>) -> Result<JobBegin>;
+    /// Records steps, progress and log lines; `false` when the attempt's lease is lost.
+    async fn job_write(&self, fence: JobFence, writes: Vec<JobWrite>) -> Result<bool>;
+    /// Step `name` awaits `event`: receives its kept payload, waits (until `deadline`), or,
+    /// with `give_up`, fails with a timeout.
+    async fn job_await(
+        &self,
+        fence: JobFence,
+        name: String,
+        event: String,
+        deadline: Option<i64>,
+        give_up: bool,
+    ) -> Result<JobAwait>;
+    /// Keeps `payload` as the event's last and completes every step waiting for it, waking
+    /// their runs; returns how many.
+    async fn job_emit(&self, event: String, payload: String) -> Result<u64>;
+    async fn job_clear_event(&self, event: String) -> Result<bool>;
+    /// The run leaves the queues of its concurrency keys; each key's next run is woken.
+    async fn job_release(&self, instance_id: String) -> Result<()>;
+    /// Forgets the run's failed and retrying steps (before a retry of the run).
+    async fn job_reset(&self, instance_id: String) -> Result<u64>;
+    async fn job_state(&self, instance_id: String) -> Result<JobState>;
+    async fn job_logs(&self, instance_id: String, after_seq: i64, limit: u32)
+        -> Result<Vec<JobLog>>;
 
     /// The store's own counters, for metrics (`store_operations / store_transactions` is the
     /// mean write batch where the store batches writes).

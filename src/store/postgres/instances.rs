@@ -14,7 +14,9 @@ use super::PostgresProvider;
 use crate::engine::{message_data, HistoryRow, Message, StartRequest};
 use crate::store::rows::{history_row, instance_info};
 use crate::store::writes::{message_columns, start_message};
-use crate::store::{Deletion, InstanceInfo, Removed, Result, StoreError, StoredStatus};
+use crate::store::{
+    Deletion, InstanceInfo, Removed, Result, StoreError, StoredStatus, JOB_TABLES,
+};
 
 pub(super) async fn create_instances(
     p: &PostgresProvider,
@@ -329,16 +331,11 @@ pub(super) async fn delete_instance(
     .bind(&tree)
     .fetch_one(&mut *tx)
     .await?;
-    let mut removed = [0u64; 5];
-    for (n, table) in [
-        "history",
-        "orchestrator_queue",
-        "worker_queue",
-        "kv",
-        "instances",
-    ]
-    .iter()
-    .enumerate()
+    let mut removed = [0u64; 5 + JOB_TABLES.len()];
+    for (n, table) in ["history", "orchestrator_queue", "worker_queue", "kv", "instances"]
+        .into_iter()
+        .chain(JOB_TABLES)
+        .enumerate()
     {
         removed[n] = sqlx::query(&format!("DELETE FROM {table} WHERE instance_id = ANY($1)"))
             .bind(&tree)

@@ -16,6 +16,7 @@ mod commit;
 mod config;
 mod group_commit;
 mod instances;
+mod jobs;
 mod kv;
 mod management;
 mod notify;
@@ -36,6 +37,7 @@ use tokio::task::JoinHandle;
 
 use crate::engine::{HistoryRow, Message, RewindPlan, StartRequest};
 use crate::store::{
+    JobAwait, JobBegin, JobFence, JobLog, JobState, JobWrite,
     ActivityAttempt, ActivityItem, ActivityResult, DeleteFilter, Deletion, ExecutionInfo,
     InstanceFilter, InstanceInfo, InstancePage, InstanceStats, KvEntry, Lease, OrchestrationClaim,
     OrchestrationItem, Provider, QueueDepths, Reaped, Result, Routing, RuntimeInfo,
@@ -461,6 +463,54 @@ impl Provider for PostgresProvider {
 
     async fn unserved_work(&self, live_ms: i64) -> Result<UnservedWork> {
         registry::unserved_work(self, live_ms).await
+    }
+
+    async fn job_begin(&self, fence: JobFence, key: Option<String>) -> Result<JobBegin> {
+        jobs::begin(self, fence, key).await
+    }
+
+    async fn job_write(&self, fence: JobFence, writes: Vec<JobWrite>) -> Result<bool> {
+        jobs::write(self, fence, writes).await
+    }
+
+    async fn job_await(
+        &self,
+        fence: JobFence,
+        name: String,
+        event: String,
+        deadline: Option<i64>,
+        give_up: bool,
+    ) -> Result<JobAwait> {
+        jobs::await_event(self, fence, name, event, deadline, give_up).await
+    }
+
+    async fn job_emit(&self, event: String, payload: String) -> Result<u64> {
+        jobs::emit(self, event, payload).await
+    }
+
+    async fn job_clear_event(&self, event: String) -> Result<bool> {
+        jobs::clear_event(self, event).await
+    }
+
+    async fn job_release(&self, instance_id: String) -> Result<()> {
+        jobs::release(self, instance_id).await
+    }
+
+    async fn job_reset(&self, instance_id: String) -> Result<u64> {
+        jobs::reset(self, instance_id).await
+    }
+
+    async fn job_state(&self, instance_id: String) -> Result<JobState> {
+        jobs::state(self, instance_id).await
+    }
+
+    async fn job_logs(
+        &self,
+        instance_id: String,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<JobLog>> {
+        jobs::logs(self, instance_id, after_seq, limit).await
     }
 
     async fn last_registered(

@@ -93,6 +93,11 @@ async fn rewind_in(
     }
     insert_activities(conn, instance_id, w.execution_id, now, &plan.activities).await?;
     QueueRows::of(&w.messages).insert(conn).await?;
+    // A job run retried: the steps it gave up on run again; finished ones stay.
+    sqlx::query("DELETE FROM job_steps WHERE instance_id = $1 AND state IN ('failed', 'retrying')")
+        .bind(instance_id)
+        .execute(&mut *conn)
+        .await?;
     if let Some(entries) = &plan.kv {
         // The removed events had written values: the store goes back to the kept history's.
         sqlx::query("DELETE FROM kv WHERE instance_id = $1")

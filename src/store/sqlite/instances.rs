@@ -10,7 +10,7 @@ use super::SqliteProvider;
 use crate::engine::{HistoryRow, Message, StartRequest};
 use crate::store::rows::{history_row, instance_info};
 use crate::store::writes::{start_message, QueueInsert};
-use crate::store::{Deletion, InstanceInfo, Removed, Result, StoredStatus};
+use crate::store::{Deletion, InstanceInfo, Removed, Result, StoredStatus, JOB_TABLES};
 
 /// Inserts an instance and its start message unless the id exists. Events raised for the
 /// id before it existed are kept for it unless older than `event_ttl_ms`.
@@ -221,9 +221,10 @@ pub(super) async fn delete_instance(
             );
             executions.list(tree.iter().cloned()).push(")");
             let executions = executions.rows(db, |r| Ok(r.get::<_, i64>(0)?))?[0] as u64;
-            let mut removed = [0u64; 5];
+            let mut removed = [0u64; 5 + JOB_TABLES.len()];
             for (n, table) in ["history", "orchestrator_queue", "worker_queue", "kv", "instances"]
-                .iter()
+                .into_iter()
+                .chain(JOB_TABLES)
                 .enumerate()
             {
                 let mut sql = Sql::new(&format!("DELETE FROM {table} WHERE instance_id IN "));

@@ -83,6 +83,12 @@ fn rewind_in(
     }
     insert_activities(db, instance_id, w.execution_id, now, &plan.activities, None)?;
     insert_messages(db, &w.messages)?;
+    // A job run retried: the steps it gave up on run again; finished ones stay.
+    execute(
+        db,
+        "DELETE FROM job_steps WHERE instance_id = ?1 AND state IN ('failed', 'retrying')",
+        params![instance_id],
+    )?;
     if let Some(entries) = &plan.kv {
         // The removed events had written values: the store goes back to the kept history's.
         execute(

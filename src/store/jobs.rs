@@ -1,0 +1,118 @@
+//! What the store keeps for jobs (async functions with checkpointed steps, run as instances):
+//! one row per step, the run's progress and start time, its log lines, the last payload of
+//! each emitted event, and the queue of each concurrency key. The job's attempt is an
+//! activity; its writes are fenced by that activity's lease (`JobFence`), so an attempt
+//! whose lease another runtime took writes nothing.
+
+use serde::{Deserialize, Serialize};
+
+/// The event name of the message that wakes a suspended run (an event it awaits arrived,
+/// a concurrency key it waits for is free, a child it joins ended).
+pub const JOB_WAKE_EVENT: &str = "reprise.job.wake";
+
+/// The running activity attempt a job write belongs to: written only while the activity row
+/// still has this generation (no other runtime has claimed it since).
+#[derive(Debug, Clone)]
+pub struct JobFence {
+    pub instance_id: String,
+    pub seq: i64,
+    pub generation: i64,
+}
+
+/// One step of a run. `state` is `done` (value: its result), `failed` (value: the error it
+/// gave up with), `retrying` (value: its last error; runs again at `until_ms`), `sleeping`
+/// (until `until_ms`) or `waiting` (for `event`, until `until_ms` when it has a timeout).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct JobStep {
+    pub name: String,
+    pub state: String,
+    #[serde(default)]
+    pub value: Option<String>,
+    #[serde(default)]
+    pub attempts: u32,
+    #[serde(default)]
+    pub until_ms: Option<i64>,
+    #[serde(default)]
+    pub event: Option<String>,
+    #[serde(default)]
+    pub updated_at: i64,
+}
+
+/// A write of a running attempt.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum JobWrite {
+    /// Creates or replaces the step's row.
+    Step(JobStep),
+    /// The run's progress (JSON `{current, total?, message?}`).
+    Progress { value: String },
+    Log {
+        level: String,
+        message: String,
+        #[serde(default)]
+        data: Option<String>,
+        #[serde(default)]
+        step: Option<String>,
+    },
+}
+
+/// The start of an attempt.
+#[derive(Debug, Serialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum JobBegin {
+    /// Another runtime claimed the attempt's activity since: this attempt must stop.
+    LeaseLost,
+    /// The run waits for its concurrency key (held by an earlier run that has not ended).
+    Blocked,
+    /// The steps recorded so far, and the store's clock.
+    #[serde(rename_all = "camelCase")]
+    Started { now: i64, steps: Vec<JobStep> },
+}
+
+/// `awaitEvent` of a running attempt.
+#[derive(Debug, Serialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum JobAwait {
+    LeaseLost,
+    /// The event's kept payload: recorded as the step's result.
+    Received { payload: String },
+    /// No payload yet: the step waits (an emit records it and wakes the run).
+    Waiting,
+    /// The attempt gave up waiting (its deadline passed): the step failed with a timeout.
+    TimedOut,
+}
+
+/// What a run has stored beside its instance.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobState {
+    pub started_at: Option<i64>,
+    pub progress: Option<String>,
+    pub updated_at: Option<i64>,
+    pub steps: Vec<JobStep>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobLog {
+    pub seq: i64,
+    pub level: String,
+    pub message: String,
+    pub data: Option<String>,
+    pub step: Option<String>,
+    pub created_at: i64,
+}
+
+/// The error a step that waited for `event` past its deadline gave up with.
+pub fn timeout_error(event: &str) -> String {
+    serde_json::json!({
+        "name": "TimeoutError",
+        "code": "ERR_TIMEOUT",
+        "message": format!("no event '{event}' arrived before the step's timeout"),
+    })
+    .to_string()
+}
+
+/// Tables holding rows of one run: deleted with the instance.
+pub const JOB_TABLES: [&str; 4] = ["job_steps", "job_runs", "job_logs", "job_keys"];

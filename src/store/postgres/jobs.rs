@@ -1,0 +1,401 @@
+//! Jobs: step rows, progress and logs written by a running attempt (fenced by its activity's
+//! generation), events kept by name, and the queues of concurrency keys. An event's emit
+//! and awaits, and a key's takers, serialize on a transaction-scoped advisory lock of the
+//! name, so an await never misses an emit that committed beside it.
+
+use sqlx::postgres::{PgConnection, PgRow};
+
+use super::notify::Change;
+use super::queue::QueueRows;
+use super::PostgresProvider;
+use crate::engine::{null_payload, Message};
+use crate::store::jobs::timeout_error;
+use crate::store::rows::Columns;
+use crate::store::{
+    JobAwait, JobBegin, JobFence, JobLog, JobState, JobStep, JobWrite, Result, JOB_WAKE_EVENT,
+};
+
+async fn fenced(conn: &mut PgConnection, fence: &JobFence) -> Result<bool> {
+    Ok(
+        sqlx::query("SELECT 1 FROM worker_queue WHERE seq = $1 AND generation = $2")
+            .bind(fence.seq)
+            .bind(fence.generation)
+            .fetch_optional(&mut *conn)
+            .await?
+            .is_some(),
+    )
+}
+
+async fn lock(conn: &mut PgConnection, space: &str, name: &str) -> Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1 || $2, 0))")
+        .bind(space)
+        .bind(name)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+async fn now(conn: &mut PgConnection) -> Result<i64> {
+    Ok(sqlx::query_scalar("SELECT reprise_now_ms()")
+        .fetch_one(&mut *conn)
+        .await?)
+}
+
+fn read_step(r: &PgRow) -> Result<JobStep> {
+    Ok(JobStep {
+        name: r.string("name")?,
+        state: r.string("state")?,
+        value: r.opt_string("value")?,
+        attempts: r.int("attempts")? as u32,
+        until_ms: r.opt_int("until_ms")?,
+        event: r.opt_string("event")?,
+        updated_at: r.int("updated_at")?,
+    })
+}
+
+async fn steps(conn: &mut PgConnection, instance_id: &str) -> Result<Vec<JobStep>> {
+    sqlx::query(
+        "SELECT * FROM job_steps WHERE instance_id = $1 ORDER BY updated_at, name COLLATE \"C\"",
+    )
+    .bind(instance_id)
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(read_step)
+    .collect()
+}
+
+async fn put_step(conn: &mut PgConnection, instance_id: &str, s: &JobStep, now: i64) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO job_steps (instance_id, name, state, value, attempts, until_ms, event,
+            updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (instance_id, name) DO UPDATE SET state = excluded.state,
+            value = excluded.value, attempts = excluded.attempts, until_ms = excluded.until_ms,
+            event = excluded.event, updated_at = excluded.updated_at",
+    )
+    .bind(instance_id)
+    .bind(&s.name)
+    .bind(&s.state)
+    .bind(&s.value)
+    .bind(s.attempts as i64)
+    .bind(s.until_ms)
+    .bind(&s.event)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Queues a wake message for each run and notifies every process on commit.
+async fn wake(p: &PostgresProvider, conn: &mut PgConnection, ids: &[String], now: i64) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let mut rows = QueueRows::default();
+    for id in ids {
+        let message = Message::Event {
+            name: JOB_WAKE_EVENT.to_owned(),
+            data: null_payload(),
+        };
+        rows.push(id, &message, now);
+    }
+    rows.insert(&mut *conn).await?;
+    let (channel, payload) = p.inline_notify(&woken());
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(channel)
+        .bind(payload)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+fn woken() -> Change {
+    Change {
+        orchestrations: true,
+        ..Default::default()
+    }
+}
+
+async fn key_holder(conn: &mut PgConnection, key: &str) -> Result<Option<String>> {
+    sqlx::query(
+        "DELETE FROM job_keys WHERE key = $1 AND instance_id NOT IN (
+            SELECT instance_id FROM instances WHERE status IN ('Pending', 'Running'))",
+    )
+    .bind(key)
+    .execute(&mut *conn)
+    .await?;
+    Ok(
+        sqlx::query_scalar("SELECT instance_id FROM job_keys WHERE key = $1 ORDER BY seq LIMIT 1")
+            .bind(key)
+            .fetch_optional(&mut *conn)
+            .await?,
+    )
+}
+
+pub(super) async fn begin(
+    p: &PostgresProvider,
+    fence: JobFence,
+    key: Option<String>,
+) -> Result<JobBegin> {
+    let mut tx = p.pool.begin().await?;
+    if !fenced(&mut tx, &fence).await? {
+        return Ok(JobBegin::LeaseLost);
+    }
+    let id = &fence.instance_id;
+    if let Some(key) = key {
+        lock(&mut tx, "reprise.key:", &key).await?;
+        sqlx::query("INSERT INTO job_keys (key, instance_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+            .bind(&key)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        if key_holder(&mut tx, &key).await?.as_deref() != Some(id) {
+            tx.commit().await?;
+            return Ok(JobBegin::Blocked);
+        }
+    }
+    let now = now(&mut tx).await?;
+    sqlx::query(
+        "INSERT INTO job_runs (instance_id, started_at, updated_at) VALUES ($1, $2, $2)
+         ON CONFLICT (instance_id) DO UPDATE SET
+             started_at = COALESCE(job_runs.started_at, excluded.started_at)",
+    )
+    .bind(id)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    let steps = steps(&mut tx, id).await?;
+    tx.commit().await?;
+    Ok(JobBegin::Started { now, steps })
+}
+
+pub(super) async fn write(p: &PostgresProvider, fence: JobFence, writes: Vec<JobWrite>) -> Result<bool> {
+    let mut tx = p.pool.begin().await?;
+    if !fenced(&mut tx, &fence).await? {
+        return Ok(false);
+    }
+    let id = &fence.instance_id;
+    let now = now(&mut tx).await?;
+    for w in &writes {
+        match w {
+            JobWrite::Step(s) => put_step(&mut tx, id, s, now).await?,
+            JobWrite::Progress { value } => {
+                sqlx::query(
+                    "INSERT INTO job_runs (instance_id, progress, updated_at) VALUES ($1, $2, $3)
+                     ON CONFLICT (instance_id) DO UPDATE SET progress = excluded.progress,
+                         updated_at = excluded.updated_at",
+                )
+                .bind(id)
+                .bind(value)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            JobWrite::Log {
+                level,
+                message,
+                data,
+                step,
+            } => {
+                sqlx::query(
+                    "INSERT INTO job_logs (instance_id, level, message, data, step, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(id)
+                .bind(level)
+                .bind(message)
+                .bind(data)
+                .bind(step)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(true)
+}
+
+pub(super) async fn await_event(
+    p: &PostgresProvider,
+    fence: JobFence,
+    name: String,
+    event: String,
+    deadline: Option<i64>,
+    give_up: bool,
+) -> Result<JobAwait> {
+    let mut tx = p.pool.begin().await?;
+    if !fenced(&mut tx, &fence).await? {
+        return Ok(JobAwait::LeaseLost);
+    }
+    lock(&mut tx, "reprise.event:", &event).await?;
+    let id = &fence.instance_id;
+    let now = now(&mut tx).await?;
+    let existing = sqlx::query("SELECT * FROM job_steps WHERE instance_id = $1 AND name = $2")
+        .bind(id)
+        .bind(&name)
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|r| read_step(&r))
+        .transpose()?;
+    if let Some(s) = existing.as_ref().filter(|s| s.state == "done") {
+        return Ok(JobAwait::Received {
+            payload: s.value.clone().unwrap_or_else(|| "null".into()),
+        });
+    }
+    let kept: Option<String> = sqlx::query_scalar("SELECT payload FROM job_events WHERE name = $1")
+        .bind(&event)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let mut row = JobStep {
+        name,
+        state: "waiting".into(),
+        value: None,
+        attempts: 0,
+        until_ms: deadline,
+        event: Some(event.clone()),
+        updated_at: now,
+    };
+    let outcome = if let Some(payload) = kept {
+        row.state = "done".into();
+        row.value = Some(payload.clone());
+        JobAwait::Received { payload }
+    } else if give_up {
+        row.state = "failed".into();
+        row.value = Some(timeout_error(&event));
+        JobAwait::TimedOut
+    } else if existing.is_some_and(|s| s.state == "waiting") {
+        return Ok(JobAwait::Waiting);
+    } else {
+        JobAwait::Waiting
+    };
+    put_step(&mut tx, id, &row, now).await?;
+    tx.commit().await?;
+    Ok(outcome)
+}
+
+pub(super) async fn emit(p: &PostgresProvider, event: String, payload: String) -> Result<u64> {
+    let mut tx = p.pool.begin().await?;
+    lock(&mut tx, "reprise.event:", &event).await?;
+    let now = now(&mut tx).await?;
+    sqlx::query(
+        "INSERT INTO job_events (name, payload, emitted_at) VALUES ($1, $2, $3)
+         ON CONFLICT (name) DO UPDATE SET payload = excluded.payload,
+             emitted_at = excluded.emitted_at",
+    )
+    .bind(&event)
+    .bind(&payload)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    let ids: Vec<String> = sqlx::query_scalar(
+        "UPDATE job_steps SET state = 'done', value = $2, until_ms = NULL, updated_at = $3
+         WHERE event = $1 AND state = 'waiting' RETURNING instance_id",
+    )
+    .bind(&event)
+    .bind(&payload)
+    .bind(now)
+    .fetch_all(&mut *tx)
+    .await?;
+    wake(p, &mut tx, &ids, now).await?;
+    tx.commit().await?;
+    if !ids.is_empty() {
+        p.signal_here(&woken());
+    }
+    Ok(ids.len() as u64)
+}
+
+pub(super) async fn clear_event(p: &PostgresProvider, event: String) -> Result<bool> {
+    let done = sqlx::query("DELETE FROM job_events WHERE name = $1")
+        .bind(event)
+        .execute(&mut *p.pool.conn().await?)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+pub(super) async fn release(p: &PostgresProvider, instance_id: String) -> Result<()> {
+    let mut tx = p.pool.begin().await?;
+    let mut keys: Vec<String> =
+        sqlx::query_scalar("SELECT key FROM job_keys WHERE instance_id = $1")
+            .bind(&instance_id)
+            .fetch_all(&mut *tx)
+            .await?;
+    keys.sort();
+    let mut next = Vec::new();
+    for key in &keys {
+        lock(&mut tx, "reprise.key:", key).await?;
+        sqlx::query("DELETE FROM job_keys WHERE key = $1 AND instance_id = $2")
+            .bind(key)
+            .bind(&instance_id)
+            .execute(&mut *tx)
+            .await?;
+        next.extend(key_holder(&mut tx, key).await?);
+    }
+    let now = now(&mut tx).await?;
+    wake(p, &mut tx, &next, now).await?;
+    tx.commit().await?;
+    if !next.is_empty() {
+        p.signal_here(&woken());
+    }
+    Ok(())
+}
+
+pub(super) async fn reset(p: &PostgresProvider, instance_id: String) -> Result<u64> {
+    let done = sqlx::query(
+        "DELETE FROM job_steps WHERE instance_id = $1 AND state IN ('failed', 'retrying')",
+    )
+    .bind(instance_id)
+    .execute(&mut *p.pool.conn().await?)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+pub(super) async fn state(p: &PostgresProvider, instance_id: String) -> Result<JobState> {
+    let mut conn = p.pool.conn().await?;
+    let run = sqlx::query("SELECT started_at, progress, updated_at FROM job_runs WHERE instance_id = $1")
+        .bind(&instance_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let (started_at, progress, updated_at) = match run {
+        Some(r) => (
+            r.opt_int("started_at")?,
+            r.opt_string("progress")?,
+            Some(r.int("updated_at")?),
+        ),
+        None => (None, None, None),
+    };
+    Ok(JobState {
+        started_at,
+        progress,
+        updated_at,
+        steps: steps(&mut conn, &instance_id).await?,
+    })
+}
+
+pub(super) async fn logs(
+    p: &PostgresProvider,
+    instance_id: String,
+    after_seq: i64,
+    limit: u32,
+) -> Result<Vec<JobLog>> {
+    sqlx::query(
+        "SELECT * FROM job_logs WHERE instance_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+    )
+    .bind(instance_id)
+    .bind(after_seq)
+    .bind(limit as i64)
+    .fetch_all(&mut *p.pool.conn().await?)
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(JobLog {
+            seq: r.int("seq")?,
+            level: r.string("level")?,
+            message: r.string("message")?,
+            data: r.opt_string("data")?,
+            step: r.opt_string("step")?,
+            created_at: r.int("created_at")?,
+        })
+    })
+    .collect()
+}
