@@ -8,6 +8,7 @@ const { Runtime, MAX_WORKER_TAGS } = require('./lib/runtime');
 const { OrchestrationContext, ActivityContext, defineActivity, MAX_KV_KEYS, MAX_KV_VALUE_BYTES } = require('./lib/context');
 const { Task, MAX_TAG_NAME_BYTES } = require('./lib/tasks');
 const { prometheusText } = require('./lib/metrics');
+const { createReprise, defineJob, RunFailedError } = require('./lib/jobs/app');
 const { initTracing } = require('./lib/logging');
 const {
   RepriseError,
@@ -37,6 +38,9 @@ module.exports = {
   ActivityContext,
   defineActivity,
   Task,
+  createReprise,
+  defineJob,
+  RunFailedError,
   prometheusText,
   initTracing,
   RepriseError,

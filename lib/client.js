@@ -503,6 +503,11 @@ class Client {
     return result;
   }
 
+  /** A request about job runs (emitted events, concurrency keys, a run's steps and logs). */
+  async _jobQuery(request) {
+    return JSON.parse(await nativeCall(this._native.jobQuery(JSON.stringify(request))));
+  }
+
   async getStatus(instanceId) {
     checkInstanceId(instanceId);
     return parseStatus(await nativeCall(this._native.getStatus(instanceId)));

@@ -40,6 +40,8 @@ export declare class NativeClient {
   deleteInstances(filter: string): Promise<string>
   /** `[{key, value, updatedAt}]`: the instance's key-value store (only `key` when given). */
   getValues(instanceId: string, key?: string | undefined | null): Promise<string>
+  /** A job request (`client::jobs::JobQuery` JSON); the answer as JSON text. */
+  jobQuery(request: string): Promise<string>
   /** The value of `key` once the instance has one (woken by commits), or ERR_TIMEOUT. */
   waitForValue(instanceId: string, key: string, timeoutMs: number): Promise<string>
   /** Sizes of an instance (`OrchestrationStatsView`), or `null`. */
@@ -76,6 +78,11 @@ export declare class NativeRuntime {
   start(registry: string): Promise<void>
   completeTurn(token: number, reply: string): void
   completeActivity(id: number, result: string): void
+  /**
+   * A request of the job attempt running as activity `id` (`JobCall` JSON); the answer
+   * as JSON text.
+   */
+  jobCall(id: number, request: string): Promise<string>
   /** Lifecycle events on or off (`{"kind":"events"}` driver messages). */
   setEvents(enabled: boolean): void
   /** The runtime's id in the registry (null before start). */

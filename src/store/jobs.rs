@@ -65,9 +65,13 @@ pub enum JobBegin {
     LeaseLost,
     /// The run waits for its concurrency key (held by an earlier run that has not ended).
     Blocked,
-    /// The steps recorded so far, and the store's clock.
+    /// The steps recorded so far, when the run first started, and the store's clock.
     #[serde(rename_all = "camelCase")]
-    Started { now: i64, steps: Vec<JobStep> },
+    Started {
+        now: i64,
+        started_at: i64,
+        steps: Vec<JobStep>,
+    },
 }
 
 /// `awaitEvent` of a running attempt.

@@ -155,18 +155,23 @@ pub(super) async fn begin(
         }
     }
     let now = now(&mut tx).await?;
-    sqlx::query(
+    let started_at: i64 = sqlx::query_scalar(
         "INSERT INTO job_runs (instance_id, started_at, updated_at) VALUES ($1, $2, $2)
          ON CONFLICT (instance_id) DO UPDATE SET
-             started_at = COALESCE(job_runs.started_at, excluded.started_at)",
+             started_at = COALESCE(job_runs.started_at, excluded.started_at)
+         RETURNING started_at",
     )
     .bind(id)
     .bind(now)
-    .execute(&mut *tx)
+    .fetch_one(&mut *tx)
     .await?;
     let steps = steps(&mut tx, id).await?;
     tx.commit().await?;
-    Ok(JobBegin::Started { now, steps })
+    Ok(JobBegin::Started {
+        now,
+        started_at,
+        steps,
+    })
 }
 
 pub(super) async fn write(p: &PostgresProvider, fence: JobFence, writes: Vec<JobWrite>) -> Result<bool> {

@@ -134,8 +134,12 @@ pub(super) async fn begin(
                  started_at = COALESCE(job_runs.started_at, excluded.started_at)",
             params![id, now],
         )?;
+        let started_at = db
+            .prepare_cached("SELECT started_at FROM job_runs WHERE instance_id = ?1")?
+            .query_row(params![id], |r| r.get(0))?;
         Ok(JobBegin::Started {
             now,
+            started_at,
             steps: steps(db, id)?,
         })
     })
