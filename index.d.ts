@@ -991,3 +991,221 @@ export declare class TaskFailedError extends RepriseError {
   /** Set when the failed task won a race: its position among the race's tasks. */
   index?: number;
 }
+
+// ---------------------------------------------------------------------------------------
+// Jobs: async functions with checkpointed steps (guide: "Jobs and steps").
+// ---------------------------------------------------------------------------------------
+
+/** Anything with `parse(value)` that returns the checked value or throws (zod schemas work). */
+export interface Schema<T> {
+  parse(value: unknown): T;
+}
+
+export type RunStatus = 'pending' | 'running' | 'completed' | 'failed' | 'cancelled';
+
+export interface RunProgress {
+  current: number;
+  total?: number;
+  message?: string;
+}
+
+/** A job run (an instance of the job's name). Times are ISO 8601 strings. */
+export interface Run<TOutput = unknown, TInput = unknown> {
+  id: string;
+  jobName: string;
+  status: RunStatus;
+  payload: TInput;
+  output?: TOutput;
+  error?: string;
+  progress?: RunProgress;
+  createdAt: string;
+  updatedAt: string;
+  startedAt?: string;
+  completedAt?: string;
+  concurrencyKey?: string;
+  /** The run that spawned this one. */
+  parentId?: string;
+}
+
+export interface TriggerOptions {
+  /** A second trigger with the same key (for this job) returns the existing run. */
+  idempotencyKey?: string;
+  /** At most one run per key is `running` at a time; the others stay `pending` in order. */
+  concurrencyKey?: string;
+  /** The run's id (default: derived from `idempotencyKey`, else a random UUID). */
+  runId?: string;
+  /** Cancels the run this long after its first start. */
+  cancelAfterMs?: number;
+  /** Cancels the run if it has not started this long after the trigger. */
+  cancelIfPendingMs?: number;
+}
+
+export type BatchTriggerInput<TInput> = TInput | { input: TInput; options?: TriggerOptions };
+
+export interface RunFilter {
+  jobName?: string;
+  status?: RunStatus;
+  /** Default 100. */
+  limit?: number;
+  offset?: number;
+}
+
+/** A handle returned by `step.spawn`, for `step.join`. */
+export interface SpawnHandle<TOutput = unknown> {
+  runId: string;
+  jobName: string;
+  /** Type-level only: the child's output type. */
+  readonly __output?: TOutput;
+}
+
+export interface StepLog {
+  info(message: string, data?: unknown): void;
+  warn(message: string, data?: unknown): void;
+  error(message: string, data?: unknown): void;
+}
+
+/** What a job's `run(step, input)` receives. */
+export interface StepContext {
+  readonly runId: string;
+  readonly jobName: string;
+  /** Aborts when the run is cancelled, the attempt's lease is lost, or the runtime stops. */
+  readonly signal: AbortSignal;
+  /** Runs `fn` once for the run; its JSON result is stored and returned from then on. Repeated names get `#2`, `#3`. */
+  run<T>(name: string, fn: () => T | Promise<T>, options?: { retry?: RetryPolicy }): Promise<T>;
+  progress(current: number, total?: number, message?: string): void;
+  readonly log: StepLog;
+  sleep(name: string, ms: number): Promise<void>;
+  sleepUntil(name: string, date: Date | number): Promise<void>;
+  /** The payload of the next (or last kept) `emitEvent(name)`; a TimeoutError after `timeoutMs`. */
+  awaitEvent<T = unknown>(name: string, options?: { timeoutMs?: number }): Promise<T>;
+  emitEvent(name: string, payload?: unknown): Promise<void>;
+  spawn<TOut>(name: string, job: JobHandle<string, any, TOut> | JobDefinition<string, any, TOut> | string, input: unknown, options?: TriggerOptions): Promise<SpawnHandle<TOut>>;
+  join<TOut>(name: string, handle: SpawnHandle<TOut>): Promise<TOut>;
+  /** The attempt is alive and needs `ms` more (default 30 s): its timeout moves. */
+  heartbeat(ms?: number): Promise<void>;
+}
+
+export interface JobDefinition<TName extends string = string, TInput = unknown, TOutput = unknown> {
+  readonly name: TName;
+  readonly input?: Schema<TInput>;
+  readonly output?: Schema<TOutput>;
+  readonly retry?: RetryPolicy;
+  readonly timeoutMs?: number;
+  readonly run: (step: StepContext, input: TInput) => Promise<TOutput>;
+}
+
+/** Defines a job; `input`/`output` types come from the schemas or from `run`. */
+export declare function defineJob<TName extends string, TInput = unknown, TOutput = unknown>(definition: {
+  name: TName;
+  input?: Schema<TInput>;
+  output?: Schema<TOutput>;
+  /** The default retry policy of the job's steps (none: a failing step fails at once). */
+  retry?: RetryPolicy;
+  /** Per-attempt timeout (default: the runtime's activityTimeoutMs); `step.heartbeat` extends it. */
+  timeoutMs?: number;
+  run: (step: StepContext, input: TInput) => Promise<TOutput>;
+}): JobDefinition<TName, TInput, TOutput>;
+
+export interface JobHandle<TName extends string = string, TInput = unknown, TOutput = unknown> {
+  readonly name: TName;
+  readonly definition: JobDefinition<TName, TInput, TOutput>;
+  trigger(input: TInput, options?: TriggerOptions): Promise<Run<TOutput, TInput>>;
+  /** Resolves with the output; rejects with RunFailedError when the run fails or is cancelled, TimeoutError after `timeout`. */
+  triggerAndWait(input: TInput, options?: TriggerOptions & { timeout?: number }): Promise<{ id: string; output: TOutput }>;
+  /** One store transaction for every run. */
+  batchTrigger(inputs: BatchTriggerInput<TInput>[]): Promise<Run<TOutput, TInput>[]>;
+  getRun(id: string): Promise<Run<TOutput, TInput> | null>;
+  getRuns(filter?: Omit<RunFilter, 'jobName'>): Promise<Run<TOutput, TInput>[]>;
+}
+
+export type RunEventType =
+  | 'run:trigger' | 'run:start' | 'run:complete' | 'run:fail' | 'run:cancel' | 'run:retry' | 'run:progress'
+  | 'step:start' | 'step:complete' | 'step:fail' | 'log:write';
+
+export interface RunEvent {
+  type: RunEventType;
+  runId: string;
+  jobName: string;
+  /** ISO 8601. */
+  timestamp: string;
+  input?: unknown;
+  output?: unknown;
+  error?: string;
+  progress?: RunProgress;
+  stepName?: string;
+  attempt?: number;
+  willRetry?: boolean;
+  level?: 'info' | 'warn' | 'error';
+  message?: string;
+  data?: unknown;
+}
+
+export interface RunLogLine {
+  seq: number;
+  level: 'info' | 'warn' | 'error';
+  message: string;
+  data: unknown;
+  stepName: string | null;
+  createdAt: string;
+}
+
+export interface RunStep {
+  name: string;
+  state: 'done' | 'failed' | 'retrying' | 'sleeping' | 'waiting';
+  attempts: number;
+  output?: unknown;
+  error?: { message: string; name?: string; code?: string };
+  until?: string;
+  event?: string;
+  updatedAt: string;
+}
+
+export interface CreateRepriseOptions extends RuntimeOptions {
+  /** `'sqlite:app.db'`, `'postgres://…'`, `':memory:'` (default), or a provider. */
+  storage?: string | Provider;
+  /** PostgreSQL schema (default: the provider's default). */
+  schema?: string;
+  /** `false`: a client-only app (it triggers and reads runs; other processes run them). */
+  worker?: boolean;
+  poolSize?: number;
+  connectTimeoutMs?: number;
+  synchronous?: 'normal' | 'full';
+  unknownEventTtlMs?: number;
+}
+
+export declare class App {
+  readonly provider: Provider;
+  readonly client: Client;
+  /** null for a client-only app. */
+  readonly runtime: Runtime | null;
+  register<T extends Record<string, JobDefinition<string, any, any>>>(jobs: T): {
+    [K in keyof T]: T[K] extends JobDefinition<infer N, infer I, infer O> ? JobHandle<N, I, O> : never;
+  };
+  getJob(name: string): JobHandle<string, unknown, unknown> | undefined;
+  start(): Promise<void>;
+  /** Waits up to `timeoutMs` (10 s) for running attempts, then stops. */
+  stop(timeoutMs?: number): Promise<void>;
+  getRun(id: string): Promise<Run | null>;
+  getRuns(filter?: RunFilter): Promise<Run[]>;
+  waitForRun(id: string, options?: { timeoutMs?: number }): Promise<Run>;
+  retry(id: string): Promise<void>;
+  cancel(id: string, reason?: string): Promise<boolean>;
+  deleteRun(id: string): Promise<void>;
+  getLogs(runId: string, options?: { afterSeq?: number; limit?: number }): Promise<RunLogLine[]>;
+  getSteps(runId: string): Promise<RunStep[]>;
+  /** Wakes every run awaiting `name`; resolves to how many. The payload is kept until `clearEvent`. */
+  emitEvent(name: string, payload?: unknown): Promise<number>;
+  clearEvent(name: string): Promise<boolean>;
+  on(type: RunEventType, fn: (event: RunEvent) => void): () => void;
+  subscribe(runId: string, options?: { intervalMs?: number }): ReadableStream<RunEvent>;
+}
+
+export declare function createReprise(options?: CreateRepriseOptions): Promise<App>;
+
+/** From `triggerAndWait`: the run failed or was cancelled. */
+export declare class RunFailedError extends RepriseError {
+  readonly code: 'ERR_RUN_FAILED';
+  readonly runId: string;
+  readonly status: RunStatus;
+  readonly error: string | undefined;
+}

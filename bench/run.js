@@ -210,6 +210,43 @@ async function chain(open, name, count) {
   return ms / count;
 }
 
+/**
+ * Jobs: median time of a run of `steps` sequential steps (trigger -> completed), over
+ * `count` runs. Each step is recorded as it finishes; the function runs once (no sleeps).
+ */
+async function jobRuns(open, name, steps, count) {
+  const provider = await open(name);
+  const app = await reprise.createReprise({ storage: provider, keepAlive: false });
+  const job = reprise.defineJob({
+    name: `steps${steps}`,
+    run: async (step) => {
+      let sum = 0;
+      for (let i = 0; i < steps; i++) sum += await step.run('step', () => i);
+      return sum;
+    },
+  });
+  const { handle } = app.register({ handle: job });
+  await app.start();
+  const times = [];
+  for (let i = 0; i < count; i++) {
+    const t0 = performance.now();
+    const { output } = await handle.triggerAndWait(null);
+    times.push(performance.now() - t0);
+    if (output !== (steps * (steps - 1)) / 2) throw new Error(`${name}: the job returned ${output}`);
+  }
+  await app.stop();
+  return percentile(times, 50);
+}
+
+/** Jobs of 10 and 100 steps: their run times and the cost of one step. */
+async function jobRows(open, prefix, out) {
+  const ten = await jobRuns(open, 'job10', 10, n(40));
+  const hundred = await jobRuns(open, 'job100', 100, n(20));
+  out(`${prefix}.job.10`, ten);
+  out(`${prefix}.job.100`, hundred);
+  out(`${prefix}.job.step`, (hundred - ten) / 90);
+}
+
 /** One cold full replay (generator cache off) of a history of `events` events. */
 async function replay(open, name, events) {
   const count = Math.round((events - 4) / 2);
@@ -263,6 +300,9 @@ const ROWS = [
   ['sqlite.long.10', 'time per activity, 10 sequential activities', 'ms', 'lower', '(reference)'],
   ['sqlite.long.500', 'time per activity, 500 sequential activities', 'ms', 'lower', '<= 1.2x the 10-activity figure'],
   ['sqlite.long.5000', 'time per activity, 5,000 sequential activities (--all)', 'ms', 'lower', '<= 1.2x the 10-activity figure'],
+  ['sqlite.job.10', 'SQLite: a 10-step job, trigger -> completed, p50', 'ms', 'lower', '(reference)'],
+  ['sqlite.job.100', 'SQLite: a 100-step job, trigger -> completed, p50', 'ms', 'lower', '<= 12x the 10-step job'],
+  ['sqlite.job.step', 'SQLite: one job step ((100-step - 10-step) / 90)', 'ms', 'lower', '<= 0.3 ms'],
   ['sqlite.replay.10000', 'replay of a 10,000-event history (cold, cache off)', 'ms', 'lower', '<= 50 ms'],
   ['sqlite.memory', 'memory per idle waiting instance, 10,000 -> 50,000 (--all)', 'KB', 'lower', '<= 0.5 KB'],
   ['pg.C', 'PostgreSQL: C, a single-row insert + commit round trip', 'ms', 'lower', '(machine fact)'],
@@ -272,6 +312,9 @@ const ROWS = [
   ['pg.lat.p50', 'PostgreSQL, one process: one-activity start -> completed p50', 'ms', 'lower', '<= 4C + 0.5 ms'],
   ['pg.lat.p99', 'PostgreSQL, one process: one-activity start -> completed p99', 'ms', 'lower', ''],
   ['pg.routed.p50', 'PostgreSQL: start -> completed p50 beside 100,000 waiting instances of another app', 'ms', 'lower', '<= 1.2x the plain p50'],
+  ['pg.job.10', 'PostgreSQL: a 10-step job, trigger -> completed, p50', 'ms', 'lower', '(reference)'],
+  ['pg.job.100', 'PostgreSQL: a 100-step job, trigger -> completed, p50', 'ms', 'lower', '<= 12x the 10-step job'],
+  ['pg.job.step', 'PostgreSQL: one job step ((100-step - 10-step) / 90)', 'ms', 'lower', ''],
   ['pg.batch', 'PostgreSQL: batch start (startOrchestrations), instances', '/s', 'higher', '>= 10,000/s'],
   ['pg.cross.lat.p50', 'PostgreSQL: start -> completed by another process, p50', 'ms', 'lower', ''],
   ['pg.failover', 'PostgreSQL: SIGKILLed worker -> its activity done elsewhere, median of 10 kills', 'ms', 'lower', '<= 5,000 ms (lease 30 s)'],
@@ -296,6 +339,7 @@ async function sqliteRound(dir, round, out) {
     out('sqlite.long.500', await chain(open, 'long500', n(500)));
     if (all) out('sqlite.long.5000', await chain(open, 'long5000', n(5000)));
   }
+  if (want('sqlite.job')) await jobRows(open, 'sqlite', out);
   if (want('sqlite.replay')) out('sqlite.replay.10000', await replay(open, 'replay', n(10000)));
   if (all && round === 0 && want('sqlite.memory')) out('sqlite.memory', await memory(open, 'memory', n(10000), n(50000)));
 }
@@ -315,6 +359,7 @@ async function pgRound(round, out, schemas) {
     out('pg.lat.p99', lat.p99);
   }
   if (want('pg.routed')) out('pg.routed.p50', await routedRoundTrips(open, 'routed', n(100000), n(200)));
+  if (want('pg.job')) await jobRows(open, 'pg', out);
   if (want('pg.batch')) {
     const batch = await batchStart(open, 'batch', n(10000));
     if (batch !== null) out('pg.batch', batch);

@@ -297,7 +297,8 @@ async function show(client, id, values, out) {
     throw new OperationError(`instance '${id}' has no history for execution ${executionId}`, 'ERR_NOT_FOUND');
   }
   const execution = executionId === undefined ? info.executionId : executionId;
-  if (values.json) return out({ instance: info, executionId: execution, history });
+  const job = await jobDetails(client, info);
+  if (values.json) return out({ instance: info, executionId: execution, history, ...(job ? { job } : {}) });
   const fields = [
     ['instance', info.instanceId],
     ['name', `${info.name}${info.version ? ` (version ${info.version})` : ''}`],
@@ -312,9 +313,41 @@ async function show(client, id, values, out) {
   if (info.status === 'Failed') fields.push(['error', `${info.error} (${info.errorCode})`]);
   if (info.customStatusVersion > 0) fields.push(['custom', short(info.customStatus, 200)]);
   const lines = fields.map(([k, v]) => `${k.padEnd(10)}${v}`);
+  if (job) lines.push('', ...jobLines(job));
   lines.push('', `history of execution ${execution} (${history.length} event${history.length === 1 ? '' : 's'}):`);
   lines.push(history.length ? timeline(history) : '  (none yet)');
   out(lines.join('\n'));
+}
+
+/** A job run's progress, steps and last log lines (null for other instances). */
+async function jobDetails(client, info) {
+  if (!info.input || typeof info.input !== 'object' || info.input.$job !== 1) return null;
+  const state = await client._jobQuery({ op: 'state', instanceId: info.instanceId });
+  const logs = await client._jobQuery({ op: 'logs', instanceId: info.instanceId, afterSeq: 0, limit: 1000 });
+  const parse = (text) => (text == null ? null : JSON.parse(text));
+  return {
+    startedAt: state.startedAt,
+    progress: parse(state.progress),
+    steps: state.steps.map((step) => ({ name: step.name, state: step.state, attempts: step.attempts, value: parse(step.value), untilMs: step.untilMs, updatedAt: step.updatedAt })),
+    logs: logs.map((line) => ({ level: line.level, message: line.message, data: parse(line.data), createdAt: line.createdAt })),
+  };
+}
+
+function jobLines(job) {
+  const lines = [`job run ${job.startedAt == null ? 'not started yet' : `started ${iso(job.startedAt)}`}`];
+  if (job.progress) {
+    const { current, total, message } = job.progress;
+    lines.push(`progress  ${current}${total === undefined ? '' : `/${total}`}${message ? ` ${message}` : ''}`);
+  }
+  lines.push(`steps (${job.steps.length}):`);
+  for (const step of job.steps) {
+    const detail = step.state === 'done' ? short(step.value, 80) : step.untilMs != null ? `until ${iso(step.untilMs)}` : step.value ? short(step.value.message ?? step.value, 80) : '';
+    lines.push(`  ${step.name.padEnd(24)} ${step.state.padEnd(9)} ${detail}`);
+  }
+  const last = job.logs.slice(-20);
+  lines.push(`logs (${job.logs.length}${job.logs.length > last.length ? `, last ${last.length}` : ''}):`);
+  for (const line of last) lines.push(`  ${iso(line.createdAt)} ${line.level.padEnd(5)} ${line.message}${line.data == null ? '' : ` ${short(line.data, 120)}`}`);
+  return lines;
 }
 
 /**

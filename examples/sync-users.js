@@ -1,10 +1,9 @@
 'use strict';
-// Durably's quick start in reprise: a `sync-users` job in two persisted steps (fetch the
-// users, save them), with progress the caller can read, triggered fire-and-forget, awaited
-// with a timeout, and deduplicated by an idempotency key. Run: node examples/sync-users.js
-const crypto = require('node:crypto');
-const { SqliteProvider, Client, Runtime, defineActivity } = require('..'); // require('reprise') in your project
-// not in reprise yet: input/output schemas (zod), concurrencyKey, a 'pending' run status (a started run is 'Running'), structured fields in step.log
+// Durably's quick start in reprise: a `sync-users` job in two checkpointed steps (fetch the
+// users, save them), with an input and an output schema, progress and structured logs,
+// triggered fire-and-forget, awaited with a timeout, deduplicated by an idempotency key and
+// serialized by a concurrency key. Run: node examples/sync-users.js
+const { createReprise, defineJob } = require('..'); // require('reprise') in your project
 
 // Stand-ins for the organisation's API and our database.
 const api = {
@@ -19,65 +18,76 @@ const db = {
   },
 };
 
-// Steps: results are persisted; on resume they come from the store instead of running again.
-const fetchUsers = defineActivity('sync-users/fetch-users', async (ctx, orgId) => api.fetchUsers(orgId));
-const saveToDb = defineActivity('sync-users/save-to-db', async (ctx, users) => {
-  await db.upsertUsers(users);
+// Schemas are anything with parse(value): zod's z.object({ orgId: z.string() }) works as is.
+const orgInput = {
+  parse(value) {
+    if (!value || typeof value.orgId !== 'string') throw new Error('orgId must be a string');
+    return { orgId: value.orgId };
+  },
+};
+const syncedOutput = {
+  parse(value) {
+    if (!Number.isInteger(value && value.syncedCount)) throw new Error('syncedCount must be an integer');
+    return value;
+  },
+};
+
+const syncUsersJob = defineJob({
+  name: 'sync-users',
+  input: orgInput,
+  output: syncedOutput,
+  run: async (step, payload) => {
+    // Step 1: fetch users (the result is stored; after a crash it is not fetched again)
+    const users = await step.run('fetch-users', () => api.fetchUsers(payload.orgId));
+    step.progress(1, 2, `fetched ${users.length} users`);
+    step.log.info('fetched users', { orgId: payload.orgId, count: users.length });
+
+    // Step 2: save them
+    await step.run('save-to-db', () => db.upsertUsers(users));
+    step.progress(2, 2, 'saved');
+
+    return { syncedCount: users.length };
+  },
 });
 
-// The job: step.run is `yield* ctx.activity`, step.progress is ctx.setCustomStatus, step.log is ctx.trace*.
-function* syncUsersJob(ctx, payload) {
-  ctx.traceInfo(`syncing users of ${payload.orgId}`);
-  const users = yield* ctx.activity(fetchUsers, payload.orgId);
-  ctx.setCustomStatus({ current: 1, total: 2, message: `fetched ${users.length} users` });
-  yield* ctx.activity(saveToDb, users);
-  ctx.setCustomStatus({ current: 2, total: 2, message: 'saved' });
-  return { syncedCount: users.length };
-}
-
 async function main() {
-  const provider = await SqliteProvider.inMemory(); // SqliteProvider.open('sqlite:local.db') for a file
-  const client = new Client(provider);
-  const runtime = new Runtime(provider, { pollIntervalMs: 1000 }); // Durably's pollingInterval
-  runtime.registerActivity(fetchUsers).registerActivity(saveToDb);
-  runtime.registerOrchestration('sync-users', syncUsersJob);
+  // 'sqlite:local.db' for a file, 'postgres://…' for PostgreSQL; ':memory:' here.
+  const app = await createReprise({ storage: ':memory:', pollIntervalMs: 1000 }); // Durably's pollingInterval
+  const { syncUsers } = app.register({ syncUsers: syncUsersJob });
+  app.on('run:complete', (e) => console.log(`completed ${e.jobName}: ${JSON.stringify(e.output)}`));
+  await app.start();
 
-  const syncUsers = {
-    // Basic trigger (fire and forget): the run id is ours to choose.
-    async trigger(input, options = {}) {
-      const id = options.idempotencyKey ?? crypto.randomUUID();
-      const created = await client.startOrchestration(id, 'sync-users', input);
-      return { id, created, status: (await client.getStatus(id)).status };
-    },
-    // Trigger and wait for completion (rejects with a TimeoutError after `timeout` ms).
-    async triggerAndWait(input, options = {}) {
-      const { id } = await this.trigger(input, options);
-      const run = await client.waitForOrchestration(id, options.timeout);
-      if (run.status === 'Failed') throw new Error(`sync-users ${id} failed: ${run.error}`);
-      return { id, output: run.output, progress: run.customStatus };
-    },
-  };
-
-  // Initialize: starts the worker (the schema is created when the store is opened).
-  await runtime.start();
-
+  // Basic trigger (fire and forget)
   const run = await syncUsers.trigger({ orgId: 'org_123' });
-  console.log(run.status); // "Running" (Durably: "pending"), or "Completed" if it was that quick
+  console.log(run.status); // "pending"
 
+  // Wait for completion
   const result = await syncUsers.triggerAndWait({ orgId: 'org_123' }, { timeout: 5000 });
   console.log(result.output.syncedCount); // 3
-  console.log(result.progress.message); // "saved"
+  console.log((await app.getRun(result.id)).progress); // { current: 2, total: 2, message: 'saved' }
 
-  // With an idempotency key: the second trigger finds the first run and starts nothing.
+  // With an idempotency key: the second trigger returns the first run
   const first = await syncUsers.trigger({ orgId: 'org_123' }, { idempotencyKey: 'webhook-event-456' });
   const again = await syncUsers.trigger({ orgId: 'org_123' }, { idempotencyKey: 'webhook-event-456' });
-  console.log(`idempotent: created ${first.created}, then ${again.created}`);
+  console.log(`idempotent: ${first.id === again.id}`);
 
-  await client.waitForOrchestration(run.id, 5000);
-  await client.waitForOrchestration('webhook-event-456', 5000);
+  // With a concurrency key: runs of one org run one at a time, in trigger order
+  await syncUsers.batchTrigger([
+    { input: { orgId: 'org_9' }, options: { concurrencyKey: 'org_9' } },
+    { input: { orgId: 'org_9' }, options: { concurrencyKey: 'org_9' } },
+  ]);
+
+  // Bad input is refused before anything is stored
+  await syncUsers.trigger({ org: 1 }).catch((error) => console.log(`refused: ${error.message}`));
+
+  await app.waitForRun(run.id);
+  await app.waitForRun(first.id);
   console.log(`users in db: ${db.users.size}`);
+  const logs = await app.getLogs(run.id);
+  console.log(`log: [${logs[0].level}] ${logs[0].message} ${JSON.stringify(logs[0].data)}`);
+  console.log(`completed runs: ${(await app.getRuns({ jobName: 'sync-users', status: 'completed' })).length}`);
 
-  await runtime.shutdown();
+  await app.stop();
 }
 
 main().catch((error) => {

@@ -67,9 +67,10 @@ class TaskFailedError extends RepriseError {
 /**
  * Every stable code the native layer and the engine produce, with the class an error carrying
  * it is thrown as: the same codes in the same order as `ErrorCode::ALL` in
- * `src/error_code.rs` (a Rust test compares the two and the guide's error tables). Two codes
- * are JavaScript's own: `ERR_REPRISE` (the base class's default) and
- * `ERR_NATIVE_BINARY_MISSING` (a plain `Error` at load time).
+ * `src/error_code.rs` (a Rust test compares the two and the guide's error tables). Three codes
+ * are JavaScript's own: `ERR_REPRISE` (the base class's default),
+ * `ERR_NATIVE_BINARY_MISSING` (a plain `Error` at load time) and `ERR_RUN_FAILED` (a job run
+ * awaited with `triggerAndWait` failed: lib/jobs/app.js).
  */
 const CODES = [
   ['ERR_INVALID_ARGUMENT', 'InvalidArgumentError'],

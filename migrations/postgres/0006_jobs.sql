@@ -20,6 +20,8 @@ CREATE TABLE job_steps (
     until_ms BIGINT,
     event TEXT,
     updated_at BIGINT NOT NULL,
+    -- The order steps were first recorded in.
+    seq BIGSERIAL NOT NULL,
     PRIMARY KEY (instance_id, name)
 );
 -- The runs waiting for each event: what an emit wakes, without scanning running instances.

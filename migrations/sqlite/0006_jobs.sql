@@ -10,7 +10,8 @@ CREATE TABLE job_runs (
     updated_at INTEGER NOT NULL
 );
 
--- One row per step of a run. state: done, failed, retrying, sleeping or waiting.
+-- One row per step of a run (in the order first recorded: rowid). state: done, failed,
+-- retrying, sleeping or waiting.
 CREATE TABLE job_steps (
     instance_id TEXT NOT NULL,
     name TEXT NOT NULL,

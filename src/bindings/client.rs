@@ -11,8 +11,8 @@ use super::views::{
     QueueDepthsView, RemovedView, RuntimeView, StatusView, SystemMetricsView, WatchView,
 };
 use super::{err, json_arg, payload, store_err, to_json};
-use crate::client::jobs::{job_query, JobQuery};
 use crate::client::cursor::{decode_cursor, encode_cursor};
+use crate::client::jobs::{job_query, JobQuery};
 use crate::client::status::stored_statuses;
 use crate::client::wait::{wait_for, wait_until, watch_next, WakeOn};
 use crate::client::watch::WatchCursor;

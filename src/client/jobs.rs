@@ -8,14 +8,25 @@ use crate::store::{Result, SharedProvider};
 #[serde(tag = "op", rename_all = "camelCase")]
 pub enum JobQuery {
     /// `payload` is JSON text.
-    Emit { event: String, payload: String },
-    ClearEvent { event: String },
+    Emit {
+        event: String,
+        payload: String,
+    },
+    ClearEvent {
+        event: String,
+    },
     #[serde(rename_all = "camelCase")]
-    Release { instance_id: String },
+    Release {
+        instance_id: String,
+    },
     #[serde(rename_all = "camelCase")]
-    Reset { instance_id: String },
+    Reset {
+        instance_id: String,
+    },
     #[serde(rename_all = "camelCase")]
-    State { instance_id: String },
+    State {
+        instance_id: String,
+    },
     #[serde(rename_all = "camelCase")]
     Logs {
         instance_id: String,
@@ -35,8 +46,9 @@ pub async fn job_query(provider: &SharedProvider, query: JobQuery) -> Result<ser
             serde_json::Value::Null
         }
         JobQuery::Reset { instance_id } => json!(provider.job_reset(instance_id).await?),
-        JobQuery::State { instance_id } => to_value(provider.job_state(instance_id).await?)
-            .unwrap_or(serde_json::Value::Null),
+        JobQuery::State { instance_id } => {
+            to_value(provider.job_state(instance_id).await?).unwrap_or(serde_json::Value::Null)
+        }
         JobQuery::Logs {
             instance_id,
             after_seq,

@@ -25,7 +25,9 @@ pub enum JobCall {
         give_up: bool,
     },
     /// The attempt is alive and needs `ms` more: its timeout moves to at least now + `ms`.
-    Heartbeat { ms: u64 },
+    Heartbeat {
+        ms: u64,
+    },
 }
 
 impl Runtime {
@@ -39,7 +41,9 @@ impl Runtime {
                 return Err(lost());
             };
             if let JobCall::Heartbeat { ms } = call {
-                r.timeout = r.timeout.max(r.started.elapsed() + Duration::from_millis(ms));
+                r.timeout = r
+                    .timeout
+                    .max(r.started.elapsed() + Duration::from_millis(ms));
             }
             JobFence {
                 instance_id: r.item.instance_id.clone(),

@@ -37,8 +37,8 @@ use crate::store::{
 use activities::*;
 use cache::GeneratorCache;
 pub use host::Host;
-pub use jobs::JobCall;
 use host::*;
+pub use jobs::JobCall;
 use leases::*;
 use metrics::{add, inc, upkeep_loop, FailureCause, Metrics};
 use slots::*;

@@ -80,7 +80,9 @@ pub enum JobBegin {
 pub enum JobAwait {
     LeaseLost,
     /// The event's kept payload: recorded as the step's result.
-    Received { payload: String },
+    Received {
+        payload: String,
+    },
     /// No payload yet: the step waits (an emit records it and wakes the run).
     Waiting,
     /// The attempt gave up waiting (its deadline passed): the step failed with a timeout.

@@ -326,8 +326,12 @@ pub trait Provider: Send + Sync + 'static {
     /// Forgets the run's failed and retrying steps (before a retry of the run).
     async fn job_reset(&self, instance_id: String) -> Result<u64>;
     async fn job_state(&self, instance_id: String) -> Result<JobState>;
-    async fn job_logs(&self, instance_id: String, after_seq: i64, limit: u32)
-        -> Result<Vec<JobLog>>;
+    async fn job_logs(
+        &self,
+        instance_id: String,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<JobLog>>;
 
     /// The store's own counters, for metrics (`store_operations / store_transactions` is the
     /// mean write batch where the store batches writes).

@@ -15,6 +15,7 @@ pub mod commit;
 pub mod deletion;
 pub mod direct_claims;
 pub mod fencing;
+pub mod jobs;
 pub mod kv;
 pub mod leases;
 pub mod lifecycle;
@@ -96,6 +97,10 @@ macro_rules! conformance_suite {
             routing::a_session_belongs_to_one_claimer_at_a_time,
             routing::max_sessions_limits_new_sessions,
             routing::a_dead_owners_session_is_free,
+            jobs::job_writes_are_fenced_by_the_attempt,
+            jobs::emits_complete_waiting_steps_and_keep_their_payload,
+            jobs::a_concurrency_key_has_one_holder_at_a_time,
+            jobs::reset_forgets_only_failed_steps,
         );
     };
 }

@@ -81,6 +81,45 @@ impl FaultyStore {
 
 #[async_trait]
 impl Provider for FaultyStore {
+    // Jobs are JavaScript's (their attempts are activities): not part of the simulated
+    // workload, so passed through.
+    async fn job_begin(&self, fence: JobFence, key: Option<String>) -> Result<JobBegin> {
+        self.inner.job_begin(fence, key).await
+    }
+    async fn job_write(&self, fence: JobFence, writes: Vec<JobWrite>) -> Result<bool> {
+        self.inner.job_write(fence, writes).await
+    }
+    async fn job_await(
+        &self,
+        fence: JobFence,
+        name: String,
+        event: String,
+        deadline: Option<i64>,
+        give_up: bool,
+    ) -> Result<JobAwait> {
+        self.inner
+            .job_await(fence, name, event, deadline, give_up)
+            .await
+    }
+    async fn job_emit(&self, event: String, payload: String) -> Result<u64> {
+        self.inner.job_emit(event, payload).await
+    }
+    async fn job_clear_event(&self, event: String) -> Result<bool> {
+        self.inner.job_clear_event(event).await
+    }
+    async fn job_release(&self, instance_id: String) -> Result<()> {
+        self.inner.job_release(instance_id).await
+    }
+    async fn job_reset(&self, instance_id: String) -> Result<u64> {
+        self.inner.job_reset(instance_id).await
+    }
+    async fn job_state(&self, instance_id: String) -> Result<JobState> {
+        self.inner.job_state(instance_id).await
+    }
+    async fn job_logs(&self, id: String, after_seq: i64, limit: u32) -> Result<Vec<JobLog>> {
+        self.inner.job_logs(id, after_seq, limit).await
+    }
+
     fn wakers(&self) -> &Arc<Wakers> {
         self.inner.wakers()
     }

@@ -14,9 +14,7 @@ use super::PostgresProvider;
 use crate::engine::{message_data, HistoryRow, Message, StartRequest};
 use crate::store::rows::{history_row, instance_info};
 use crate::store::writes::{message_columns, start_message};
-use crate::store::{
-    Deletion, InstanceInfo, Removed, Result, StoreError, StoredStatus, JOB_TABLES,
-};
+use crate::store::{Deletion, InstanceInfo, Removed, Result, StoreError, StoredStatus, JOB_TABLES};
 
 pub(super) async fn create_instances(
     p: &PostgresProvider,
@@ -332,10 +330,16 @@ pub(super) async fn delete_instance(
     .fetch_one(&mut *tx)
     .await?;
     let mut removed = [0u64; 5 + JOB_TABLES.len()];
-    for (n, table) in ["history", "orchestrator_queue", "worker_queue", "kv", "instances"]
-        .into_iter()
-        .chain(JOB_TABLES)
-        .enumerate()
+    for (n, table) in [
+        "history",
+        "orchestrator_queue",
+        "worker_queue",
+        "kv",
+        "instances",
+    ]
+    .into_iter()
+    .chain(JOB_TABLES)
+    .enumerate()
     {
         removed[n] = sqlx::query(&format!("DELETE FROM {table} WHERE instance_id = ANY($1)"))
             .bind(&tree)

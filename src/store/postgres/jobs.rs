@@ -54,15 +54,13 @@ fn read_step(r: &PgRow) -> Result<JobStep> {
 }
 
 async fn steps(conn: &mut PgConnection, instance_id: &str) -> Result<Vec<JobStep>> {
-    sqlx::query(
-        "SELECT * FROM job_steps WHERE instance_id = $1 ORDER BY updated_at, name COLLATE \"C\"",
-    )
-    .bind(instance_id)
-    .fetch_all(&mut *conn)
-    .await?
-    .iter()
-    .map(read_step)
-    .collect()
+    sqlx::query("SELECT * FROM job_steps WHERE instance_id = $1 ORDER BY seq")
+        .bind(instance_id)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(read_step)
+        .collect()
 }
 
 async fn put_step(conn: &mut PgConnection, instance_id: &str, s: &JobStep, now: i64) -> Result<()> {
@@ -87,7 +85,12 @@ async fn put_step(conn: &mut PgConnection, instance_id: &str, s: &JobStep, now: 
 }
 
 /// Queues a wake message for each run and notifies every process on commit.
-async fn wake(p: &PostgresProvider, conn: &mut PgConnection, ids: &[String], now: i64) -> Result<()> {
+async fn wake(
+    p: &PostgresProvider,
+    conn: &mut PgConnection,
+    ids: &[String],
+    now: i64,
+) -> Result<()> {
     if ids.is_empty() {
         return Ok(());
     }
@@ -144,11 +147,13 @@ pub(super) async fn begin(
     let id = &fence.instance_id;
     if let Some(key) = key {
         lock(&mut tx, "reprise.key:", &key).await?;
-        sqlx::query("INSERT INTO job_keys (key, instance_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-            .bind(&key)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO job_keys (key, instance_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(&key)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
         if key_holder(&mut tx, &key).await?.as_deref() != Some(id) {
             tx.commit().await?;
             return Ok(JobBegin::Blocked);
@@ -174,7 +179,14 @@ pub(super) async fn begin(
     })
 }
 
-pub(super) async fn write(p: &PostgresProvider, fence: JobFence, writes: Vec<JobWrite>) -> Result<bool> {
+pub(super) async fn write(
+    p: &PostgresProvider,
+    fence: JobFence,
+    writes: Vec<JobWrite>,
+) -> Result<bool> {
+    if let [JobWrite::Step(s)] = writes.as_slice() {
+        return write_step(p, &fence, s).await;
+    }
     let mut tx = p.pool.begin().await?;
     if !fenced(&mut tx, &fence).await? {
         return Ok(false);
@@ -219,6 +231,31 @@ pub(super) async fn write(p: &PostgresProvider, fence: JobFence, writes: Vec<Job
     }
     tx.commit().await?;
     Ok(true)
+}
+
+/// One step, the common write: one statement, fenced in its `WHERE`.
+async fn write_step(p: &PostgresProvider, fence: &JobFence, s: &JobStep) -> Result<bool> {
+    let written = sqlx::query(
+        "INSERT INTO job_steps (instance_id, name, state, value, attempts, until_ms, event,
+            updated_at)
+         SELECT $1, $2, $3, $4, $5, $6, $7, reprise_now_ms()
+         WHERE EXISTS (SELECT 1 FROM worker_queue WHERE seq = $8 AND generation = $9)
+         ON CONFLICT (instance_id, name) DO UPDATE SET state = excluded.state,
+            value = excluded.value, attempts = excluded.attempts, until_ms = excluded.until_ms,
+            event = excluded.event, updated_at = excluded.updated_at",
+    )
+    .bind(&fence.instance_id)
+    .bind(&s.name)
+    .bind(&s.state)
+    .bind(&s.value)
+    .bind(s.attempts as i64)
+    .bind(s.until_ms)
+    .bind(&s.event)
+    .bind(fence.seq)
+    .bind(fence.generation)
+    .execute(&mut *p.pool.conn().await?)
+    .await?;
+    Ok(written.rows_affected() > 0)
 }
 
 pub(super) async fn await_event(
@@ -357,10 +394,11 @@ pub(super) async fn reset(p: &PostgresProvider, instance_id: String) -> Result<u
 
 pub(super) async fn state(p: &PostgresProvider, instance_id: String) -> Result<JobState> {
     let mut conn = p.pool.conn().await?;
-    let run = sqlx::query("SELECT started_at, progress, updated_at FROM job_runs WHERE instance_id = $1")
-        .bind(&instance_id)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let run =
+        sqlx::query("SELECT started_at, progress, updated_at FROM job_runs WHERE instance_id = $1")
+            .bind(&instance_id)
+            .fetch_optional(&mut *conn)
+            .await?;
     let (started_at, progress, updated_at) = match run {
         Some(r) => (
             r.opt_int("started_at")?,
@@ -383,24 +421,22 @@ pub(super) async fn logs(
     after_seq: i64,
     limit: u32,
 ) -> Result<Vec<JobLog>> {
-    sqlx::query(
-        "SELECT * FROM job_logs WHERE instance_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-    )
-    .bind(instance_id)
-    .bind(after_seq)
-    .bind(limit as i64)
-    .fetch_all(&mut *p.pool.conn().await?)
-    .await?
-    .iter()
-    .map(|r| {
-        Ok(JobLog {
-            seq: r.int("seq")?,
-            level: r.string("level")?,
-            message: r.string("message")?,
-            data: r.opt_string("data")?,
-            step: r.opt_string("step")?,
-            created_at: r.int("created_at")?,
+    sqlx::query("SELECT * FROM job_logs WHERE instance_id = $1 AND seq > $2 ORDER BY seq LIMIT $3")
+        .bind(instance_id)
+        .bind(after_seq)
+        .bind(limit as i64)
+        .fetch_all(&mut *p.pool.conn().await?)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(JobLog {
+                seq: r.int("seq")?,
+                level: r.string("level")?,
+                message: r.string("message")?,
+                data: r.opt_string("data")?,
+                step: r.opt_string("step")?,
+                created_at: r.int("created_at")?,
+            })
         })
-    })
-    .collect()
+        .collect()
 }

@@ -37,12 +37,11 @@ use tokio::task::JoinHandle;
 
 use crate::engine::{HistoryRow, Message, RewindPlan, StartRequest};
 use crate::store::{
-    JobAwait, JobBegin, JobFence, JobLog, JobState, JobWrite,
     ActivityAttempt, ActivityItem, ActivityResult, DeleteFilter, Deletion, ExecutionInfo,
-    InstanceFilter, InstanceInfo, InstancePage, InstanceStats, KvEntry, Lease, OrchestrationClaim,
-    OrchestrationItem, Provider, QueueDepths, Reaped, Result, Routing, RuntimeInfo,
-    RuntimeRegistration, StoreError, SystemMetrics, TurnCommit, UnservedWork, Wakers,
-    DEFAULT_UNKNOWN_EVENT_TTL_MS,
+    InstanceFilter, InstanceInfo, InstancePage, InstanceStats, JobAwait, JobBegin, JobFence,
+    JobLog, JobState, JobWrite, KvEntry, Lease, OrchestrationClaim, OrchestrationItem, Provider,
+    QueueDepths, Reaped, Result, Routing, RuntimeInfo, RuntimeRegistration, StoreError,
+    SystemMetrics, TurnCommit, UnservedWork, Wakers, DEFAULT_UNKNOWN_EVENT_TTL_MS,
 };
 pub use config::{application_name, channel_name, redact_url, validate_schema};
 use config::{connect_error, describe_target, parse_url, quote_ident};

@@ -38,7 +38,7 @@ fn read_step(r: &rusqlite::Row<'_>) -> Result<JobStep> {
 fn steps(db: &Db, instance_id: &str) -> Result<Vec<JobStep>> {
     query_rows(
         db,
-        "SELECT * FROM job_steps WHERE instance_id = ?1 ORDER BY updated_at, name",
+        "SELECT * FROM job_steps WHERE instance_id = ?1 ORDER BY rowid",
         params![instance_id],
         read_step,
     )
@@ -57,8 +57,11 @@ fn step(db: &Db, instance_id: &str, name: &str) -> Result<Option<JobStep>> {
 fn put_step(db: &Db, instance_id: &str, s: &JobStep, now: i64) -> Result<()> {
     execute(
         db,
-        "INSERT OR REPLACE INTO job_steps (instance_id, name, state, value, attempts, until_ms,
-            event, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO job_steps (instance_id, name, state, value, attempts, until_ms, event,
+            updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT (instance_id, name) DO UPDATE SET state = excluded.state,
+            value = excluded.value, attempts = excluded.attempts, until_ms = excluded.until_ms,
+            event = excluded.event, updated_at = excluded.updated_at",
         params![
             instance_id,
             s.name,
@@ -146,7 +149,11 @@ pub(super) async fn begin(
     .await
 }
 
-pub(super) async fn write(p: &SqliteProvider, fence: JobFence, writes: Vec<JobWrite>) -> Result<bool> {
+pub(super) async fn write(
+    p: &SqliteProvider,
+    fence: JobFence,
+    writes: Vec<JobWrite>,
+) -> Result<bool> {
     let now = p.clock.now_ms();
     p.write(move |db| {
         if !fenced(db, &fence)? {

@@ -34,12 +34,11 @@ use tokio::sync::mpsc;
 
 use crate::engine::{HistoryRow, Message, RewindPlan, StartRequest};
 use crate::store::{
-    JobAwait, JobBegin, JobFence, JobLog, JobState, JobWrite,
     ActivityAttempt, ActivityItem, ActivityResult, Clock, DeleteFilter, Deletion, ExecutionInfo,
-    InstanceFilter, InstanceInfo, InstancePage, InstanceStats, KvEntry, Lease, OrchestrationClaim,
-    OrchestrationItem, Provider, QueueDepths, Reaped, Result, Routing, RuntimeInfo,
-    RuntimeRegistration, StoreError, SystemMetrics, TurnCommit, UnservedWork, Wakers,
-    DEFAULT_UNKNOWN_EVENT_TTL_MS,
+    InstanceFilter, InstanceInfo, InstancePage, InstanceStats, JobAwait, JobBegin, JobFence,
+    JobLog, JobState, JobWrite, KvEntry, Lease, OrchestrationClaim, OrchestrationItem, Provider,
+    QueueDepths, Reaped, Result, Routing, RuntimeInfo, RuntimeRegistration, StoreError,
+    SystemMetrics, TurnCommit, UnservedWork, Wakers, DEFAULT_UNKNOWN_EVENT_TTL_MS,
 };
 use writer::{spawn_writer, BatchCounters, WriteOp};
 
