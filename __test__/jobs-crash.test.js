@@ -219,6 +219,7 @@ for (const kind of PROVIDERS) {
         }
         const delay = 100 + Math.floor(rnd() * 500);
         await sleep(delay);
+        const killedAt = Date.now();
         await kill(w);
         // No process runs now: the store says which steps the killed process left unrecorded.
         const ls = sideLines(s).filter((l) => l.pid === w.pid);
@@ -232,9 +233,9 @@ for (const kind of PROVIDERS) {
             if (count(ls, run.id, name, 'start') === 0 || done.has(name)) continue;
             const key = `${run.id} ${name}`;
             bump(interrupted, key);
-            const ended = count(ls, run.id, name, 'end') > 0;
-            if (ended) bump(endedUnrecorded, key);
-            inside.push(ended ? `${name} (ended, unrecorded)` : name);
+            const [end] = linesOf(ls, run.id, name, 'end');
+            if (end) bump(endedUnrecorded, key);
+            inside.push(end ? `${name} (ended ${killedAt - end.at} ms before the kill, unrecorded)` : name);
           }
           if (done.size < STEPS.length + 2) caught.push(`run ${i} ${[...inside, ...waiting].join('+') || `after ${[...done].pop() || 'nothing'}`}`);
         }

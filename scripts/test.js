@@ -30,7 +30,7 @@ function run(cmd, args, env = {}, label = '') {
 }
 
 const NODE_TEST = ['--test', '--test-concurrency=2', '--test-timeout=300000'];
-const LONG = ['crash', 'postgres-processes', 'lease-postgres', 'failover-postgres', 'outage-postgres', 'routing-processes'].map((f) => `__test__/${f}.test.js`);
+const LONG = ['crash', 'jobs-crash', 'postgres-processes', 'lease-postgres', 'failover-postgres', 'outage-postgres', 'routing-processes'].map((f) => `__test__/${f}.test.js`);
 const PORTABLE = [
   'basics', 'activities', 'events', 'determinism', 'custom-status', 'client-start-wait', 'race-and-all', 'sub-orchestrations',
   'continue-as-new', 'versions', 'cancel', 'retry-policy', 'retry-values', 'timeouts', 'runtime-events', 'metrics',

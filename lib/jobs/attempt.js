@@ -19,7 +19,12 @@ const BLOCKED_POLL_MS = 5000;
 const JOIN_POLL_MS = 30000;
 const CHILD_EVENT = 'reprise.child:';
 
-const NEVER = new Promise(() => {});
+/**
+ * A promise that never settles, for a suspended step. A fresh one each time: code awaiting a
+ * shared module-level one would stay reachable from it (its reactions) forever, and every
+ * suspended attempt would keep its job function, step context and app in memory.
+ */
+const never = () => new Promise(() => {});
 /** What tracked work returns to suspend the attempt once it is no longer in flight. */
 const SUSPEND = Symbol('suspend');
 
@@ -65,8 +70,13 @@ class Attempt {
     this.until = Infinity; // earliest time a suspended step wants to run again
     this.suspended = false;
     // True until a step does new work: progress and log lines of code that only re-runs
-    // (before the first unfinished step) were written by an earlier attempt already.
+    // (before the first unfinished step) were written by an earlier attempt already. An
+    // awaitEvent or join that an emit completed while the run was suspended answers from the
+    // store too, yet the code after it never ran: so replay also ends once every stored step
+    // has answered, one of them an awaited one.
     this.replaying = false;
+    this.answered = new Set();
+    this.answeredAwait = false;
     this.writes = Promise.resolve(true);
     this.ended = new Promise((resolve) => {
       this.end = resolve;
@@ -108,9 +118,17 @@ class Attempt {
     });
   }
 
+  /** The stored row `key` answered a step (`awaited`: an awaitEvent or join). */
+  replayed(key, awaited = false) {
+    if (!this.replaying) return;
+    this.answered.add(key);
+    if (awaited) this.answeredAwait = true;
+    if (this.answeredAwait && this.answered.size >= this.steps.size) this.replaying = false;
+  }
+
   lose() {
     this.end({ t: 'lost' });
-    return NEVER;
+    return never();
   }
 
   /** Marks the attempt suspended (until `until`, or a wake); tracked work returns this. */
@@ -124,7 +142,7 @@ class Attempt {
   suspendNow(until) {
     this.suspend(until);
     this.settle();
-    return NEVER;
+    return never();
   }
 
   settle() {
@@ -141,7 +159,7 @@ class Attempt {
       this.inflight--;
       this.settle();
     }
-    return result === SUSPEND ? NEVER : result;
+    return result === SUSPEND ? never() : result;
   }
 
   async run() {
@@ -245,6 +263,7 @@ class StepContext {
     const a = this._a;
     const key = a.unique('', name);
     const row = a.steps.get(key);
+    if (row && (row.state === 'done' || row.state === 'failed')) a.replayed(key);
     if (row && row.state === 'done') return parseValue(row.value);
     if (row && row.state === 'failed') throw restoreError(row.value);
     if (row && row.state === 'retrying' && row.untilMs > a.now()) return a.suspendNow(row.untilMs);
@@ -263,7 +282,7 @@ class StepContext {
         error = e;
       }
       if (!failed) {
-        if (!(await a.write({ kind: 'step', name: key, state: 'done', value: JSON.stringify(value), attempts: attempt }))) return NEVER;
+        if (!(await a.write({ kind: 'step', name: key, state: 'done', value: JSON.stringify(value), attempts: attempt }))) return never();
         a.event('step:complete', { stepName: key, output: value, attempt });
         return value;
       }
@@ -271,7 +290,7 @@ class StepContext {
       const retry = policy && attempt < policy.maxAttempts;
       const untilMs = retry ? a.now() + retryDelay(policy, attempt) : null;
       const state = retry ? 'retrying' : 'failed';
-      if (!(await a.write({ kind: 'step', name: key, state, value: JSON.stringify(fields), attempts: attempt, untilMs }))) return NEVER;
+      if (!(await a.write({ kind: 'step', name: key, state, value: JSON.stringify(fields), attempts: attempt, untilMs }))) return never();
       a.event('step:fail', { stepName: key, error: fields.message, attempt, willRetry: retry });
       if (retry) return a.suspend(untilMs);
       throw error;
@@ -319,7 +338,7 @@ class StepContext {
     const a = this._a;
     const key = a.unique('sleep', name);
     const row = a.steps.get(key);
-    if (row && row.state === 'done') return;
+    if (row && row.state === 'done') return a.replayed(key);
     const untilMs = row ? row.untilMs : until(a.now());
     a.replaying = false;
     return a.track(async () => {
@@ -327,7 +346,7 @@ class StepContext {
         if (row) await a.write({ kind: 'step', name: key, state: 'done', value: null, untilMs });
         return undefined;
       }
-      if (!row && !(await a.write({ kind: 'step', name: key, state: 'sleeping', untilMs }))) return NEVER;
+      if (!row && !(await a.write({ kind: 'step', name: key, state: 'sleeping', untilMs }))) return never();
       return a.suspend(untilMs);
     });
   }
@@ -350,6 +369,7 @@ class StepContext {
   async _await(key, event, deadlineOf, onWaiting) {
     const a = this._a;
     const row = a.steps.get(key);
+    if (row && (row.state === 'done' || row.state === 'failed')) a.replayed(key, true);
     if (row && row.state === 'done') return parseValue(row.value);
     if (row && row.state === 'failed') throw restoreError(row.value);
     const deadline = deadlineOf(row);
@@ -374,12 +394,12 @@ class StepContext {
     checkStepName(name, 'step.emitEvent(name, payload?)');
     const a = this._a;
     const key = a.unique('emit', name);
-    if (a.steps.has(key)) return;
+    if (a.steps.has(key)) return a.replayed(key);
     a.replaying = false;
     const json = toJson(payload, `the payload of event '${name}'`);
     return a.track(async () => {
       await a.app._client._jobQuery({ op: 'emit', event: name, payload: json });
-      if (!(await a.write({ kind: 'step', name: key, state: 'done', value: null }))) return NEVER;
+      if (!(await a.write({ kind: 'step', name: key, state: 'done', value: null }))) return never();
       return undefined;
     });
   }
@@ -390,7 +410,10 @@ class StepContext {
     const a = this._a;
     const key = a.unique('spawn', name);
     const row = a.steps.get(key);
-    if (row && row.state === 'done') return parseValue(row.value);
+    if (row && row.state === 'done') {
+      a.replayed(key);
+      return parseValue(row.value);
+    }
     const jobName = typeof job === 'string' ? job : job && job.name;
     a.replaying = false;
     if (typeof jobName !== 'string') throw new InvalidArgumentError(`step.spawn('${name}', job): job must be a job (or its name), got ${describe(job)}`);
@@ -398,7 +421,7 @@ class StepContext {
       const runId = `${a.runId}:${key}`;
       await a.app._triggerRun(jobName, input, { ...options, runId }, { parent: a.runId });
       const handle = { runId, jobName };
-      if (!(await a.write({ kind: 'step', name: key, state: 'done', value: JSON.stringify(handle) }))) return NEVER;
+      if (!(await a.write({ kind: 'step', name: key, state: 'done', value: JSON.stringify(handle) }))) return never();
       return handle;
     });
   }
@@ -414,7 +437,7 @@ class StepContext {
       const run = await a.app.getRun(handle.runId);
       if (run && ['completed', 'failed', 'cancelled'].includes(run.status)) {
         const ended = run.status === 'completed' ? { ok: true, output: run.output } : { ok: false, error: { name: 'Error', message: run.error || `child run ${run.status}` } };
-        if (!(await a.write({ kind: 'step', name: key, state: 'done', value: JSON.stringify(ended) }))) return NEVER;
+        if (!(await a.write({ kind: 'step', name: key, state: 'done', value: JSON.stringify(ended) }))) return never();
         return ended;
       }
       return a.suspend(a.now() + JOIN_POLL_MS);
