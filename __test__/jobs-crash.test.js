@@ -271,7 +271,7 @@ for (const kind of PROVIDERS) {
   });
 }
 
-test('[postgres] concurrencyKey across processes: two workers, four runs of one key, never two step bodies at once, all complete', async (t) => {
+test('[postgres] concurrencyKey across processes: two workers, four runs of one key, never two step bodies at once, in trigger order, all complete', async (t) => {
   const HOLD = 300;
   const s = setup('postgres', 'key');
   try {
@@ -300,6 +300,7 @@ test('[postgres] concurrencyKey across processes: two workers, four runs of one 
     for (let k = 1; k < spans.length; k++) {
       assert.ok(spans[k].start >= spans[k - 1].end, `run ${spans[k].i} started at ${spans[k].start}, before run ${spans[k - 1].i} ended (${spans[k - 1].end})`);
     }
+    assert.deepEqual(spans.map((x) => x.i), [0, 1, 2, 3], 'the runs of the key ran in trigger order');
   } finally {
     await cleanup(s);
   }

@@ -6,9 +6,7 @@
 // emitEvent (kept payloads, clearEvent, timeouts); spawn/join; idempotency and concurrency
 // keys; cancellation (app.cancel, cancelAfterMs, cancelIfPendingMs); progress and logs, also
 // read by a client-only app; app.on and app.subscribe; schemas; getRuns, retry, deleteRun,
-// batchTrigger, getJob; a suspended run's frame is garbage; runs as instances. Two tests
-// marked todo show known faults of concurrency keys (trigger order, a moment of two runs
-// 'running'): see their comments.
+// batchTrigger, getJob; a suspended run's frame is garbage; runs as instances.
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const v8 = require('node:v8');
@@ -512,10 +510,9 @@ test('concurrencyKey: one run of a key at a time, the others pending meanwhile; 
   });
 });
 
-// The queue of a key is ordered by when each run's first attempt began (its row in job_keys
-// is inserted then: begin in src/store/{sqlite,postgres}/jobs.rs), not by trigger order: the
-// first attempts of the waiting runs begin concurrently, so a later run can take the key first.
-test('concurrencyKey: the runs of a key start in trigger order', { todo: 'the key queue follows the first attempt\'s begin, not the trigger' }, async () => {
+// A run takes its place in the key's queue at trigger (job_queue_key), so the waiting runs
+// start in trigger order even though their first attempts begin concurrently.
+test('concurrencyKey: the runs of a key start in trigger order', async () => {
   await withApp({ serial: serialJob() }, async (app, { serial: job }) => {
     const runs = [];
     for (let i = 0; i < 3; i++) runs.push(await job.trigger({ i }, { concurrencyKey: 'org-1' }));
@@ -527,10 +524,9 @@ test('concurrencyKey: the runs of a key start in trigger order', { todo: 'the ke
   });
 });
 
-// A run releases its key in Attempt.finish, before its instance is recorded completed: the
-// next run can start (and show 'running') in between, so for a moment two runs of a key
-// show 'running' (their steps still never overlap: the test above).
-test('concurrencyKey: never two runs of a key show running at once', { todo: 'the key is released before the holder\'s instance is recorded completed' }, async () => {
+// A run frees its key once its instance has ended, so the next one never shows 'running'
+// beside it (their steps never overlap either: the test above).
+test('concurrencyKey: never two runs of a key show running at once', async () => {
   await withApp({ serial: serialJob() }, async (app, { serial: job }) => {
     const runs = [];
     for (let i = 0; i < 4; i++) runs.push(await job.trigger({ i }, { concurrencyKey: 'org-1' }));

@@ -24,6 +24,8 @@ const EVENT_TYPES = [
 ];
 const STATUS_OF = { Completed: 'completed', Failed: 'failed', Canceled: 'cancelled' };
 const TRIGGER_OPTIONS = ['idempotencyKey', 'concurrencyKey', 'runId', 'cancelAfterMs', 'cancelIfPendingMs'];
+/** How long a finished attempt's process waits for its run to end before freeing the key anyway. */
+const RELEASE_WAIT_MS = 5000;
 const PROVIDER_OPTIONS = ['poolSize', 'connectTimeoutMs', 'synchronous', 'unknownEventTtlMs', 'createSchema'];
 
 /** A run failed or was cancelled (from `triggerAndWait`): `.runId`, `.status`, `.error`. */
@@ -154,6 +156,23 @@ class App {
     this._listeners = new Map(); // type -> Set(fn)
     this._state = 'new';
     this._ownsProvider = ownsProvider;
+    this._releasing = new Set(); // promises of keys released once their runs have ended
+  }
+
+  /**
+   * Frees the run's concurrency key once its instance has ended (the attempt that returns its
+   * last outcome ends a moment before the instance does): the next run of the key never
+   * shows 'running' beside it. If this process stops first, the next run finds the key's
+   * holder ended on its own (within its 5 s look).
+   */
+  _releaseWhenEnded(runId) {
+    const done = this.client
+      .waitForOrchestration(runId, RELEASE_WAIT_MS)
+      .catch(() => null)
+      .then(() => this.client._jobQuery({ op: 'release', instanceId: runId }))
+      .catch((error) => process.emitWarning(`reprise: freeing the concurrency key of run ${runId} failed: ${error && error.message}`))
+      .finally(() => this._releasing.delete(done));
+    this._releasing.add(done);
   }
 
   /** Registers job definitions: `{ key: defineJob(...) }` -> `{ key: handle }`. */
@@ -193,6 +212,7 @@ class App {
     if (this._state === 'stopped') return;
     this._state = 'stopped';
     if (this._runtime && this._runtime._state === 'started') await this._runtime.shutdown(timeoutMs);
+    await Promise.allSettled([...this._releasing]);
   }
 
   on(type, fn) {
@@ -257,6 +277,7 @@ class App {
     const [runId, envelope] = this._prepare(jobName, input, options, internal);
     const created = await this.client.startOrchestration(runId, jobName, envelope);
     if (!created) return this.getRun(runId);
+    await this._queueKey(runId, envelope);
     this._emit('run:trigger', { runId, jobName, input: envelope.input });
     const now = iso(envelope.triggeredAt);
     const run = { id: runId, jobName, status: 'pending', payload: envelope.input, createdAt: now, updatedAt: now };
@@ -278,6 +299,7 @@ class App {
     });
     const { created } = await this.client.startOrchestrations(prepared.map(([id, envelope]) => ({ id, name: jobName, input: envelope })));
     const fresh = new Set(created);
+    for (const [id, envelope] of prepared) if (fresh.has(id)) await this._queueKey(id, envelope);
     const runs = [];
     for (const [id, envelope] of prepared) {
       if (fresh.has(id)) {
@@ -290,6 +312,15 @@ class App {
       }
     }
     return runs;
+  }
+
+  /**
+   * A run with a concurrency key takes its place in the key's queue at trigger, so runs of
+   * one key start in trigger order (its first attempt would queue it too, in case this
+   * process stops in between).
+   */
+  async _queueKey(runId, envelope) {
+    if (envelope.concurrencyKey != null) await this.client._jobQuery({ op: 'queueKey', instanceId: runId, key: envelope.concurrencyKey });
   }
 
   /** The run, or `null` (an unknown id, or an instance that is not a job run). */

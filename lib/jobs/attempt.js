@@ -239,7 +239,7 @@ class Attempt {
   /** What the end of a run does besides its own record: tells its parent, frees its key. */
   async finish(outcome) {
     if (this.envelope.parent) await this.app._client._jobQuery({ op: 'emit', event: CHILD_EVENT + this.runId, payload: JSON.stringify(outcome) });
-    if (this.envelope.concurrencyKey != null) await this.app._client._jobQuery({ op: 'release', instanceId: this.runId });
+    if (this.envelope.concurrencyKey != null) this.app._releaseWhenEnded(this.runId);
   }
 }
 

@@ -16,6 +16,11 @@ pub enum JobQuery {
         event: String,
     },
     #[serde(rename_all = "camelCase")]
+    QueueKey {
+        instance_id: String,
+        key: String,
+    },
+    #[serde(rename_all = "camelCase")]
     Release {
         instance_id: String,
     },
@@ -41,6 +46,10 @@ pub async fn job_query(provider: &SharedProvider, query: JobQuery) -> Result<ser
     let value = match query {
         JobQuery::Emit { event, payload } => json!(provider.job_emit(event, payload).await?),
         JobQuery::ClearEvent { event } => json!(provider.job_clear_event(event).await?),
+        JobQuery::QueueKey { instance_id, key } => {
+            provider.job_queue_key(instance_id, key).await?;
+            serde_json::Value::Null
+        }
         JobQuery::Release { instance_id } => {
             provider.job_release(instance_id).await?;
             serde_json::Value::Null

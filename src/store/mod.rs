@@ -321,6 +321,9 @@ pub trait Provider: Send + Sync + 'static {
     /// their runs; returns how many.
     async fn job_emit(&self, event: String, payload: String) -> Result<u64>;
     async fn job_clear_event(&self, event: String) -> Result<bool>;
+    /// The run joins the queue of concurrency key `key` (at trigger, so the queue keeps
+    /// trigger order); a no-op when it is in it already.
+    async fn job_queue_key(&self, instance_id: String, key: String) -> Result<()>;
     /// The run leaves the queues of its concurrency keys; each key's next run is woken.
     async fn job_release(&self, instance_id: String) -> Result<()>;
     /// Forgets the run's failed and retrying steps (before a retry of the run).

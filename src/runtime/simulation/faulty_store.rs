@@ -107,6 +107,9 @@ impl Provider for FaultyStore {
     async fn job_clear_event(&self, event: String) -> Result<bool> {
         self.inner.job_clear_event(event).await
     }
+    async fn job_queue_key(&self, instance_id: String, key: String) -> Result<()> {
+        self.inner.job_queue_key(instance_id, key).await
+    }
     async fn job_release(&self, instance_id: String) -> Result<()> {
         self.inner.job_release(instance_id).await
     }

@@ -355,6 +355,19 @@ pub(super) async fn clear_event(p: &PostgresProvider, event: String) -> Result<b
     Ok(done.rows_affected() > 0)
 }
 
+pub(super) async fn queue_key(
+    p: &PostgresProvider,
+    instance_id: String,
+    key: String,
+) -> Result<()> {
+    sqlx::query("INSERT INTO job_keys (key, instance_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+        .bind(key)
+        .bind(instance_id)
+        .execute(&mut *p.pool.conn().await?)
+        .await?;
+    Ok(())
+}
+
 pub(super) async fn release(p: &PostgresProvider, instance_id: String) -> Result<()> {
     let mut tx = p.pool.begin().await?;
     let mut keys: Vec<String> =

@@ -280,6 +280,18 @@ pub(super) async fn clear_event(p: &SqliteProvider, event: String) -> Result<boo
     .await
 }
 
+pub(super) async fn queue_key(p: &SqliteProvider, instance_id: String, key: String) -> Result<()> {
+    p.write(move |db| {
+        execute(
+            db,
+            "INSERT OR IGNORE INTO job_keys (key, instance_id) VALUES (?1, ?2)",
+            params![key, instance_id],
+        )?;
+        Ok(())
+    })
+    .await
+}
+
 pub(super) async fn release(p: &SqliteProvider, instance_id: String) -> Result<()> {
     let now = p.clock.now_ms();
     let woke = p

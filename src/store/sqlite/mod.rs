@@ -376,6 +376,10 @@ impl Provider for SqliteProvider {
         jobs::clear_event(self, event).await
     }
 
+    async fn job_queue_key(&self, instance_id: String, key: String) -> Result<()> {
+        jobs::queue_key(self, instance_id, key).await
+    }
+
     async fn job_release(&self, instance_id: String) -> Result<()> {
         jobs::release(self, instance_id).await
     }
