@@ -19,7 +19,9 @@ const expected = {
       sources: ['https://example.com/article1', 'https://example.com/article2'],
     });
     // The retried step ran twice, the steps before it once.
-    assert.match(out, /checkpointed steps: 3; runs: \{"find-sources":1,"analyze":1,"summarize":2\}\n$/);
+    assert.match(out, /\nsteps: find-sources=done, analyze=done, summarize=done; runs: \{"find-sources":1,"analyze":1,"summarize":2\}\n/);
+    // Spawned children joined, a sleep, then the approval event.
+    assert.match(out, /\nreview: \{"local":2,"pages":\["contents of https:\/\/example.com\/a","contents of https:\/\/example.com\/b"\],"approvedBy":"admin"\}\n$/);
   },
   'retry-runs.js': (out) => assert.equal(out, [
     'steps run: {"fetch":1,"save":1}',
@@ -32,9 +34,16 @@ const expected = {
     '',
   ].join('\n')),
   'sync-users.js': (out) => {
-    const lines = out.trimEnd().split('\n');
-    assert.match(lines[0], /^(Running|Completed)$/);
-    assert.deepEqual(lines.slice(1), ['3', 'saved', 'idempotent: created true, then false', 'users in db: 3']);
+    assert.deepEqual(out.trimEnd().split('\n'), [
+      'pending',
+      '3',
+      "{ current: 2, total: 2, message: 'saved' }",
+      'idempotent: true',
+      "refused: the input of job 'sync-users' is invalid: orgId must be a string",
+      'users in db: 6; runs completed here: 5',
+      'log: [info] fetched users {"orgId":"org_123","count":3}',
+      'completed runs: 5',
+    ]);
   },
 };
 

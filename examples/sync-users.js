@@ -54,7 +54,8 @@ async function main() {
   // 'sqlite:local.db' for a file, 'postgres://…' for PostgreSQL; ':memory:' here.
   const app = await createReprise({ storage: ':memory:', pollIntervalMs: 1000 }); // Durably's pollingInterval
   const { syncUsers } = app.register({ syncUsers: syncUsersJob });
-  app.on('run:complete', (e) => console.log(`completed ${e.jobName}: ${JSON.stringify(e.output)}`));
+  let completed = 0;
+  const off = app.on('run:complete', () => completed++); // also run:start, step:complete, log:write, …
   await app.start();
 
   // Basic trigger (fire and forget)
@@ -72,7 +73,7 @@ async function main() {
   console.log(`idempotent: ${first.id === again.id}`);
 
   // With a concurrency key: runs of one org run one at a time, in trigger order
-  await syncUsers.batchTrigger([
+  const batch = await syncUsers.batchTrigger([
     { input: { orgId: 'org_9' }, options: { concurrencyKey: 'org_9' } },
     { input: { orgId: 'org_9' }, options: { concurrencyKey: 'org_9' } },
   ]);
@@ -80,9 +81,9 @@ async function main() {
   // Bad input is refused before anything is stored
   await syncUsers.trigger({ org: 1 }).catch((error) => console.log(`refused: ${error.message}`));
 
-  await app.waitForRun(run.id);
-  await app.waitForRun(first.id);
-  console.log(`users in db: ${db.users.size}`);
+  for (const { id } of [run, first, ...batch]) await app.waitForRun(id);
+  off();
+  console.log(`users in db: ${db.users.size}; runs completed here: ${completed}`);
   const logs = await app.getLogs(run.id);
   console.log(`log: [${logs[0].level}] ${logs[0].message} ${JSON.stringify(logs[0].data)}`);
   console.log(`completed runs: ${(await app.getRuns({ jobName: 'sync-users', status: 'completed' })).length}`);
