@@ -239,6 +239,24 @@ pub async fn a_concurrency_key_has_one_holder_at_a_time(p: SharedProvider) {
     ));
 }
 
+/// Runs queued at trigger hold the key in that order, whichever attempt begins first.
+pub async fn a_concurrency_key_follows_the_trigger_order(p: SharedProvider) {
+    let first = running_attempt(&p, "t1", LONG_LEASE).await;
+    let second = running_attempt(&p, "t2", LONG_LEASE).await;
+    for id in ["t1", "t2"] {
+        p.job_queue_key(id.into(), "tenant".into()).await.unwrap();
+    }
+    let key = || Some("tenant".to_owned());
+    assert!(matches!(
+        p.job_begin(second, key()).await.unwrap(),
+        JobBegin::Blocked
+    ));
+    assert!(matches!(
+        p.job_begin(first, key()).await.unwrap(),
+        JobBegin::Started { .. }
+    ));
+}
+
 /// Forgetting a run's failures (before a retry) keeps its finished steps.
 pub async fn reset_forgets_only_failed_steps(p: SharedProvider) {
     let fence = running_attempt(&p, "r", LONG_LEASE).await;

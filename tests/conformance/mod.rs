@@ -100,6 +100,7 @@ macro_rules! conformance_suite {
             jobs::job_writes_are_fenced_by_the_attempt,
             jobs::emits_complete_waiting_steps_and_keep_their_payload,
             jobs::a_concurrency_key_has_one_holder_at_a_time,
+            jobs::a_concurrency_key_follows_the_trigger_order,
             jobs::reset_forgets_only_failed_steps,
         );
     };
