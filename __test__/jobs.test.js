@@ -429,6 +429,17 @@ test('spawn and join: children are runs, join returns their outputs or throws th
     assert.equal((await app.waitForRun(waitingParent.id, WAIT)).status, 'cancelled');
     assert.equal((await app.waitForRun(kid.id, WAIT)).status, 'cancelled');
     assert.equal(await app.cancel(waitingParent.id), false, 'nothing left to cancel');
+
+    // A parent cancelled through the client (as `reprise cancel` does) takes its child with
+    // it at the child's next attempt (here: when its sleep ends).
+    const other = await jobs.parent.trigger({ items: [{ n: 6, sleepMs: 400 }] });
+    await eventually(async () => (await stepNamed(app, other.id, 'join:kid-0'))?.state === 'waiting', 10000, 'the second parent to join');
+    const calls = childCalls.n;
+    await app.client.cancelInstance(other.id, 'from the command line');
+    assert.equal((await app.waitForRun(other.id, WAIT)).status, 'cancelled');
+    const orphan = (await jobs.child.getRuns()).find((r) => r.parentId === other.id);
+    assert.equal((await app.waitForRun(orphan.id, WAIT)).status, 'cancelled');
+    assert.equal(childCalls.n, calls, 'the child of a cancelled parent ran no more steps');
   });
 });
 

@@ -163,8 +163,11 @@ class Attempt {
   }
 
   async run() {
-    const begin = await this.call({ op: 'begin', key: this.envelope.concurrencyKey ?? null });
     const env = this.envelope;
+    // A child whose parent failed or was cancelled by other means than app.cancel (the CLI,
+    // client.cancelInstance) ends here, at its next attempt.
+    if (env.parent && (await this.parentEnded())) return this.cancelSelf(`the parent run ${env.parent} ended`);
+    const begin = await this.call({ op: 'begin', key: env.concurrencyKey ?? null });
     if (begin.kind === 'leaseLost') return { t: 'suspend', until: null };
     if (begin.kind === 'blocked') {
       const pendingUntil = env.cancelIfPendingMs == null ? Infinity : env.triggeredAt + env.cancelIfPendingMs;
@@ -191,6 +194,11 @@ class Attempt {
     } finally {
       if (timer) clearTimeout(timer);
     }
+  }
+
+  async parentEnded() {
+    const parent = await this.app.client.getInstanceInfo(this.envelope.parent);
+    return parent === null || parent.storedStatus === 'Failed' || parent.storedStatus === 'Canceled';
   }
 
   async cancelSelf(reason) {
