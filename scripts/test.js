@@ -35,7 +35,7 @@ const PORTABLE = [
   'basics', 'activities', 'events', 'determinism', 'custom-status', 'client-start-wait', 'race-and-all', 'sub-orchestrations',
   'continue-as-new', 'versions', 'cancel', 'retry-policy', 'retry-values', 'timeouts', 'runtime-events', 'metrics',
   'retry-instance', 'watch', 'bridge', 'lease', 'management', 'replay', 'wakeups', 'stored-status', 'dropped-events', 'ids', 'batch-start', 'registry',
-  'strict-options', 'duroxide-forms', 'duroxide-kv-queues', 'duroxide-admin', 'worker-tags', 'routing', 'jobs',
+  'strict-options', 'duroxide-forms', 'duroxide-kv-queues', 'duroxide-admin', 'worker-tags', 'routing', 'jobs', 'jobs-runs',
 ]
   .map((f) => `__test__/${f}.test.js`)
   .filter((f) => fs.existsSync(path.join(__dirname, '..', f)));
