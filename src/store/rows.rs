@@ -8,9 +8,9 @@ use sqlx::Row;
 use crate::engine::{event_from_row, message_from_row, HistoryRow, QueuedMessage};
 
 use super::{
-    ActivityAttempt, ActivityItem, ExecutionInfo, InstanceInfo, InstancePage, OrchestrationItem,
-    PageCursor, QueueDepths, Result, RuntimeInfo, StoreError, StoredStatus, SystemMetrics,
-    UnservedName,
+    ActivityAttempt, ActivityItem, ExecutionInfo, InstanceInfo, InstancePage, JobLog, JobStep,
+    OrchestrationItem, PageCursor, QueueDepths, Result, RuntimeInfo, StoreError, StoredStatus,
+    SystemMetrics, UnservedName,
 };
 
 /// How long an instance with a row this version cannot read is kept out of claims.
@@ -167,6 +167,31 @@ pub(crate) fn instance_info(row: &impl Columns) -> Result<InstanceInfo> {
         parent_instance_id: row.opt_string("parent_instance_id")?,
         created_at: row.int("created_at")?,
         updated_at: row.int("updated_at")?,
+    })
+}
+
+/// A `job_steps` row.
+pub(crate) fn job_step(r: &impl Columns) -> Result<JobStep> {
+    Ok(JobStep {
+        name: r.string("name")?,
+        state: r.string("state")?,
+        value: r.opt_string("value")?,
+        attempts: r.int("attempts")? as u32,
+        until_ms: r.opt_int("until_ms")?,
+        event: r.opt_string("event")?,
+        updated_at: r.int("updated_at")?,
+    })
+}
+
+/// A `job_logs` row.
+pub(crate) fn job_log(r: &impl Columns) -> Result<JobLog> {
+    Ok(JobLog {
+        seq: r.int("seq")?,
+        level: r.string("level")?,
+        message: r.string("message")?,
+        data: r.opt_string("data")?,
+        step: r.opt_string("step")?,
+        created_at: r.int("created_at")?,
     })
 }
 

@@ -3,14 +3,14 @@
 //! and awaits, and a key's takers, serialize on a transaction-scoped advisory lock of the
 //! name, so an await never misses an emit that committed beside it.
 
-use sqlx::postgres::{PgConnection, PgRow};
+use sqlx::postgres::PgConnection;
 
 use super::notify::Change;
 use super::queue::QueueRows;
 use super::PostgresProvider;
 use crate::engine::{null_payload, Message};
 use crate::store::jobs::timeout_error;
-use crate::store::rows::Columns;
+use crate::store::rows::{job_log, job_step, Columns};
 use crate::store::{
     JobAwait, JobBegin, JobFence, JobLog, JobState, JobStep, JobWrite, Result, JOB_WAKE_EVENT,
 };
@@ -41,25 +41,13 @@ async fn now(conn: &mut PgConnection) -> Result<i64> {
         .await?)
 }
 
-fn read_step(r: &PgRow) -> Result<JobStep> {
-    Ok(JobStep {
-        name: r.string("name")?,
-        state: r.string("state")?,
-        value: r.opt_string("value")?,
-        attempts: r.int("attempts")? as u32,
-        until_ms: r.opt_int("until_ms")?,
-        event: r.opt_string("event")?,
-        updated_at: r.int("updated_at")?,
-    })
-}
-
 async fn steps(conn: &mut PgConnection, instance_id: &str) -> Result<Vec<JobStep>> {
     sqlx::query("SELECT * FROM job_steps WHERE instance_id = $1 ORDER BY seq")
         .bind(instance_id)
         .fetch_all(&mut *conn)
         .await?
         .iter()
-        .map(read_step)
+        .map(job_step)
         .collect()
 }
 
@@ -278,7 +266,7 @@ pub(super) async fn await_event(
         .bind(&name)
         .fetch_optional(&mut *tx)
         .await?
-        .map(|r| read_step(&r))
+        .map(|r| job_step(&r))
         .transpose()?;
     if let Some(s) = existing.as_ref().filter(|s| s.state == "done") {
         return Ok(JobAwait::Received {
@@ -441,15 +429,6 @@ pub(super) async fn logs(
         .fetch_all(&mut *p.pool.conn().await?)
         .await?
         .iter()
-        .map(|r| {
-            Ok(JobLog {
-                seq: r.int("seq")?,
-                level: r.string("level")?,
-                message: r.string("message")?,
-                data: r.opt_string("data")?,
-                step: r.opt_string("step")?,
-                created_at: r.int("created_at")?,
-            })
-        })
+        .map(job_log)
         .collect()
 }

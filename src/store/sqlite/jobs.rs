@@ -9,7 +9,7 @@ use super::writer::Db;
 use super::SqliteProvider;
 use crate::engine::{null_payload, Message};
 use crate::store::jobs::timeout_error;
-use crate::store::rows::Columns;
+use crate::store::rows::{job_log, job_step, Columns};
 use crate::store::writes::QueueInsert;
 use crate::store::{
     JobAwait, JobBegin, JobFence, JobLog, JobState, JobStep, JobWrite, Result, JOB_WAKE_EVENT,
@@ -23,24 +23,12 @@ fn fenced(db: &Db, fence: &JobFence) -> Result<bool> {
         .is_some())
 }
 
-fn read_step(r: &rusqlite::Row<'_>) -> Result<JobStep> {
-    Ok(JobStep {
-        name: r.string("name")?,
-        state: r.string("state")?,
-        value: r.opt_string("value")?,
-        attempts: r.int("attempts")? as u32,
-        until_ms: r.opt_int("until_ms")?,
-        event: r.opt_string("event")?,
-        updated_at: r.int("updated_at")?,
-    })
-}
-
 fn steps(db: &Db, instance_id: &str) -> Result<Vec<JobStep>> {
     query_rows(
         db,
         "SELECT * FROM job_steps WHERE instance_id = ?1 ORDER BY rowid",
         params![instance_id],
-        read_step,
+        |r| job_step(r),
     )
 }
 
@@ -49,7 +37,7 @@ fn step(db: &Db, instance_id: &str, name: &str) -> Result<Option<JobStep>> {
         db,
         "SELECT * FROM job_steps WHERE instance_id = ?1 AND name = ?2",
         params![instance_id, name],
-        read_step,
+        |r| job_step(r),
     )?
     .pop())
 }
@@ -360,16 +348,7 @@ pub(super) async fn logs(
             db,
             "SELECT * FROM job_logs WHERE instance_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
             params![instance_id, after_seq, limit as i64],
-            |r| {
-                Ok(JobLog {
-                    seq: r.int("seq")?,
-                    level: r.string("level")?,
-                    message: r.string("message")?,
-                    data: r.opt_string("data")?,
-                    step: r.opt_string("step")?,
-                    created_at: r.int("created_at")?,
-                })
-            },
+            |r| job_log(r),
         )
     })
     .await
