@@ -13,10 +13,19 @@ const { toJson, describe, checkDuration } = require('../json');
 const { checkRetryPolicy } = require('../context');
 const { errorFields } = require('../driver');
 
-/** How often a run blocked on its concurrency key looks again, besides being woken. */
-const BLOCKED_POLL_MS = 5000;
-/** How often a join looks at its child, besides being woken when the child ends. */
-const JOIN_POLL_MS = 30000;
+/**
+ * How often a run blocked on its concurrency key looks again, besides being woken: every
+ * 5 s at first, then a tenth of how long it has waited, up to 5 min (each look is an
+ * attempt and a few history events, so a run blocked for hours stays small).
+ */
+const BLOCKED_POLL_MS = [5000, 300000];
+/** How often a join looks at its child besides being woken when the child ends: the same, from 30 s to 10 min. */
+const JOIN_POLL_MS = [30000, 600000];
+
+/** The next look of a wait that began `waitedMs` ago, within `[least, most]`. */
+function pollAfter(waitedMs, [least, most]) {
+  return Math.min(most, Math.max(least, Math.floor(waitedMs / 10)));
+}
 const CHILD_EVENT = 'reprise.child:';
 
 /**
@@ -172,7 +181,7 @@ class Attempt {
     if (begin.kind === 'blocked') {
       const pendingUntil = env.cancelIfPendingMs == null ? Infinity : env.triggeredAt + env.cancelIfPendingMs;
       if (Date.now() >= pendingUntil) return this.cancelSelf('cancelIfPendingMs');
-      return { t: 'suspend', until: Math.min(Date.now() + BLOCKED_POLL_MS, pendingUntil) };
+      return { t: 'suspend', until: Math.min(Date.now() + pollAfter(Date.now() - env.triggeredAt, BLOCKED_POLL_MS), pendingUntil) };
     }
     this.storeNow = begin.now;
     this.localAtBegin = Date.now();
@@ -440,6 +449,7 @@ class StepContext {
     if (!handle || typeof handle.runId !== 'string') throw new InvalidArgumentError(`step.join('${name}', handle): handle must come from step.spawn, got ${describe(handle)}`);
     const a = this._a;
     const key = a.unique('join', name);
+    const waitingSince = a.steps.has(key) ? a.steps.get(key).updatedAt : null;
     const outcome = await this._await(key, CHILD_EVENT + handle.runId, () => null, async () => {
       // Not ended, or ended without telling (cancelled by another client): look at it.
       const run = await a.app.getRun(handle.runId);
@@ -448,7 +458,7 @@ class StepContext {
         if (!(await a.write({ kind: 'step', name: key, state: 'done', value: JSON.stringify(ended) }))) return never();
         return ended;
       }
-      return a.suspend(a.now() + JOIN_POLL_MS);
+      return a.suspend(a.now() + pollAfter(waitingSince === null ? 0 : a.now() - waitingSince, JOIN_POLL_MS));
     });
     if (outcome.ok) return outcome.output;
     throw restoreError(JSON.stringify(outcome.error));
