@@ -31,11 +31,12 @@ function run(cmd, args, env = {}, label = '') {
 
 const NODE_TEST = ['--test', '--test-concurrency=2', '--test-timeout=300000'];
 const LONG = ['crash', 'jobs-crash', 'postgres-processes', 'lease-postgres', 'failover-postgres', 'outage-postgres', 'routing-processes'].map((f) => `__test__/${f}.test.js`);
+const JOBS = ['jobs', 'jobs-runs'].map((f) => `__test__/${f}.test.js`);
 const PORTABLE = [
   'basics', 'activities', 'events', 'determinism', 'custom-status', 'client-start-wait', 'race-and-all', 'sub-orchestrations',
   'continue-as-new', 'versions', 'cancel', 'retry-policy', 'retry-values', 'timeouts', 'runtime-events', 'metrics',
   'retry-instance', 'watch', 'bridge', 'lease', 'management', 'replay', 'wakeups', 'stored-status', 'dropped-events', 'ids', 'batch-start', 'registry',
-  'strict-options', 'duroxide-forms', 'duroxide-kv-queues', 'duroxide-admin', 'worker-tags', 'routing', 'jobs', 'jobs-runs',
+  'strict-options', 'duroxide-forms', 'duroxide-kv-queues', 'duroxide-admin', 'worker-tags', 'routing',
 ]
   .map((f) => `__test__/${f}.test.js`)
   .filter((f) => fs.existsSync(path.join(__dirname, '..', f)));
@@ -53,7 +54,10 @@ async function longSuites() {
   const simulation = ['test', '--release', '--target', hostTriple(), '--lib', 'simulation'];
   if (!(await run('cargo', simulation, { REPRISE_SIM_SEEDS: SIMULATION_SEEDS }, '[long] '))) return false;
   if (!(await run(process.execPath, [...NODE_TEST, ...LONG], {}, '[long] '))) return false;
-  return run(process.execPath, [...NODE_TEST, ...LONG], { REPRISE_TEST_CACHE_SIZE: '0' }, '[long] ');
+  if (!(await run(process.execPath, [...NODE_TEST, ...LONG], { REPRISE_TEST_CACHE_SIZE: '0' }, '[long] '))) return false;
+  // The jobs suites on PostgreSQL: here, one file at a time, rather than beside the timing
+  // tests of the PostgreSQL phase (each job test opens apps with pools of their own).
+  return run(process.execPath, ['--test', '--test-concurrency=1', '--test-timeout=300000', ...JOBS], { REPRISE_TEST_PROVIDER: 'postgres' }, '[long] ');
 }
 
 async function nodeSuites() {
