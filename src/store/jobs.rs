@@ -110,6 +110,48 @@ pub struct JobLog {
     pub created_at: i64,
 }
 
+/// What an await of `event` by step `name` decides, the same on both stores: its answer, and
+/// the step row to write (none when the stored row already says it). `existing` is the
+/// step's row, `kept` the event's last payload.
+pub(crate) fn await_step(
+    name: String,
+    event: String,
+    deadline: Option<i64>,
+    give_up: bool,
+    existing: Option<&JobStep>,
+    kept: Option<String>,
+    now: i64,
+) -> (JobAwait, Option<JobStep>) {
+    let state = existing.map(|s| s.state.as_str());
+    if let Some(s) = existing.filter(|s| s.state == "done") {
+        let payload = s.value.clone().unwrap_or_else(|| "null".into());
+        return (JobAwait::Received { payload }, None);
+    }
+    let row = |state: &str, value: Option<String>| JobStep {
+        name,
+        state: state.into(),
+        value,
+        attempts: 0,
+        until_ms: deadline,
+        event: Some(event.clone()),
+        updated_at: now,
+    };
+    match (kept, give_up) {
+        (Some(payload), _) => (
+            JobAwait::Received {
+                payload: payload.clone(),
+            },
+            Some(row("done", Some(payload))),
+        ),
+        (None, true) => {
+            let error = timeout_error(&event);
+            (JobAwait::TimedOut, Some(row("failed", Some(error))))
+        }
+        (None, false) if state == Some("waiting") => (JobAwait::Waiting, None),
+        (None, false) => (JobAwait::Waiting, Some(row("waiting", None))),
+    }
+}
+
 /// The error a step that waited for `event` past its deadline gave up with.
 pub fn timeout_error(event: &str) -> String {
     serde_json::json!({

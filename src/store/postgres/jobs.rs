@@ -1,7 +1,9 @@
 //! Jobs: step rows, progress and logs written by a running attempt (fenced by its activity's
 //! generation), events kept by name, and the queues of concurrency keys. An event's emit
 //! and awaits, and a key's takers, serialize on a transaction-scoped advisory lock of the
-//! name, so an await never misses an emit that committed beside it.
+//! name, so an await never misses an emit that committed beside it. Every transaction
+//! here ends in a commit or an explicit rollback: one left to a deferred rollback would sit
+//! idle with its locks (the advisory lock among them) until its connection is used again.
 
 use sqlx::postgres::PgConnection;
 
@@ -9,7 +11,7 @@ use super::notify::Change;
 use super::queue::QueueRows;
 use super::PostgresProvider;
 use crate::engine::{null_payload, Message};
-use crate::store::jobs::timeout_error;
+use crate::store::jobs::await_step;
 use crate::store::rows::{job_log, job_step, Columns};
 use crate::store::{
     JobAwait, JobBegin, JobFence, JobLog, JobState, JobStep, JobWrite, Result, JOB_WAKE_EVENT,
@@ -130,6 +132,7 @@ pub(super) async fn begin(
 ) -> Result<JobBegin> {
     let mut tx = p.pool.begin().await?;
     if !fenced(&mut tx, &fence).await? {
+        tx.rollback().await?;
         return Ok(JobBegin::LeaseLost);
     }
     let id = &fence.instance_id;
@@ -177,6 +180,7 @@ pub(super) async fn write(
     }
     let mut tx = p.pool.begin().await?;
     if !fenced(&mut tx, &fence).await? {
+        tx.rollback().await?;
         return Ok(false);
     }
     let id = &fence.instance_id;
@@ -256,6 +260,7 @@ pub(super) async fn await_event(
 ) -> Result<JobAwait> {
     let mut tx = p.pool.begin().await?;
     if !fenced(&mut tx, &fence).await? {
+        tx.rollback().await?;
         return Ok(JobAwait::LeaseLost);
     }
     lock(&mut tx, "reprise.event:", &event).await?;
@@ -268,38 +273,14 @@ pub(super) async fn await_event(
         .await?
         .map(|r| job_step(&r))
         .transpose()?;
-    if let Some(s) = existing.as_ref().filter(|s| s.state == "done") {
-        return Ok(JobAwait::Received {
-            payload: s.value.clone().unwrap_or_else(|| "null".into()),
-        });
-    }
     let kept: Option<String> = sqlx::query_scalar("SELECT payload FROM job_events WHERE name = $1")
         .bind(&event)
         .fetch_optional(&mut *tx)
         .await?;
-    let mut row = JobStep {
-        name,
-        state: "waiting".into(),
-        value: None,
-        attempts: 0,
-        until_ms: deadline,
-        event: Some(event.clone()),
-        updated_at: now,
-    };
-    let outcome = if let Some(payload) = kept {
-        row.state = "done".into();
-        row.value = Some(payload.clone());
-        JobAwait::Received { payload }
-    } else if give_up {
-        row.state = "failed".into();
-        row.value = Some(timeout_error(&event));
-        JobAwait::TimedOut
-    } else if existing.is_some_and(|s| s.state == "waiting") {
-        return Ok(JobAwait::Waiting);
-    } else {
-        JobAwait::Waiting
-    };
-    put_step(&mut tx, id, &row, now).await?;
+    let (outcome, row) = await_step(name, event, deadline, give_up, existing.as_ref(), kept, now);
+    if let Some(row) = row {
+        put_step(&mut tx, id, &row, now).await?;
+    }
     tx.commit().await?;
     Ok(outcome)
 }

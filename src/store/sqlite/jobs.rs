@@ -8,7 +8,7 @@ use super::sql::{execute, query_rows};
 use super::writer::Db;
 use super::SqliteProvider;
 use crate::engine::{null_payload, Message};
-use crate::store::jobs::timeout_error;
+use crate::store::jobs::await_step;
 use crate::store::rows::{job_log, job_step, Columns};
 use crate::store::writes::QueueInsert;
 use crate::store::{
@@ -195,38 +195,15 @@ pub(super) async fn await_event(
         }
         let id = &fence.instance_id;
         let existing = step(db, id, &name)?;
-        if let Some(s) = existing.as_ref().filter(|s| s.state == "done") {
-            return Ok(JobAwait::Received {
-                payload: s.value.clone().unwrap_or_else(|| "null".into()),
-            });
-        }
         let kept: Option<String> = db
             .prepare_cached("SELECT payload FROM job_events WHERE name = ?1")?
             .query_row(params![event], |r| r.get(0))
             .optional()?;
-        let mut row = JobStep {
-            name,
-            state: "waiting".into(),
-            value: None,
-            attempts: 0,
-            until_ms: deadline,
-            event: Some(event.clone()),
-            updated_at: now,
-        };
-        let outcome = if let Some(payload) = kept {
-            row.state = "done".into();
-            row.value = Some(payload.clone());
-            JobAwait::Received { payload }
-        } else if give_up {
-            row.state = "failed".into();
-            row.value = Some(timeout_error(&event));
-            JobAwait::TimedOut
-        } else if existing.is_some_and(|s| s.state == "waiting") {
-            return Ok(JobAwait::Waiting);
-        } else {
-            JobAwait::Waiting
-        };
-        put_step(db, id, &row, now)?;
+        let (outcome, row) =
+            await_step(name, event, deadline, give_up, existing.as_ref(), kept, now);
+        if let Some(row) = row {
+            put_step(db, id, &row, now)?;
+        }
         Ok(outcome)
     })
     .await
