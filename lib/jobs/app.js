@@ -146,16 +146,13 @@ class JobHandle {
 }
 
 class App {
-  constructor(provider, runtime, ownsProvider) {
+  constructor(provider, runtime) {
     this.provider = provider;
     this.client = new Client(provider);
-    this._client = this.client;
-    this._runtime = runtime;
     this.runtime = runtime;
     this._jobs = new Map(); // name -> JobHandle
     this._listeners = new Map(); // type -> Set(fn)
     this._state = 'new';
-    this._ownsProvider = ownsProvider;
     this._releasing = new Set(); // promises of keys released once their runs have ended
   }
 
@@ -185,10 +182,10 @@ class App {
       const existing = this._jobs.get(job.name);
       if (existing && existing.definition !== job) throw new InvalidArgumentError(`app.register: a different job named '${job.name}' is already registered`);
       const handle = existing || new JobHandle(this, job);
-      if (!existing && this._runtime) {
+      if (!existing && this.runtime) {
         const activity = JOB_ACTIVITY_PREFIX + job.name;
-        this._runtime.registerOrchestration(job.name, runLoop(activity, job.timeoutMs));
-        this._runtime._activities.set(activity, (actx, envelope) => new Attempt(this, job, actx, envelope).run());
+        this.runtime.registerOrchestration(job.name, runLoop(activity, job.timeoutMs));
+        this.runtime._activities.set(activity, (actx, envelope) => new Attempt(this, job, actx, envelope).run());
       }
       this._jobs.set(job.name, handle);
       out[key] = handle;
@@ -204,14 +201,14 @@ class App {
   async start() {
     if (this._state !== 'new') throw new InvalidStateError(`the app is already ${this._state}`);
     this._state = 'started';
-    if (this._runtime) await this._runtime.start();
+    if (this.runtime) await this.runtime.start();
   }
 
   /** Stops the worker: waits up to `timeoutMs` for running attempts, then closes. */
   async stop(timeoutMs = 10000) {
     if (this._state === 'stopped') return;
     this._state = 'stopped';
-    if (this._runtime && this._runtime._state === 'started') await this._runtime.shutdown(timeoutMs);
+    if (this.runtime && this.runtime._state === 'started') await this.runtime.shutdown(timeoutMs);
     await Promise.allSettled([...this._releasing]);
   }
 
@@ -498,8 +495,10 @@ class App {
 
   /** Pushes what changed in a run since `seen`; true once the run has ended. */
   async _diffRun(runId, seen, push) {
-    const run = await this.getRun(runId);
-    if (!run) throw new NotFoundError(`run '${runId}' does not exist`);
+    const info = await this.client.getInstanceInfo(runId);
+    if (!isRun(info)) throw new NotFoundError(`run '${runId}' does not exist`);
+    const state = await this.client._jobQuery({ op: 'state', instanceId: runId });
+    const run = toRun(info, state);
     const base = { runId, jobName: run.jobName };
     const at = () => new Date().toISOString();
     if (seen.status === null) seen.status = 'pending';
@@ -507,7 +506,7 @@ class App {
     const progress = run.progress ? JSON.stringify(run.progress) : null;
     if (progress !== seen.progress && progress !== null) push({ type: 'run:progress', timestamp: at(), ...base, progress: run.progress });
     seen.progress = progress;
-    for (const step of await this.getSteps(runId)) {
+    for (const step of state.steps.map(stepView)) {
       const key = `${step.state}:${step.attempts}`;
       if (seen.steps.get(step.name) === key) continue;
       seen.steps.set(step.name, key);
@@ -537,17 +536,16 @@ function stepView(step) {
 }
 
 async function openStorage(storage, providerOptions) {
-  if (storage && typeof storage === 'object' && storage._native) return [storage, false];
-  if (storage === undefined || storage === null || storage === ':memory:' || storage === 'sqlite::memory:') return [await SqliteProvider.inMemory(), true];
+  if (storage && typeof storage === 'object' && storage._native) return storage;
+  if (storage === undefined || storage === null || storage === ':memory:' || storage === 'sqlite::memory:') return SqliteProvider.inMemory();
   if (typeof storage !== 'string') throw new InvalidArgumentError(`options.storage must be a URL ('sqlite:app.db', 'postgres://...') or a provider, got ${describe(storage)}`);
   if (/^postgres(ql)?:\/\//i.test(storage)) {
     const { schema, ...rest } = providerOptions;
-    const provider = schema === undefined ? await PostgresProvider.connect(storage, rest) : await PostgresProvider.connectWithSchema(storage, schema, rest);
-    return [provider, true];
+    return schema === undefined ? PostgresProvider.connect(storage, rest) : PostgresProvider.connectWithSchema(storage, schema, rest);
   }
   if (providerOptions.schema !== undefined) throw new InvalidArgumentError('options.schema applies to PostgreSQL storage only');
   const { synchronous, unknownEventTtlMs } = providerOptions;
-  return [await SqliteProvider.open(storage, { synchronous, unknownEventTtlMs }), true];
+  return SqliteProvider.open(storage, { synchronous, unknownEventTtlMs });
 }
 
 /**
@@ -565,8 +563,8 @@ async function createReprise(options = {}) {
     else runtimeOptions[key] = value;
   }
   if (typeof worker !== 'boolean') throw new InvalidArgumentError(`options.worker must be a boolean, got ${describe(worker)}`);
-  const [provider, owns] = await openStorage(storage, providerOptions);
-  return new App(provider, worker ? new Runtime(provider, runtimeOptions) : null, owns);
+  const provider = await openStorage(storage, providerOptions);
+  return new App(provider, worker ? new Runtime(provider, runtimeOptions) : null);
 }
 
 module.exports = { createReprise, defineJob, RunFailedError, App, JobHandle, JOB_ACTIVITY_PREFIX, WAKE_EVENT };

@@ -93,7 +93,7 @@ class Attempt {
   }
 
   call(request) {
-    return nativeCall(this.app._runtime._native.jobCall(this.actx._id, JSON.stringify(request))).then(JSON.parse);
+    return nativeCall(this.app.runtime._native.jobCall(this.actx._id, JSON.stringify(request))).then(JSON.parse);
   }
 
   /** The store's clock, from the attempt's start (the store's `now` then). */
@@ -255,7 +255,7 @@ class Attempt {
 
   /** What the end of a run does besides its own record: tells its parent, frees its key. */
   async finish(outcome) {
-    if (this.envelope.parent) await this.app._client._jobQuery({ op: 'emit', event: CHILD_EVENT + this.runId, payload: JSON.stringify(outcome) });
+    if (this.envelope.parent) await this.app.client._jobQuery({ op: 'emit', event: CHILD_EVENT + this.runId, payload: JSON.stringify(outcome) });
     if (this.envelope.concurrencyKey != null) this.app._releaseWhenEnded(this.runId);
   }
 }
@@ -415,7 +415,7 @@ class StepContext {
     a.replaying = false;
     const json = toJson(payload, `the payload of event '${name}'`);
     return a.track(async () => {
-      await a.app._client._jobQuery({ op: 'emit', event: name, payload: json });
+      await a.app.client._jobQuery({ op: 'emit', event: name, payload: json });
       if (!(await a.write({ kind: 'step', name: key, state: 'done', value: null }))) return never();
       return undefined;
     });
