@@ -167,13 +167,20 @@ test('an activity that finishes on its own after losing a race is not counted as
   const reasons = [];
   let finished = 0;
   const env = await startEnv((rt) => {
-    // Aborting only fires the signal: this function ignores it and finishes later (allowed).
+    // Aborting only fires the signal: this function does not stop for it and resolves normally
+    // afterwards (allowed). It waits for the signal first so that, on a loaded machine, it cannot
+    // finish before the cancellation reaches it (a 10 s fallback keeps a missed signal visible).
     rt.registerActivity('Stubborn', (ctx) => new Promise((resolve) => {
-      ctx.signal.addEventListener('abort', () => reasons.push(ctx.signal.reason.message));
-      setTimeout(() => {
+      const finish = () => {
         finished += 1;
         resolve('done anyway');
-      }, 300);
+      };
+      const fallback = setTimeout(finish, 10000);
+      ctx.signal.addEventListener('abort', () => {
+        reasons.push(ctx.signal.reason.message);
+        clearTimeout(fallback);
+        setTimeout(finish, 100);
+      });
     }));
     rt.registerOrchestration('Race', function* (ctx) {
       return yield ctx.race(ctx.scheduleActivity('Stubborn'), ctx.scheduleTimer(50));
@@ -182,7 +189,7 @@ test('an activity that finishes on its own after losing a race is not counted as
   try {
     await env.client.startOrchestration('stubborn', 'Race');
     assert.deepEqual((await env.client.waitForOrchestration('stubborn', 10000)).output, { index: 1, value: null });
-    await eventually(() => finished === 1 && env.runtime.metricsSnapshot().runningActivities === 0, 10000, 'the loser to finish');
+    await eventually(() => finished === 1 && env.runtime.metricsSnapshot().runningActivities === 0, 15000, 'the loser to finish');
     assert.deepEqual(reasons, ['the orchestration no longer waits for this activity']);
     assert.equal((await env.client.readStoredHistory('stubborn')).filter((e) => e.kind === 'ActivityCompleted').length, 0, 'its result is dropped');
     assert.equal(env.runtime.metricsSnapshot().leaseLosses, 0);
